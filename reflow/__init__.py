@@ -1,0 +1,30 @@
+"""reflow: HPC workflows as plain decorated Python functions, on Slurm or on a laptop."""
+
+from reflow.definition.errors import (
+    ConfigError,
+    DefinitionError,
+    ReflowError,
+    StoreError,
+    SubmissionError,
+    UsageError,
+)
+from reflow.definition.flow import Flow
+from reflow.definition.markers import Param, Result, RunDir
+from reflow.workflow import Workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DefinitionError",
+    "Flow",
+    "Param",
+    "ReflowError",
+    "Result",
+    "RunDir",
+    "StoreError",
+    "SubmissionError",
+    "UsageError",
+    "Workflow",
+    "__version__",
+]

@@ -1,0 +1,80 @@
+"""Definition: the one exception tree of reflow. Pure; every layer raises from here.
+
+Each error carries fields (``task``, ``param``, ``value``, ``suggestion``, ...) and builds its
+one-line message from them: where, what is wrong, how to fix it. Bugs are not ``ReflowError``s.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str | None:
+    """Return the candidate closest to ``word``, or None when nothing is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+class ReflowError(Exception):
+    """Base of every error reflow reports to a user: one line, where, what, how to fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str | None = None,
+        param: str | None = None,
+        value: Any = None,
+        suggestion: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.task = task
+        self.param = param
+        self.value = value
+        self.suggestion = suggestion
+        self.hint = hint
+        self.problem = message
+        super().__init__(self._render())
+
+    def _where(self) -> str:
+        if self.task and self.param:
+            return f"{self.task}({self.param}): "
+        if self.task:
+            return f"{self.task}: "
+        if self.param:
+            return f"{self.param}: "
+        return ""
+
+    def _render(self) -> str:
+        text = self._where() + self.problem
+        if self.suggestion:
+            text += f'; did you mean "{self.suggestion}"?'
+        if self.hint:
+            text += f"; {self.hint}"
+        return " ".join(text.split())
+
+
+class DefinitionError(ReflowError):
+    """A flow author's mistake, raised at decoration time or by ``validate()``."""
+
+
+class UsageError(ReflowError):
+    """Bad command-line or ``submit()`` arguments, or a run that does not exist."""
+
+
+class ConfigError(ReflowError):
+    """A malformed config file or environment variable."""
+
+
+class SubmissionError(ReflowError):
+    """The scheduler refused work."""
+
+
+class StoreError(ReflowError):
+    """The run directory or its store cannot be used."""
+
+
+class EncodingError(ReflowError):
+    """A value cannot be encoded as JSON to cross a process boundary."""

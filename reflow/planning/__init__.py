@@ -1,0 +1,1 @@
+"""Planning layer: canonical encoding, Merkle identities, the planner. Pure, no I/O."""

@@ -1,0 +1,1 @@
+"""Running layer: store, dispatcher, worker, executors, config, commands. All I/O lives here."""

@@ -1,0 +1,1 @@
+"""Running: executors that start work (local processes, Slurm, dry-run)."""

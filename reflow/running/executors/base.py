@@ -1,0 +1,101 @@
+"""Running: the executor protocol. Executors start work and report on it; nothing else.
+
+An executor receives a ``BatchRequest`` (one task, the elements to run, resources, job ids it
+must wait for), starts it, and returns job ids. It cancels job ids and reports their states.
+Executors return data: they never call back into the dispatcher and never touch the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from reflow.definition.resources import Resources
+
+
+class JobState(enum.Enum):
+    """Where one element's job is, as the scheduler sees it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class FailureReason(enum.Enum):
+    """Why a job ended without success, in the scheduler's terms."""
+
+    EXIT_CODE = "exit_code"
+    EXCEPTION = "exception"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    NODE_FAIL = "node_fail"
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    BOOT_FAIL = "boot_fail"
+    SUBMISSION = "submission"
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStatus:
+    """The state of one job id, with the reason and exit code once it has failed."""
+
+    state: JobState
+    reason: FailureReason | None = None
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchRequest:
+    """One task's elements to start in one go.
+
+    ``elements`` are the element indices to run; an executor that uses array indices maps
+    array index ``i`` to ``elements[i]`` (the dispatcher stores this map in ``map_path``).
+    ``command`` is the worker's argument list; the executor adds how the worker finds its
+    elements (``--elements`` for local processes, the array index on Slurm).
+    """
+
+    run_id: str
+    workflow: str
+    task: str
+    batch_id: str
+    elements: tuple[int, ...]
+    resources: Resources
+    command: tuple[str, ...]
+    workdir: Path
+    log_dir: Path
+    script_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submission:
+    """What an executor started: one job id per element, in the order of ``elements``."""
+
+    job_ids: tuple[str, ...]
+    scheduler_ids: tuple[str, ...]
+
+
+class Executor(Protocol):
+    """Starts batches, cancels jobs and reports their states."""
+
+    name: str
+
+    def submit(self, request: BatchRequest, /) -> Submission:
+        """Start ``request`` and return the job ids; raise ``SubmissionError`` if refused."""
+        ...
+
+    def cancel(self, job_ids: Sequence[str], /) -> None:
+        """Cancel these jobs; ids that already ended are ignored."""
+        ...
+
+    def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
+        """Report the state of each job id (ids the executor cannot see are ``UNKNOWN``)."""
+        ...
