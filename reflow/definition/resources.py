@@ -169,13 +169,15 @@ def build_resources(
     """Validate user-facing resource options and return normalized ``Resources``."""
     gpus_text: str | None = None
     if gpus is not None:
-        gpus_text = str(gpus) if isinstance(gpus, int) and not isinstance(gpus, bool) else gpus
-        if not isinstance(gpus_text, str) or not _GPUS.match(gpus_text):
+        gpus_text = str(gpus) if isinstance(gpus, int) else gpus
+        if isinstance(gpus, bool) or not isinstance(gpus_text, str) or not _GPUS.match(gpus_text):
             raise DefinitionError(
                 f"gpus={gpus!r} is not a GPU request", task=task, param="gpus", value=gpus,
                 hint='write a positive count (2) or "type:count" ("a100:2")',
             )
-    if isinstance(extra, str) or not all(isinstance(item, str) and item for item in extra):
+    if not isinstance(extra, (list, tuple)) or not all(
+        isinstance(item, str) and item for item in extra
+    ):
         raise DefinitionError(
             f"extra={extra!r} must be a list of sbatch options", task=task, param="extra",
             value=extra, hint='e.g. extra=["--exclusive", "--mail-type=END"]',

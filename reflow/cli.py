@@ -1,0 +1,50 @@
+"""Facade: the command line of a workflow file. Parses, then delegates to a command handler.
+
+A ``ReflowError`` becomes one line on stderr and exit code 2; ``dag``, ``describe`` and
+``--help`` import nothing from the running layer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from reflow.definition.cli_builder import build_parser, collect_params
+from reflow.definition.diagram import RENDERERS
+from reflow.definition.errors import ReflowError
+from reflow.definition.options import submit_options
+
+if TYPE_CHECKING:
+    from reflow.workflow import Workflow
+
+
+def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = None) -> int:
+    """Parse ``argv`` for ``wf`` and run the command; return the exit code."""
+    stream = out if out is not None else sys.stdout
+    try:
+        graph = wf.graph()
+        options = submit_options(graph.tasks)
+        prog = Path(sys.argv[0]).name if argv is None else wf.name
+        parser = build_parser(prog, wf.name, options)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as stop:
+            return int(stop.code or 0)
+        if args.command == "describe":
+            from reflow.definition.description import describe
+
+            stream.write(json.dumps(describe(graph), indent=2) + "\n")
+            return 0
+        if args.command == "dag" and args.format in RENDERERS:
+            stream.write(RENDERERS[args.format](graph))
+            return 0
+        from reflow.running.commands import run_command
+
+        params = collect_params(args, options) if args.command == "submit" else {}
+        return run_command(wf, graph, args, params, out=stream)
+    except ReflowError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2

@@ -1,0 +1,59 @@
+"""Definition: pictures of the task graph as text, Mermaid or Graphviz dot. Pure, no I/O."""
+
+from __future__ import annotations
+
+import json
+
+from reflow.definition.graph import Edge, Graph
+from reflow.definition.spec import TaskSpec
+
+
+def _label(spec: TaskSpec) -> str:
+    return f"{spec.name}[]" if spec.is_array else spec.name
+
+
+def _edge_label(edge: Edge) -> str:
+    return edge.mode.value if edge.mode else "after"
+
+
+def render_text(graph: Graph) -> str:
+    """Tasks in topological order, each with its kind and the edges that feed it."""
+    lines = [f"workflow {graph.name}: {len(graph.tasks)} tasks ([] marks an array task)"]
+    for spec in graph.tasks:
+        returns = f" -> {spec.returns}" if spec.returns is not None else ""
+        lines.append(f"  {_label(spec)}{returns}")
+        for edge in graph.incoming(spec.name):
+            into = edge.param or "(order only)"
+            lines.append(f"    {into} <- {edge.source} ({_edge_label(edge)})")
+    return "\n".join(lines) + "\n"
+
+
+def render_mermaid(graph: Graph) -> str:
+    """A Mermaid ``flowchart``; array tasks are drawn as stacked boxes."""
+    lines = ["flowchart TD"]
+    for spec in graph.tasks:
+        shape = f'[["{spec.name} []"]]' if spec.is_array else f'["{spec.name}"]'
+        lines.append(f"    {spec.name}{shape}")
+    for edge in graph.edges:
+        arrow = "-.->" if edge.mode is None else "-->"
+        lines.append(f"    {edge.source} {arrow}|{_edge_label(edge)}| {edge.target}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(graph: Graph) -> str:
+    """A Graphviz digraph; array tasks have a doubled border."""
+    lines = [f"digraph {json.dumps(graph.name)} {{", "    rankdir=TB;", "    node [shape=box];"]
+    for spec in graph.tasks:
+        extra = ", peripheries=2" if spec.is_array else ""
+        lines.append(f"    {json.dumps(spec.name)} [label={json.dumps(_label(spec))}{extra}];")
+    for edge in graph.edges:
+        style = ", style=dashed" if edge.mode is None else ""
+        lines.append(
+            f"    {json.dumps(edge.source)} -> {json.dumps(edge.target)} "
+            f"[label={json.dumps(_edge_label(edge))}{style}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}

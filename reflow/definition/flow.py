@@ -1,0 +1,245 @@
+"""Definition: ``Flow``, a named collection of task specs built by decorators. Pure.
+
+Decorators only record: ``@flow.job(...)`` reads the signature once, registers a ``TaskSpec``
+and returns the function unchanged. ``include`` copies another flow's tasks, optionally
+renamed with a prefix (``era5_convert``), references included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from typing_extensions import ParamSpec
+
+from reflow.definition.errors import DefinitionError
+from reflow.definition.graph import Graph, build_graph, edges_into
+from reflow.definition.resources import build_resources
+from reflow.definition.spec import InputSpec, TaskSpec, task_spec_from_function
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_name(kind: str, name: object) -> str:
+    """Return ``name`` if it is a valid flow, task or prefix name; raise otherwise."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise DefinitionError(
+            f"{kind} name {name!r} is not valid", value=name,
+            hint="use letters, digits and underscores, starting with a letter",
+        )
+    return name
+
+
+class Flow:
+    """A reusable collection of tasks.
+
+    Args:
+        name: The flow's name (letters, digits, underscores).
+
+    Example:
+        >>> conversion = Flow("conversion")
+        >>> @conversion.job()
+        ... def prepare() -> list[str]:
+        ...     return ["a.nc"]
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = check_name("flow", name)
+        self._tasks: dict[str, TaskSpec] = {}
+
+    @property
+    def tasks(self) -> Mapping[str, TaskSpec]:
+        """The registered tasks by name, in registration order."""
+        return dict(self._tasks)
+
+    def graph(self) -> Graph:
+        """Validate every task together and return the graph; raise ``DefinitionError``."""
+        return build_graph(self.name, self._tasks)
+
+    def validate(self) -> None:
+        """Check references, cycles, types and flags; raise ``DefinitionError`` on a problem."""
+        self.graph()
+
+    @overload
+    def job(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def job(
+        self,
+        /,
+        *,
+        array: bool = False,
+        name: str | None = None,
+        cpus: int | None = None,
+        mem: str | int | None = None,
+        time: str | int | None = None,
+        gpus: int | str | None = None,
+        partition: str | None = None,
+        account: str | None = None,
+        qos: str | None = None,
+        constraint: str | None = None,
+        extra: Sequence[str] = (),
+        array_limit: int | None = None,
+        after: Sequence[str] = (),
+        version: str | int = "1",
+        cache: bool = True,
+        verify: Callable[[Any], bool] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def job(
+        self, func: Callable[P, R] | None = None, /, **options: Any
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Register a function as a task that runs once per run (or per element with array=True).
+
+        Args:
+            func: The function, when used as ``@flow.job`` without parentheses.
+            **options: ``array``, ``name``, resources (``cpus``, ``mem``, ``time``, ``gpus``,
+                ``partition``, ``account``, ``qos``, ``constraint``, ``extra``,
+                ``array_limit``), ``after``, ``version``, ``cache`` and ``verify``.
+
+        Returns:
+            The function itself, unchanged, or a decorator that registers and returns it.
+
+        Raises:
+            DefinitionError: When an option or the signature is invalid.
+        """
+        if func is not None:
+            self._register(func, **options)
+            return func
+
+        def decorate(function: Callable[P, R]) -> Callable[P, R]:
+            self._register(function, **options)
+            return function
+
+        return decorate
+
+    @overload
+    def array_job(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    @overload
+    def array_job(
+        self,
+        /,
+        *,
+        name: str | None = None,
+        cpus: int | None = None,
+        mem: str | int | None = None,
+        time: str | int | None = None,
+        gpus: int | str | None = None,
+        partition: str | None = None,
+        account: str | None = None,
+        qos: str | None = None,
+        constraint: str | None = None,
+        extra: Sequence[str] = (),
+        array_limit: int | None = None,
+        after: Sequence[str] = (),
+        version: str | int = "1",
+        cache: bool = True,
+        verify: Callable[[Any], bool] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def array_job(
+        self, func: Callable[P, R] | None = None, /, **options: Any
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Register a task that runs once per element; the same as ``job(array=True)``."""
+        if "array" in options:
+            raise DefinitionError("array_job() is always an array; drop array=")
+        if func is not None:
+            self._register(func, array=True, **options)
+            return func
+        return self.job(array=True, **options)
+
+    def include(self, flow: Flow, *, prefix: str | None = None) -> None:
+        """Copy ``flow``'s tasks into this one, renamed ``<prefix>_<task>`` when given.
+
+        References between the included tasks (``Result`` and ``after``) are renamed too.
+
+        Raises:
+            DefinitionError: When a (renamed) task name is already taken.
+        """
+        if not isinstance(flow, Flow):
+            raise DefinitionError(f"include() takes a Flow, not {type(flow).__name__}")
+        if prefix is not None:
+            check_name("prefix", prefix)
+        rename = {name: f"{prefix}_{name}" if prefix else name for name in flow._tasks}
+        for spec in flow._tasks.values():
+            self._add(_renamed(spec, rename))
+
+    def _register(self, func: Callable[..., Any], **options: Any) -> None:
+        self._add(_spec_from_options(func, options))
+
+    def _add(self, spec: TaskSpec) -> None:
+        if spec.name in self._tasks:
+            raise DefinitionError(
+                f"a task named {spec.name!r} is already registered in {self.name!r}",
+                task=spec.name, value=spec.name,
+                hint="rename the function, pass name=, or include() with a prefix",
+            )
+        candidate = {**self._tasks, spec.name: spec}
+        edges_into(spec, candidate)
+        for other in self._tasks.values():
+            if any(spec.name in inp.sources for inp in other.inputs):
+                edges_into(other, candidate)
+        self._tasks[spec.name] = spec
+
+
+_RESOURCE_KEYS = (
+    "cpus", "mem", "time", "gpus", "partition", "account", "qos", "constraint", "extra",
+    "array_limit",
+)
+_OPTION_KEYS = frozenset({*_RESOURCE_KEYS, "array", "name", "after", "version", "cache", "verify"})
+
+
+def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> TaskSpec:
+    if not callable(func):
+        raise DefinitionError(f"@job decorates functions, not {type(func).__name__}")
+    name = check_name("task", options.get("name") or getattr(func, "__name__", ""))
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        from reflow.definition.errors import suggest
+
+        raise DefinitionError(
+            f"unknown option {unknown[0]}=", task=name, param=unknown[0],
+            suggestion=suggest(unknown[0], _OPTION_KEYS),
+        )
+    after = options.get("after", ())
+    if isinstance(after, str) or not all(isinstance(a, str) for a in after):
+        raise DefinitionError(
+            f"after={after!r} must be a list of task names", task=name, param="after",
+            value=after, hint='write after=["cleanup"]',
+        )
+    version = options.get("version", "1")
+    if isinstance(version, bool) or not isinstance(version, (str, int)) or version == "":
+        raise DefinitionError(
+            f"version={version!r} must be a non-empty str or an int", task=name,
+            param="version", value=version,
+        )
+    verify = options.get("verify")
+    if verify is not None and not callable(verify):
+        raise DefinitionError(
+            f"verify={verify!r} is not callable", task=name, param="verify", value=verify,
+            hint="pass a function taking the output and returning True when it is still valid",
+        )
+    cache = options.get("cache", True)
+    if not isinstance(cache, bool):
+        raise DefinitionError(f"cache={cache!r} must be True or False", task=name, param="cache")
+    resources = build_resources(task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options})
+    return task_spec_from_function(
+        func, name=name, is_array=bool(options.get("array", False)), resources=resources,
+        after=tuple(dict.fromkeys(after)), version=str(version), cache=cache, verify=verify,
+    )
+
+
+def _renamed(spec: TaskSpec, rename: Mapping[str, str]) -> TaskSpec:
+    inputs = tuple(
+        InputSpec(
+            name=inp.name, type=inp.type, sources=tuple(rename.get(s, s) for s in inp.sources)
+        )
+        for inp in spec.inputs
+    )
+    after = tuple(rename.get(a, a) for a in spec.after)
+    return dataclasses.replace(spec, name=rename[spec.name], inputs=inputs, after=after)

@@ -1,0 +1,265 @@
+"""Definition: frozen task specs, read once from a decorated function's signature. Pure.
+
+``task_spec_from_function`` interprets ``Annotated[..., Param/Result]``, ``RunDir`` and plain
+parameters; everything about one task that can be checked without the others is checked here.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from typing_extensions import Annotated, get_args, get_origin, get_type_hints
+
+from reflow.definition.errors import DefinitionError
+from reflow.definition.markers import Namespace, Param, Result, RunDir
+from reflow.definition.resources import Resources
+from reflow.definition.types import TypeRef, UnsupportedTypeError, conforms, from_annotation
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+UNSET = _Unset.UNSET
+"""Marks "no default given" (a required parameter), distinct from a default of ``None``."""
+
+_CLI_SCALARS = frozenset({"str", "int", "float", "bool", "path", "literal"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One user parameter of a task, exposed as a ``submit`` flag."""
+
+    name: str
+    type: TypeRef
+    help: str = ""
+    short: str | None = None
+    namespace: Namespace = "global"
+    default: Any = UNSET
+
+    @property
+    def is_required(self) -> bool:
+        """True when the parameter has no default and must be given on submit."""
+        return self.default is UNSET
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputSpec:
+    """One parameter fed by upstream tasks' outputs (a ``Result`` marker)."""
+
+    name: str
+    type: TypeRef
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """Everything reflow knows about one decorated function.
+
+    ``func`` and ``verify`` are absent when a spec is rebuilt from a ``describe`` manifest.
+    """
+
+    name: str
+    is_array: bool = False
+    params: tuple[ParamSpec, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
+    run_dir_arg: str | None = None
+    returns: TypeRef | None = None
+    resources: Resources = field(default_factory=Resources)
+    after: tuple[str, ...] = ()
+    version: str = "1"
+    cache: bool = True
+    has_verify: bool = False
+    module: str = ""
+    qualname: str = ""
+    func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    verify: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Every task this one waits for: data sources first, then ``after``, no repeats."""
+        names = [s for inp in self.inputs for s in inp.sources] + list(self.after)
+        return tuple(dict.fromkeys(names))
+
+
+def task_spec_from_function(
+    func: Callable[..., Any],
+    *,
+    name: str,
+    is_array: bool,
+    resources: Resources,
+    after: tuple[str, ...],
+    version: str,
+    cache: bool,
+    verify: Callable[[Any], bool] | None,
+) -> TaskSpec:
+    """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
+    try:
+        hints = get_type_hints(func, include_extras=True)
+    except Exception as err:  # noqa: BLE001 - any failure to resolve hints is the author's
+        raise DefinitionError(
+            f"cannot resolve the type annotations: {err}", task=name,
+            hint="import every name used in the annotations at module level",
+        ) from err
+    params: list[ParamSpec] = []
+    inputs: list[InputSpec] = []
+    run_dir_arg: str | None = None
+    for parameter in inspect.signature(func).parameters.values():
+        _check_kind(name, parameter)
+        annotation = hints.get(parameter.name, inspect.Parameter.empty)
+        if _is_run_dir(annotation):
+            if run_dir_arg is not None:
+                raise DefinitionError(
+                    f"declares RunDir twice (also as {run_dir_arg!r})", task=name,
+                    param=parameter.name, hint="keep one RunDir parameter",
+                )
+            run_dir_arg = parameter.name
+            continue
+        marker, base = _split_annotated(name, parameter, annotation)
+        if isinstance(marker, Result):
+            inputs.append(_input_spec(name, parameter, base, marker))
+        else:
+            params.append(_param_spec(name, parameter, base, marker or Param()))
+    return TaskSpec(
+        name=name,
+        is_array=is_array,
+        params=tuple(params),
+        inputs=tuple(inputs),
+        run_dir_arg=run_dir_arg,
+        returns=_return_type(name, hints),
+        resources=resources,
+        after=after,
+        version=version,
+        cache=cache,
+        has_verify=verify is not None,
+        module=getattr(func, "__module__", ""),
+        qualname=getattr(func, "__qualname__", ""),
+        func=func,
+        verify=verify,
+    )
+
+
+def _check_kind(task: str, parameter: inspect.Parameter) -> None:
+    if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+        raise DefinitionError(
+            "takes *args or **kwargs, which reflow cannot fill", task=task,
+            param=parameter.name, hint="declare every parameter by name",
+        )
+    if parameter.kind is parameter.POSITIONAL_ONLY:
+        raise DefinitionError(
+            "is positional-only, but reflow passes arguments by name", task=task,
+            param=parameter.name, hint="remove the / from the signature",
+        )
+
+
+def _is_run_dir(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, RunDir)
+
+
+def _split_annotated(
+    task: str, parameter: inspect.Parameter, annotation: Any
+) -> tuple[Param | Result | None, Any]:
+    if isinstance(parameter.default, RunDir):
+        raise DefinitionError(
+            "has a RunDir() default but is not annotated as RunDir", task=task,
+            param=parameter.name, hint=f"write {parameter.name}: RunDir = RunDir()",
+        )
+    if get_origin(annotation) is not Annotated:
+        return None, annotation
+    base, *extras = get_args(annotation)
+    markers = [m for m in extras if isinstance(m, (Param, Result)) or m in (Param, Result)]
+    if any(m in (Param, Result) for m in markers):
+        raise DefinitionError(
+            "uses the class Param/Result instead of an instance", task=task,
+            param=parameter.name, hint="write Param() or Result(step=...) with parentheses",
+        )
+    if len(markers) > 1:
+        raise DefinitionError(
+            "carries more than one Param/Result marker", task=task, param=parameter.name,
+            hint="keep exactly one",
+        )
+    if _is_run_dir(base):
+        raise DefinitionError(
+            "annotates RunDir with Param/Result; the run directory is injected, never passed",
+            task=task, param=parameter.name, hint=f"write {parameter.name}: RunDir = RunDir()",
+        )
+    return (markers[0] if markers else None), base
+
+
+def _input_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Result) -> InputSpec:
+    if parameter.default is not inspect.Parameter.empty:
+        raise DefinitionError(
+            "is fed by Result but has a default; upstream data always arrives", task=task,
+            param=parameter.name, hint="remove the default",
+        )
+    if task in marker.sources:
+        raise DefinitionError(
+            "reads its own task's result", task=task, param=parameter.name,
+            hint="name an upstream task in Result(step=...)",
+        )
+    return InputSpec(
+        name=parameter.name, type=_type_of(task, parameter.name, base), sources=marker.sources
+    )
+
+
+def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Param) -> ParamSpec:
+    default = parameter.default
+    if base is inspect.Parameter.empty:
+        base = type(default) if default not in (inspect.Parameter.empty, None) else str
+    ref = _type_of(task, parameter.name, base)
+    _check_cli_type(task, parameter.name, ref)
+    value = UNSET if default is inspect.Parameter.empty else _normalize_default(default)
+    if value is not UNSET and value is not None and not conforms(value, ref):
+        raise DefinitionError(
+            f"has default {default!r}, which is not a {ref}", task=task, param=parameter.name,
+            value=default, hint="make the default match the annotation",
+        )
+    return ParamSpec(
+        name=parameter.name, type=ref, help=marker.help, short=marker.short,
+        namespace=marker.namespace, default=value,
+    )
+
+
+def _normalize_default(default: Any) -> Any:
+    if isinstance(default, PurePath):
+        return str(default)
+    if isinstance(default, list):
+        return list(default)
+    if isinstance(default, tuple):
+        return list(default)
+    return default
+
+
+def _check_cli_type(task: str, name: str, ref: TypeRef) -> None:
+    inner = ref.args[0] if ref.kind == "optional" else ref
+    inner = inner.item if inner.kind == "list" else inner
+    if inner.kind not in _CLI_SCALARS:
+        raise DefinitionError(
+            f"has type {ref}, which cannot be a command-line flag", task=task, param=name,
+            value=str(ref),
+            hint="use str, int, float, bool, Path, Literal[...], list[...] or Optional[...]",
+        )
+
+
+def _type_of(task: str, name: str, annotation: Any) -> TypeRef:
+    try:
+        return from_annotation(annotation)
+    except UnsupportedTypeError as err:
+        raise DefinitionError(
+            f"has an unsupported type: {err}", task=task, param=name, value=repr(annotation),
+            hint="use JSON-like types: str, int, float, bool, Path, list, dict[str, ...]",
+        ) from err
+
+
+def _return_type(task: str, hints: dict[str, Any]) -> TypeRef | None:
+    if "return" not in hints:
+        return None
+    annotation = hints["return"]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return _type_of(task, "return", annotation)

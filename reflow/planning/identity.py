@@ -1,0 +1,179 @@
+"""Planning: Merkle identities of values, lists and task instances. Pure; no I/O.
+
+The rule of what enters an identity:
+
+* An instance identity hashes exactly four things: the task name, the task's ``version=``
+  string, the task's own parameter values (canonical JSON, so dict order does not matter),
+  and, for each parameter that consumes upstream data, the hash of exactly the data it
+  consumes (one element's value hash for a fan-out, the list hash of every element for a
+  gather, the output hash for a direct or 1:1 edge).
+* Nothing else ever enters: not resources (cpus, mem, time, gpus), partition, account,
+  retries, ``after=`` ordering, the paths of the run directory, the run id, the element
+  index, the clock or the host. Changing those reuses cached results; changing any of the
+  four things above gives a new identity, and through the consumed hashes, new identities
+  downstream. The function's source code is not hashed either: bump ``version=`` when a
+  change should invalidate cached results.
+
+Every hashed structure is canonical JSON (:mod:`reflow.planning.encoding`) of an array that
+starts with a tag and format version, e.g. ``["reflow/value/1", <value>]``. Hashes are full
+SHA-256 hex digests. Changing what a structure holds, or how it is written, means bumping its
+version, because stored identities would silently stop matching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring
+from typing import Any
+
+from reflow.planning.encoding import (
+    LocatedEncodingError,
+    dumps,
+    encode_items,
+    to_json,
+    to_text,
+)
+
+VALUE_TAG = "reflow/value/1"
+LIST_TAG = "reflow/list/1"
+INSTANCE_TAG = "reflow/instance/1"
+
+_VALUE_PREFIX = f'["{VALUE_TAG}",'
+_DIGEST_LENGTH = 64
+_DROP_HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
+
+
+def value_hash(canonical_text: str) -> str:
+    """Return the hash of one value, given its canonical text.
+
+    Args:
+        canonical_text: The value's text from :func:`reflow.planning.encoding.dumps` (or one
+            item of ``encode_items``); it is trusted to be canonical.
+
+    Returns:
+        The SHA-256 hex digest of ``["reflow/value/1",<canonical_text>]``.
+    """
+    return hashlib.sha256(f"{_VALUE_PREFIX}{canonical_text}]".encode()).hexdigest()
+
+
+def output_hash(value: Any) -> str:
+    """Return the hash of a value, e.g. a task's return value: ``value_hash(dumps(value))``.
+
+    Raises:
+        LocatedEncodingError: ``value`` cannot be encoded.
+    """
+    return value_hash(dumps(value))
+
+
+def element_hashes(values: list[Any]) -> list[str]:
+    """Return the value hash of each element of ``values``, in order.
+
+    ``element_hashes(values)[i] == output_hash(values[i])``: an element's hash does not
+    depend on its index or its neighbours, so inserting an element into a fan-out leaves
+    the other elements cached.
+
+    Raises:
+        LocatedEncodingError: An element cannot be encoded; the location names its index.
+    """
+    return list(map(value_hash, encode_items(values)))
+
+
+def list_hash(hashes: Sequence[str]) -> str:
+    """Return the hash of an ordered list of hashes: what a gather consumes.
+
+    Args:
+        hashes: Hex digests, e.g. from :func:`element_hashes`; order matters.
+
+    Returns:
+        The SHA-256 hex digest of ``["reflow/list/1",[<hash>,...]]``.
+
+    Raises:
+        ValueError: An item is not a SHA-256 hex digest (a bug in the caller).
+    """
+    items = list(hashes)
+    _require_digests(items)
+    return _digest([LIST_TAG, items])
+
+
+def instance_identity(
+    *, task: str, version: str, params: Mapping[str, Any], inputs: Mapping[str, str]
+) -> str:
+    """Return the identity of one task instance (see the module docstring for the rule).
+
+    Args:
+        task: The task's name.
+        version: The task's ``version=`` string.
+        params: The task's own parameter values by name (not the consumed data).
+        inputs: For each parameter that consumes upstream data, the hash of that data.
+
+    Returns:
+        The SHA-256 hex digest of
+        ``["reflow/instance/1",{"inputs":{...},"params":{...},"task":...,"version":...}]``.
+
+    Raises:
+        LocatedEncodingError: A parameter value cannot be encoded; ``task`` and ``param``
+            name it.
+        ValueError: A name is in both ``params`` and ``inputs``, or an input is not a
+            SHA-256 hex digest (bugs in the caller).
+    """
+    return instance_identities(task=task, version=version, params=params, inputs=[inputs])[0]
+
+
+def instance_identities(
+    *, task: str, version: str, params: Mapping[str, Any], inputs: Sequence[Mapping[str, str]]
+) -> list[str]:
+    """Return the identities of many instances of one task that share ``params``.
+
+    ``instance_identities(..., inputs=rows)[i]`` equals ``instance_identity(...,
+    inputs=rows[i])``; the parameters are encoded once, which is what a fan-out of 100,000
+    elements needs.
+
+    Raises:
+        LocatedEncodingError: A parameter value cannot be encoded.
+        ValueError: As for :func:`instance_identity`.
+    """
+    encoded = _encode_params(task, params)
+    # The canonical text sorts "inputs" before "params", "task" and "version", so the text
+    # after the inputs is the same for every instance: written once by the encoder, here.
+    shared = to_text({"params": encoded, "task": task, "version": version})
+    head = f'["{INSTANCE_TAG}",{{"inputs":{{'
+    tail = f"}},{shared[1:]}]"
+    quoted: dict[str, str] = {}
+    texts: list[str] = []
+    for row in inputs:
+        parts: list[str] = []
+        for name in sorted(row):
+            key = quoted.get(name)
+            if key is None:
+                if name in params:
+                    raise ValueError(f"{task}: {name!r} is given both as a param and an input")
+                key = quoted[name] = f"{encode_basestring(name)}:"
+            parts.append(f'{key}"{row[name]}"')
+        texts.append(head + ",".join(parts) + tail)
+    _require_digests([digest for row in inputs for digest in row.values()])
+    sha256 = hashlib.sha256
+    return [sha256(text.encode()).hexdigest() for text in texts]
+
+
+def _encode_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Encode each parameter value, naming the task and parameter on failure."""
+    encoded: dict[str, Any] = {}
+    for name, value in params.items():
+        try:
+            encoded[name] = to_json(value, where=name)
+        except LocatedEncodingError as err:
+            raise err.for_task(task, name) from err
+    return encoded
+
+
+def _digest(structure: list[Any]) -> str:
+    """Hash a tagged structure already in JSON form."""
+    return hashlib.sha256(to_text(structure).encode()).hexdigest()
+
+
+def _require_digests(items: list[str]) -> None:
+    """Reject anything but lowercase SHA-256 hex digests, so no bug hashes silently."""
+    lengths_ok = set(map(type, items)) <= {str} and set(map(len, items)) <= {_DIGEST_LENGTH}
+    if not lengths_ok or "".join(items).translate(_DROP_HEX_DIGITS):
+        raise ValueError("expected SHA-256 hex digests (64 lowercase hex characters)")

@@ -1,0 +1,370 @@
+"""Running: the user's config file and ``REFLOW_*`` environment, merged and validated.
+
+Reads one TOML file (``$REFLOW_CONFIG``, else ``$XDG_CONFIG_HOME/reflow/config.toml``, else
+``~/.config/reflow/config.toml``) and the ``REFLOW_*`` variables; the environment wins over the
+file. CLI flags and decorator options are applied by their own layers on top of this, never
+here. Every value is checked on load and remembers where it came from, so a message can say
+"from REFLOW_MEM" or "from /path/config.toml [executor] mem". Reading is all this module does:
+it never writes the environment and nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from reflow.definition.errors import ConfigError, DefinitionError, suggest
+from reflow.definition.resources import Resources, build_resources
+
+Mode = Literal["local", "slurm", "dry-run"]
+
+_MODES: tuple[Mode, ...] = ("local", "slurm", "dry-run")
+_MODE_ALIASES: dict[str, Mode] = {"sbatch": "slurm", "dry_run": "dry-run", "dryrun": "dry-run"}
+
+_PLACEMENT = ("partition", "account", "qos", "constraint")
+_TASK_RESOURCES = (*_PLACEMENT, "cpus", "mem", "time", "gpus", "extra")
+_DISPATCHER_RESOURCES = ("dispatcher_time", "dispatcher_mem", "dispatcher_partition")
+_COUNTS = ("max_array_size", "submit_budget", "local_slots")
+
+# section -> key -> kind of value; the kind picks the validator in ``_check``.
+_SCHEMA: dict[str, dict[str, str]] = {
+    "executor": {
+        "mode": "mode",
+        "python": "text",
+        **dict.fromkeys(_TASK_RESOURCES, "resource"),
+        **dict.fromkeys(_COUNTS, "count"),
+        **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
+    },
+    "defaults": {"run_dir": "path"},
+    "server": {"url": "url"},
+}
+
+# variable -> key; REFLOW_CONFIG (the file itself) is read by ``_locate``.
+_ENV: dict[str, str] = {
+    "REFLOW_MODE": "executor.mode",
+    "REFLOW_PARTITION": "executor.partition",
+    "REFLOW_ACCOUNT": "executor.account",
+    "REFLOW_QOS": "executor.qos",
+    "REFLOW_CONSTRAINT": "executor.constraint",
+    "REFLOW_PYTHON": "executor.python",
+    "REFLOW_CPUS": "executor.cpus",
+    "REFLOW_MEM": "executor.mem",
+    "REFLOW_TIME": "executor.time",
+    "REFLOW_GPUS": "executor.gpus",
+    "REFLOW_MAX_ARRAY_SIZE": "executor.max_array_size",
+    "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
+    "REFLOW_LOCAL_SLOTS": "executor.local_slots",
+    "REFLOW_RUN_DIR": "defaults.run_dir",
+    "REFLOW_SERVER_URL": "server.url",
+}
+_ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
+_DIGITS = re.compile(r"[0-9]+")
+_TOML_LINE = re.compile(r"\s*\(at line (?P<line>\d+), column \d+\)\s*$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The user's settings from the config file and ``REFLOW_*`` variables, validated.
+
+    ``None`` means "not set", so the next layer (the CLI, a decorator, a built-in default)
+    decides. ``sources`` pairs each set key (``"executor.mem"``, ``"defaults.run_dir"``,
+    ``"server.url"``, ...) with where it came from, sorted by key; ``path`` is the config file
+    that was read, or ``None`` when there was none.
+    """
+
+    mode: Mode | None = None
+    python: str | None = None
+    run_dir: Path | None = None
+    server_url: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    max_array_size: int | None = None
+    submit_budget: int | None = None
+    local_slots: int | None = None
+    dispatcher: Resources = field(default_factory=Resources)
+    path: Path | None = None
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source_of(self, key: str) -> str | None:
+        """Return where ``key`` (e.g. ``"executor.mem"``) was set, or None if it was not."""
+        return dict(self.sources).get(key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Setting:
+    """One raw value before validation, with the names a message needs."""
+
+    key: str  # "executor.mem"
+    value: Any
+    param: str  # what the user typed: "executor.mem" or "REFLOW_MEM"
+    source: str  # "REFLOW_MEM" or "/path/config.toml [executor] mem"
+    file: Path | None
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    """Return ``$XDG_CONFIG_HOME/reflow/config.toml``, else ``~/.config/reflow/config.toml``.
+
+    A relative or empty ``XDG_CONFIG_HOME`` is ignored, as the XDG spec asks.
+    """
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else _home(env) / ".config"
+    return base / "reflow" / "config.toml"
+
+
+def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = None) -> Config:
+    """Read the config file and the ``REFLOW_*`` environment into one validated ``Config``.
+
+    Args:
+        env: The environment to read; ``os.environ`` when None. Empty variables count as unset.
+        path: The config file to read. When None: ``$REFLOW_CONFIG`` if set, else the default
+            location (see ``default_config_path``). A missing default file means an empty
+            config; a missing file named by ``path`` or ``REFLOW_CONFIG`` is an error.
+
+    Returns:
+        The merged settings, the environment taking precedence over the file.
+
+    Raises:
+        ConfigError: The file cannot be read or is not valid TOML, it has an unknown section
+            or key, or a value (in the file or the environment) has the wrong type or form.
+    """
+    env = os.environ if env is None else env
+    file, asked_by = _locate(env, path)
+    document = _read_toml(file, asked_by)
+    settings = _file_settings(document, file) if document is not None else {}
+    settings.update(_env_settings(env))
+    home = _home(env)
+    values = {key: _check(setting, home) for key, setting in settings.items()}
+    return Config(
+        mode=values.get("executor.mode"),
+        python=values.get("executor.python"),
+        run_dir=values.get("defaults.run_dir"),
+        server_url=values.get("server.url"),
+        resources=build_resources(**_section_values(values, _TASK_RESOURCES)),
+        max_array_size=values.get("executor.max_array_size"),
+        submit_budget=values.get("executor.submit_budget"),
+        local_slots=values.get("executor.local_slots"),
+        dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
+        path=None if document is None else file,
+        sources=tuple(sorted((key, setting.source) for key, setting in settings.items())),
+    )
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME", "")
+    return Path(home) if home else Path.home()
+
+
+def _locate(env: Mapping[str, str], path: Path | None) -> tuple[Path, str | None]:
+    """Return the config file and who named it explicitly (None for the default location)."""
+    if path is not None:
+        return path, "path"
+    named = env.get("REFLOW_CONFIG", "").strip()
+    if named:
+        return _expand_home(named, _home(env)), "REFLOW_CONFIG"
+    return default_config_path(env), None
+
+
+def _read_toml(file: Path, asked_by: str | None) -> dict[str, Any] | None:
+    """Parse ``file``; None when the default file does not exist."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+    param = "REFLOW_CONFIG" if asked_by == "REFLOW_CONFIG" else None
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        if asked_by is None:
+            return None
+        raise ConfigError(
+            f"config file {file} does not exist",
+            param=param,
+            value=str(file),
+            hint="create it, or name a file that exists",
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
+        raise ConfigError(
+            f"cannot read config file {file}: {reason}", param=param, value=str(file)
+        ) from err
+    try:
+        document: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _toml_error(file, err, param) from err
+    return document
+
+
+def _toml_error(file: Path, err: ValueError, param: str | None) -> ConfigError:
+    reason = str(err)
+    line = getattr(err, "lineno", None)
+    match = _TOML_LINE.search(reason)
+    if match:
+        reason = reason[: match.start()]
+        line = line or int(match.group("line"))
+    where = f"{file}, line {line}" if line else str(file)
+    return ConfigError(
+        f"{where} is not valid TOML: {reason}",
+        param=param,
+        value=str(file),
+        hint="fix the syntax there (strings need quotes, one key = value per line)",
+    )
+
+
+def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, _Setting]:
+    settings: dict[str, _Setting] = {}
+    for section, table in document.items():
+        if section not in _SCHEMA:
+            raise _unknown(file, None, section, table)
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"in {file}, {section} = {table!r} must be a table",
+                param=section,
+                value=table,
+                hint=f"write [{section}] on its own line with the keys below it",
+            )
+        for name, value in table.items():
+            if name not in _SCHEMA[section]:
+                raise _unknown(file, section, name, value)
+            key = f"{section}.{name}"
+            settings[key] = _Setting(
+                key=key, value=value, param=key, source=f"{file} [{section}] {name}", file=file
+            )
+    return settings
+
+
+def _unknown(file: Path, section: str | None, name: str, value: object) -> ConfigError:
+    """Build the error for a key or section the schema does not know, with a near match."""
+    known: list[str] = list(_SCHEMA[section]) if section else list(_SCHEMA)
+    owners = [other for other, keys in _SCHEMA.items() if name in keys and other != section]
+    near = None if owners else suggest(name, known)
+    if owners:
+        hint: str | None = f"{name} belongs in [{owners[0]}]"
+    elif near:
+        hint = None
+    elif section:
+        hint = f"[{section}] takes: {', '.join(known)}"
+    else:
+        hint = f"sections are: {', '.join(f'[{other}]' for other in known)}"
+    kind = "section" if section is None and isinstance(value, dict) else "key"
+    param = f"{section}.{name}" if section else name
+    return ConfigError(
+        f"in {file}, unknown {kind} {name!r}",
+        param=param,
+        value=value,
+        suggestion=near,
+        hint=hint,
+    )
+
+
+def _env_settings(env: Mapping[str, str]) -> dict[str, _Setting]:
+    settings: dict[str, _Setting] = {}
+    for var, key in _ENV.items():
+        text = env.get(var, "").strip()
+        if not text:
+            continue
+        value: object = int(text) if key in _ENV_INTS and _DIGITS.fullmatch(text) else text
+        settings[key] = _Setting(key=key, value=value, param=var, source=var, file=None)
+    return settings
+
+
+def _check(setting: _Setting, home: Path) -> Any:
+    """Validate one setting and return its normalized value."""
+    section, name = setting.key.split(".")
+    kind = _SCHEMA[section][name]
+    value = setting.value
+    if kind == "resource":
+        return _check_resource(setting, name, name)
+    if kind == "dispatcher":
+        return _check_resource(setting, name.removeprefix("dispatcher_"), name)
+    if kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _invalid(setting, f"{name}={value!r} must be a positive int")
+        return value
+    if kind == "mode":
+        return _check_mode(setting)
+    if not isinstance(value, str) or not value.strip() or "\n" in value:
+        raise _invalid(setting, f"{name}={value!r} must be a non-empty one-line string")
+    if kind == "url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise _invalid(
+                setting,
+                f"{name}={value!r} is not an http(s) URL",
+                hint='write e.g. "https://flow.example.org"',
+            )
+        return value
+    if kind == "path":
+        return _expand_home(value.strip(), home)
+    return str(_expand_home(value, home)) if value.startswith("~") else value
+
+
+def _check_resource(setting: _Setting, option: str, name: str) -> Any:
+    """Validate one resource value with ``build_resources``, the one place that knows them."""
+    value = setting.value
+    if option == "extra" and not isinstance(value, list):
+        raise _invalid(
+            setting,
+            f"{name}={value!r} must be a list of sbatch options",
+            hint='e.g. extra = ["--exclusive"]',
+        )
+    try:
+        build_resources(**{option: value})
+    except DefinitionError as err:
+        problem = err.problem
+        if problem.startswith(f"{option}="):
+            problem = name + problem[len(option) :]
+        raise _invalid(setting, problem, hint=err.hint) from err
+    return value
+
+
+def _check_mode(setting: _Setting) -> Mode:
+    value = setting.value
+    text = value.strip().lower() if isinstance(value, str) else ""
+    for mode in _MODES:
+        if text == mode:
+            return mode
+    if text in _MODE_ALIASES:
+        return _MODE_ALIASES[text]
+    near = suggest(text, [*_MODES, *_MODE_ALIASES]) if text else None
+    choices = ", ".join(f'"{mode}"' for mode in _MODES)
+    raise _invalid(
+        setting,
+        f"mode={value!r} is not an executor mode",
+        suggestion=_MODE_ALIASES.get(near, near) if near else None,
+        hint=f'choose one of {choices} ("sbatch" means "slurm")',
+    )
+
+
+def _invalid(
+    setting: _Setting, problem: str, *, hint: str | None = None, suggestion: str | None = None
+) -> ConfigError:
+    where = f"in {setting.file}, " if setting.file else ""
+    return ConfigError(
+        where + problem,
+        param=setting.param,
+        value=setting.value,
+        hint=hint,
+        suggestion=suggestion,
+    )
+
+
+def _expand_home(text: str, home: Path) -> Path:
+    """Expand a leading ``~`` against the given home, so a passed-in environment is honoured."""
+    if text == "~" or text.startswith("~/"):
+        return home / text[2:]
+    return Path(text).expanduser()
+
+
+def _section_values(values: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Return the set ``executor.*`` values among ``names`` as ``build_resources`` options."""
+    return {
+        name.removeprefix("dispatcher_"): values[f"executor.{name}"]
+        for name in names
+        if f"executor.{name}" in values
+    }

@@ -1,0 +1,182 @@
+"""Running: parsers of Slurm's answers (sbatch, sacct, squeue, scontrol). Pure, no I/O.
+
+The Slurm executor runs the commands; these functions only read their text. Array rows come
+as ``123_4`` or, for elements that have not started, collapsed as ``123_[5-9%2]``; both are
+expanded to one ``"<job id>_<index>"`` key per element.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reflow.definition.errors import SubmissionError
+from reflow.running.executors.base import FailureReason, JobState, JobStatus
+from reflow.running.executors.ranges import expand
+
+SACCT_FORMAT = "JobID,State,ExitCode"
+"""The ``sacct --format`` that ``parse_sacct`` reads (with ``-X -n -P``)."""
+
+SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:"
+"""The ``squeue --Format`` that ``parse_squeue`` reads (with ``-h -r -t all``)."""
+
+DEFAULT_MAX_ARRAY_SIZE = 1001
+"""Slurm's own default when ``scontrol show config`` names no ``MaxArraySize``."""
+
+_ACTIVE = {
+    "PENDING": JobState.PENDING,
+    "REQUEUED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING,
+    "CONFIGURING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "STOPPED": JobState.RUNNING,
+    "SUSPENDED": JobState.RUNNING,
+}
+_FAILED = {
+    "FAILED": FailureReason.EXIT_CODE,
+    "SPECIAL_EXIT": FailureReason.EXIT_CODE,
+    "TIMEOUT": FailureReason.TIMEOUT,
+    "DEADLINE": FailureReason.TIMEOUT,
+    "OUT_OF_MEMORY": FailureReason.OUT_OF_MEMORY,
+    "CANCELLED": FailureReason.CANCELLED,
+    "REVOKED": FailureReason.CANCELLED,
+    "NODE_FAIL": FailureReason.NODE_FAIL,
+    "PREEMPTED": FailureReason.PREEMPTED,
+    "BOOT_FAIL": FailureReason.BOOT_FAIL,
+}
+_TRANSIENT = (
+    "socket timed out",
+    "timed out after",
+    "unable to contact slurm controller",
+    "resource temporarily unavailable",
+    "temporarily unable to accept job",
+    "slurm_receive_msg",
+    "zero bytes were transmitted or received",
+    "communication connection failure",
+    "connection refused",
+    "problem talking to the database",
+    "rate limit",
+)
+_ARRAY_ROW = re.compile(r"^(?P<parent>\d+)_(?P<spec>\d+|\[[^\]]*\])$")
+_MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_sbatch_job_id(stdout: str) -> str:
+    """Read the job id from ``sbatch --parsable`` output (``"12345"`` or ``"12345;cluster"``).
+
+    Raises:
+        SubmissionError: If the output holds no job id.
+    """
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    job_id = lines[-1].split(";", 1)[0].strip() if lines else ""
+    if not job_id.isdigit():
+        raise SubmissionError(
+            f"sbatch printed no job id: {stdout.strip()!r}", param="sbatch", value=stdout
+        )
+    return job_id
+
+
+def parse_sacct(text: str) -> dict[str, JobStatus]:
+    """Read ``sacct -X -n -P --format=JobID,State,ExitCode`` output.
+
+    Returns:
+        One status per job id (``"123"``, ``"123_4"``); collapsed array rows are expanded and
+        step rows (``"123.batch"``) skipped. A later row for the same id wins.
+    """
+    found: dict[str, JobStatus] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 3 or "." in fields[0] or not fields[0]:
+            continue
+        job_id, state_text, exit_text = fields[0], fields[1].strip(), fields[2].strip()
+        code, signal = _exit_pair(exit_text)
+        detail = f"{state_text} {exit_text}".strip()
+        status = _status(state_text, code, signal, detail)
+        for key in _element_ids(job_id):
+            found[key] = status
+    return found
+
+
+def parse_squeue(text: str) -> dict[str, JobStatus]:
+    """Read ``squeue -h -r -t all --Format=JobArrayID:|,State:|,Reason:|,exit_code:`` output.
+
+    ``exit_code`` there is the raw wait status (exit code times 256 plus signal).
+
+    Returns:
+        One status per job id, collapsed array rows expanded.
+    """
+    found: dict[str, JobStatus] = {}
+    for line in text.splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) < 4 or not fields[0]:
+            continue
+        job_id, state_text, reason, wait_text = fields[:4]
+        wait = int(wait_text) if wait_text.isdigit() else 0
+        code, signal = wait >> 8, wait & 0x7F
+        detail = state_text if reason in ("", "None") else f"{state_text} ({reason})"
+        status = _status(state_text, code, signal, detail)
+        for key in _element_ids(job_id):
+            found[key] = status
+    return found
+
+
+def parse_max_array_size(scontrol_show_config_text: str) -> int:
+    """Read ``MaxArraySize`` from ``scontrol show config`` (Slurm's default 1001 if absent)."""
+    match = _MAX_ARRAY_SIZE.search(scontrol_show_config_text)
+    return int(match.group(1)) if match else DEFAULT_MAX_ARRAY_SIZE
+
+
+def is_transient_error(stderr: str) -> bool:
+    """Tell whether a Slurm command failed for a reason that retrying may cure.
+
+    Controller or database unreachable, timeouts, ``Resource temporarily unavailable`` and
+    rate limiting are transient; refusals of the request itself (invalid partition,
+    account, time limit, ...) are not.
+    """
+    lowered = stderr.lower()
+    return any(marker in lowered for marker in _TRANSIENT)
+
+
+def is_accounting_disabled(stderr: str) -> bool:
+    """Tell whether ``sacct`` failed because the cluster keeps no job accounting."""
+    return "accounting storage is disabled" in stderr.lower()
+
+
+def _element_ids(job_id: str) -> list[str]:
+    match = _ARRAY_ROW.match(job_id)
+    if not match:
+        return [job_id]
+    parent, spec = match.group("parent"), match.group("spec")
+    try:
+        return [f"{parent}_{index}" for index in expand(spec)]
+    except ValueError:
+        return [job_id]
+
+
+def _exit_pair(text: str) -> tuple[int, int]:
+    code, _, signal = text.partition(":")
+    return (
+        int(code) if code.isdigit() else 0,
+        int(signal) if signal.isdigit() else 0,
+    )
+
+
+def _status(state_text: str, code: int, signal: int, detail: str) -> JobStatus:
+    """Map a Slurm state (``"CANCELLED by 0"``, ``"FAILED"``) to a ``JobStatus``."""
+    words = state_text.split()
+    state = words[0].rstrip("+").upper() if words else ""
+    if state in _ACTIVE:
+        return JobStatus(state=_ACTIVE[state], detail=detail)
+    exit_code = code if code or not signal else 128 + signal
+    if state == "COMPLETED":
+        return JobStatus(state=JobState.DONE, exit_code=exit_code, detail=detail)
+    if state in _FAILED:
+        return JobStatus(
+            state=JobState.FAILED, reason=_FAILED[state], exit_code=exit_code, detail=detail
+        )
+    return JobStatus(state=JobState.UNKNOWN, detail=detail)

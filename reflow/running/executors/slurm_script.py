@@ -1,0 +1,174 @@
+r"""Running: the sbatch script of one array job, rendered from a ``BatchRequest``. Pure text.
+
+``render`` returns the script and does nothing else: no file is written, nothing is run.
+Two parsers read the script, and every interpolated value is quoted for the one that reads it:
+
+- ``#SBATCH`` lines are read by sbatch, which groups characters with single or double quotes,
+  takes a backslash as an escape (also inside quotes) and treats an unquoted ``#`` as the
+  start of a comment. Values that need it are written in double quotes with ``\`` and ``"``
+  escaped. sbatch reads the script line by line, so a newline in such a value is refused.
+- The ``export`` lines and the ``exec`` line are read by bash; every value goes through
+  ``shlex.quote`` (single quotes keep newlines, ``$(...)`` and backticks literal); a carriage
+  return is written as ``$'\r'``, because sbatch refuses any script containing ``\r\n``.
+
+Log files are ``<log_dir>/<task>.<job id>.out`` and ``.err`` (``%A_%a`` in sbatch's filename
+pattern), so a retry never overwrites the log of an earlier attempt and ``log_paths`` finds
+them from the job id alone.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from reflow.definition.errors import SubmissionError
+from reflow.definition.resources import format_mem, format_time
+from reflow.running.executors.base import BatchRequest
+
+_SBATCH_SAFE = re.compile(r"""^[^\s"'\\#]+$""")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ARRAY_SPEC = re.compile(r"^\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*$")
+
+
+def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()) -> str:
+    """Render the sbatch script that runs ``request`` as one array job.
+
+    Args:
+        request: The batch: names, resources, dependencies, paths, environment, command.
+        array: The array index spec without throttle (``"0-99,120"``); the ``%N`` throttle
+            comes from ``request.resources.array_limit``.
+        worker_args: Arguments appended to ``request.command`` on the ``exec`` line.
+
+    Returns:
+        The script text, ending in a newline.
+
+    Raises:
+        SubmissionError: If a value cannot be written safely: a newline or NUL in an
+            ``#SBATCH`` value, a backslash in the log directory or task name (sbatch then
+            stops expanding ``%A``/``%a``), an environment name that is not a shell
+            identifier, a NUL in an environment value or an argument, or an empty command.
+        ValueError: If ``array`` is not an index spec (a bug in the caller).
+    """
+    if not _ARRAY_SPEC.match(array):
+        raise ValueError(f"not an sbatch array index spec: {array!r}")
+    argv = (*request.command, *worker_args)
+    if not argv:
+        raise SubmissionError("has no command to run", task=request.task, param="command")
+    lines = ["#!/bin/bash"]
+    lines += [_directive(request, option, value) for option, value in _options(request, array)]
+    lines.append("")
+    lines += _exports(request.task, request.env)
+    for arg in argv:
+        _refuse_nul(request.task, "command", arg)
+    lines.append("exec -- " + " ".join(_shell_quote(arg) for arg in argv))
+    return "\n".join(lines) + "\n"
+
+
+def log_paths(log_dir: Path, task: str, job_id: str) -> tuple[Path, Path]:
+    """Return the stdout and stderr log paths of one element's job id (``"123_4"``)."""
+    return log_dir / f"{task}.{job_id}.out", log_dir / f"{task}.{job_id}.err"
+
+
+def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
+    res = request.resources
+    throttle = f"%{res.array_limit}" if res.array_limit is not None else ""
+    options: list[tuple[str, str | None]] = [
+        ("--job-name", f"{request.workflow}.{request.task}"),
+        ("--array", array + throttle),
+    ]
+    wanted: list[tuple[str, object]] = [
+        ("--cpus-per-task", res.cpus),
+        ("--mem", None if res.mem_mb is None else format_mem(res.mem_mb)),
+        ("--time", None if res.time_s is None else format_time(res.time_s)),
+        ("--gpus", res.gpus),
+        ("--partition", res.partition),
+        ("--account", res.account),
+        ("--qos", res.qos),
+        ("--constraint", res.constraint),
+    ]
+    options += [(option, str(value)) for option, value in wanted if value is not None]
+    if request.after:
+        # afterany: a failed input must not leave this job pending forever; the worker
+        # reports missing inputs itself.
+        options.append(("--dependency", "afterany:" + ":".join(dict.fromkeys(request.after))))
+    options += [(extra, None) for extra in res.extra]
+    pattern = _log_pattern(request)
+    options += [
+        ("--output", f"{pattern}.out"),
+        ("--error", f"{pattern}.err"),
+        ("--chdir", str(request.workdir)),
+    ]
+    return options
+
+
+def _log_pattern(request: BatchRequest) -> str:
+    for param, text in (("log_dir", str(request.log_dir)), ("task", request.task)):
+        if "\\" in text:
+            raise SubmissionError(
+                f"{text!r} contains a backslash, which stops sbatch from naming logs per element",
+                task=request.task,
+                param=param,
+                value=text,
+                hint="use a path and task name without backslashes",
+            )
+    escaped = str(request.log_dir / request.task).replace("%", "%%")
+    return escaped + ".%A_%a"
+
+
+def _directive(request: BatchRequest, option: str, value: str | None) -> str:
+    """One ``#SBATCH`` line; ``value`` None means ``option`` is a complete argument."""
+    text = option if value is None else f"{option}={value}"
+    if "\n" in text or "\x00" in text:
+        raise SubmissionError(
+            f"{option} value {text!r} contains a newline or NUL, which sbatch cannot read",
+            task=request.task,
+            param=option.lstrip("-"),
+            value=text,
+        )
+    if value is None:
+        return f"#SBATCH {_sbatch_quote(option)}"
+    return f"#SBATCH {option}={_sbatch_quote(value)}"
+
+
+def _sbatch_quote(text: str) -> str:
+    if _SBATCH_SAFE.match(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _exports(task: str, env: Mapping[str, str]) -> list[str]:
+    lines = []
+    for name in sorted(env):
+        if not _ENV_NAME.match(name):
+            raise SubmissionError(
+                f"environment variable name {name!r} is not a shell identifier",
+                task=task,
+                param="env",
+                value=name,
+                hint="use letters, digits and underscores, not starting with a digit",
+            )
+        _refuse_nul(task, "env", env[name])
+        lines.append(f"export {name}={_shell_quote(env[name])}")
+    return lines
+
+
+def _shell_quote(text: str) -> str:
+    r"""``shlex.quote``, with carriage returns written as ``$'\r'``.
+
+    sbatch refuses a script that contains ``\r\n`` anywhere, even inside quotes.
+    """
+    if "\r" not in text:
+        return shlex.quote(text)
+    return "$'\\r'".join(shlex.quote(part) for part in text.split("\r"))
+
+
+def _refuse_nul(task: str, param: str, text: str) -> None:
+    if "\x00" in text:
+        raise SubmissionError(
+            f"{text!r} contains a NUL character, which no program can receive",
+            task=task,
+            param=param,
+            value=text,
+        )
