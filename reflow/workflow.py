@@ -64,7 +64,11 @@ class Workflow(Flow):
         from reflow.running.submission import submit_workflow
 
         return submit_workflow(
-            self, run_dir=run_dir, params=params, force=force, force_tasks=force_tasks,
+            self,
+            run_dir=run_dir,
+            params=params,
+            force=force,
+            force_tasks=force_tasks,
             verify=verify,
         )
 

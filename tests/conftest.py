@@ -34,11 +34,11 @@ class Golden:
         path = self.directory / name
         if self.update:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(actual, encoding="utf-8", newline="")
+            path.write_bytes(actual.encode("utf-8"))
             return
         if not path.exists():
             pytest.fail(f"golden file tests/golden/{name} is missing; run pytest --update-golden")
-        expected = path.read_text(encoding="utf-8", newline="")
+        expected = path.read_bytes().decode("utf-8")
         assert actual == expected, f"{name} differs; if the change is intended, --update-golden"
 
 

@@ -17,7 +17,10 @@ from reflow.definition.types import TypeRef
 COMMANDS = ("submit", "status", "cancel", "retry", "runs", "logs", "dag", "describe")
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "str": str, "int": int, "float": float, "path": Path,
+    "str": str,
+    "int": int,
+    "float": float,
+    "path": Path,
 }
 
 
@@ -26,7 +29,8 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """Return the full command-line parser of a workflow."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=f"reflow workflow {workflow!r}",
+        prog=prog,
+        description=f"reflow workflow {workflow!r}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,15 +40,16 @@ def build_parser(
     _add_run_dir(submit)
     submit.add_argument("--force", action="store_true", help="rerun every task, ignoring the cache")
     submit.add_argument(
-        "--force-task", action="append", default=[], metavar="TASK",
+        "--force-task",
+        action="append",
+        default=[],
+        metavar="TASK",
         help="rerun this task, ignoring its cache (repeatable)",
     )
     submit.add_argument(
         "--verify", action="store_true", help="verify cached outputs before trusting them"
     )
-    submit.add_argument(
-        "--wait", action="store_true", help="follow progress until the run ends"
-    )
+    submit.add_argument("--wait", action="store_true", help="follow progress until the run ends")
     group = submit.add_argument_group("workflow parameters")
     for option in options:
         _add_option(group, option)
@@ -64,7 +69,9 @@ def build_parser(
     _add_run_dir(retry)
     retry.add_argument("--task", metavar="TASK", help="retry only this task")
     retry.add_argument(
-        "--no-verify", dest="verify", action="store_false",
+        "--no-verify",
+        dest="verify",
+        action="store_false",
         help="trust cached upstream outputs without checking them",
     )
     retry.add_argument("--wait", action="store_true", help="follow progress until the run ends")
@@ -89,7 +96,9 @@ def build_parser(
 
 def _add_run_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run-dir", type=Path, metavar="DIR",
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
         help="run directory (default: [defaults] run_dir in the config, or REFLOW_RUN_DIR)",
     )
 

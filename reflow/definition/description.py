@@ -28,7 +28,9 @@ def describe(graph: Graph) -> dict[str, Any]:
         "tasks": [_task_json(spec) for spec in graph.tasks],
         "edges": [
             {
-                "source": e.source, "target": e.target, "param": e.param,
+                "source": e.source,
+                "target": e.target,
+                "param": e.param,
                 "mode": e.mode.value if e.mode else "after",
             }
             for e in graph.edges
@@ -42,7 +44,8 @@ def graph_from_description(data: dict[str, Any]) -> Graph:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise StoreError(
-            f"workflow manifest has format {found!r}, not {FORMAT!r}", value=found,
+            f"workflow manifest has format {found!r}, not {FORMAT!r}",
+            value=found,
             hint="upgrade reflow, or submit the run again with this version",
         )
     tasks = {t["name"]: _task_from_json(t) for t in data["tasks"]}
@@ -53,8 +56,12 @@ def options_from_description(data: dict[str, Any]) -> tuple[SubmitOption, ...]:
     """The ``submit`` options recorded in a manifest."""
     return tuple(
         SubmitOption(
-            key=o["key"], flag=o["flag"], type=TypeRef.from_json(o["type"]),
-            help=o["help"], short=o["short"], default=o["default"] if "default" in o else UNSET,
+            key=o["key"],
+            flag=o["flag"],
+            type=TypeRef.from_json(o["type"]),
+            help=o["help"],
+            short=o["short"],
+            default=o["default"] if "default" in o else UNSET,
             tasks=tuple(o["tasks"]),
         )
         for o in data["options"]
@@ -90,8 +97,12 @@ def _resources_json(resources: Resources) -> dict[str, Any]:
 
 def _param_json(param: ParamSpec) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "name": param.name, "type": param.type.to_json(), "help": param.help,
-        "short": param.short, "namespace": param.namespace, "required": param.is_required,
+        "name": param.name,
+        "type": param.type.to_json(),
+        "help": param.help,
+        "short": param.short,
+        "namespace": param.namespace,
+        "required": param.is_required,
     }
     if not param.is_required:
         data["default"] = param.default
@@ -100,8 +111,12 @@ def _param_json(param: ParamSpec) -> dict[str, Any]:
 
 def _option_json(option: SubmitOption) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "key": option.key, "flag": option.flag, "type": option.type.to_json(),
-        "help": option.help, "short": option.short, "required": option.is_required,
+        "key": option.key,
+        "flag": option.flag,
+        "type": option.type.to_json(),
+        "help": option.help,
+        "short": option.short,
+        "required": option.is_required,
         "tasks": list(option.tasks),
     }
     if not option.is_required:
@@ -117,13 +132,19 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         is_array=data["array"],
         params=tuple(
             ParamSpec(
-                name=p["name"], type=TypeRef.from_json(p["type"]), help=p["help"],
-                short=p["short"], namespace=p["namespace"], default=p.get("default", UNSET),
+                name=p["name"],
+                type=TypeRef.from_json(p["type"]),
+                help=p["help"],
+                short=p["short"],
+                namespace=p["namespace"],
+                default=p.get("default", UNSET),
             )
             for p in data["params"]
         ),
         inputs=tuple(
-            InputSpec(name=i["name"], type=TypeRef.from_json(i["type"]), sources=tuple(i["sources"]))
+            InputSpec(
+                name=i["name"], type=TypeRef.from_json(i["type"]), sources=tuple(i["sources"])
+            )
             for i in data["inputs"]
         ),
         run_dir_arg=data["run_dir_arg"],

@@ -28,7 +28,8 @@ def check_name(kind: str, name: object) -> str:
     """Return ``name`` if it is a valid flow, task or prefix name; raise otherwise."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise DefinitionError(
-            f"{kind} name {name!r} is not valid", value=name,
+            f"{kind} name {name!r} is not valid",
+            value=name,
             hint="use letters, digits and underscores, starting with a letter",
         )
     return name
@@ -176,7 +177,8 @@ class Flow:
         if spec.name in self._tasks:
             raise DefinitionError(
                 f"a task named {spec.name!r} is already registered in {self.name!r}",
-                task=spec.name, value=spec.name,
+                task=spec.name,
+                value=spec.name,
                 hint="rename the function, pass name=, or include() with a prefix",
             )
         candidate = {**self._tasks, spec.name: spec}
@@ -188,7 +190,15 @@ class Flow:
 
 
 _RESOURCE_KEYS = (
-    "cpus", "mem", "time", "gpus", "partition", "account", "qos", "constraint", "extra",
+    "cpus",
+    "mem",
+    "time",
+    "gpus",
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "extra",
     "array_limit",
 )
 _OPTION_KEYS = frozenset({*_RESOURCE_KEYS, "array", "name", "after", "version", "cache", "verify"})
@@ -203,34 +213,52 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
         from reflow.definition.errors import suggest
 
         raise DefinitionError(
-            f"unknown option {unknown[0]}=", task=name, param=unknown[0],
+            f"unknown option {unknown[0]}=",
+            task=name,
+            param=unknown[0],
             suggestion=suggest(unknown[0], _OPTION_KEYS),
         )
     after = options.get("after", ())
     if isinstance(after, str) or not all(isinstance(a, str) for a in after):
         raise DefinitionError(
-            f"after={after!r} must be a list of task names", task=name, param="after",
-            value=after, hint='write after=["cleanup"]',
+            f"after={after!r} must be a list of task names",
+            task=name,
+            param="after",
+            value=after,
+            hint='write after=["cleanup"]',
         )
     version = options.get("version", "1")
     if isinstance(version, bool) or not isinstance(version, (str, int)) or version == "":
         raise DefinitionError(
-            f"version={version!r} must be a non-empty str or an int", task=name,
-            param="version", value=version,
+            f"version={version!r} must be a non-empty str or an int",
+            task=name,
+            param="version",
+            value=version,
         )
     verify = options.get("verify")
     if verify is not None and not callable(verify):
         raise DefinitionError(
-            f"verify={verify!r} is not callable", task=name, param="verify", value=verify,
+            f"verify={verify!r} is not callable",
+            task=name,
+            param="verify",
+            value=verify,
             hint="pass a function taking the output and returning True when it is still valid",
         )
     cache = options.get("cache", True)
     if not isinstance(cache, bool):
         raise DefinitionError(f"cache={cache!r} must be True or False", task=name, param="cache")
-    resources = build_resources(task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options})
+    resources = build_resources(
+        task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
+    )
     return task_spec_from_function(
-        func, name=name, is_array=bool(options.get("array", False)), resources=resources,
-        after=tuple(dict.fromkeys(after)), version=str(version), cache=cache, verify=verify,
+        func,
+        name=name,
+        is_array=bool(options.get("array", False)),
+        resources=resources,
+        after=tuple(dict.fromkeys(after)),
+        version=str(version),
+        cache=cache,
+        verify=verify,
     )
 
 

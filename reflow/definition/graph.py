@@ -104,8 +104,11 @@ def _check_references(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
         for source in inp.sources:
             if source not in tasks:
                 raise DefinitionError(
-                    f'Result(step="{source}") names no task', task=spec.name, param=inp.name,
-                    value=source, suggestion=suggest(source, tasks),
+                    f'Result(step="{source}") names no task',
+                    task=spec.name,
+                    param=inp.name,
+                    value=source,
+                    suggestion=suggest(source, tasks),
                 )
     for source in spec.after:
         if source == spec.name:
@@ -114,8 +117,11 @@ def _check_references(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
             )
         if source not in tasks:
             raise DefinitionError(
-                f'after=["{source}"] names no task', task=spec.name, param="after",
-                value=source, suggestion=suggest(source, tasks),
+                f'after=["{source}"] names no task',
+                task=spec.name,
+                param="after",
+                value=source,
+                suggestion=suggest(source, tasks),
             )
 
 
@@ -152,7 +158,9 @@ def _topological_order(tasks: Mapping[str, TaskSpec]) -> list[str]:
     if len(order) < len(tasks):
         cycle = _find_cycle({t: ups for t, ups in waiting.items() if ups})
         raise DefinitionError(
-            f"tasks form a cycle: {' -> '.join(cycle)}", task=cycle[0], value=cycle,
+            f"tasks form a cycle: {' -> '.join(cycle)}",
+            task=cycle[0],
+            value=cycle,
             hint="remove one of these dependencies",
         )
     return order

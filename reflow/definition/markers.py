@@ -43,12 +43,14 @@ class Param:
             isinstance(self.short, str) and _SHORT.match(self.short)
         ):
             raise DefinitionError(
-                f"Param(short={self.short!r}) is not a short flag", value=self.short,
+                f"Param(short={self.short!r}) is not a short flag",
+                value=self.short,
                 hint='write a dash and one letter, e.g. short="-n"',
             )
         if self.namespace not in ("global", "local"):
             raise DefinitionError(
-                f"Param(namespace={self.namespace!r}) is not a namespace", value=self.namespace,
+                f"Param(namespace={self.namespace!r}) is not a namespace",
+                value=self.namespace,
                 hint='use namespace="global" or namespace="local"',
             )
 
@@ -77,7 +79,8 @@ class Result:
         if isinstance(steps, str) or not names:
             raise DefinitionError(
                 f"Result(steps={steps!r}) must be a non-empty list of task names",
-                value=steps, hint='write Result(steps=["a", "b"])',
+                value=steps,
+                hint='write Result(steps=["a", "b"])',
             )
         for name in names:
             if not isinstance(name, str) or not name:

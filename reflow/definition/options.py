@@ -16,8 +16,19 @@ from reflow.definition.spec import UNSET, ParamSpec, TaskSpec
 from reflow.definition.types import TypeRef
 
 RESERVED_FLAGS = frozenset(
-    {"--run-dir", "--force", "--force-task", "--verify", "--no-verify", "--wait", "--help",
-     "--json", "--executor", "--task", "-h"}
+    {
+        "--run-dir",
+        "--force",
+        "--force-task",
+        "--verify",
+        "--no-verify",
+        "--wait",
+        "--help",
+        "--json",
+        "--executor",
+        "--task",
+        "-h",
+    }
 )
 
 
@@ -61,8 +72,13 @@ def submit_options(tasks: Iterable[TaskSpec]) -> tuple[SubmitOption, ...]:
                 by_key[key] = _merge_global(known, spec.name, param)
                 continue
             option = SubmitOption(
-                key=key, flag=_flag(spec.name, param), type=param.type, help=param.help,
-                short=param.short, default=param.default, tasks=(spec.name,),
+                key=key,
+                flag=_flag(spec.name, param),
+                type=param.type,
+                help=param.help,
+                short=param.short,
+                default=param.default,
+                tasks=(spec.name,),
             )
             _claim(flags, option.flag, spec.name, param.name)
             if option.short:
@@ -76,13 +92,18 @@ def _claim(flags: dict[str, str], flag: str, task: str, name: str) -> None:
     for candidate in filter(None, (flag, negated)):
         if candidate in RESERVED_FLAGS:
             raise DefinitionError(
-                f"becomes the flag {candidate}, which reflow itself uses", task=task,
-                param=name, value=candidate, hint="rename the parameter",
+                f"becomes the flag {candidate}, which reflow itself uses",
+                task=task,
+                param=name,
+                value=candidate,
+                hint="rename the parameter",
             )
         if candidate in flags:
             raise DefinitionError(
                 f"becomes the flag {candidate}, which {flags[candidate]} already uses",
-                task=task, param=name, value=candidate,
+                task=task,
+                param=name,
+                value=candidate,
                 hint='rename one of them or use Param(namespace="local")',
             )
     flags[flag] = f"{task}({name})"
@@ -99,16 +120,27 @@ def _merge_global(known: SubmitOption, task: str, param: ParamSpec) -> SubmitOpt
             raise DefinitionError(
                 f"global parameter --{known.key.replace('_', '-')} has {what} "
                 f"{_show(mine)} here but {_show(theirs)} in {known.tasks[0]}()",
-                task=task, param=param.name, value=_show(mine),
+                task=task,
+                param=param.name,
+                value=_show(mine),
                 hint='make them agree, or use Param(namespace="local")',
             )
     return SubmitOption(
-        key=known.key, flag=known.flag, type=known.type, help=known.help or param.help,
-        short=known.short, default=known.default, tasks=(*known.tasks, task),
+        key=known.key,
+        flag=known.flag,
+        type=known.type,
+        help=known.help or param.help,
+        short=known.short,
+        default=known.default,
+        tasks=(*known.tasks, task),
     )
 
 
 def _show(value: Any) -> str:
-    return "no default" if value is UNSET else repr(value) if not isinstance(
-        value, TypeRef
-    ) else str(value)
+    return (
+        "no default"
+        if value is UNSET
+        else repr(value)
+        if not isinstance(value, TypeRef)
+        else str(value)
+    )

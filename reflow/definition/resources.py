@@ -59,14 +59,19 @@ def parse_time(value: str | int, *, task: str | None = None) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise DefinitionError(
-            f"time={value!r} is not a time limit", task=task, param="time", value=value,
+            f"time={value!r} is not a time limit",
+            task=task,
+            param="time",
+            value=value,
             hint='write "HH:MM:SS", "D-HH:MM:SS" or whole minutes as an int',
         )
     if isinstance(value, int):
         if value <= 0:
             raise DefinitionError(
                 f"time={value!r} must be a positive number of minutes",
-                task=task, param="time", value=value,
+                task=task,
+                param="time",
+                value=value,
             )
         return value * 60
     match = _TIME.match(value.strip())
@@ -75,13 +80,18 @@ def parse_time(value: str | int, *, task: str | None = None) -> int:
     if not match or not (three_parts or days):
         raise DefinitionError(
             f"time={value!r} is not an unambiguous Slurm time limit",
-            task=task, param="time", value=value,
+            task=task,
+            param="time",
+            value=value,
             hint='write "HH:MM:SS" (e.g. "01:00:00"), "D-HH:MM:SS" or whole minutes as an int',
         )
     hours, minutes, seconds = (int(match.group(k) or 0) for k in ("h", "m", "s"))
     if minutes >= 60 or seconds >= 60 or (days and hours >= 24):
         raise DefinitionError(
-            f"time={value!r} has a field out of range", task=task, param="time", value=value,
+            f"time={value!r} has a field out of range",
+            task=task,
+            param="time",
+            value=value,
             hint="minutes and seconds go up to 59, hours after a day count up to 23",
         )
     total = ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
@@ -105,7 +115,10 @@ def parse_mem(value: str | int, *, task: str | None = None) -> int:
     """Parse a memory size (``"4G"``, ``"500M"``, ``"1.5G"``, or an int of megabytes) into MB."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise DefinitionError(
-            f"mem={value!r} is not a memory size", task=task, param="mem", value=value,
+            f"mem={value!r} is not a memory size",
+            task=task,
+            param="mem",
+            value=value,
             hint='write e.g. "4G" or "500M"',
         )
     if isinstance(value, int):
@@ -114,7 +127,10 @@ def parse_mem(value: str | int, *, task: str | None = None) -> int:
         match = _MEM.match(value.strip())
         if not match:
             raise DefinitionError(
-                f"mem={value!r} is not a memory size", task=task, param="mem", value=value,
+                f"mem={value!r} is not a memory size",
+                task=task,
+                param="mem",
+                value=value,
                 hint='write a number with an optional K, M, G or T suffix, e.g. "4G"',
             )
         factor = _MEM_FACTOR_MB[match.group("unit").upper()]
@@ -147,7 +163,9 @@ def _word(name: str, value: object, task: str | None) -> str | None:
     if not isinstance(value, str) or not _NAME.match(value):
         raise DefinitionError(
             f"{name}={value!r} must be a non-empty name without spaces or commas",
-            task=task, param=name, value=value,
+            task=task,
+            param=name,
+            value=value,
         )
     return value
 
@@ -172,21 +190,30 @@ def build_resources(
         gpus_text = str(gpus) if isinstance(gpus, int) else gpus
         if isinstance(gpus, bool) or not isinstance(gpus_text, str) or not _GPUS.match(gpus_text):
             raise DefinitionError(
-                f"gpus={gpus!r} is not a GPU request", task=task, param="gpus", value=gpus,
+                f"gpus={gpus!r} is not a GPU request",
+                task=task,
+                param="gpus",
+                value=gpus,
                 hint='write a positive count (2) or "type:count" ("a100:2")',
             )
     if not isinstance(extra, (list, tuple)) or not all(
         isinstance(item, str) and item for item in extra
     ):
         raise DefinitionError(
-            f"extra={extra!r} must be a list of sbatch options", task=task, param="extra",
-            value=extra, hint='e.g. extra=["--exclusive", "--mail-type=END"]',
+            f"extra={extra!r} must be a list of sbatch options",
+            task=task,
+            param="extra",
+            value=extra,
+            hint='e.g. extra=["--exclusive", "--mail-type=END"]',
         )
     for item in extra:
         if not item.startswith("--"):
             raise DefinitionError(
-                f"extra option {item!r} does not start with --", task=task, param="extra",
-                value=item, hint='write long options such as "--exclusive"',
+                f"extra option {item!r} does not start with --",
+                task=task,
+                param="extra",
+                value=item,
+                hint='write long options such as "--exclusive"',
             )
     return Resources(
         cpus=_positive("cpus", cpus, task),
@@ -206,6 +233,9 @@ def _constraint(value: object, task: str | None) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value:
         raise DefinitionError(
             f"constraint={value!r} must be a Slurm feature expression",
-            task=task, param="constraint", value=value, hint='e.g. "haswell|broadwell"',
+            task=task,
+            param="constraint",
+            value=value,
+            hint='e.g. "haswell|broadwell"',
         )
     return value

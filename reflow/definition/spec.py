@@ -11,9 +11,9 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
-from typing_extensions import Annotated, get_args, get_origin, get_type_hints
+from typing_extensions import get_type_hints
 
 from reflow.definition.errors import DefinitionError
 from reflow.definition.markers import Namespace, Param, Result, RunDir
@@ -101,9 +101,10 @@ def task_spec_from_function(
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
         hints = get_type_hints(func, include_extras=True)
-    except Exception as err:  # noqa: BLE001 - any failure to resolve hints is the author's
+    except Exception as err:
         raise DefinitionError(
-            f"cannot resolve the type annotations: {err}", task=name,
+            f"cannot resolve the type annotations: {err}",
+            task=name,
             hint="import every name used in the annotations at module level",
         ) from err
     params: list[ParamSpec] = []
@@ -115,8 +116,10 @@ def task_spec_from_function(
         if _is_run_dir(annotation):
             if run_dir_arg is not None:
                 raise DefinitionError(
-                    f"declares RunDir twice (also as {run_dir_arg!r})", task=name,
-                    param=parameter.name, hint="keep one RunDir parameter",
+                    f"declares RunDir twice (also as {run_dir_arg!r})",
+                    task=name,
+                    param=parameter.name,
+                    hint="keep one RunDir parameter",
                 )
             run_dir_arg = parameter.name
             continue
@@ -147,13 +150,17 @@ def task_spec_from_function(
 def _check_kind(task: str, parameter: inspect.Parameter) -> None:
     if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
         raise DefinitionError(
-            "takes *args or **kwargs, which reflow cannot fill", task=task,
-            param=parameter.name, hint="declare every parameter by name",
+            "takes *args or **kwargs, which reflow cannot fill",
+            task=task,
+            param=parameter.name,
+            hint="declare every parameter by name",
         )
     if parameter.kind is parameter.POSITIONAL_ONLY:
         raise DefinitionError(
-            "is positional-only, but reflow passes arguments by name", task=task,
-            param=parameter.name, hint="remove the / from the signature",
+            "is positional-only, but reflow passes arguments by name",
+            task=task,
+            param=parameter.name,
+            hint="remove the / from the signature",
         )
 
 
@@ -166,8 +173,10 @@ def _split_annotated(
 ) -> tuple[Param | Result | None, Any]:
     if isinstance(parameter.default, RunDir):
         raise DefinitionError(
-            "has a RunDir() default but is not annotated as RunDir", task=task,
-            param=parameter.name, hint=f"write {parameter.name}: RunDir = RunDir()",
+            "has a RunDir() default but is not annotated as RunDir",
+            task=task,
+            param=parameter.name,
+            hint=f"write {parameter.name}: RunDir = RunDir()",
         )
     if get_origin(annotation) is not Annotated:
         return None, annotation
@@ -175,18 +184,24 @@ def _split_annotated(
     markers = [m for m in extras if isinstance(m, (Param, Result)) or m in (Param, Result)]
     if any(m in (Param, Result) for m in markers):
         raise DefinitionError(
-            "uses the class Param/Result instead of an instance", task=task,
-            param=parameter.name, hint="write Param() or Result(step=...) with parentheses",
+            "uses the class Param/Result instead of an instance",
+            task=task,
+            param=parameter.name,
+            hint="write Param() or Result(step=...) with parentheses",
         )
     if len(markers) > 1:
         raise DefinitionError(
-            "carries more than one Param/Result marker", task=task, param=parameter.name,
+            "carries more than one Param/Result marker",
+            task=task,
+            param=parameter.name,
             hint="keep exactly one",
         )
     if _is_run_dir(base):
         raise DefinitionError(
             "annotates RunDir with Param/Result; the run directory is injected, never passed",
-            task=task, param=parameter.name, hint=f"write {parameter.name}: RunDir = RunDir()",
+            task=task,
+            param=parameter.name,
+            hint=f"write {parameter.name}: RunDir = RunDir()",
         )
     return (markers[0] if markers else None), base
 
@@ -194,12 +209,16 @@ def _split_annotated(
 def _input_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Result) -> InputSpec:
     if parameter.default is not inspect.Parameter.empty:
         raise DefinitionError(
-            "is fed by Result but has a default; upstream data always arrives", task=task,
-            param=parameter.name, hint="remove the default",
+            "is fed by Result but has a default; upstream data always arrives",
+            task=task,
+            param=parameter.name,
+            hint="remove the default",
         )
     if task in marker.sources:
         raise DefinitionError(
-            "reads its own task's result", task=task, param=parameter.name,
+            "reads its own task's result",
+            task=task,
+            param=parameter.name,
             hint="name an upstream task in Result(step=...)",
         )
     return InputSpec(
@@ -216,12 +235,19 @@ def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Para
     value = UNSET if default is inspect.Parameter.empty else _normalize_default(default)
     if value is not UNSET and value is not None and not conforms(value, ref):
         raise DefinitionError(
-            f"has default {default!r}, which is not a {ref}", task=task, param=parameter.name,
-            value=default, hint="make the default match the annotation",
+            f"has default {default!r}, which is not a {ref}",
+            task=task,
+            param=parameter.name,
+            value=default,
+            hint="make the default match the annotation",
         )
     return ParamSpec(
-        name=parameter.name, type=ref, help=marker.help, short=marker.short,
-        namespace=marker.namespace, default=value,
+        name=parameter.name,
+        type=ref,
+        help=marker.help,
+        short=marker.short,
+        namespace=marker.namespace,
+        default=value,
     )
 
 
@@ -240,7 +266,9 @@ def _check_cli_type(task: str, name: str, ref: TypeRef) -> None:
     inner = inner.item if inner.kind == "list" else inner
     if inner.kind not in _CLI_SCALARS:
         raise DefinitionError(
-            f"has type {ref}, which cannot be a command-line flag", task=task, param=name,
+            f"has type {ref}, which cannot be a command-line flag",
+            task=task,
+            param=name,
             value=str(ref),
             hint="use str, int, float, bool, Path, Literal[...], list[...] or Optional[...]",
         )
@@ -251,7 +279,10 @@ def _type_of(task: str, name: str, annotation: Any) -> TypeRef:
         return from_annotation(annotation)
     except UnsupportedTypeError as err:
         raise DefinitionError(
-            f"has an unsupported type: {err}", task=task, param=name, value=repr(annotation),
+            f"has an unsupported type: {err}",
+            task=task,
+            param=name,
+            value=repr(annotation),
             hint="use JSON-like types: str, int, float, bool, Path, list, dict[str, ...]",
         ) from err
 

@@ -11,13 +11,15 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
-
-from typing_extensions import Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 _SCALARS: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", Path: "path"}
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
-    "str": str, "int": int, "float": (int, float), "bool": bool, "path": PurePath,
+    "str": str,
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "path": PurePath,
 }
 JSONScalar = str | int | float | bool | None
 

@@ -54,7 +54,9 @@ def infer_mode(source: TaskSpec, target: TaskSpec, inp: InputSpec) -> EdgeMode:
     if produced is None:
         raise DefinitionError(
             f'reads Result(step="{source.name}"), but {source.name}() has no return annotation',
-            task=target.name, param=inp.name, value=source.name,
+            task=target.name,
+            param=inp.name,
+            value=source.name,
             hint=f"annotate what {source.name}() returns, e.g. -> list[str]",
         )
     wanted = inp.type
@@ -64,7 +66,9 @@ def infer_mode(source: TaskSpec, target: TaskSpec, inp: InputSpec) -> EdgeMode:
     raise DefinitionError(
         f"{_kind(source)} {source.name}() returns {produced}, which cannot feed "
         f"{wanted} in {_kind(target)} {target.name}()",
-        task=target.name, param=inp.name, value=str(produced),
+        task=target.name,
+        param=inp.name,
+        value=str(produced),
         hint=_fix_hint(source, target, produced),
     )
 
@@ -117,5 +121,8 @@ def check_sources(target: TaskSpec, inp: InputSpec, modes: list[EdgeMode]) -> No
         raise DefinitionError(
             f"concatenates {', '.join(inp.sources)} with modes "
             f"{', '.join(m.value for m in modes)}, which do not combine",
-            task=target.name, param=inp.name, value=list(inp.sources), hint=fix,
+            task=target.name,
+            param=inp.name,
+            value=list(inp.sources),
+            hint=fix,
         )

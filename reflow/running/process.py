@@ -78,7 +78,7 @@ def run_command(
             stderr=_text(err.stderr) + f"reflow: {args[0]} timed out after {timeout_s:g} s\n",
         )
     except FileNotFoundError as err:
-        missing_cwd = cwd is not None and err.filename == str(cwd)
+        missing_cwd = cwd is not None and str(err.filename) == str(cwd)
         what = f"working directory {cwd} does not exist" if missing_cwd else "command not found"
         return CommandResult(
             argv=args,

@@ -107,7 +107,7 @@ GOLDEN_CASES = {
         workflow="demo",
         task="convert",
         resources=Resources(mem_mb=1500, time_s=2 * 86400 + 61, extra=("--comment=two words",)),
-        workdir=Path("/scratch/my project/it's \"here\" #1"),
+        workdir=Path('/scratch/my project/it\'s "here" #1'),
         log_dir=Path("/scratch/my project/100% logs"),
         env={"GREETING": "hello $(whoami) `id` 'quoted' \"double\"\nsecond line"},
         command=("/opt/py env/bin/python", "-m", "reflow.running.worker", "--name", "-x; rm -rf /"),
@@ -222,26 +222,71 @@ def test_log_paths_follow_the_sbatch_output_pattern():
 # --- quoting round trips ----------------------------------------------------------------
 
 _AWKWARD = st.sampled_from(
-    ["", "-", "--help", "-n", "$(id)", "`id`", "'", '"', "\\", "#", "a b", "\n", "\r\n", "\t",
-     "é", "💥", "$HOME", "!!", "*", "~", ";", "&&", "|", ">", "%", "%A", "\x7f", "\u2028"]
+    [
+        "",
+        "-",
+        "--help",
+        "-n",
+        "$(id)",
+        "`id`",
+        "'",
+        '"',
+        "\\",
+        "#",
+        "a b",
+        "\n",
+        "\r\n",
+        "\t",
+        "é",
+        "💥",
+        "$HOME",
+        "!!",
+        "*",
+        "~",
+        ";",
+        "&&",
+        "|",
+        ">",
+        "%",
+        "%A",
+        "\x7f",
+        "\u2028",
+    ]
 )
 _TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
     max_size=20,
 )
 _VALUE = st.lists(st.one_of(_AWKWARD, _TEXT), max_size=4).map("".join)
 
 
-_SHELL_OWNED = {"PATH", "PWD", "OLDPWD", "SHLVL", "_", "IFS", "UID", "EUID", "PPID", "BASHOPTS",
-                "SHELLOPTS", "LC_ALL", "LANG", "LC_CTYPE", "BASH_ENV", "ENV", "HOME"}
+_SHELL_OWNED = {
+    "PATH",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "IFS",
+    "UID",
+    "EUID",
+    "PPID",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "LC_ALL",
+    "LANG",
+    "LC_CTYPE",
+    "BASH_ENV",
+    "ENV",
+    "HOME",
+}
 
 
 def _echo_script(script: str, env_names: Sequence[str]) -> str:
-    """Turn the exec line into a printf of every argument, after the exported values."""
-    head, exec_line = script.rstrip("\n").rsplit("\n", 1)
-    assert exec_line.startswith("exec -- ")
-    printed = [f'printf "%s\\0" "${{{name}}}"' for name in env_names]
-    return "\n".join([head, *printed, "printf '%s\\0' " + exec_line[len("exec -- ") :]]) + "\n"
+    """Shadow ``exec`` with a function printing the exported values and then its arguments."""
+    shebang, rest = script.split("\n", 1)
+    values = "".join(f"printf '%s\\0' \"${{{name}}}\"; " for name in env_names)
+    printer = f"exec() {{ {values}shift; printf '%s\\0' \"$@\"; }}"
+    return "\n".join([shebang, printer, rest])
 
 
 def _run_bash(tmp_path: Path, script: str) -> list[str]:
@@ -255,10 +300,13 @@ def _run_bash(tmp_path: Path, script: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    env=st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), _VALUE,
-                        max_size=3),
+    env=st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), _VALUE, max_size=3
+    ),
     args=st.lists(_VALUE, max_size=4),
     workdir=_VALUE,
     log_dir=_VALUE,

@@ -66,8 +66,8 @@ def expand(spec: str) -> list[int]:
         if not text.endswith("]"):
             raise ValueError(f"array spec {spec!r} has an unclosed bracket")
         text = text[1:-1]
-    text, _, throttle = text.partition("%")
-    if throttle and not throttle.isdigit():
+    text, percent, throttle = text.partition("%")
+    if percent and not throttle.isdigit():
         raise ValueError(f"array spec {spec!r} has a malformed %N throttle")
     if not text:
         return []

@@ -7,10 +7,11 @@ backoff, up to ``max_attempts`` calls; the sleep function is injectable.
 
 How array indices map to elements (the worker must follow the same rule):
 
-- When every element index is below the cluster's ``MaxArraySize``, one array job is
-  submitted whose array indices *are* the elements (``--array=0,3,7-9``), and the worker
-  command is ``request.command`` unchanged: element = ``$SLURM_ARRAY_TASK_ID``. The job id of
-  element ``e`` is ``<job id>_<e>``.
+- When every element index is below the cluster's ``MaxArraySize`` and their range spec fits
+  slurmctld's 4096-character limit on ``--array``, one array job is submitted whose array
+  indices *are* the elements (``--array=0,3,7-9``), and the worker command is
+  ``request.command`` unchanged: element = ``$SLURM_ARRAY_TASK_ID``. The job id of element
+  ``e`` is ``<job id>_<e>``.
 - Otherwise ``request.elements`` is cut, in order, into chunks of at most ``MaxArraySize``
   elements, each submitted as its own array ``0..k-1`` from a numbered script beside
   ``request.script_path`` (``convert.0.sbatch``, ``convert.1.sbatch``, ...; a single chunk
@@ -50,6 +51,10 @@ from reflow.running.process import CommandResult, run_command
 
 ARRAY_OFFSET_FLAG = "--array-offset"
 """The worker option that shifts ``$SLURM_ARRAY_TASK_ID`` into ``request.elements``."""
+
+MAX_ARRAY_SPEC_CHARS = 4096
+"""The longest ``--array`` value (throttle included) slurmctld accepts; longer ones are refused
+with "Pathname of a file, directory or other parameter too long"."""
 
 _BENIGN_SCANCEL = ("invalid job id specified", "already completing or completed")
 
@@ -151,9 +156,9 @@ class SlurmExecutor:
             return
         result = self._run("scancel", ["scancel", *targets])
         lines = [line for line in result.stderr.lower().splitlines() if line.strip()]
-        if result.ok or all(any(b in line for b in _BENIGN_SCANCEL) for line in lines):
+        if result.ok or (lines and all(any(b in ln for b in _BENIGN_SCANCEL) for ln in lines)):
             return
-        raise SubmissionError(f"scancel failed: {_message(result)}", param="scancel")
+        raise SubmissionError(f"scancel failed: {_message(result)}")
 
     def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
         """Report the state of each job id from one sacct call (plus one squeue if needed).
@@ -178,20 +183,21 @@ class SlurmExecutor:
         if self._max_array_size is None:
             result = self._run("scontrol", ["scontrol", "show", "config"])
             if not result.ok:
-                raise SubmissionError(
-                    f"scontrol show config failed: {_message(result)}", param="scontrol"
-                )
+                raise SubmissionError(f"scontrol show config failed: {_message(result)}")
             self._max_array_size = parse_max_array_size(result.stdout)
         return self._max_array_size
 
     def _plan(self, request: BatchRequest) -> list[_ArrayPlan]:
         limit = self.max_array_size()
         elements = request.elements
-        if max(elements) < limit:
+        spec = compress(elements)
+        throttle = request.resources.array_limit
+        spec_chars = len(spec) + (len(f"%{throttle}") if throttle is not None else 0)
+        if max(elements) < limit and spec_chars <= MAX_ARRAY_SPEC_CHARS:
             return [
                 _ArrayPlan(
                     script_path=request.script_path,
-                    array=compress(elements),
+                    array=spec,
                     worker_args=(),
                     indices=elements,
                 )
@@ -218,7 +224,6 @@ class SlurmExecutor:
             raise SubmissionError(
                 f"sbatch refused {path}: {_message(result)}",
                 task=request.task,
-                param="sbatch",
                 value=result.stderr.strip(),
             )
         return parse_sbatch_job_id(result.stdout)
@@ -231,7 +236,7 @@ class SlurmExecutor:
         if is_accounting_disabled(result.stderr):
             self._has_accounting = False
             return {}
-        raise SubmissionError(f"sacct failed: {_message(result)}", param="sacct")
+        raise SubmissionError(f"sacct failed: {_message(result)}")
 
     def _squeue(self, job_ids: list[str]) -> dict[str, JobStatus]:
         argv = ["squeue", "-h", "-r", "-t", "all", f"--Format={SQUEUE_FORMAT}"]
@@ -240,7 +245,7 @@ class SlurmExecutor:
             return parse_squeue(result.stdout)
         if "invalid job id specified" in result.stderr.lower():
             return {}
-        raise SubmissionError(f"squeue failed: {_message(result)}", param="squeue")
+        raise SubmissionError(f"squeue failed: {_message(result)}")
 
     def _run(self, tool: str, argv: list[str]) -> CommandResult:
         """Run one Slurm command, retrying transient failures with exponential backoff."""

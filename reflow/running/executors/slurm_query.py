@@ -62,6 +62,7 @@ _TRANSIENT = (
     "problem talking to the database",
     "rate limit",
 )
+_MAX_SIGNAL = 64
 _ARRAY_ROW = re.compile(r"^(?P<parent>\d+)_(?P<spec>\d+|\[[^\]]*\])$")
 _MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
 
@@ -75,9 +76,7 @@ def parse_sbatch_job_id(stdout: str) -> str:
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     job_id = lines[-1].split(";", 1)[0].strip() if lines else ""
     if not job_id.isdigit():
-        raise SubmissionError(
-            f"sbatch printed no job id: {stdout.strip()!r}", param="sbatch", value=stdout
-        )
+        raise SubmissionError(f"sbatch printed no job id: {stdout.strip()!r}", value=stdout)
     return job_id
 
 
@@ -166,13 +165,20 @@ def _exit_pair(text: str) -> tuple[int, int]:
     )
 
 
+def _exit_code(code: int, signal: int) -> int | None:
+    """A shell-style exit code: the code, else 128 + signal; None for Slurm's markers (0:125)."""
+    if code or not signal:
+        return code
+    return 128 + signal if signal <= _MAX_SIGNAL else None
+
+
 def _status(state_text: str, code: int, signal: int, detail: str) -> JobStatus:
     """Map a Slurm state (``"CANCELLED by 0"``, ``"FAILED"``) to a ``JobStatus``."""
     words = state_text.split()
     state = words[0].rstrip("+").upper() if words else ""
     if state in _ACTIVE:
         return JobStatus(state=_ACTIVE[state], detail=detail)
-    exit_code = code if code or not signal else 128 + signal
+    exit_code = _exit_code(code, signal)
     if state == "COMPLETED":
         return JobStatus(state=JobState.DONE, exit_code=exit_code, detail=detail)
     if state in _FAILED:

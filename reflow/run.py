@@ -1,0 +1,92 @@
+"""Facade: ``Run``, the handle of one submitted run, for notebooks and scripts.
+
+It only delegates to ``reflow.running``: status, wait, cancel, retry. It remembers the run
+directory and the run id so that no call needs more arguments.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+
+class Run:
+    """A submitted run.
+
+    Args:
+        run_dir: The run directory the run lives in.
+        run_id: The run's id.
+        executor: The executor the run was submitted with.
+
+    Example:
+        >>> run = wf.submit(run_dir="/scratch/demo", start="2025-01-01")  # doctest: +SKIP
+        >>> run.wait()  # doctest: +SKIP
+        'succeeded'
+    """
+
+    def __init__(self, run_dir: str | Path, run_id: str, *, executor: str = "") -> None:
+        self.run_dir = Path(run_dir)
+        self.run_id = run_id
+        self.executor = executor
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r}, {self.run_id!r})"
+
+    def status(
+        self, *, as_dict: bool = False, file: IO[str] | None = None
+    ) -> dict[str, Any] | None:
+        """Print the status table, or return it as a dict with ``as_dict=True``."""
+        from reflow.running.commands import load_status
+        from reflow.running.status import render_status
+
+        data = load_status(self.run_dir, self.run_id)
+        if as_dict:
+            return data
+        (file or sys.stdout).write(render_status(data))
+        return None
+
+    def wait(
+        self, timeout: float | None = None, *, progress: bool = False, file: IO[str] | None = None
+    ) -> str:
+        """Block until the run ends (or ``timeout`` seconds pass); return its state."""
+        from reflow.running.progress import wait_for_run
+
+        return wait_for_run(
+            self.run_dir, self.run_id, timeout_s=timeout, out=file if progress else None
+        )
+
+    def cancel(self, task: str | None = None) -> int:
+        """Cancel all active work, or one task's; return how many instances were cancelled."""
+        from reflow.running.control import cancel_run
+
+        return cancel_run(self.run_dir, self.run_id, task)
+
+    def retry(self, task: str | None = None, *, verify: bool = True) -> int:
+        """Rerun failed and cancelled instances (of ``task`` when given) and resume the run.
+
+        With ``verify`` (the default) cached upstream outputs are checked first; stale ones
+        are recomputed along with everything downstream of them.
+        """
+        from reflow.running.control import retry_run
+
+        return retry_run(self.run_dir, self.run_id, task, verify=verify)
+
+    def _repr_html_(self) -> str:
+        from reflow.running.commands import load_status
+
+        data = load_status(self.run_dir, self.run_id)
+        rows = "".join(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                html.escape(t["task"]),
+                "-" if t["elements"] is None else t["elements"],
+                html.escape(", ".join(f"{k}: {v}" for k, v in t["counts"].items()) or "waiting"),
+            )
+            for t in data["tasks"]
+        )
+        return (
+            f"<div><b>run {html.escape(self.run_id)}</b>: {html.escape(data['state'])}"
+            "<table><tr><th>task</th><th>elements</th><th>states</th></tr>"
+            f"{rows}</table></div>"
+        )

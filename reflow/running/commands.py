@@ -1,0 +1,209 @@
+"""Running: the handlers of the command-line commands (submit, status, cancel, retry, ...).
+
+Handlers print to the stream they are given and return an exit code; ``ReflowError``s pass
+through to the CLI facade, which prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from reflow.definition.errors import UsageError
+from reflow.definition.graph import Graph
+from reflow.running.config import load_config
+from reflow.running.layout import RunLayout
+from reflow.running.store import SqliteStore
+
+if TYPE_CHECKING:
+    from reflow.workflow import Workflow
+
+
+def run_dir_of(value: Path | None) -> Path:
+    """The ``--run-dir`` given, else the configured default."""
+    from reflow.running.submission import resolve_run_dir
+
+    return resolve_run_dir(value, load_config())
+
+
+def load_status(run_dir: Path, run_id: str | None) -> dict[str, Any]:
+    """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data."""
+    from reflow.running.drive import read_manifest
+    from reflow.running.status import build_status
+
+    store = SqliteStore.open(Path(run_dir))
+    try:
+        if run_id is None:
+            runs = store.runs()
+            if not runs:
+                raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
+            run_id = runs[-1].run_id
+        store.run(run_id)
+        layout = RunLayout(Path(run_dir), run_id)
+        tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
+        return build_status(store, layout, tasks)
+    finally:
+        store.close()
+
+
+def run_command(
+    wf: Workflow, graph: Graph, args: argparse.Namespace, params: dict[str, Any], *, out: IO[str]
+) -> int:
+    """Run the parsed command ``args.command`` and return the exit code."""
+    command = args.command
+    if command == "submit":
+        return _submit(wf, args, params, out)
+    if command == "dag":
+        return _dag_image(graph, args.format, args.output, out)
+    return run_store_command(args, out=out)
+
+
+def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
+    """Commands that need only the run directory: status, cancel, retry, runs, logs."""
+    from reflow.running.control import cancel_run, retry_run
+    from reflow.running.status import render_status
+
+    root = run_dir_of(args.run_dir)
+    command = args.command
+    if command == "status":
+        data = load_status(root, args.run_id)
+        out.write(json.dumps(data, indent=2) + "\n" if args.json else render_status(data))
+        return 0
+    if command == "cancel":
+        count = cancel_run(root, args.run_id, args.task)
+        out.write(f"cancelled {count} instance(s) of run {args.run_id}\n")
+        return 0
+    if command == "retry":
+        count = retry_run(root, args.run_id, args.task, verify=args.verify)
+        out.write(f"run {args.run_id}: {count} instance(s) will run again\n")
+        return _follow(root, args.run_id, out) if args.wait else 0
+    if command == "runs":
+        return _runs(root, args.json, out)
+    if command == "logs":
+        return _logs(root, args.run_id, args.task, args.index, out)
+    raise AssertionError(command)
+
+
+def _submit(wf: Workflow, args: argparse.Namespace, params: dict[str, Any], out: IO[str]) -> int:
+    from reflow.running.submission import submit_workflow
+
+    run = submit_workflow(
+        wf,
+        run_dir=args.run_dir,
+        params=params,
+        force=args.force,
+        force_tasks=args.force_task,
+        verify=args.verify,
+        by_key=True,
+        out=out,
+    )
+    if run.executor == "dry-run":
+        return 0
+    out.write(
+        f"submitted run {run.run_id} (executor: {run.executor})\n"
+        f"  status: {Path(wf.defined_file or 'flow.py').name} status {run.run_id}"
+        f" --run-dir {run.run_dir}\n"
+    )
+    return _follow(run.run_dir, run.run_id, out) if args.wait else 0
+
+
+def _follow(root: Path, run_id: str, out: IO[str]) -> int:
+    from reflow.running.progress import wait_for_run
+    from reflow.running.status import render_status
+
+    started = time.monotonic()
+    state = wait_for_run(root, run_id, out=out)
+    data = load_status(root, run_id)
+    out.write(render_status(data))
+    out.write(f"{state} after {time.monotonic() - started:.1f}s\n")
+    return 0 if state == "succeeded" else 1
+
+
+def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
+    store = SqliteStore.open(root)
+    try:
+        runs = store.runs()
+        counts = {run.run_id: store.state_counts(run.run_id) for run in runs}
+    finally:
+        store.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "run_id": run.run_id,
+            "workflow": run.workflow,
+            "state": run.state,
+            "executor": run.executor,
+            "created": run.created,
+            "instances": sum(sum(c.values()) for c in counts[run.run_id].values()),
+        }
+        for run in runs
+    ]
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    out.write(f"{'run id':<40} {'state':<10} {'executor':<8} {'instances':>9}  created\n")
+    for row in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created"]))
+        out.write(
+            f"{row['run_id']:<40} {row['state']:<10} {row['executor']:<8}"
+            f" {row['instances']:>9}  {created}\n"
+        )
+    return 0
+
+
+def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -> int:
+    store = SqliteStore.open(root)
+    try:
+        store.run(run_id)
+        rows = store.instances(run_id, task)
+    finally:
+        store.close()
+    if not rows:
+        raise UsageError(
+            f"run {run_id} has no instances of task {task!r}", param="task", value=task
+        )
+    layout = RunLayout(root, run_id)
+    if index is None:
+        failed = [r for r in rows if r.state == "failed"]
+        chosen = (failed or rows)[0]
+    else:
+        matching = [r for r in rows if r.element == index]
+        if not matching:
+            raise UsageError(
+                f"task {task!r} has no element {index}",
+                param="index",
+                value=index,
+                hint=f"elements are 0 to {len(rows) - 1}",
+            )
+        chosen = matching[0]
+    path = layout.log(task, chosen.element)
+    out.write(f"==> {path} ({chosen.state})\n")
+    if path.exists():
+        out.write(path.read_text(errors="replace"))
+    else:
+        out.write("(no log yet: the element has not started)\n")
+    return 0
+
+
+def _dag_image(graph: Graph, fmt: str, output: Path | None, out: IO[str]) -> int:
+    from reflow.definition.diagram import render_dot
+    from reflow.running.process import run_command as run_process
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError(
+            f"dag --format {fmt} needs Graphviz's dot, which is not on PATH",
+            hint="install graphviz, or use --format dot / mermaid / text",
+        )
+    target = output or Path(f"{graph.name}.{fmt}")
+    source = target.with_suffix(".dot")
+    source.write_text(render_dot(graph))
+    result = run_process([dot, f"-T{fmt}", str(source), "-o", str(target)], timeout_s=60)
+    source.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise UsageError(f"dot failed: {result.stderr.strip()}")
+    out.write(f"wrote {target}\n")
+    return 0

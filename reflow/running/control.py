@@ -1,0 +1,148 @@
+"""Running: cancel and retry a run (the store first, then the executor, then a dispatcher).
+
+Both are safe to repeat. ``retry`` verifies cached upstream outputs by default: a stale one
+is removed from the cache, and its task and everything downstream of it are planned again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from reflow.definition.description import graph_from_description
+from reflow.definition.errors import UsageError, suggest
+from reflow.definition.graph import Graph
+from reflow.planning.planner import Finished
+from reflow.running.layout import RunLayout
+from reflow.running.store import ACTIVE_STATES, SqliteStore
+from reflow.running.verification import holds_path
+
+
+def executor_for(mode: str, layout: RunLayout) -> Any:
+    """An executor able to cancel and query the jobs of a run made with ``mode``."""
+    if mode == "slurm":
+        from reflow.running.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor()
+    from reflow.running.executors.local import LocalExecutor
+
+    return LocalExecutor(run_root=layout.run)
+
+
+def _check_task(graph: Graph, task: str | None) -> None:
+    names = [spec.name for spec in graph.tasks]
+    if task is not None and task not in names:
+        raise UsageError(
+            f"--task {task!r} names no task of this run",
+            param="task",
+            value=task,
+            suggestion=suggest(task, names),
+        )
+
+
+def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
+    """Cancel the run's active instances (of ``task`` only when given); return how many."""
+    from reflow.running.drive import read_manifest
+
+    layout = RunLayout(root, run_id)
+    store = SqliteStore.open(layout.root)
+    try:
+        run = store.run(run_id)
+        _check_task(graph_from_description(read_manifest(layout)["description"]), task)
+        active = [
+            row
+            for row in store.instances_in(run_id, ACTIVE_STATES)
+            if task is None or row.task == task
+        ]
+        now = time.time()
+        store.execute_many(
+            [
+                (
+                    "UPDATE instances SET state = 'cancelled', reason = 'cancelled', ended = ?,"
+                    " error = 'cancelled by the user' WHERE run_id = ? AND task = ? AND element = ?"
+                    " AND state IN ('ready', 'submitted')",
+                    [(now, run_id, row.task, row.element) for row in active],
+                )
+            ]
+        )
+        if task is None and run.state == "running":
+            store.set_run(run_id, state="cancelled", message="cancelled by the user")
+        job_ids = [str(row.job_id) for row in active if row.job_id]
+        extra = run.dispatcher.get("pending_jobs", []) if task is None else []
+        if job_ids or extra:
+            executor_for(run.executor, layout).cancel([*job_ids, *extra])
+        return len(active)
+    finally:
+        store.close()
+
+
+def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool = True) -> int:
+    """Make failed and cancelled instances runnable again and restart the dispatcher.
+
+    Returns the number of instances that will run again (not counting stale upstream ones).
+    """
+    from reflow.running.drive import launch, read_manifest
+    from reflow.running.verification import make_validator
+
+    layout = RunLayout(root, run_id)
+    store = SqliteStore.open(layout.root)
+    try:
+        run = store.run(run_id)
+        manifest = read_manifest(layout)
+        graph = graph_from_description(manifest["description"])
+        _check_task(graph, task)
+        retried = [
+            row
+            for row in store.instances_in(run_id, ("failed", "cancelled"))
+            if task is None or row.task == task
+        ]
+        planned = store.planned_tasks(run_id)
+        broken = [t for t, (_p, _s, err) in planned.items() if err and task in (None, t)]
+        stale: set[str] = set()
+        if verify:
+            targets = {row.task for row in retried} | set(broken) | ({task} if task else set())
+            stale = _stale_tasks(store, graph, run_id, targets, make_validator(manifest))
+        replan = set(broken) | stale | graph.downstream(stale)
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = [
+            (
+                "UPDATE instances SET state = 'ready' WHERE run_id = ? AND task = ?"
+                " AND element = ? AND state IN ('failed', 'cancelled')",
+                [(run_id, row.task, row.element) for row in retried],
+            ),
+            ("DELETE FROM instances WHERE run_id = ? AND task = ?", [(run_id, t) for t in replan]),
+            ("DELETE FROM tasks WHERE run_id = ? AND task = ?", [(run_id, t) for t in replan]),
+        ]
+        store.execute_many(statements)
+        store.set_run(run_id, state="running", message="")
+        launch(layout, run.executor)
+        return len(retried)
+    finally:
+        store.close()
+
+
+def _stale_tasks(
+    store: SqliteStore, graph: Graph, run_id: str, targets: set[str], validate: Any
+) -> set[str]:
+    """Upstream tasks of ``targets`` with a finished output that no longer verifies."""
+    ancestors: set[str] = set()
+    frontier = set(targets)
+    while frontier:
+        ups = {up for name in frontier for up in graph.task(name).upstream} - ancestors
+        ancestors |= ups
+        frontier = ups
+    stale: set[str] = set()
+    doomed: list[tuple[str]] = []
+    for name in ancestors:
+        spec = graph.task(name)
+        if not (holds_path(spec.returns) or spec.has_verify):
+            continue
+        rows = store.instances(run_id, name)
+        outputs = {e: Finished(json.loads(v), h) for e, v, h in store.element_outputs(run_id, name)}
+        for row in rows:
+            finished = outputs.get(row.element)
+            if finished is not None and not validate(spec, finished):
+                stale.add(name)
+                doomed.append((row.identity,))
+    store.execute_many([("DELETE FROM outputs WHERE identity = ?", doomed)])
+    return stale

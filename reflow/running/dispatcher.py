@@ -1,0 +1,413 @@
+"""Running: one dispatcher turn: ingest results -> reconcile -> plan -> persist -> submit.
+
+Every step is idempotent: a turn killed at any line and run again converges to the same
+state. A result is ingested only while its instance is ``submitted`` with the same batch, so
+an element that ran twice is ingested once. Planning itself is the pure ``planner.plan``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reflow.definition.errors import SubmissionError
+from reflow.definition.graph import Graph
+from reflow.definition.resources import Resources
+from reflow.planning.planner import (
+    FINISHED_STATES,
+    Finished,
+    TaskPlan,
+    TaskProgress,
+    Validator,
+    plan,
+)
+from reflow.running.executors.base import BatchRequest, Executor, FailureReason, JobState
+from reflow.running.inputs import write_inputs
+from reflow.running.layout import RunLayout, write_atomic
+from reflow.running.results import ResultProblem, read_result
+from reflow.running.store import InstanceRow, SqliteStore
+
+TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
+_MAX_LOST_RESUBMITS = 3
+
+
+@dataclass(kw_only=True)
+class Dispatcher:
+    """Everything a turn needs: the run's layout and store, its graph, and an executor."""
+
+    layout: RunLayout
+    store: SqliteStore
+    graph: Graph
+    manifest: Mapping[str, Any]
+    executor: Executor
+    defaults: Resources = field(default_factory=Resources)
+    submit_budget: int | None = None
+    validate: Validator | None = None
+    unknown_is_lost: bool = False
+    submitted_jobs: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        """The run this dispatcher drives."""
+        return self.layout.run_id
+
+    def turn(self) -> str:
+        """Run one turn and return the run's state afterwards."""
+        run = self.store.run(self.run_id)
+        if run.state in TERMINAL_RUN_STATES:
+            return run.state
+        self.ingest()
+        self.reconcile()
+        self.plan_and_persist(run.options)
+        self.submit_ready()
+        return self.settle()
+
+    # 1. Ingest result files of in-flight instances.
+
+    def ingest(self) -> int:
+        """Ingest the result files of submitted instances; return how many were ingested."""
+        in_flight = self.store.instances_in(self.run_id, ["submitted"])
+        by_task: dict[str, list[InstanceRow]] = defaultdict(list)
+        for row in in_flight:
+            by_task[row.task].append(row)
+        outputs: list[tuple[Any, ...]] = []
+        finished: list[tuple[Any, ...]] = []
+        for task, rows in by_task.items():
+            present = _file_names(self.layout.results_dir(task))
+            for row in rows:
+                name = f"{row.element}.{row.batch}.json"
+                if name not in present:
+                    continue
+                path = self.layout.results_dir(task) / name
+                record = read_result(
+                    path, run_id=self.run_id, task=task, element=row.element, batch=str(row.batch)
+                )
+                if isinstance(record, ResultProblem):
+                    finished.append(_failed_row(self.run_id, row, "result", record.reason))
+                    continue
+                if record.ok:
+                    outputs.append(
+                        (
+                            row.identity,
+                            task,
+                            record.output_text,
+                            record.output_hash,
+                            time.time(),
+                            self.run_id,
+                        )
+                    )
+                    state, reason, error = "done", None, None
+                else:
+                    state, reason = "failed", FailureReason.EXCEPTION.value
+                    error = f"{record.error_type}: {record.error_message}"
+                finished.append(
+                    (
+                        state,
+                        record.started,
+                        record.ended,
+                        reason,
+                        error,
+                        record.host,
+                        record.peak_rss_mb,
+                        self.run_id,
+                        task,
+                        row.element,
+                        row.batch,
+                    )
+                )
+        if finished:
+            self.store.execute_many(
+                [
+                    ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
+                    (
+                        "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?,"
+                        " error = ?, host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ?"
+                        " AND element = ? AND batch = ? AND state = 'submitted'",
+                        finished,
+                    ),
+                ]
+            )
+        return len(finished)
+
+    # 2. Reconcile in-flight instances with the executor's view of their jobs.
+
+    def reconcile(self) -> None:
+        """Fail instances whose job ended without a result; requeue ones that never started."""
+        in_flight = [r for r in self.store.instances_in(self.run_id, ["submitted"]) if r.job_id]
+        if not in_flight:
+            return
+        states = self.executor.states([str(r.job_id) for r in in_flight])
+        failed: list[tuple[Any, ...]] = []
+        lost: list[tuple[Any, ...]] = []
+        for row in in_flight:
+            status = states.get(str(row.job_id))
+            if status is None or status.state in (JobState.PENDING, JobState.RUNNING):
+                continue
+            if status.state is JobState.UNKNOWN and not self.unknown_is_lost:
+                continue
+            if self.layout.result(row.task, row.element, str(row.batch)).exists():
+                continue  # written after the scan: the next turn ingests it
+            is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
+            if is_lost and row.attempts <= _MAX_LOST_RESUBMITS:
+                lost.append((self.run_id, row.task, row.element, row.batch))
+                continue
+            reason = status.reason or FailureReason.EXIT_CODE
+            detail = status.detail or (
+                "the job ended without writing a result"
+                if status.state is JobState.DONE
+                else f"exit code {status.exit_code}"
+            )
+            failed.append(_failed_row(self.run_id, row, reason.value, detail))
+        self.store.execute_many(
+            [
+                (
+                    "UPDATE instances SET state = 'ready' WHERE run_id = ? AND task = ?"
+                    " AND element = ? AND batch = ? AND state = 'submitted'",
+                    lost,
+                ),
+                (
+                    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?,"
+                    " host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ?"
+                    " AND batch = ? AND state = 'submitted'",
+                    failed,
+                ),
+            ]
+        )
+
+    # 3. Plan what became plannable, and persist it.
+
+    def progress(self) -> dict[str, TaskProgress]:
+        """A snapshot of the run's planned tasks; outputs only where a task needs them."""
+        planned = self.store.planned_tasks(self.run_id)
+        counts = self.store.state_counts(self.run_id)
+        needed = {
+            up for spec in self.graph.tasks if spec.name not in planned for up in spec.upstream
+        }
+        snapshot: dict[str, TaskProgress] = {}
+        for task, (_plan, size, error) in planned.items():
+            task_counts = counts.get(task, {})
+            finished = sum(task_counts.get(state, 0) for state in FINISHED_STATES)
+            outputs: list[Finished] | None = None
+            if not error and finished == size:
+                outputs = []
+                if task in needed:
+                    outputs = [
+                        Finished(json.loads(value), digest)
+                        for _e, value, digest in self.store.element_outputs(self.run_id, task)
+                    ]
+            snapshot[task] = TaskProgress(
+                size=size, counts=task_counts, outputs=outputs, error=error
+            )
+        return snapshot
+
+    def plan_and_persist(self, options: Mapping[str, Any]) -> list[TaskPlan]:
+        """Plan every plannable task and write instances (cached or ready) and input files."""
+        result = plan(
+            self.graph,
+            self.manifest["params"],
+            self.progress(),
+            self._lookup,
+            force_tasks=options.get("force_tasks", ()),
+            force_all=bool(options.get("force", False)),
+            validate=self.validate if options.get("verify") else None,
+        )
+        for task_plan in result.tasks:
+            self._persist(task_plan)
+        return list(result.tasks)
+
+    def _lookup(self, task: str, identities: Sequence[str]) -> dict[str, Finished]:
+        found = self.store.cached_outputs(task, identities)
+        return {i: Finished(json.loads(value), digest) for i, (value, digest) in found.items()}
+
+    def _persist(self, task_plan: TaskPlan) -> None:
+        plan_id = secrets.token_hex(4)
+        size = len(task_plan.identities)
+        if task_plan.runnable:
+            write_inputs(self.layout, task_plan.task, plan_id, task_plan.inputs)
+        now = time.time()
+        rows = [
+            (
+                self.run_id,
+                task_plan.task,
+                element,
+                identity,
+                "cached" if element in task_plan.cached else "ready",
+                now,
+            )
+            for element, identity in enumerate(task_plan.identities)
+        ]
+        self.store.execute_many(
+            [
+                ("DELETE FROM outputs WHERE identity = ?", [(i,) for i in task_plan.rejected]),
+                (
+                    "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(self.run_id, task_plan.task, plan_id, size, task_plan.error)],
+                ),
+                (
+                    "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"
+                    " ended) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                ),
+            ]
+        )
+
+    # 4. Submit ready instances: one batch per task.
+
+    def submit_ready(self) -> None:
+        """Hand every ready instance to the executor, one batch per task, within the budget."""
+        ready = self.store.instances_in(self.run_id, ["ready"])
+        if not ready:
+            return
+        room = len(ready)
+        if self.submit_budget is not None:
+            counts = self.store.state_counts(self.run_id)
+            queued = sum(c.get("submitted", 0) for c in counts.values())
+            room = max(0, self.submit_budget - queued)
+        by_task: dict[str, list[InstanceRow]] = defaultdict(list)
+        for row in ready[:room]:
+            by_task[row.task].append(row)
+        plans = self.store.planned_tasks(self.run_id)
+        for task, rows in by_task.items():
+            self._submit_batch(task, plans[task][0], rows)
+
+    def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow]) -> None:
+        batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
+        elements = tuple(row.element for row in rows)
+        write_atomic(self.layout.batch(batch), json.dumps({"task": task, "elements": elements}))
+        spec = self.graph.task(task)
+        request = BatchRequest(
+            run_id=self.run_id,
+            workflow=self.graph.name,
+            task=task,
+            batch_id=batch,
+            elements=elements,
+            resources=spec.resources.over(self.defaults),
+            command=(
+                str(self.manifest.get("python") or sys.executable),
+                "-m",
+                "reflow.running.worker",
+                "--run-dir",
+                str(self.layout.root),
+                "--run-id",
+                self.run_id,
+                "--task",
+                task,
+                "--batch",
+                batch,
+                "--plan",
+                plan_id,
+            ),
+            workdir=Path(self.manifest.get("cwd") or str(Path.cwd())),
+            log_dir=self.layout.logs_dir(task),
+            script_path=self.layout.script(task, batch),
+        )
+        self.layout.logs_dir(task).mkdir(parents=True, exist_ok=True)
+        self.layout.results_dir(task).mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        try:
+            submission = self.executor.submit(request)
+        except SubmissionError as err:
+            failed = [
+                (
+                    "failed",
+                    None,
+                    now,
+                    FailureReason.SUBMISSION.value,
+                    err.problem,
+                    None,
+                    None,
+                    self.run_id,
+                    task,
+                    row.element,
+                )
+                for row in rows
+            ]
+            self.store.execute_many(
+                [
+                    (
+                        "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?,"
+                        " host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ?"
+                        " AND state = 'ready'",
+                        failed,
+                    )
+                ]
+            )
+            return
+        self.submitted_jobs.extend(submission.scheduler_ids)
+        updates = [
+            (batch, job_id, now, self.run_id, task, element)
+            for element, job_id in zip(elements, submission.job_ids, strict=True)
+        ]
+        self.store.execute_many(
+            [
+                (
+                    "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
+                    " created) VALUES (?, ?, ?, 'submitted', ?, ?)",
+                    [(self.run_id, batch, task, json.dumps(submission.scheduler_ids), now)],
+                ),
+                (
+                    "UPDATE instances SET state = 'submitted', batch = ?, job_id = ?,"
+                    " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
+                    " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
+                    " AND state = 'ready'",
+                    updates,
+                ),
+            ]
+        )
+
+    # 5. Settle the run's state.
+
+    def settle(self) -> str:
+        """Set and return the run's state: running, succeeded or failed."""
+        counts = self.store.state_counts(self.run_id)
+        planned = self.store.planned_tasks(self.run_id)
+        active = sum(c.get(s, 0) for c in counts.values() for s in ("ready", "submitted"))
+        if active:
+            return "running"
+        all_planned = len(planned) == len(self.graph.tasks)
+        errors = [t for t, (_p, _s, error) in planned.items() if error]
+        unfinished = sum(
+            n for c in counts.values() for s, n in c.items() if s not in FINISHED_STATES
+        )
+        if all_planned and not errors and not unfinished:
+            state, message = "succeeded", ""
+        else:
+            # Nothing active, yet not done: a failure (or an upstream failure) blocks the rest.
+            failed = unfinished + len(errors)
+            state, message = "failed", f"{failed} instance(s) failed or could not be planned"
+        if not self.store.finish_run(self.run_id, state, message):
+            return self.store.run(self.run_id).state
+        return state
+
+
+def _file_names(folder: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except FileNotFoundError:
+        return set()
+
+
+def _failed_row(run_id: str, row: InstanceRow, reason: str, error: str) -> tuple[Any, ...]:
+    """Parameters of the instance update that marks ``row`` failed."""
+    return (
+        "failed",
+        row.started,
+        time.time(),
+        reason,
+        error,
+        row.host,
+        row.peak_rss_mb,
+        run_id,
+        row.task,
+        row.element,
+        row.batch,
+    )

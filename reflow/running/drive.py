@@ -1,0 +1,176 @@
+"""Running: start a run and drive its dispatcher turns (``python -m reflow.running.drive``).
+
+On the local executor one detached background process runs turns until the run ends, so the
+submitting process (a notebook, a shell) returns at once. On Slurm nothing stays on the login
+node: each turn runs as a short job that Slurm starts when the jobs it waits for end, and
+that submits its own successor. A lock file keeps two dispatchers of one run from overlapping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from reflow.definition.description import graph_from_description
+from reflow.running.config import load_config
+from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
+from reflow.running.layout import RunLayout
+from reflow.running.store import SqliteStore
+
+_IDLE_WAIT_S = 0.25
+
+
+def start_run(
+    layout: RunLayout, manifest: Mapping[str, Any], options: Mapping[str, Any], *, mode: str
+) -> None:
+    """Record a new run and start its dispatcher."""
+    from reflow.running.submission import write_manifest
+
+    store = SqliteStore.open(layout.root, create=True)
+    try:
+        write_manifest(layout, manifest)
+        store.create_run(
+            run_id=layout.run_id,
+            workflow=str(manifest["workflow"]),
+            executor=mode,
+            options=options,
+        )
+    finally:
+        store.close()
+    launch(layout, mode)
+
+
+def launch(layout: RunLayout, mode: str) -> None:
+    """Start the run's dispatcher: a detached local process, or a first Slurm turn."""
+    if mode == "slurm":
+        from reflow.running.slurm_chain import run_turn_and_chain
+
+        run_turn_and_chain(layout)
+        return
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with layout.dispatcher_log.open("ab") as log:
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reflow.running.drive",
+                "--run-dir",
+                str(layout.root),
+                "--run-id",
+                layout.run_id,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+@contextmanager
+def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
+    """Hold the run's dispatcher lock; yields False when another dispatcher holds it."""
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with (layout.run / "dispatcher.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_manifest(layout: RunLayout) -> dict[str, Any]:
+    """The run's manifest."""
+    data: dict[str, Any] = json.loads(layout.manifest.read_text())
+    return data
+
+
+def make_dispatcher(
+    layout: RunLayout, store: SqliteStore, executor: Any, **extra: Any
+) -> Dispatcher:
+    """A dispatcher for the run in ``layout`` with the config's defaults."""
+    from reflow.running.verification import make_validator
+
+    manifest = read_manifest(layout)
+    graph = graph_from_description(manifest["description"])
+    config = load_config()
+    return Dispatcher(
+        layout=layout,
+        store=store,
+        graph=graph,
+        manifest=manifest,
+        executor=executor,
+        defaults=config.resources,
+        validate=make_validator(manifest),
+        **extra,
+    )
+
+
+def drive_locally(layout: RunLayout, *, slots: int | None = None) -> str:
+    """Run turns with a local executor until the run ends; return its final state."""
+    from reflow.running.executors.local import LocalExecutor
+
+    with dispatcher_lock(layout) as mine:
+        if not mine:
+            return "running"
+        store = SqliteStore.open(layout.root)
+        try:
+            config = load_config()
+            executor = LocalExecutor(slots=slots or config.local_slots, run_root=layout.run)
+            dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
+            store.set_run(
+                layout.run_id,
+                dispatcher={
+                    "kind": "local",
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.time(),
+                },
+            )
+            while True:
+                state = dispatcher.turn()
+                if state in TERMINAL_RUN_STATES:
+                    if state == "cancelled":
+                        executor.cancel(executor.active_job_ids())
+                    return state
+                executor.poll()
+                executor.wait_for_progress(_IDLE_WAIT_S)
+                executor.poll()
+        finally:
+            store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the dispatcher process."""
+    parser = argparse.ArgumentParser(prog="python -m reflow.running.drive")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--slurm-turn", action="store_true", help="one turn, then chain")
+    args = parser.parse_args(argv)
+    layout = RunLayout(args.run_dir, args.run_id)
+    if args.slurm_turn:
+        from reflow.running.slurm_chain import run_turn_and_chain
+
+        run_turn_and_chain(layout)
+        return 0
+    state = drive_locally(layout)
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} run {args.run_id} {state}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Running: pid files of local chunk processes, so another process can find and stop them.
+
+The local executor writes ``chunk-<batch>.<n>.pid`` next to each chunk's log when it starts
+the chunk's process (which leads its own process group). A resumed dispatcher or ``cancel``
+from the command line reads the file, checks that the pid still names *that* process (its
+start time in ``/proc`` must match, so a recycled pid is never signalled) and signals the
+group. This module only reads, writes and signals; it keeps no state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reflow.running.layout import write_atomic
+
+WORKER_MARKER = "reflow.running.worker"
+"""Found in a chunk's command line when no start time can be compared."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkProcess:
+    """What a pid file records about one chunk's process."""
+
+    pid: int
+    started: float
+    proc_start: int | None = None
+
+
+def pid_file_name(chunk_id: str) -> str:
+    """The pid file's name for chunk ``<batch>.<n>``."""
+    return f"chunk-{chunk_id}.pid"
+
+
+def write_pid_file(path: Path, pid: int, started: float) -> None:
+    """Record the chunk process ``pid`` (started at ``started``, epoch seconds) in ``path``."""
+    record = {"pid": pid, "started": started, "proc_start": _proc_stat(pid)[1]}
+    write_atomic(path, json.dumps(record) + "\n")
+
+
+def read_pid_file(path: Path) -> ChunkProcess | None:
+    """Return the record in ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        proc_start = data.get("proc_start")
+        return ChunkProcess(
+            pid=int(data["pid"]),
+            started=float(data["started"]),
+            proc_start=int(proc_start) if proc_start is not None else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def is_alive(record: ChunkProcess) -> bool:
+    """True while the recorded process runs (not a zombie, not a recycled pid)."""
+    try:
+        os.kill(record.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    state, proc_start = _proc_stat(record.pid)
+    if state is None:  # gone since the signal check, or no /proc (not Linux) to ask
+        return not Path("/proc/self/stat").exists()
+    if state == "Z":
+        return False
+    if record.proc_start is not None:
+        return proc_start == record.proc_start
+    return WORKER_MARKER in _cmdline(record.pid)
+
+
+def stop_groups(records: list[ChunkProcess], *, grace_s: float) -> None:
+    """SIGTERM the process groups of live ``records``; SIGKILL those alive after ``grace_s``."""
+    live = [r for r in records if is_alive(r)]
+    for record in live:
+        signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while live and time.monotonic() < deadline:
+        time.sleep(0.02)
+        live = [r for r in live if is_alive(r)]
+    for record in live:
+        signal_group(record.pid, signal.SIGKILL)
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """Send ``signum`` to the process group led by ``pid``; a group already gone is fine."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _proc_stat(pid: int) -> tuple[str | None, int | None]:
+    """The state letter and start time (clock ticks after boot) from ``/proc/<pid>/stat``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, None
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None, None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")

@@ -1,0 +1,99 @@
+"""Running: ``RunLayout`` computes every path in a run directory; ``write_atomic`` writes one.
+
+One folder holds everything: the sqlite store shared by all runs (which makes the cache work
+across runs) and one subfolder per run with its manifest, inputs, scripts, results and logs::
+
+    <run_dir>/reflow.sqlite
+    <run_dir>/runs/<run_id>/manifest.json
+    <run_dir>/runs/<run_id>/dispatcher.log
+    <run_dir>/runs/<run_id>/inputs/<task>-<plan>.jsonl   (+ .idx: byte offset per element)
+    <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
+    <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
+    <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
+    <run_dir>/runs/<run_id>/logs/<task>/<element>.log
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE_NAME = "reflow.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class RunLayout:
+    """Paths of one run inside a run directory."""
+
+    root: Path
+    run_id: str
+
+    @property
+    def store(self) -> Path:
+        """The sqlite store shared by every run in ``root``."""
+        return self.root / STORE_NAME
+
+    @property
+    def run(self) -> Path:
+        """This run's own folder."""
+        return self.root / "runs" / self.run_id
+
+    @property
+    def manifest(self) -> Path:
+        """The run's manifest: workflow description, parameters, flow source, interpreter."""
+        return self.run / "manifest.json"
+
+    @property
+    def dispatcher_log(self) -> Path:
+        """Output of the dispatcher's turns."""
+        return self.run / "dispatcher.log"
+
+    def inputs(self, task: str, plan: str) -> Path:
+        """Inputs of every element of ``task`` for one planning of it (JSON lines)."""
+        return self.run / "inputs" / f"{task}-{plan}.jsonl"
+
+    def inputs_index(self, task: str, plan: str) -> Path:
+        """Byte offsets into ``inputs``: 8 little-endian bytes per element."""
+        return self.run / "inputs" / f"{task}-{plan}.idx"
+
+    def batch(self, batch: str) -> Path:
+        """The ordered element list of a batch (used to map array indices to elements)."""
+        return self.run / "batches" / f"{batch}.json"
+
+    def script(self, task: str, batch: str) -> Path:
+        """The rendered batch script of a submission, kept for audit."""
+        return self.run / "scripts" / f"{task}-{batch}.sh"
+
+    def results_dir(self, task: str) -> Path:
+        """Where the workers of ``task`` write their result files."""
+        return self.run / "results" / task
+
+    def result(self, task: str, element: int, batch: str) -> Path:
+        """The result file of one element run by one batch."""
+        return self.results_dir(task) / f"{element}.{batch}.json"
+
+    def logs_dir(self, task: str) -> Path:
+        """Where the logs of ``task``'s elements go."""
+        return self.run / "logs" / task
+
+    def log(self, task: str, element: int) -> Path:
+        """The log of one element (every attempt appends to it)."""
+        return self.logs_dir(task) / f"{element}.log"
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

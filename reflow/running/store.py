@@ -1,0 +1,403 @@
+"""Running: ``SqliteStore``, the one source of truth for runs, instances and the cache index.
+
+One sqlite file per run directory, shared by all its runs. Reads and writes are batched
+(``executemany``, one transaction per dispatcher step) so that a 100,000-element task costs
+a handful of statements. Workers never open the store. WAL is used where the file system
+supports it; on network file systems (NFS, Lustre, GPFS, ...) the rollback journal is used.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflow.definition.errors import StoreError
+from reflow.running.layout import STORE_NAME
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 60_000
+_NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
+_CHUNK = 900
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created REAL NOT NULL,
+    state TEXT NOT NULL, executor TEXT NOT NULL, options TEXT NOT NULL,
+    dispatcher TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL, message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS instances (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, batch TEXT, job_id TEXT,
+    submitted REAL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
+    peak_rss_mb REAL, PRIMARY KEY (run_id, task, element)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
+CREATE TABLE IF NOT EXISTS outputs (
+    identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
+    created REAL NOT NULL, run_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
+    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
+    PRIMARY KEY (run_id, batch)
+) WITHOUT ROWID;
+"""
+
+ACTIVE_STATES = ("ready", "submitted")
+"""Instance states that are not final: planned to run, or handed to an executor."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRow:
+    """One run as the store records it."""
+
+    run_id: str
+    workflow: str
+    created: float
+    state: str
+    executor: str
+    options: dict[str, Any]
+    dispatcher: dict[str, Any]
+    updated: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """One element of one task in one run."""
+
+    task: str
+    element: int
+    identity: str
+    state: str
+    attempts: int
+    batch: str | None
+    job_id: str | None
+    submitted: float | None
+    started: float | None
+    ended: float | None
+    reason: str | None
+    error: str | None
+    host: str | None
+    peak_rss_mb: float | None
+
+
+_INSTANCE_COLUMNS = (
+    "task, element, identity, state, attempts, batch, job_id, submitted, started, ended, "
+    "reason, error, host, peak_rss_mb"
+)
+
+
+def _filesystem_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (from /proc/mounts; "" if unknown)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    best, kind = "", ""
+    target = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3:
+            mount = fields[1].replace("\\040", " ")
+            inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) > len(best):
+                best, kind = mount, fields[2]
+    return kind
+
+
+class SqliteStore:
+    """The run directory's store. Open with ``SqliteStore.open(root)``."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, root: Path, *, create: bool = False) -> SqliteStore:
+        """Open the store of run directory ``root``; create it when ``create`` is True.
+
+        Raises:
+            StoreError: When ``root`` is not a reflow run directory, is not writable, or was
+                written by a newer reflow.
+        """
+        path = root / STORE_NAME
+        if not path.exists():
+            if not create:
+                raise StoreError(
+                    f"{root} is not a reflow run directory (no {STORE_NAME})",
+                    value=str(root),
+                    hint="pass the --run-dir a run was submitted with",
+                )
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(
+                    f"cannot create run directory {root}: {err.strerror}",
+                    value=str(root),
+                    hint="choose a writable --run-dir",
+                ) from err
+        try:
+            connection = sqlite3.connect(
+                path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            store = cls(connection, path)
+            store._configure()
+        except sqlite3.Error as err:
+            raise StoreError(
+                f"cannot open the store {path}: {err}",
+                value=str(path),
+                hint="check that the run directory is writable and not full",
+            ) from err
+        return store
+
+    def _configure(self) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        fs = _filesystem_type(self.path.parent)
+        wanted = "delete" if fs.startswith(_NETWORK_FILESYSTEMS) else "wal"
+        mode = self._db.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
+        if str(mode).lower() != wanted:
+            self._db.execute("PRAGMA journal_mode = delete")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.path} has schema version {row[0]}, newer than this "
+                    f"reflow's {SCHEMA_VERSION}",
+                    value=int(row[0]),
+                    hint="upgrade reflow to read this run directory",
+                )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Runs
+
+    def create_run(
+        self, *, run_id: str, workflow: str, executor: str, options: Mapping[str, Any]
+    ) -> None:
+        """Record a new run in state ``running``."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, workflow, created, state, executor, options, updated)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, workflow, now, executor, json.dumps(options), now),
+            )
+
+    def run(self, run_id: str) -> RunRow:
+        """Return one run; raise ``UsageError``-like ``StoreError`` if it does not exist."""
+        row = self._db.execute(
+            "SELECT run_id, workflow, created, state, executor, options, dispatcher, updated,"
+            " message FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            from reflow.definition.errors import UsageError, suggest
+
+            known = [r.run_id for r in self.runs()]
+            raise UsageError(
+                f"no run {run_id!r} in {self.path.parent}",
+                value=run_id,
+                suggestion=suggest(run_id, known),
+                hint="list the runs with the runs command",
+            )
+        return _run_row(row)
+
+    def runs(self) -> list[RunRow]:
+        """Every run, oldest first."""
+        rows = self._db.execute(
+            "SELECT run_id, workflow, created, state, executor, options, dispatcher, updated,"
+            " message FROM runs ORDER BY created, run_id"
+        ).fetchall()
+        return [_run_row(row) for row in rows]
+
+    def finish_run(self, run_id: str, state: str, message: str) -> bool:
+        """Move a running run to a final state; False when it was no longer running."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, message = ?, updated = ? WHERE run_id = ?"
+                " AND state = 'running'",
+                (state, message, time.time(), run_id),
+            )
+            return cursor.rowcount == 1
+
+    def set_run(self, run_id: str, **fields: Any) -> None:
+        """Update some of a run's columns (``state``, ``dispatcher``, ``message``, ...)."""
+        values = {
+            k: json.dumps(v) if k in ("options", "dispatcher") else v for k, v in fields.items()
+        }
+        values["updated"] = time.time()
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE runs SET {assignments} WHERE run_id = ?",  # noqa: S608 - column names are ours
+                (*values.values(), run_id),
+            )
+
+    # Tasks and instances
+
+    def planned_tasks(self, run_id: str) -> dict[str, tuple[str, int, str]]:
+        """``task -> (plan id, element count, planning error)`` for the run's planned tasks."""
+        rows = self._db.execute(
+            "SELECT task, plan, size, error FROM tasks WHERE run_id = ?", (run_id,)
+        )
+        return {task: (plan, size, error) for task, plan, size, error in rows}
+
+    def instances(self, run_id: str, task: str | None = None) -> list[InstanceRow]:
+        """The run's instances (of one task when given), by task and element."""
+        query = f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE run_id = ?"  # noqa: S608
+        args: tuple[Any, ...] = (run_id,)
+        if task is not None:
+            query += " AND task = ?"
+            args = (run_id, task)
+        return [
+            InstanceRow(*row) for row in self._db.execute(query + " ORDER BY task, element", args)
+        ]
+
+    def instances_in(self, run_id: str, states: Sequence[str]) -> list[InstanceRow]:
+        """The run's instances in any of ``states``."""
+        marks = ",".join("?" * len(states))
+        query = (
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances"  # noqa: S608
+            f" WHERE run_id = ? AND state IN ({marks}) ORDER BY task, element"
+        )
+        return [InstanceRow(*row) for row in self._db.execute(query, (run_id, *states))]
+
+    def state_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """``task -> state -> count`` for the run."""
+        counts: dict[str, dict[str, int]] = {}
+        for task, state, count in self._db.execute(
+            "SELECT task, state, count(*) FROM instances WHERE run_id = ? GROUP BY task, state",
+            (run_id,),
+        ):
+            counts.setdefault(task, {})[state] = count
+        return counts
+
+    def element_outputs(self, run_id: str, task: str) -> list[tuple[int, str, str]]:
+        """``(element, output JSON text, output hash)`` of every finished element of a task."""
+        return list(
+            self._db.execute(
+                "SELECT i.element, o.value, o.hash FROM instances i JOIN outputs o"
+                " ON o.identity = i.identity WHERE i.run_id = ? AND i.task = ?"
+                " AND i.state IN ('done', 'cached') ORDER BY i.element",
+                (run_id, task),
+            )
+        )
+
+    def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache."""
+        found: dict[str, tuple[str, str]] = {}
+        if len(identities) > 20 * _CHUNK:
+            wanted = set(identities)
+            for identity, value, digest in self._db.execute(
+                "SELECT identity, value, hash FROM outputs WHERE task = ?", (task,)
+            ):
+                if identity in wanted:
+                    found[identity] = (value, digest)
+            return found
+        for start in range(0, len(identities), _CHUNK):
+            part = identities[start : start + _CHUNK]
+            marks = ",".join("?" * len(part))
+            for identity, value, digest in self._db.execute(
+                f"SELECT identity, value, hash FROM outputs WHERE identity IN ({marks})",  # noqa: S608
+                part,
+            ):
+                found[identity] = (value, digest)
+        return found
+
+    def failure_groups(self, run_id: str) -> list[tuple[str, str, str, int]]:
+        """``(task, state, reason, count)`` of the run's failed and cancelled instances."""
+        return list(
+            self._db.execute(
+                "SELECT task, state, coalesce(reason, ''), count(*) FROM instances"
+                " WHERE run_id = ? AND state IN ('failed', 'cancelled')"
+                " GROUP BY task, state, reason ORDER BY task, count(*) DESC",
+                (run_id,),
+            )
+        )
+
+    def failure_examples(
+        self, run_id: str, task: str, reason: str, limit: int
+    ) -> list[InstanceRow]:
+        """A few failed or cancelled instances of ``task`` with ``reason``."""
+        query = (
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND task = ?"  # noqa: S608
+            " AND state IN ('failed', 'cancelled') AND coalesce(reason, '') = ?"
+            " ORDER BY element LIMIT ?"
+        )
+        return [InstanceRow(*row) for row in self._db.execute(query, (run_id, task, reason, limit))]
+
+    def execute_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Run several ``executemany`` statements in one transaction."""
+        with self.transaction() as db:
+            for sql, rows in statements:
+                db.executemany(sql, rows)
+
+    def integrity_problems(self) -> list[str]:
+        """Sqlite's integrity check plus reflow's own consistency rules; empty when sound."""
+        problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        checks = {
+            "instance of an unknown run": "SELECT count(*) FROM instances i LEFT JOIN runs r"
+            " ON r.run_id = i.run_id WHERE r.run_id IS NULL",
+            "finished instance without output": "SELECT count(*) FROM instances i LEFT JOIN"
+            " outputs o ON o.identity = i.identity WHERE i.state IN ('done', 'cached')"
+            " AND o.identity IS NULL AND i.run_id IN (SELECT run_id FROM runs"
+            " WHERE state = 'succeeded')",
+            "instance of an unplanned task": "SELECT count(*) FROM instances i LEFT JOIN tasks t"
+            " ON t.run_id = i.run_id AND t.task = i.task WHERE t.task IS NULL",
+            "submitted instance without job": "SELECT count(*) FROM instances WHERE"
+            " state = 'submitted' AND (job_id IS NULL OR batch IS NULL)",
+        }
+        for name, sql in checks.items():
+            count = self._db.execute(sql).fetchone()[0]
+            if count:
+                problems.append(f"{count} {name}")
+        return problems
+
+
+def _run_row(row: Sequence[Any]) -> RunRow:
+    return RunRow(
+        run_id=row[0],
+        workflow=row[1],
+        created=row[2],
+        state=row[3],
+        executor=row[4],
+        options=json.loads(row[5]),
+        dispatcher=json.loads(row[6]),
+        updated=row[7],
+        message=row[8],
+    )

@@ -1,0 +1,303 @@
+"""Running: the worker runs elements of one task and writes one result file each. No store.
+
+Entry point (what executors start, on a compute node or as a local process)::
+
+    python -m reflow.running.worker --run-dir D --run-id R --task T --batch B --plan P
+        [--elements 0-9,12 | --array-offset N]
+
+``--elements`` runs those elements one after another in this process; with neither flag the
+element is ``$SLURM_ARRAY_TASK_ID``; with ``--array-offset N`` it is entry ``N +
+$SLURM_ARRAY_TASK_ID`` of the batch file's ``elements``. Each element's prints go to its own
+log, and every outcome, including a flow that cannot be imported, becomes a result file: the
+worker never writes the store and never fails silently. Exit status: 0 when every element
+succeeded, 1 when any failed, 2 when the command line itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import reprlib
+import resource
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflow.definition.errors import StoreError
+from reflow.definition.markers import RunDir
+from reflow.definition.options import param_key
+from reflow.definition.spec import UNSET, TaskSpec
+from reflow.definition.types import conforms
+from reflow.planning.encoding import LocatedEncodingError, from_json, to_json, to_text
+from reflow.planning.identity import value_hash
+from reflow.running.executors.ranges import expand
+from reflow.running.inputs import read_inputs
+from reflow.running.layout import RunLayout
+from reflow.running.loader import FlowImportError, load_workflow, read_manifest
+from reflow.running.results import ResultError, result_text, write_result
+
+ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
+
+
+class _SelectionError(Exception):
+    """The command line does not say which elements to run (exit status 2)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    """What this process was asked to run."""
+
+    layout: RunLayout
+    task: str
+    batch: str
+    plan: str
+    elements: tuple[int, ...]
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Outcome:
+    """One element's output (tagged JSON and its hash) or its error."""
+
+    output: Any = None
+    output_hash: str | None = None
+    error: ResultError | None = None
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the worker command line and return its exit status (see the module docstring)."""
+    args = _parser().parse_args(argv)
+    layout = RunLayout(Path(args.run_dir).absolute(), args.run_id)
+    try:
+        elements = _select(args, layout, os.environ if environ is None else environ)
+    except _SelectionError as err:
+        print(f"reflow worker: {err}", file=sys.stderr)  # noqa: T201 - the chunk log
+        return 2
+    job = _Job(
+        layout=layout,
+        task=args.task,
+        batch=args.batch,
+        plan=args.plan,
+        elements=tuple(elements),
+        host=socket.gethostname(),
+    )
+    try:
+        spec, params = _prepare(job)
+    except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
+        failure = _error_of(err)
+        return max((_run_element(job, e, _Failed(failure)) for e in elements), default=0)
+    return max((_run_element(job, e, _Called(job, spec, params)) for e in elements), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Called:
+    """Runs an element by calling the task."""
+
+    job: _Job
+    spec: TaskSpec
+    params: Mapping[str, Any]
+
+    def __call__(self, element: int) -> _Outcome:
+        return _call(self.job, self.spec, self.params, element)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """Fails an element with an error found before any element could run."""
+
+    error: ResultError
+
+    def __call__(self, element: int) -> _Outcome:
+        print(self.error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=self.error)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reflow.running.worker", description="Run elements of one reflow task."
+    )
+    for flag in ("--run-dir", "--run-id", "--task", "--batch", "--plan"):
+        parser.add_argument(flag, required=True)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--elements", help="elements to run in this process, e.g. 0-9,12")
+    which.add_argument("--array-offset", type=int, help="index into the batch's elements")
+    return parser
+
+
+def _select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, str]) -> list[int]:
+    if args.elements is not None:
+        try:
+            return expand(args.elements)
+        except ValueError as err:
+            raise _SelectionError(f"--elements: {err}") from err
+    raw = environ.get(ARRAY_TASK_ENV)
+    if raw is None or not raw.strip().isdigit():
+        raise _SelectionError(f"${ARRAY_TASK_ENV} is {raw!r}; pass --elements outside Slurm")
+    if args.array_offset is None:
+        return [int(raw)]
+    position = args.array_offset + int(raw)
+    path = layout.batch(args.batch)
+    try:
+        elements = json.loads(path.read_text(encoding="utf-8"))["elements"]
+        return [int(elements[position])]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise _SelectionError(f"cannot read entry {position} of {path}: {err!r}") from err
+
+
+def _prepare(job: _Job) -> tuple[TaskSpec, dict[str, Any]]:
+    """Import the flow and decode the task's parameters, once for all elements."""
+    manifest = read_manifest(job.layout)
+    workflow = load_workflow(manifest)
+    spec = workflow.tasks.get(job.task)
+    if spec is None:
+        raise FlowImportError(
+            f"workflow {workflow.name!r} has no task {job.task!r}; it has {sorted(workflow.tasks)}",
+            cause_type="FlowImportError",
+            hint="was the flow file edited after submit? submit the run again",
+        )
+    if spec.func is None:
+        raise FlowImportError(
+            f"task {job.task!r} has no function to call", cause_type="FlowImportError"
+        )
+    stored = manifest.get("params") or {}
+    params: dict[str, Any] = {}
+    for param in spec.params:
+        key = param_key(spec.name, param)
+        if key in stored:
+            params[param.name] = from_json(stored[key], where=key)
+        elif param.default is not UNSET:
+            params[param.name] = param.default
+        else:
+            raise StoreError(
+                f"the run manifest has no value for parameter {key!r}",
+                task=spec.name,
+                param=param.name,
+            )
+    return spec, params
+
+
+def _call(job: _Job, spec: TaskSpec, params: Mapping[str, Any], element: int) -> _Outcome:
+    """Call the task for one element; any exception it raises is this element's failure."""
+    assert spec.func is not None
+    try:
+        kwargs = {**params, **_inputs(job, spec, element)}
+        if spec.run_dir_arg is not None:
+            kwargs[spec.run_dir_arg] = RunDir(job.layout.root)
+        value = spec.func(**kwargs)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the worker boundary
+        traceback.print_exc()
+        return _Outcome(error=_error_of(err))
+    return _encode(spec, value)
+
+
+def _inputs(job: _Job, spec: TaskSpec, element: int) -> dict[str, Any]:
+    if not spec.inputs:
+        return {}
+    inputs = read_inputs(job.layout, job.task, job.plan, element)
+    wanted = {inp.name for inp in spec.inputs}
+    if set(inputs) != wanted:
+        raise StoreError(
+            f"the inputs file gives {sorted(inputs)} but the task takes {sorted(wanted)}",
+            task=spec.name,
+            hint="plan the task again",
+        )
+    return inputs
+
+
+def _encode(spec: TaskSpec, value: Any) -> _Outcome:
+    """Check the return value against the annotation and encode it."""
+    if spec.returns is not None and not conforms(value, spec.returns):
+        message = (
+            f"{spec.name} returned {reprlib.repr(value)} ({type(value).__name__}), "
+            f"annotated {spec.returns}"
+        )
+        print(f"reflow: {message}", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=ResultError(type="TypeError", message=message))
+    try:
+        data = to_json(value, where="return value")
+        text = to_text(data, where="return value")
+    except LocatedEncodingError as err:
+        located = err.for_task(spec.name)
+        print(f"reflow: {located}", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=ResultError(type=type(located).__name__, message=str(located)))
+    return _Outcome(output=data, output_hash=value_hash(text))
+
+
+def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int:
+    """Run one element with its output in its log, write its result; return 0 or 1."""
+    started = time.time()
+    with _output_to(job.layout.log(job.task, element), _header(job, element)):
+        outcome = run(element)
+        ended = time.time()
+        status = "ok" if outcome.error is None else f"failed ({outcome.error.type})"
+        print(f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s")  # noqa: T201
+    text = result_text(
+        run_id=job.layout.run_id,
+        task=job.task,
+        element=element,
+        batch=job.batch,
+        output=outcome.output,
+        output_hash=outcome.output_hash,
+        error=outcome.error,
+        started=started,
+        ended=ended,
+        host=job.host,
+        pid=os.getpid(),
+        peak_rss_mb=_peak_rss_mb(),
+    )
+    write_result(job.layout.result(job.task, element, job.batch), text)
+    return 0 if outcome.error is None else 1
+
+
+def _header(job: _Job, element: int) -> str:
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return f"==> reflow: {job.task}[{element}] batch {job.batch} on {job.host} at {now}\n"
+
+
+@contextlib.contextmanager
+def _output_to(path: Path, header: str) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``path`` (appending), so subprocesses write there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(log, header.encode())
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (log, *saved):
+            os.close(fd)
+
+
+def _error_of(err: BaseException) -> ResultError:
+    kind = err.cause_type if isinstance(err, FlowImportError) else type(err).__name__
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return ResultError(type=kind, message=str(err), traceback=text)
+
+
+def _peak_rss_mb() -> float:
+    """The largest resident set of this process or its finished children, in MB."""
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
