@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from reflow.definition.options import SubmitOption
@@ -105,7 +105,7 @@ def _add_run_dir(parser: argparse.ArgumentParser) -> None:
 
 def _add_option(group: argparse._ArgumentGroup, option: SubmitOption) -> None:
     ref = option.type.args[0] if option.type.kind == "optional" else option.type
-    kwargs: dict[str, Any] = {"dest": option.key, "help": _help(option)}
+    kwargs: dict[str, Any] = {"dest": option.key}
     if ref.kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
@@ -122,14 +122,23 @@ def _add_option(group: argparse._ArgumentGroup, option: SubmitOption) -> None:
     else:
         kwargs["default"] = option.default
     flags = [option.short, option.flag] if option.short else [option.flag]
-    group.add_argument(*flags, **kwargs)
+    # Set after construction: Python 3.10's BooleanOptionalAction appends its own default.
+    group.add_argument(*flags, **kwargs).help = _help(option)
 
 
 def _help(option: SubmitOption) -> str:
     text = option.help or ""
-    suffix = "required" if option.is_required else f"default: {option.default!r}"
+    suffix = "required" if option.is_required else f"default: {_shown(option.default)}"
     text = f"{text} ({suffix})" if text else f"({suffix})"
     return text.replace("%", "%%")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, PurePath):
+        return repr(str(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return repr(value)
 
 
 def _metavar(option: SubmitOption) -> str:

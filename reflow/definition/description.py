@@ -8,6 +8,7 @@ dispatcher plans from it; only workers import the flow.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path, PurePath
 from typing import Any
 
 from reflow.definition.errors import StoreError
@@ -41,6 +42,32 @@ def describe(graph: Graph) -> dict[str, Any]:
 
 def graph_from_description(data: dict[str, Any]) -> Graph:
     """Rebuild the graph (without functions) from ``describe`` output."""
+    _check_format(data)
+    tasks = {t["name"]: _task_from_json(t) for t in data["tasks"]}
+    return build_graph(data["workflow"], tasks)
+
+
+def options_from_description(data: dict[str, Any]) -> tuple[SubmitOption, ...]:
+    """The ``submit`` options recorded in a manifest."""
+    _check_format(data)
+    options = []
+    for o in data["options"]:
+        ref = TypeRef.from_json(o["type"])
+        options.append(
+            SubmitOption(
+                key=o["key"],
+                flag=o["flag"],
+                type=ref,
+                help=o["help"],
+                short=o["short"],
+                default=_default_from_json(o["default"], ref) if "default" in o else UNSET,
+                tasks=tuple(o["tasks"]),
+            )
+        )
+    return tuple(options)
+
+
+def _check_format(data: Any) -> None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise StoreError(
@@ -48,24 +75,27 @@ def graph_from_description(data: dict[str, Any]) -> Graph:
             value=found,
             hint="upgrade reflow, or submit the run again with this version",
         )
-    tasks = {t["name"]: _task_from_json(t) for t in data["tasks"]}
-    return build_graph(data["workflow"], tasks)
 
 
-def options_from_description(data: dict[str, Any]) -> tuple[SubmitOption, ...]:
-    """The ``submit`` options recorded in a manifest."""
-    return tuple(
-        SubmitOption(
-            key=o["key"],
-            flag=o["flag"],
-            type=TypeRef.from_json(o["type"]),
-            help=o["help"],
-            short=o["short"],
-            default=o["default"] if "default" in o else UNSET,
-            tasks=tuple(o["tasks"]),
-        )
-        for o in data["options"]
-    )
+def _default_json(value: Any) -> Any:
+    """A default's JSON form: a ``Path`` becomes its string, read back by its type."""
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, list):
+        return [_default_json(item) for item in value]
+    return value
+
+
+def _default_from_json(value: Any, ref: TypeRef) -> Any:
+    if value is None:
+        return None
+    if ref.kind == "optional":
+        return _default_from_json(value, ref.args[0])
+    if ref.kind == "path":
+        return Path(value)
+    if ref.kind == "list":
+        return [_default_from_json(item, ref.item) for item in value]
+    return value
 
 
 def _task_json(spec: TaskSpec) -> dict[str, Any]:
@@ -105,7 +135,7 @@ def _param_json(param: ParamSpec) -> dict[str, Any]:
         "required": param.is_required,
     }
     if not param.is_required:
-        data["default"] = param.default
+        data["default"] = _default_json(param.default)
     return data
 
 
@@ -120,7 +150,7 @@ def _option_json(option: SubmitOption) -> dict[str, Any]:
         "tasks": list(option.tasks),
     }
     if not option.is_required:
-        data["default"] = option.default
+        data["default"] = _default_json(option.default)
     return data
 
 
@@ -130,17 +160,7 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
     return TaskSpec(
         name=data["name"],
         is_array=data["array"],
-        params=tuple(
-            ParamSpec(
-                name=p["name"],
-                type=TypeRef.from_json(p["type"]),
-                help=p["help"],
-                short=p["short"],
-                namespace=p["namespace"],
-                default=p.get("default", UNSET),
-            )
-            for p in data["params"]
-        ),
+        params=tuple(_param_from_json(p) for p in data["params"]),
         inputs=tuple(
             InputSpec(
                 name=i["name"], type=TypeRef.from_json(i["type"]), sources=tuple(i["sources"])
@@ -156,4 +176,16 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         has_verify=data["verify"],
         module=data["module"],
         qualname=data["qualname"],
+    )
+
+
+def _param_from_json(data: dict[str, Any]) -> ParamSpec:
+    ref = TypeRef.from_json(data["type"])
+    return ParamSpec(
+        name=data["name"],
+        type=ref,
+        help=data["help"],
+        short=data["short"],
+        namespace=data["namespace"],
+        default=_default_from_json(data["default"], ref) if "default" in data else UNSET,
     )

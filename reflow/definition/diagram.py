@@ -28,15 +28,41 @@ def render_text(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Words Mermaid reads as syntax where a node id stands. A task so named (with any number of
+# trailing "_") gets one more "_", which keeps ids distinct: "end" -> "end_", "end_" -> "end__".
+_MERMAID_WORDS = frozenset(
+    {
+        "end",
+        "graph",
+        "subgraph",
+        "flowchart",
+        "direction",
+        "style",
+        "class",
+        "classDef",
+        "click",
+        "linkStyle",
+        "call",
+        "href",
+        "default",
+    }
+)
+
+
+def _mermaid_id(name: str) -> str:
+    return f"{name}_" if name.rstrip("_") in _MERMAID_WORDS else name
+
+
 def render_mermaid(graph: Graph) -> str:
     """A Mermaid ``flowchart``; array tasks are drawn as stacked boxes."""
     lines = ["flowchart TD"]
     for spec in graph.tasks:
         shape = f'[["{spec.name} []"]]' if spec.is_array else f'["{spec.name}"]'
-        lines.append(f"    {spec.name}{shape}")
+        lines.append(f"    {_mermaid_id(spec.name)}{shape}")
     for edge in graph.edges:
         arrow = "-.->" if edge.mode is None else "-->"
-        lines.append(f"    {edge.source} {arrow}|{_edge_label(edge)}| {edge.target}")
+        source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
+        lines.append(f"    {source} {arrow}|{_edge_label(edge)}| {target}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
-from reflow.definition.errors import DefinitionError
+from reflow.definition.errors import DefinitionError, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into
 from reflow.definition.resources import build_resources
 from reflow.definition.spec import InputSpec, TaskSpec, task_spec_from_function
@@ -158,17 +158,25 @@ class Flow:
         """Copy ``flow``'s tasks into this one, renamed ``<prefix>_<task>`` when given.
 
         References between the included tasks (``Result`` and ``after``) are renamed too.
+        Nothing is added when any task cannot be.
 
         Raises:
-            DefinitionError: When a (renamed) task name is already taken.
+            DefinitionError: When a (renamed) task name is already taken, or types do not fit.
         """
         if not isinstance(flow, Flow):
             raise DefinitionError(f"include() takes a Flow, not {type(flow).__name__}")
         if prefix is not None:
             check_name("prefix", prefix)
         rename = {name: f"{prefix}_{name}" if prefix else name for name in flow._tasks}
-        for spec in flow._tasks.values():
-            self._add(_renamed(spec, rename))
+        # Copy first: ``flow`` may be this flow itself, and a failure must leave no half include.
+        specs = [_renamed(spec, rename) for spec in flow._tasks.values()]
+        before = dict(self._tasks)
+        try:
+            for spec in specs:
+                self._add(spec)
+        except DefinitionError:
+            self._tasks = before
+            raise
 
     def _register(self, func: Callable[..., Any], **options: Any) -> None:
         self._add(_spec_from_options(func, options))
@@ -210,16 +218,32 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
     name = check_name("task", options.get("name") or getattr(func, "__name__", ""))
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
-        from reflow.definition.errors import suggest
-
         raise DefinitionError(
             f"unknown option {unknown[0]}=",
             task=name,
             param=unknown[0],
             suggestion=suggest(unknown[0], _OPTION_KEYS),
         )
+    _check_options(name, options)
+    resources = build_resources(
+        task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
+    )
+    return task_spec_from_function(
+        func,
+        name=name,
+        is_array=options.get("array", False),
+        resources=resources,
+        after=tuple(dict.fromkeys(options.get("after", ()))),
+        version=str(options.get("version", "1")),
+        cache=options.get("cache", True),
+        verify=options.get("verify"),
+    )
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Check the options that are not resources (``build_resources`` checks those)."""
     after = options.get("after", ())
-    if isinstance(after, str) or not all(isinstance(a, str) for a in after):
+    if not isinstance(after, (list, tuple)) or not all(isinstance(a, str) for a in after):
         raise DefinitionError(
             f"after={after!r} must be a list of task names",
             task=name,
@@ -244,22 +268,12 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
             value=verify,
             hint="pass a function taking the output and returning True when it is still valid",
         )
-    cache = options.get("cache", True)
-    if not isinstance(cache, bool):
-        raise DefinitionError(f"cache={cache!r} must be True or False", task=name, param="cache")
-    resources = build_resources(
-        task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
-    )
-    return task_spec_from_function(
-        func,
-        name=name,
-        is_array=bool(options.get("array", False)),
-        resources=resources,
-        after=tuple(dict.fromkeys(after)),
-        version=str(version),
-        cache=cache,
-        verify=verify,
-    )
+    for flag in ("cache", "array"):
+        value = options.get(flag, flag == "cache")
+        if not isinstance(value, bool):
+            raise DefinitionError(
+                f"{flag}={value!r} must be True or False", task=name, param=flag, value=value
+            )
 
 
 def _renamed(spec: TaskSpec, rename: Mapping[str, str]) -> TaskSpec:

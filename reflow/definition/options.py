@@ -80,32 +80,36 @@ def submit_options(tasks: Iterable[TaskSpec]) -> tuple[SubmitOption, ...]:
                 default=param.default,
                 tasks=(spec.name,),
             )
-            _claim(flags, option.flag, spec.name, param.name)
-            if option.short:
-                _claim(flags, option.short, spec.name, param.name)
+            for flag in option_strings(option):
+                _claim(flags, flag, spec.name, param.name)
             by_key[key] = option
     return tuple(by_key.values())
 
 
+def option_strings(option: SubmitOption) -> tuple[str, ...]:
+    """Every string argparse accepts for ``option``: a bool also gets ``--no-<name>``."""
+    ref = option.type.args[0] if option.type.kind == "optional" else option.type
+    negated = "--no-" + option.flag[2:] if ref.kind == "bool" else None
+    return tuple(s for s in (option.short, option.flag, negated) if s)
+
+
 def _claim(flags: dict[str, str], flag: str, task: str, name: str) -> None:
-    negated = "--no-" + flag[2:] if flag.startswith("--") else None
-    for candidate in filter(None, (flag, negated)):
-        if candidate in RESERVED_FLAGS:
-            raise DefinitionError(
-                f"becomes the flag {candidate}, which reflow itself uses",
-                task=task,
-                param=name,
-                value=candidate,
-                hint="rename the parameter",
-            )
-        if candidate in flags:
-            raise DefinitionError(
-                f"becomes the flag {candidate}, which {flags[candidate]} already uses",
-                task=task,
-                param=name,
-                value=candidate,
-                hint='rename one of them or use Param(namespace="local")',
-            )
+    if flag in RESERVED_FLAGS:
+        raise DefinitionError(
+            f"becomes the flag {flag}, which reflow itself uses",
+            task=task,
+            param=name,
+            value=flag,
+            hint="rename the parameter",
+        )
+    if flag in flags:
+        raise DefinitionError(
+            f"becomes the flag {flag}, which {flags[flag]} already uses",
+            task=task,
+            param=name,
+            value=flag,
+            hint='rename one of them or use Param(namespace="local")',
+        )
     flags[flag] = f"{task}({name})"
 
 

@@ -10,7 +10,7 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Annotated, Any, get_args, get_origin
 
 from typing_extensions import get_type_hints
@@ -171,14 +171,8 @@ def _is_run_dir(annotation: Any) -> bool:
 def _split_annotated(
     task: str, parameter: inspect.Parameter, annotation: Any
 ) -> tuple[Param | Result | None, Any]:
-    if isinstance(parameter.default, RunDir):
-        raise DefinitionError(
-            "has a RunDir() default but is not annotated as RunDir",
-            task=task,
-            param=parameter.name,
-            hint=f"write {parameter.name}: RunDir = RunDir()",
-        )
     if get_origin(annotation) is not Annotated:
+        _check_run_dir_default(task, parameter)
         return None, annotation
     base, *extras = get_args(annotation)
     markers = [m for m in extras if isinstance(m, (Param, Result)) or m in (Param, Result)]
@@ -203,7 +197,18 @@ def _split_annotated(
             param=parameter.name,
             hint=f"write {parameter.name}: RunDir = RunDir()",
         )
+    _check_run_dir_default(task, parameter)
     return (markers[0] if markers else None), base
+
+
+def _check_run_dir_default(task: str, parameter: inspect.Parameter) -> None:
+    if isinstance(parameter.default, RunDir):
+        raise DefinitionError(
+            "has a RunDir() default but is not annotated as RunDir",
+            task=task,
+            param=parameter.name,
+            hint=f"write {parameter.name}: RunDir = RunDir()",
+        )
 
 
 def _input_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Result) -> InputSpec:
@@ -233,7 +238,7 @@ def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Para
     ref = _type_of(task, parameter.name, base)
     _check_cli_type(task, parameter.name, ref)
     value = UNSET if default is inspect.Parameter.empty else _normalize_default(default)
-    if value is not UNSET and value is not None and not conforms(value, ref):
+    if value is not UNSET and value is not None and not conforms(default, ref):
         raise DefinitionError(
             f"has default {default!r}, which is not a {ref}",
             task=task,
@@ -252,25 +257,27 @@ def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Para
 
 
 def _normalize_default(default: Any) -> Any:
+    """One Python form per type: paths as ``Path``, sequences as lists (type checked before)."""
     if isinstance(default, PurePath):
-        return str(default)
-    if isinstance(default, list):
-        return list(default)
-    if isinstance(default, tuple):
-        return list(default)
+        return Path(default)
+    if isinstance(default, (list, tuple)):
+        return [_normalize_default(item) for item in default]
     return default
 
 
 def _check_cli_type(task: str, name: str, ref: TypeRef) -> None:
     inner = ref.args[0] if ref.kind == "optional" else ref
-    inner = inner.item if inner.kind == "list" else inner
-    if inner.kind not in _CLI_SCALARS:
+    is_list = inner.kind == "list"
+    inner = inner.item if is_list else inner
+    # A list of bools has no sensible flag syntax (--x true false); argparse cannot read it.
+    if inner.kind not in _CLI_SCALARS or (is_list and inner.kind == "bool"):
         raise DefinitionError(
             f"has type {ref}, which cannot be a command-line flag",
             task=task,
             param=name,
             value=str(ref),
-            hint="use str, int, float, bool, Path, Literal[...], list[...] or Optional[...]",
+            hint="use str, int, float, bool, Path, Literal[...], list[...] (not of bool) "
+            "or Optional[...]",
         )
 
 

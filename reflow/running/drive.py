@@ -58,22 +58,19 @@ def launch(layout: RunLayout, mode: str) -> None:
         run_turn_and_chain(layout)
         return
     layout.run.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore.open(layout.root)
+    try:
+        store.set_run(layout.run_id, dispatcher={"kind": "local", "starting": time.time()})
+    finally:
+        store.close()
     with layout.dispatcher_log.open("ab") as log:
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reflow.running.drive",
-                "--run-dir",
-                str(layout.root),
-                "--run-id",
-                layout.run_id,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
+        # The child forks once more and exits, so the dispatcher is adopted by init and
+        # the submitting process (a notebook, a shell) keeps no child to reap.
+        subprocess.run(
+            [sys.executable, "-m", "reflow.running.drive", "--run-dir", str(layout.root),
+             "--run-id", layout.run_id, "--detach"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            close_fds=True, check=True,
         )
 
 
@@ -160,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--slurm-turn", action="store_true", help="one turn, then chain")
+    parser.add_argument("--detach", action="store_true", help="fork into the background")
     args = parser.parse_args(argv)
+    if args.detach and os.fork() > 0:
+        os._exit(0)
     layout = RunLayout(args.run_dir, args.run_id)
     if args.slurm_turn:
         from reflow.running.slurm_chain import run_turn_and_chain

@@ -15,13 +15,17 @@ from reflow.running.store import SqliteStore
 
 STATE_ORDER = ("done", "cached", "submitted", "ready", "failed", "cancelled")
 _EXAMPLES = 3
+_START_GRACE_S = 30.0
 
 
 def dispatcher_alive(info: dict[str, Any]) -> bool | None:
     """Whether the local dispatcher process still runs (None when it cannot be told)."""
     pid = info.get("pid")
-    if info.get("kind") != "local" or not isinstance(pid, int):
+    if info.get("kind") != "local":
         return None
+    if not isinstance(pid, int):
+        starting = info.get("starting")
+        return None if isinstance(starting, float) and time.time() - starting < _START_GRACE_S else False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -9,6 +9,7 @@ group. This module only reads, writes and signals; it keeps no state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,10 +88,8 @@ def stop_groups(records: list[ChunkProcess], *, grace_s: float) -> None:
 
 def signal_group(pid: int, signum: int) -> None:
     """Send ``signum`` to the process group led by ``pid``; a group already gone is fine."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _proc_stat(pid: int) -> tuple[str | None, int | None]:

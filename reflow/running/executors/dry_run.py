@@ -1,0 +1,84 @@
+"""Running: the dry-run executor prints what would be submitted; it starts and writes nothing.
+
+``submit`` prints the task, its elements as ranges, the resources and the worker command (or
+the rendered batch script, given a ``render`` function) to a stream, and returns fake job
+ids ``dry-<batch>.<element>``. Every job stays ``PENDING``; ``cancel`` does nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import IO
+
+from reflow.definition.resources import Resources, format_mem, format_time
+from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.ranges import compress
+
+_PENDING = JobStatus(state=JobState.PENDING, detail="dry run: nothing was submitted")
+
+
+class DryRunExecutor:
+    """Prints batches instead of running them.
+
+    Args:
+        out: Where the description of each batch goes.
+        render: Turns a request into its batch script (e.g. the Slurm renderer); without it
+            the worker command line is printed.
+    """
+
+    name = "dry-run"
+
+    def __init__(
+        self, out: IO[str], *, render: Callable[[BatchRequest], str] | None = None
+    ) -> None:
+        self.out = out
+        self.render = render
+
+    def submit(self, request: BatchRequest, /) -> Submission:
+        """Print ``request`` and return one fake job id per element."""
+        spec = compress(request.elements)
+        lines = [
+            f"[dry-run] would submit {request.task}[{spec}] "
+            f"({len(request.elements)} element{'s' if len(request.elements) != 1 else ''}) "
+            f"as batch {request.batch_id}",
+            f"  resources: {describe_resources(request.resources)}",
+        ]
+        if request.after:
+            lines.append(f"  after: {', '.join(request.after)}")
+        if self.render is not None:
+            lines.append(f"  script {request.script_path}:")
+            lines.extend(f"    {line}" for line in self.render(request).splitlines())
+        else:
+            lines.append(f"  command: {shlex.join(request.command)}")
+        self.out.write("\n".join(lines) + "\n")
+        return Submission(
+            job_ids=tuple(f"dry-{request.batch_id}.{e}" for e in request.elements),
+            scheduler_ids=(f"dry-{request.batch_id}",) if request.elements else (),
+        )
+
+    def cancel(self, job_ids: Sequence[str], /) -> None:
+        """Do nothing: a dry run has no jobs."""
+
+    def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
+        """Report every job as ``PENDING``: nothing ever runs."""
+        return dict.fromkeys(job_ids, _PENDING)
+
+
+def describe_resources(resources: Resources) -> str:
+    """One line naming the resources that are set, e.g. ``cpus=4 mem=4G time=00:10:00``."""
+    parts: list[str] = []
+    for item in fields(resources):
+        value = getattr(resources, item.name)
+        if value is None or value == ():
+            continue
+        if item.name == "mem_mb":
+            parts.append(f"mem={format_mem(value)}")
+        elif item.name == "time_s":
+            parts.append(f"time={format_time(value)}")
+        elif item.name == "extra":
+            parts.append(f"extra={shlex.join(value)}")
+        else:
+            parts.append(f"{item.name}={value}")
+    return " ".join(parts) or "defaults"

@@ -1,0 +1,306 @@
+"""The worker as a real subprocess on a real run directory (flow file, manifest, inputs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reflow.definition.description import describe
+from reflow.planning.encoding import to_json
+from reflow.planning.identity import output_hash
+from reflow.running.inputs import write_inputs
+from reflow.running.layout import RunLayout, write_atomic
+from reflow.running.loader import load_workflow
+from reflow.running.results import ResultProblem, ResultRecord, read_result
+
+RUN_ID = "wtest-1"
+FLOW = '''
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Param, Result, RunDir, Workflow
+
+wf = Workflow("wtest")
+
+
+@wf.job()
+def prepare(count: Annotated[int, Param(help="How many")] = 4) -> list[str]:
+    return [f"item{i}" for i in range(count)]
+
+
+@wf.array_job()
+def convert(
+    item: Annotated[str, Result(step="prepare")],
+    suffix: Annotated[str, Param(help="Suffix")],
+    tag: Annotated[str, Param(namespace="local")] = "t0",
+    run_dir: RunDir = RunDir(),
+) -> str:
+    print(f"converting {item}")
+    subprocess.run([sys.executable, "-c", f"print('child says {item}')"], check=True)
+    if item == "item2":
+        raise ValueError(f"cannot convert {item}")
+    (run_dir / f"{item}.touched").write_text(f"{type(run_dir).__name__} {run_dir}")
+    return f"{item}{suffix}-{tag}"
+
+
+@wf.array_job()
+def as_set(item: Annotated[str, Result(step="prepare")]):
+    return {item}
+
+
+@wf.array_job()
+def wrong(item: Annotated[str, Result(step="prepare")]) -> int:
+    return item
+
+
+@wf.array_job()
+def quits(item: Annotated[str, Result(step="prepare")]) -> None:
+    if item == "item0":
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    Path(__file__).with_name("MAIN_RAN").write_text("the CLI block ran")
+'''
+
+
+@pytest.fixture
+def isolated_imports() -> Iterator[None]:
+    """Undo what importing flow files in this process does to sys.path and sys.modules."""
+    path, modules = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+
+
+class RunFixture:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.layout = RunLayout(root / "rundir", RUN_ID)
+        self.flow = root / "flow.py"
+        self.flow.write_text(FLOW)
+        self.source = {"module": "__main__", "file": str(self.flow), "sys_path": []}
+        workflow = load_workflow({"workflow": "wtest", "source": self.source})
+        manifest = {
+            "format": "reflow/run/1",
+            "run_id": RUN_ID,
+            "workflow": "wtest",
+            "description": describe(workflow.graph()),
+            "params": {"count": 3, "suffix": ".zarr", "convert.tag": to_json("v2")},
+            "source": self.source,
+            "python": sys.executable,
+            "cwd": str(root),
+        }
+        self.write_manifest(manifest)
+        rows = [{"item": to_json(f"item{e}")} for e in range(4)]
+        for task in ("convert", "as_set", "wrong", "quits"):
+            write_inputs(self.layout, task, "p1", rows)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_atomic(self.layout.manifest, json.dumps(manifest, indent=1))
+
+    def run(
+        self, task: str, *args: str, batch: str = "b1", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [
+            sys.executable, "-m", "reflow.running.worker", "--run-dir", str(self.layout.root),
+            "--run-id", RUN_ID, "--task", task, "--batch", batch, "--plan", "p1", *args,
+        ]
+        environ = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
+        return subprocess.run(
+            argv, cwd=self.root, env={**environ, **(env or {})}, capture_output=True,
+            text=True, timeout=120, check=False,
+        )
+
+    def result(self, task: str, element: int, batch: str = "b1") -> ResultRecord:
+        record = self.read(task, element, batch)
+        assert isinstance(record, ResultRecord), record
+        return record
+
+    def read(self, task: str, element: int, batch: str = "b1") -> ResultRecord | ResultProblem:
+        path = self.layout.result(task, element, batch)
+        return read_result(path, run_id=RUN_ID, task=task, element=element, batch=batch)
+
+    def log(self, task: str, element: int) -> str:
+        return self.layout.log(task, element).read_text()
+
+
+@pytest.fixture
+def run(tmp_path: Path, isolated_imports: None) -> RunFixture:
+    return RunFixture(tmp_path)
+
+
+def test_chunk_runs_every_element_and_isolates_the_failing_one(run: RunFixture) -> None:
+    proc = run.run("convert", "--elements", "0-3")
+    assert proc.returncode == 1, proc.stderr
+    for element in (0, 1, 3):
+        record = run.result("convert", element)
+        assert record.ok
+        assert record.output == f"item{element}.zarr-v2"
+        assert record.output_hash == output_hash(f"item{element}.zarr-v2")
+        assert record.pid > 0
+        assert record.peak_rss_mb > 1
+        assert record.started <= record.ended
+    failed = run.result("convert", 2)
+    assert not failed.ok
+    assert failed.error_type == "ValueError"
+    assert failed.error_message == "cannot convert item2"
+    assert failed.traceback is not None
+    assert 'raise ValueError(f"cannot convert {item}")' in failed.traceback
+    assert not (run.root / "MAIN_RAN").exists()
+
+
+def test_prints_and_subprocess_output_land_in_the_elements_log(run: RunFixture) -> None:
+    run.run("convert", "--elements", "0-3")
+    run.run("convert", "--elements", "1", batch="b2")
+    first = run.log("convert", 0)
+    assert first.startswith("==> reflow: convert[0] batch b1 on ")
+    assert "converting item0\n" in first
+    assert "child says item0\n" in first
+    assert "item1" not in first
+    assert "<== reflow: convert[0] ok after" in first
+    retried = run.log("convert", 1)
+    assert retried.count("==> reflow: convert[1]") == 2
+    assert "batch b2" in retried
+    assert "ValueError: cannot convert item2" in run.log("convert", 2)
+
+
+def test_run_dir_is_injected_as_a_run_dir_path(run: RunFixture) -> None:
+    run.run("convert", "--elements", "0")
+    touched = (run.layout.root / "item0.touched").read_text()
+    assert touched == f"RunDir {run.layout.root}"
+
+
+def test_all_succeeding_elements_exit_zero(run: RunFixture) -> None:
+    proc = run.run("convert", "--elements", "0,1,3")
+    assert proc.returncode == 0, proc.stderr
+    assert run.read("convert", 2).kind == "missing"  # type: ignore[union-attr]
+
+
+def test_parameters_come_from_the_manifest_or_their_default(run: RunFixture) -> None:
+    proc = run.run("prepare", "--elements", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert run.result("prepare", 0).output == ["item0", "item1", "item2"]
+
+
+def test_unencodable_return_fails_naming_task_and_type(run: RunFixture) -> None:
+    proc = run.run("as_set", "--elements", "0-1")
+    assert proc.returncode == 1
+    record = run.result("as_set", 1)
+    assert not record.ok
+    assert record.error_type == "LocatedEncodingError"
+    assert record.error_message is not None
+    assert "as_set" in record.error_message
+    assert "set" in record.error_message.replace("as_set", "")
+    assert "cannot encode set" in run.log("as_set", 1)
+
+
+def test_return_value_not_matching_the_annotation_fails(run: RunFixture) -> None:
+    run.run("wrong", "--elements", "0")
+    record = run.result("wrong", 0)
+    assert not record.ok
+    assert record.error_type == "TypeError"
+    assert record.error_message == "wrong returned 'item0' (str), annotated int"
+
+
+def test_sys_exit_in_a_task_fails_only_that_element(run: RunFixture) -> None:
+    proc = run.run("quits", "--elements", "0-1")
+    assert proc.returncode == 1
+    assert run.result("quits", 0).error_type == "SystemExit"
+    assert run.result("quits", 1).ok
+
+
+def test_flow_that_raises_on_import_fails_every_element(run: RunFixture) -> None:
+    broken = run.root / "broken_flow.py"
+    broken.write_text("raise RuntimeError('no database today')\n")
+    manifest = json.loads(run.layout.manifest.read_text())
+    manifest["source"] = {"module": "__main__", "file": str(broken), "sys_path": []}
+    run.write_manifest(manifest)
+    proc = run.run("convert", "--elements", "0-2")
+    assert proc.returncode == 1
+    for element in range(3):
+        record = run.result("convert", element)
+        assert not record.ok
+        assert record.error_type == "RuntimeError"
+        assert record.error_message is not None
+        assert "no database today" in record.error_message
+        assert record.traceback is not None
+        assert "broken_flow.py" in record.traceback
+        assert "no database today" in run.log("convert", element)
+
+
+def test_missing_module_fails_every_element(run: RunFixture) -> None:
+    manifest = json.loads(run.layout.manifest.read_text())
+    manifest["source"] = {"module": "no_such_flow_module_xyz", "file": None, "sys_path": []}
+    run.write_manifest(manifest)
+    assert run.run("convert", "--elements", "0-1").returncode == 1
+    record = run.result("convert", 1)
+    assert record.error_type == "ModuleNotFoundError"
+    assert "no_such_flow_module_xyz" in str(record.error_message)
+
+
+def test_task_missing_from_the_flow_fails_with_a_clear_error(run: RunFixture) -> None:
+    assert run.run("convrt", "--elements", "0").returncode == 1
+    record = run.result("convrt", 0)
+    assert record.error_type == "FlowImportError"
+    assert "no task 'convrt'" in str(record.error_message)
+
+
+def test_missing_manifest_fails_every_element(run: RunFixture) -> None:
+    run.layout.manifest.unlink()
+    assert run.run("convert", "--elements", "0-1").returncode == 1
+    assert run.result("convert", 0).error_type == "StoreError"
+
+
+def test_element_from_the_slurm_array_index(run: RunFixture) -> None:
+    proc = run.run("convert", env={"SLURM_ARRAY_TASK_ID": "3"})
+    assert proc.returncode == 0, proc.stderr
+    assert run.result("convert", 3).output == "item3.zarr-v2"
+
+
+def test_array_offset_maps_through_the_batch_file(run: RunFixture) -> None:
+    write_atomic(run.layout.batch("b1"), json.dumps({"task": "convert", "elements": [1, 3]}))
+    proc = run.run("convert", "--array-offset", "1", env={"SLURM_ARRAY_TASK_ID": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert run.result("convert", 3).ok
+    assert run.read("convert", 1).kind == "missing"  # type: ignore[union-attr]
+
+
+def test_no_element_selection_is_a_usage_error(run: RunFixture) -> None:
+    proc = run.run("convert")
+    assert proc.returncode == 2
+    assert "SLURM_ARRAY_TASK_ID" in proc.stderr
+    assert not run.layout.results_dir("convert").exists()
+
+
+def test_element_without_inputs_fails_with_a_store_error(run: RunFixture) -> None:
+    assert run.run("convert", "--elements", "7").returncode == 1
+    record = run.result("convert", 7)
+    assert record.error_type == "StoreError"
+    assert "element 7" in str(record.error_message)
+
+
+def test_flow_imported_by_module_name_from_sys_path(run: RunFixture, tmp_path: Path) -> None:
+    package = tmp_path / "pkgroot" / "mypkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("SUFFIX = '!'\n")
+    flow = FLOW.replace("from reflow import", "from .helpers import SUFFIX\nfrom reflow import")
+    (package / "flows.py").write_text(flow.replace('return f"{item}{suffix}-{tag}"', "return SUFFIX"))
+    manifest = json.loads(run.layout.manifest.read_text())
+    manifest["source"] = {
+        "module": "mypkg.flows", "file": None, "sys_path": [str(tmp_path / "pkgroot")],
+    }
+    run.write_manifest(manifest)
+    assert run.run("convert", "--elements", "0").returncode == 0
+    assert run.result("convert", 0).output == "!"
