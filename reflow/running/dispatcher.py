@@ -37,6 +37,11 @@ from reflow.running.store import InstanceRow, SqliteStore
 
 TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
 _MAX_LOST_RESUBMITS = 3
+_MARK_FINISHED = (
+    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?, host = ?,"
+    " peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ? AND batch = ?"
+    " AND state = 'submitted'"
+)
 
 
 @dataclass(kw_only=True)
@@ -127,12 +132,7 @@ class Dispatcher:
             self.store.execute_many(
                 [
                     ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
-                    (
-                        "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?,"
-                        " error = ?, host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ?"
-                        " AND element = ? AND batch = ? AND state = 'submitted'",
-                        finished,
-                    ),
+                    (_MARK_FINISHED, finished),
                 ]
             )
         return len(finished)
@@ -173,12 +173,7 @@ class Dispatcher:
                     " AND element = ? AND batch = ? AND state = 'submitted'",
                     lost,
                 ),
-                (
-                    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?,"
-                    " host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ?"
-                    " AND batch = ? AND state = 'submitted'",
-                    failed,
-                ),
+                (_MARK_FINISHED, failed),
             ]
         )
 
@@ -316,26 +311,13 @@ class Dispatcher:
         try:
             submission = self.executor.submit(request)
         except SubmissionError as err:
-            failed = [
-                (
-                    "failed",
-                    None,
-                    now,
-                    FailureReason.SUBMISSION.value,
-                    err.problem,
-                    None,
-                    None,
-                    self.run_id,
-                    task,
-                    row.element,
-                )
-                for row in rows
-            ]
+            reason = FailureReason.SUBMISSION.value
+            failed = [(now, reason, err.problem, self.run_id, task, r.element) for r in rows]
             self.store.execute_many(
                 [
                     (
-                        "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?,"
-                        " host = ?, peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ?"
+                        "UPDATE instances SET state = 'failed', ended = ?, reason = ?,"
+                        " error = ? WHERE run_id = ? AND task = ? AND element = ?"
                         " AND state = 'ready'",
                         failed,
                     )

@@ -67,10 +67,22 @@ def launch(layout: RunLayout, mode: str) -> None:
         # The child forks once more and exits, so the dispatcher is adopted by init and
         # the submitting process (a notebook, a shell) keeps no child to reap.
         subprocess.run(
-            [sys.executable, "-m", "reflow.running.drive", "--run-dir", str(layout.root),
-             "--run-id", layout.run_id, "--detach"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "reflow.running.drive",
+                "--run-dir",
+                str(layout.root),
+                "--run-id",
+                layout.run_id,
+                "--detach",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            check=True,
         )
 
 
@@ -168,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_turn_and_chain(layout)
         return 0
     state = drive_locally(layout)
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} run {args.run_id} {state}", flush=True)
+    sys.stdout.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} run {args.run_id} {state}\n")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +42,31 @@ def run_turn_and_chain(layout: RunLayout) -> str:
         try:
             executor = SlurmExecutor(max_array_size=config.max_array_size)
             dispatcher = make_dispatcher(
-                layout, store, executor,
+                layout,
+                store,
+                executor,
                 submit_budget=config.submit_budget or DEFAULT_SUBMIT_BUDGET,
             )
             state = dispatcher.turn()
             if state != "running":
                 store.set_run(layout.run_id, dispatcher={"kind": "slurm", "pending_jobs": []})
                 return state
-            in_flight = sorted({
-                str(row.job_id).split("_")[0]
-                for row in store.instances_in(layout.run_id, ["submitted"])
-                if row.job_id
-            })
+            in_flight = sorted(
+                {
+                    str(row.job_id).split("_")[0]
+                    for row in store.instances_in(layout.run_id, ["submitted"])
+                    if row.job_id
+                }
+            )
             successor = submit_successor(layout, dispatcher.manifest, in_flight, config)
             store.set_run(
                 layout.run_id,
                 dispatcher={
-                    "kind": "slurm", "pending_jobs": [successor], "host": socket.gethostname(),
-                    "turn_at": time.time(), "waits_for": len(in_flight),
+                    "kind": "slurm",
+                    "pending_jobs": [successor],
+                    "host": socket.gethostname(),
+                    "turn_at": time.time(),
+                    "waits_for": len(in_flight),
                 },
             )
             if store.run(layout.run_id).state != "running":
@@ -69,20 +77,36 @@ def run_turn_and_chain(layout: RunLayout) -> str:
 
 
 def submit_successor(
-    layout: RunLayout, manifest: dict[str, Any], after: list[str], config: Config
+    layout: RunLayout, manifest: Mapping[str, Any], after: list[str], config: Config
 ) -> str:
     """Submit the next dispatcher turn as a small job; return its job id."""
     python = str(manifest.get("python") or "python3")
-    script = "#!/bin/bash\n" + "exec " + shlex.join([
-        python, "-m", "reflow.running.drive", "--run-dir", str(layout.root),
-        "--run-id", layout.run_id, "--slurm-turn",
-    ]) + "\n"
+    script = (
+        "#!/bin/bash\n"
+        "exec "
+        + shlex.join(
+            [
+                python,
+                "-m",
+                "reflow.running.drive",
+                "--run-dir",
+                str(layout.root),
+                "--run-id",
+                layout.run_id,
+                "--slurm-turn",
+            ]
+        )
+        + "\n"
+    )
     path = layout.run / "scripts" / "dispatcher.sh"
     write_atomic(path, script)
     resources = config.dispatcher
     argv = [
-        "sbatch", "--parsable", f"--job-name={manifest['workflow']}.dispatch",
-        "--cpus-per-task=1", f"--mem={format_mem(resources.mem_mb or _DISPATCHER_MEM_MB)}",
+        "sbatch",
+        "--parsable",
+        f"--job-name={manifest['workflow']}.dispatch",
+        "--cpus-per-task=1",
+        f"--mem={format_mem(resources.mem_mb or _DISPATCHER_MEM_MB)}",
         f"--time={format_time(resources.time_s or _DISPATCHER_TIME_S)}",
         f"--output={layout.run / 'dispatcher-%j.log'}",
         f"--chdir={manifest.get('cwd') or Path.cwd()}",

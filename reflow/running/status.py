@@ -25,7 +25,8 @@ def dispatcher_alive(info: dict[str, Any]) -> bool | None:
         return None
     if not isinstance(pid, int):
         starting = info.get("starting")
-        return None if isinstance(starting, float) and time.time() - starting < _START_GRACE_S else False
+        recent = isinstance(starting, float) and time.time() - starting < _START_GRACE_S
+        return None if recent else False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -4,7 +4,6 @@
 (unless a marker file says the failure was fixed); ``finalize`` gathers.
 """
 
-from pathlib import Path
 from typing import Annotated
 
 from reflow import Param, Result, RunDir, Workflow
@@ -38,7 +37,9 @@ def convert(
 
 
 @wf.job()
-def finalize(paths: Annotated[list[str], Result(step="convert")], run_dir: RunDir = RunDir()) -> str:
+def finalize(
+    paths: Annotated[list[str], Result(step="convert")], run_dir: RunDir = RunDir()
+) -> str:
     with (run_dir / "finalize.calls").open("a") as handle:
         handle.write("x\n")
     return ",".join(paths)
