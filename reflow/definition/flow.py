@@ -215,7 +215,8 @@ _OPTION_KEYS = frozenset({*_RESOURCE_KEYS, "array", "name", "after", "version", 
 def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> TaskSpec:
     if not callable(func):
         raise DefinitionError(f"@job decorates functions, not {type(func).__name__}")
-    name = check_name("task", options.get("name") or getattr(func, "__name__", ""))
+    given = options.get("name")
+    name = check_name("task", getattr(func, "__name__", "") if given is None else given)
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise DefinitionError(

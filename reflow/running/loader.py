@@ -19,8 +19,8 @@ from types import ModuleType
 from typing import Any
 
 from reflow.definition.errors import StoreError, UsageError
+from reflow.definition.flow import Flow
 from reflow.running.layout import RunLayout
-from reflow.workflow import Workflow
 
 FORMAT = "reflow/run/1"
 
@@ -70,8 +70,12 @@ def read_manifest(layout: RunLayout) -> dict[str, Any]:
     return data
 
 
-def load_workflow(manifest: Mapping[str, Any]) -> Workflow:
-    """Import the flow named by ``manifest["source"]`` and return its ``Workflow``.
+def load_workflow(manifest: Mapping[str, Any]) -> Flow:
+    """Import the flow named by ``manifest["source"]`` and return its workflow.
+
+    The result is the module-level ``Workflow`` named ``manifest["workflow"]``, typed as its
+    base class ``Flow`` so that this layer does not import the facade above it (a plain
+    ``Flow`` of that name is taken only when no ``Workflow`` has it).
 
     A module other than ``__main__`` is imported by name (so a flow inside a package keeps
     its relative imports); a flow run as a script is imported from its file under a name
@@ -159,11 +163,12 @@ def _import_failed(what: str, err: BaseException, hint: str | None = None) -> Fl
     )
 
 
-def _find_workflow(module: ModuleType, name: str) -> Workflow:
-    found = [v for v in vars(module).values() if isinstance(v, Workflow)]
-    for workflow in found:
-        if workflow.name == name:
-            return workflow
+def _find_workflow(module: ModuleType, name: str) -> Flow:
+    found = [v for v in vars(module).values() if isinstance(v, Flow)]
+    # A Workflow (a subclass) wins over a plain Flow that happens to share its name.
+    for flow in sorted(found, key=lambda f: type(f) is Flow):
+        if flow.name == name:
+            return flow
     others = sorted({w.name for w in found})
     raise FlowImportError(
         f"{module.__name__} ({getattr(module, '__file__', None)}) defines no Workflow named "

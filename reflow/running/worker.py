@@ -89,12 +89,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         elements=tuple(elements),
         host=socket.gethostname(),
     )
+    run: Callable[[int], _Outcome]
     try:
         spec, params = _prepare(job)
+        run = _Called(job, spec, params)
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
-        failure = _error_of(err)
-        return max((_run_element(job, e, _Failed(failure)) for e in elements), default=0)
-    return max((_run_element(job, e, _Called(job, spec, params)) for e in elements), default=0)
+        run = _Failed(_error_of(err))
+    statuses = [_run_element(job, element, run) for element in elements]
+    return max(statuses, default=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -65,15 +66,22 @@ class Setup:
         **env: str,
     ) -> BatchRequest:
         return BatchRequest(
-            run_id="run-1", workflow="w", task="t", batch_id=batch, elements=tuple(elements),
-            resources=Resources(cpus=cpus), command=(sys.executable, str(self.script)),
-            workdir=self.root, log_dir=self.log_dir, script_path=self.root / "unused.sh",
+            run_id="run-1",
+            workflow="w",
+            task="t",
+            batch_id=batch,
+            elements=tuple(elements),
+            resources=Resources(cpus=cpus),
+            command=(sys.executable, str(self.script)),
+            workdir=self.root,
+            log_dir=self.log_dir,
+            script_path=self.root / "unused.sh",
             env={"FAKE_LOG_DIR": str(self.log_dir), "FAKE_RECORD_DIR": str(self.record), **env},
             after=after,
         )
 
     def spans(self) -> list[tuple[float, float]]:
-        return [tuple(json.loads(p.read_text())) for p in self.record.glob("*.span")]  # type: ignore[misc]
+        return [tuple(json.loads(p.read_text())) for p in self.record.glob("*.span")]
 
 
 @pytest.fixture
@@ -104,7 +112,15 @@ def test_job_ids_name_batch_chunk_and_element_in_request_order(setup: Setup) -> 
     executor = LocalExecutor(slots=1)
     submission = executor.submit(setup.request([5, 1, 9, 3, 7, 2, 8, 0, 4]))
     assert submission.job_ids == (
-        "b1.0.5", "b1.0.1", "b1.0.9", "b1.1.3", "b1.1.7", "b1.1.2", "b1.2.8", "b1.2.0", "b1.2.4",
+        "b1.0.5",
+        "b1.0.1",
+        "b1.0.9",
+        "b1.1.3",
+        "b1.1.7",
+        "b1.1.2",
+        "b1.2.8",
+        "b1.2.0",
+        "b1.2.4",
     )
     assert submission.scheduler_ids == ("b1.0", "b1.1", "b1.2")
     assert executor.submit(setup.request([], batch="b2")).job_ids == ()
@@ -135,7 +151,9 @@ def test_chunk_exiting_non_zero_fails_started_elements_and_loses_the_rest(setup:
     wait_until_idle(executor)
     found = executor.states(ids)
     assert found["b1.1.2"] == JobStatus(
-        state=JobState.FAILED, reason=FailureReason.EXIT_CODE, exit_code=3,
+        state=JobState.FAILED,
+        reason=FailureReason.EXIT_CODE,
+        exit_code=3,
         detail="chunk b1.1 exited with status 3",
     )
     assert found["b1.1.3"].state is JobState.FAILED
@@ -149,7 +167,9 @@ def test_chunk_killed_by_a_signal_reports_the_negative_signal(setup: Setup) -> N
     wait_until_idle(executor)
     status = executor.states(ids)[ids[0]]
     assert (status.state, status.reason, status.exit_code) == (
-        JobState.FAILED, FailureReason.EXIT_CODE, -9,
+        JobState.FAILED,
+        FailureReason.EXIT_CODE,
+        -9,
     )
 
 
@@ -192,7 +212,9 @@ def test_cancel_from_another_instance_stops_the_process_through_its_pid_file(
     wait_until_idle(owner, deadline_s=10)
     status = owner.states(ids[:1])[ids[0]]
     assert (status.state, status.reason, status.exit_code) == (
-        JobState.FAILED, FailureReason.EXIT_CODE, -15,
+        JobState.FAILED,
+        FailureReason.EXIT_CODE,
+        -15,
     )
     assert states_of(other, ids[:1]) == [JobState.UNKNOWN]
     assert not list(setup.record.glob("*.done"))
@@ -240,7 +262,7 @@ def test_after_waits_for_its_dependencies_and_fails_when_they_fail(setup: Setup)
 
 def test_submit_refuses_a_missing_working_directory(setup: Setup, tmp_path: Path) -> None:
     request = setup.request([0])
-    missing = BatchRequest(**{**_fields(request), "workdir": tmp_path / "nowhere"})
+    missing = dataclasses.replace(request, workdir=tmp_path / "nowhere")
     with pytest.raises(SubmissionError, match="does not exist"):
         LocalExecutor().submit(missing)
 
@@ -256,22 +278,40 @@ def test_wait_for_progress_returns_when_a_process_ends(setup: Setup) -> None:
 
 
 def test_runs_the_real_worker(tmp_path: Path) -> None:
-    path, modules = list(sys.path), set(sys.modules)
+    saved_path, modules = list(sys.path), set(sys.modules)
     try:
         run = RunFixture(tmp_path)
     finally:
-        sys.path[:] = path
+        sys.path[:] = saved_path
         for name in set(sys.modules) - modules:
             del sys.modules[name]
     executor = LocalExecutor(slots=2)
     command = (
-        sys.executable, "-m", "reflow.running.worker", "--run-dir", str(run.layout.root),
-        "--run-id", RUN_ID, "--task", "convert", "--batch", "b1", "--plan", "p1",
+        sys.executable,
+        "-m",
+        "reflow.running.worker",
+        "--run-dir",
+        str(run.layout.root),
+        "--run-id",
+        RUN_ID,
+        "--task",
+        "convert",
+        "--batch",
+        "b1",
+        "--plan",
+        "p1",
     )
     request = BatchRequest(
-        run_id=RUN_ID, workflow="wtest", task="convert", batch_id="b1", elements=(0, 1, 2, 3),
-        resources=Resources(), command=command, workdir=tmp_path,
-        log_dir=run.layout.logs_dir("convert"), script_path=tmp_path / "unused.sh",
+        run_id=RUN_ID,
+        workflow="wtest",
+        task="convert",
+        batch_id="b1",
+        elements=(0, 1, 2, 3),
+        resources=Resources(),
+        command=command,
+        workdir=tmp_path,
+        log_dir=run.layout.logs_dir("convert"),
+        script_path=tmp_path / "unused.sh",
     )
     submission = executor.submit(request)
     ids = submission.job_ids
@@ -287,7 +327,3 @@ def test_runs_the_real_worker(tmp_path: Path) -> None:
         assert isinstance(record, ResultRecord)
         outputs.append(record.output)
     assert outputs == ["item0.zarr-v2", "item1.zarr-v2", None, "item3.zarr-v2"]
-
-
-def _fields(request: BatchRequest) -> dict[str, object]:
-    return {name: getattr(request, name) for name in request.__dataclass_fields__}

@@ -44,7 +44,9 @@ def test_demo_runs_to_success_and_second_submit_is_fully_cached(tmp_path: Path) 
     status = again.status(as_dict=True)
     assert status is not None
     assert {t["task"]: t["counts"] for t in status["tasks"]} == {
-        "prepare": {"cached": 1}, "convert": {"cached": 3}, "finalize": {"cached": 1},
+        "prepare": {"cached": 1},
+        "convert": {"cached": 3},
+        "finalize": {"cached": 1},
     }
     assert len(calls(tmp_path, "prepare")) == 1
 

@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 
 from reflow.definition.description import describe
+from reflow.definition.errors import StoreError, UsageError
 from reflow.planning.encoding import to_json
 from reflow.planning.identity import output_hash
 from reflow.running.inputs import write_inputs
 from reflow.running.layout import RunLayout, write_atomic
-from reflow.running.loader import load_workflow
+from reflow.running.loader import FlowImportError, load_workflow, read_manifest
 from reflow.running.results import ResultProblem, ResultRecord, read_result
 
 RUN_ID = "wtest-1"
-FLOW = '''
+FLOW = """
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def quits(item: Annotated[str, Result(step="prepare")]) -> None:
 
 if __name__ == "__main__":
     Path(__file__).with_name("MAIN_RAN").write_text("the CLI block ran")
-'''
+"""
 
 
 @pytest.fixture
@@ -113,13 +114,30 @@ class RunFixture:
         self, task: str, *args: str, batch: str = "b1", env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         argv = [
-            sys.executable, "-m", "reflow.running.worker", "--run-dir", str(self.layout.root),
-            "--run-id", RUN_ID, "--task", task, "--batch", batch, "--plan", "p1", *args,
+            sys.executable,
+            "-m",
+            "reflow.running.worker",
+            "--run-dir",
+            str(self.layout.root),
+            "--run-id",
+            RUN_ID,
+            "--task",
+            task,
+            "--batch",
+            batch,
+            "--plan",
+            "p1",
+            *args,
         ]
         environ = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
         return subprocess.run(
-            argv, cwd=self.root, env={**environ, **(env or {})}, capture_output=True,
-            text=True, timeout=120, check=False,
+            argv,
+            cwd=self.root,
+            env={**environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     def result(self, task: str, element: int, batch: str = "b1") -> ResultRecord:
@@ -296,11 +314,64 @@ def test_flow_imported_by_module_name_from_sys_path(run: RunFixture, tmp_path: P
     (package / "__init__.py").write_text("")
     (package / "helpers.py").write_text("SUFFIX = '!'\n")
     flow = FLOW.replace("from reflow import", "from .helpers import SUFFIX\nfrom reflow import")
-    (package / "flows.py").write_text(flow.replace('return f"{item}{suffix}-{tag}"', "return SUFFIX"))
+    (package / "flows.py").write_text(
+        flow.replace('return f"{item}{suffix}-{tag}"', "return SUFFIX")
+    )
     manifest = json.loads(run.layout.manifest.read_text())
     manifest["source"] = {
-        "module": "mypkg.flows", "file": None, "sys_path": [str(tmp_path / "pkgroot")],
+        "module": "mypkg.flows",
+        "file": None,
+        "sys_path": [str(tmp_path / "pkgroot")],
     }
     run.write_manifest(manifest)
     assert run.run("convert", "--elements", "0").returncode == 0
     assert run.result("convert", 0).output == "!"
+
+
+def test_loader_names_the_workflows_a_module_does_define(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    flow = tmp_path / "other_flow.py"
+    flow.write_text(FLOW)
+    source = {"module": "__main__", "file": str(flow), "sys_path": []}
+    with pytest.raises(FlowImportError, match="no Workflow named 'nope'; it defines \\['wtest'\\]"):
+        load_workflow({"workflow": "nope", "source": source})
+
+
+def test_loader_refuses_a_workflow_from_an_interactive_session(isolated_imports: None) -> None:
+    source: dict[str, Any] = {"module": "__main__", "file": None, "sys_path": []}
+    with pytest.raises(FlowImportError, match="interactive session") as info:
+        load_workflow({"workflow": "w", "source": source})
+    assert isinstance(info.value, UsageError)
+
+
+def test_flow_file_with_dataclasses_imports_under_its_own_name(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    flow = tmp_path / "dc_flow.py"
+    flow.write_text(
+        "from dataclasses import dataclass\nfrom reflow import Workflow\n"
+        "@dataclass\nclass Point:\n    x: int\n"
+        "wf = Workflow('dc')\n@wf.job()\ndef make() -> int:\n    return Point(1).x\n"
+    )
+    workflow = load_workflow(
+        {"workflow": "dc", "source": {"file": str(flow), "module": "__main__"}}
+    )
+    func = workflow.tasks["make"].func
+    assert func is not None
+    assert func() == 1
+    assert func.__module__ == "dc_flow"
+    assert str(tmp_path) in sys.path
+
+
+def test_manifest_of_another_run_is_refused(run: RunFixture) -> None:
+    manifest = json.loads(run.layout.manifest.read_text())
+    run.write_manifest({**manifest, "run_id": "other-run"})
+    with pytest.raises(StoreError, match="belongs to run 'other-run'"):
+        read_manifest(run.layout)
+    run.layout.manifest.write_text("{")
+    with pytest.raises(StoreError, match="not JSON"):
+        read_manifest(run.layout)
+    run.write_manifest({**manifest, "format": "reflow/run/9"})
+    with pytest.raises(StoreError, match="format"):
+        read_manifest(run.layout)

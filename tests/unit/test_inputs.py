@@ -33,7 +33,10 @@ def test_each_element_reads_back_its_own_decoded_inputs(layout: RunLayout) -> No
 def test_file_holds_one_canonical_line_per_element_in_order(layout: RunLayout) -> None:
     write_inputs(layout, "convert", "p1", [{"x": 1, "a": "é"}, {"x": 2, "a": "b"}])
     lines = layout.inputs("convert", "p1").read_text(encoding="utf-8").splitlines()
-    assert lines == ['{"element":0,"inputs":{"a":"é","x":1}}', '{"element":1,"inputs":{"a":"b","x":2}}']
+    assert lines == [
+        '{"element":0,"inputs":{"a":"é","x":1}}',
+        '{"element":1,"inputs":{"a":"b","x":2}}',
+    ]
     assert [json.loads(line)["element"] for line in lines] == [0, 1]
 
 
@@ -58,7 +61,10 @@ def test_rewriting_replaces_files_atomically_without_temporaries(layout: RunLayo
     write_inputs(layout, "t", "p", [{"v": 1}] * 5)
     write_inputs(layout, "t", "p", [{"v": 2}] * 2)
     assert read_inputs(layout, "t", "p", 1) == {"v": 2}
-    assert sorted(p.name for p in layout.inputs("t", "p").parent.iterdir()) == ["t-p.idx", "t-p.jsonl"]
+    assert sorted(p.name for p in layout.inputs("t", "p").parent.iterdir()) == [
+        "t-p.idx",
+        "t-p.jsonl",
+    ]
 
 
 @pytest.mark.parametrize("element", [3, 100, -1])

@@ -37,7 +37,9 @@ class DryRunExecutor:
         self.render = render
 
     def submit(self, request: BatchRequest, /) -> Submission:
-        """Print ``request`` and return one fake job id per element."""
+        """Print ``request`` and return one fake job id per element (nothing for no elements)."""
+        if not request.elements:
+            return Submission(job_ids=(), scheduler_ids=())
         spec = compress(request.elements)
         lines = [
             f"[dry-run] would submit {request.task}[{spec}] "
@@ -55,7 +57,7 @@ class DryRunExecutor:
         self.out.write("\n".join(lines) + "\n")
         return Submission(
             job_ids=tuple(f"dry-{request.batch_id}.{e}" for e in request.elements),
-            scheduler_ids=(f"dry-{request.batch_id}",) if request.elements else (),
+            scheduler_ids=(f"dry-{request.batch_id}",),
         )
 
     def cancel(self, job_ids: Sequence[str], /) -> None:

@@ -8,8 +8,8 @@ output in ``<log_dir>/chunk-<batch>.<n>.log`` and a pid file beside it, so anoth
 (a resumed dispatcher, ``cancel`` from the command line) can see and stop it.
 
 Job ids: element ``e`` of chunk ``n`` of batch ``B`` is ``B.n.e``; the chunk is ``B.n``. A
-chunk's exit status covers all its elements: after a non-zero exit, elements with a log
-written since the chunk started are ``FAILED``/``EXIT_CODE`` (also those that succeeded, so
+chunk's exit status covers all its elements: after a non-zero exit, elements whose log
+changed since the chunk started are ``FAILED``/``EXIT_CODE`` (also those that succeeded, so
 read result files first) and the rest ``FAILED``/``LOST``. Job ids of another executor
 instance are looked up through pid files under ``run_root/logs/*/``: ``RUNNING`` while the
 process lives, else ``UNKNOWN``. A chunk's ``request.after`` ids that this instance started
@@ -28,7 +28,6 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError
@@ -38,6 +37,14 @@ from reflow.running.executors.base import (
     JobState,
     JobStatus,
     Submission,
+)
+from reflow.running.executors.local_chunks import (
+    PENDING,
+    RUNNING,
+    Chunk,
+    element_status,
+    log_mark,
+    parse_job_id,
 )
 from reflow.running.executors.local_pids import (
     ChunkProcess,
@@ -52,30 +59,6 @@ from reflow.running.executors.ranges import compress
 
 MAX_CHUNK = 1000
 CHUNKS_PER_SLOT = 4
-_PENDING = JobStatus(state=JobState.PENDING)
-_RUNNING = JobStatus(state=JobState.RUNNING)
-_DONE = JobStatus(state=JobState.DONE)
-
-
-@dataclass(slots=True, kw_only=True)
-class _Chunk:
-    """One queued, running or finished worker process (mutable bookkeeping, never shared)."""
-
-    chunk_id: str
-    request: BatchRequest
-    elements: list[int]
-    members: frozenset[int]
-    slots: int
-    process: subprocess.Popen[bytes] | None = None
-    pidfd: int | None = None
-    started: float = 0.0
-    returncode: int | None = None
-    failure: JobStatus | None = None
-    cancelled: set[int] = field(default_factory=set)
-
-    @property
-    def is_running(self) -> bool:
-        return self.process is not None and self.returncode is None
 
 
 class LocalExecutor:
@@ -101,9 +84,9 @@ class LocalExecutor:
         self.slots = max(1, slots if slots is not None else (os.cpu_count() or 1))
         self.run_root = run_root
         self.cancel_grace_s = cancel_grace_s
-        self._chunks: dict[str, _Chunk] = {}
-        self._queue: deque[_Chunk] = deque()
-        self._running: list[_Chunk] = []
+        self._chunks: dict[str, Chunk] = {}
+        self._queue: deque[Chunk] = deque()
+        self._running: list[Chunk] = []
 
     def submit(self, request: BatchRequest, /) -> Submission:
         """Queue ``request`` in chunks; processes start on ``poll``.
@@ -125,7 +108,7 @@ class LocalExecutor:
         chunk_ids: list[str] = []
         for number, start in enumerate(range(0, len(elements), size)):
             piece = elements[start : start + size]
-            chunk = _Chunk(
+            chunk = Chunk(
                 chunk_id=f"{request.batch_id}.{number}",
                 request=request,
                 elements=piece,
@@ -194,13 +177,18 @@ class LocalExecutor:
         """Report each job id's state (see the module docstring)."""
         self._reap()
         found: dict[str, JobStatus] = {}
+        foreign: dict[str, JobStatus] = {}  # one pid file lookup per chunk
         for job_id in job_ids:
-            chunk_id, element = _parse(job_id)
-            chunk = self._chunks.get(chunk_id) if element is not None else None
-            if chunk is not None and element in chunk.members:
-                found[job_id] = _element_status(chunk, element)
+            chunk_id, element = parse_job_id(job_id)
+            chunk = self._chunks.get(chunk_id)
+            if element is None:
+                found[job_id] = JobStatus(state=JobState.UNKNOWN, detail="not a local job id")
+            elif chunk is not None and element in chunk.members:
+                found[job_id] = element_status(chunk, element)
             else:
-                found[job_id] = self._foreign_status(chunk_id, element)
+                if chunk_id not in foreign:
+                    foreign[chunk_id] = self._foreign_status(chunk_id)
+                found[job_id] = foreign[chunk_id]
         return found
 
     def cancel(self, job_ids: Sequence[str], /) -> None:
@@ -214,10 +202,10 @@ class LocalExecutor:
         self._reap()
         by_chunk: dict[str, set[int]] = {}
         for job_id in job_ids:
-            chunk_id, element = _parse(job_id)
+            chunk_id, element = parse_job_id(job_id)
             if element is not None:
                 by_chunk.setdefault(chunk_id, set()).add(element)
-        stopping: list[_Chunk] = []
+        stopping: list[Chunk] = []
         foreign: list[ChunkProcess] = []
         for chunk_id, elements in by_chunk.items():
             chunk = self._chunks.get(chunk_id)
@@ -236,9 +224,9 @@ class LocalExecutor:
         self._stop(stopping)
         stop_groups(foreign, grace_s=self.cancel_grace_s)
 
-    def _blocker(self, chunk: _Chunk) -> JobStatus | None:
+    def _blocker(self, chunk: Chunk) -> JobStatus | None:
         """A status that keeps ``chunk`` from starting: a dependency not done (or failed)."""
-        after = [a for a in chunk.request.after if _parse(a)[0] in self._chunks]
+        after = [a for a in chunk.request.after if parse_job_id(a)[0] in self._chunks]
         for status in self.states(after).values() if after else ():
             if status.state is JobState.FAILED:
                 detail = f"a dependency failed ({status.reason.value if status.reason else ''})"
@@ -246,15 +234,16 @@ class LocalExecutor:
                     state=JobState.FAILED, reason=FailureReason.CANCELLED, detail=detail
                 )
             if status.state is not JobState.DONE:
-                return _PENDING
+                return PENDING
         return None
 
-    def _start(self, chunk: _Chunk) -> None:
+    def _start(self, chunk: Chunk) -> None:
         request = chunk.request
         log_dir = request.log_dir
         argv = [*request.command, "--elements", compress(chunk.elements)]
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
+            chunk.log_marks = {e: log_mark(log_dir, e) for e in chunk.elements}
             with (log_dir / f"chunk-{chunk.chunk_id}.log").open("ab") as log:
                 chunk.started = time.time()
                 chunk.process = subprocess.Popen(
@@ -288,7 +277,7 @@ class LocalExecutor:
                 os.close(chunk.pidfd)
                 chunk.pidfd = None
 
-    def _stop(self, chunks: list[_Chunk]) -> None:
+    def _stop(self, chunks: list[Chunk]) -> None:
         for chunk in chunks:
             assert chunk.process is not None
             signal_group(chunk.process.pid, signal.SIGTERM)
@@ -305,59 +294,16 @@ class LocalExecutor:
     def _find_pid_file(self, chunk_id: str) -> ChunkProcess | None:
         if self.run_root is None:
             return None
-        for path in sorted(self.run_root.glob(f"logs/*/{pid_file_name(chunk_id)}")):
-            return read_pid_file(path)
-        return None
+        paths = sorted(self.run_root.glob(f"logs/*/{pid_file_name(chunk_id)}"))
+        return read_pid_file(paths[0]) if paths else None
 
-    def _foreign_status(self, chunk_id: str, element: int | None) -> JobStatus:
-        if element is None:
-            return JobStatus(state=JobState.UNKNOWN, detail="not a local job id")
+    def _foreign_status(self, chunk_id: str) -> JobStatus:
         record = self._find_pid_file(chunk_id)
         if record is None:
             return JobStatus(state=JobState.UNKNOWN, detail="no pid file for this chunk")
         if is_alive(record):
-            return _RUNNING
+            return RUNNING
         return JobStatus(state=JobState.UNKNOWN, detail=f"chunk process {record.pid} is gone")
-
-
-def _element_status(chunk: _Chunk, element: int) -> JobStatus:
-    if element in chunk.cancelled:
-        code = chunk.returncode
-        return JobStatus(state=JobState.FAILED, reason=FailureReason.CANCELLED, exit_code=code)
-    if chunk.failure is not None:
-        return chunk.failure
-    if chunk.process is None:
-        return _PENDING
-    if chunk.returncode is None:
-        return _RUNNING
-    if chunk.returncode == 0:
-        return _DONE
-    log = chunk.request.log_dir / f"{element}.log"
-    try:
-        started = log.stat().st_mtime >= chunk.started
-    except OSError:
-        started = False
-    if started:
-        return JobStatus(
-            state=JobState.FAILED,
-            reason=FailureReason.EXIT_CODE,
-            exit_code=chunk.returncode,
-            detail=f"chunk {chunk.chunk_id} exited with status {chunk.returncode}",
-        )
-    return JobStatus(
-        state=JobState.FAILED,
-        reason=FailureReason.LOST,
-        exit_code=chunk.returncode,
-        detail=f"chunk {chunk.chunk_id} ended (status {chunk.returncode}) before it started",
-    )
-
-
-def _parse(job_id: str) -> tuple[str, int | None]:
-    """Split ``B.n.e`` into the chunk id ``B.n`` and the element (None when malformed)."""
-    parts = job_id.rsplit(".", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
-        return job_id, None
-    return f"{parts[0]}.{parts[1]}", int(parts[2])
 
 
 def _check_runnable(request: BatchRequest) -> None:

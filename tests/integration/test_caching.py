@@ -1,0 +1,88 @@
+"""Caching semantics end to end, through the CLI as a user runs it (local executor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.flowfiles import calls, cli, counts, submit_and_wait, write_flow
+
+
+def test_identical_second_submit_runs_nothing(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    _, first = submit_and_wait(flow, run_dir)
+    assert first["state"] == "succeeded"
+    assert first["exit_code"] == 0
+    _, second = submit_and_wait(flow, run_dir)
+    assert counts(second) == {
+        "prepare": {"cached": 1},
+        "convert": {"cached": 3},
+        "publish": {"cached": 1},
+    }
+    assert sorted(calls(run_dir, "convert")) == ["item0", "item1", "item2"]
+
+
+def test_version_bump_reruns_prepare_and_only_changed_downstream(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    submit_and_wait(write_flow(tmp_path), run_dir)
+    # Version 2 returns the same items except the last one.
+    flow = write_flow(
+        tmp_path, prepare_version="2", items_expression='f"item{i}" if i < 2 else "new"'
+    )
+    _, status = submit_and_wait(flow, run_dir)
+    assert counts(status) == {
+        "prepare": {"done": 1},
+        "convert": {"cached": 2, "done": 1},
+        "publish": {"done": 1},
+    }
+    assert sorted(calls(run_dir, "convert")) == ["item0", "item1", "item2", "new"]
+
+
+def test_force_task_and_force_rerun_what_they_name(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    submit_and_wait(flow, run_dir)
+    _, forced = submit_and_wait(flow, run_dir, "--force-task", "convert")
+    assert counts(forced) == {
+        "prepare": {"cached": 1},
+        "convert": {"done": 3},
+        "publish": {"cached": 1},
+    }
+    _, everything = submit_and_wait(flow, run_dir, "--force")
+    assert counts(everything) == {
+        "prepare": {"done": 1},
+        "convert": {"done": 3},
+        "publish": {"done": 1},
+    }
+
+
+def test_cache_false_always_runs(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path, convert_cache=False)
+    run_dir = tmp_path / "runs"
+    submit_and_wait(flow, run_dir)
+    _, again = submit_and_wait(flow, run_dir)
+    assert counts(again)["convert"] == {"done": 3}
+    assert counts(again)["publish"] == {"cached": 1}
+
+
+def test_deleted_path_output_is_rebuilt_on_verified_submit(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    submit_and_wait(flow, run_dir)
+    (run_dir / "out" / "item1.txt").unlink()
+    _, trusting = submit_and_wait(flow, run_dir)
+    assert counts(trusting)["convert"] == {"cached": 3}
+    _, verified = submit_and_wait(flow, run_dir, "--verify")
+    assert counts(verified)["convert"] == {"cached": 2, "done": 1}
+    assert (run_dir / "out" / "item1.txt").exists()
+
+
+def test_unknown_force_task_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    done = cli(
+        flow, "submit", "--run-dir", str(tmp_path / "r"), "--force-task", "convrt", cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert 'did you mean "convert"' in done.stderr
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,226 @@
+"""CLI builder: submit options become argparse flags that parse every parameter type."""
+
+import argparse
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from reflow.definition.cli_builder import COMMANDS, build_parser, collect_params
+from reflow.definition.options import SubmitOption, submit_options
+from reflow.definition.spec import UNSET
+from reflow.definition.types import from_annotation
+from tests.flows import param_types
+
+OPTIONS = submit_options(param_types.wf.graph().tasks)
+REQUIRED = ["-n", "run1", "--years", "2020"]
+
+
+def parser_for(options: tuple[SubmitOption, ...] = OPTIONS) -> argparse.ArgumentParser:
+    return build_parser("flow.py", "param_types", options)
+
+
+def submit(*argv: str) -> dict[str, Any]:
+    args = parser_for().parse_args(["submit", *REQUIRED, *argv])
+    return collect_params(args, OPTIONS)
+
+
+def option(annotation: Any, *, default: Any = UNSET, **fields: Any) -> SubmitOption:
+    return SubmitOption(key="x", flag="--x", type=from_annotation(annotation), default=default,
+                        **fields)  # fmt: skip
+
+
+def test_defaults_fill_every_parameter_not_given():
+    assert submit() == {
+        "name": "run1",
+        "years": [2020],
+        "count": 3,
+        "ratio": 0.5,
+        "dry": False,
+        "output": Path("out"),
+        "model": "era5",
+        "level": 1,
+        "tags": ["a", "b"],
+        "seed": None,
+        "ingest.chunk": 256,
+    }
+
+
+def test_str_with_long_and_short_flag():
+    assert submit("--name", "long")["name"] == "long"
+    assert submit("-n", "short")["name"] == "short"
+
+
+def test_int_is_converted():
+    assert submit("--count", "7")["count"] == 7
+
+
+def test_float_is_converted():
+    assert submit("--ratio", "2.5")["ratio"] == 2.5
+
+
+@pytest.mark.parametrize(("argv", "value"), [(["--dry"], True), (["--no-dry"], False)])
+def test_bool_has_a_flag_and_its_negation(argv, value):
+    assert submit(*argv)["dry"] is value
+
+
+def test_path_is_converted():
+    assert submit("--output", "/scratch/x")["output"] == Path("/scratch/x")
+
+
+@pytest.mark.parametrize("argv", [["--model", "icon"], ["-m", "icon"]])
+def test_literal_of_str_is_a_choice(argv):
+    assert submit(*argv)["model"] == "icon"
+
+
+def test_literal_of_int_converts_to_the_int_choice():
+    assert submit("--level", "3")["level"] == 3
+
+
+def test_list_takes_one_or_more_values_of_its_item_type():
+    values = submit("--years", "2020", "2021", "--tags", "x")
+    assert (values["years"], values["tags"]) == ([2020, 2021], ["x"])
+
+
+def test_optional_is_none_by_default_and_converted_when_given():
+    assert submit("--seed", "42")["seed"] == 42
+
+
+def test_local_parameter_has_a_task_prefixed_flag_and_key():
+    assert submit("--ingest-chunk", "8")["ingest.chunk"] == 8
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--count", "x"],
+        ["--ratio", "abc"],
+        ["--model", "gfs"],
+        ["--level", "4"],
+        ["--years"],
+        ["--years", "soon"],
+        ["--dry", "yes"],
+        ["--unknown", "1"],
+        ["--chunk", "8"],
+    ],
+    ids=repr,
+)
+def test_bad_values_exit_with_usage(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        parser_for().parse_args(["submit", *REQUIRED, *argv])
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("missing", "flag"), [(["--years", "2020"], "-n/--name"),
+                                               (["-n", "x"], "--years")])
+def test_required_parameters_must_be_given(missing, flag, capsys):
+    with pytest.raises(SystemExit) as info:
+        parser_for().parse_args(["submit", *missing])
+    assert info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_required_bool_needs_one_of_its_flags(capsys):
+    options = (option(bool),)
+    parser = build_parser("p", "w", options)
+    assert collect_params(parser.parse_args(["submit", "--no-x"]), options) == {"x": False}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["submit"])
+    assert "--x/--no-x" in capsys.readouterr().err
+
+
+def test_optional_list_of_paths():
+    options = (option(list[Path] | None, default=None),)
+    parser = build_parser("p", "w", options)
+    assert collect_params(parser.parse_args(["submit"]), options) == {"x": None}
+    parsed = collect_params(parser.parse_args(["submit", "--x", "a", "b"]), options)
+    assert parsed == {"x": [Path("a"), Path("b")]}
+
+
+def test_help_lists_every_flag_with_help_and_default():
+    text = _submit_help(parser_for())
+    for expected in [
+        "-n NAME, --name NAME  Run name (required)",
+        "--years YEARS [YEARS ...]",
+        "--count COUNT         How many (default: 3)",
+        "--dry, --no-dry       Only pretend (default: False)",
+        "--output OUTPUT       Output folder (default: 'out')",
+        "-m {era5,icon}, --model {era5,icon}",
+        "--level {1,2,3}       (default: 1)",
+        "--tags TAGS [TAGS ...]",
+        "--seed SEED           (default: None)",
+        "--ingest-chunk INGEST_CHUNK",
+        "Chunk size (default: 256)",
+    ]:
+        assert expected in text, expected
+    assert text.count("default: False") == 1
+
+
+def test_percent_in_help_is_shown_literally():
+    options = (option(int, default=5, help="Share in %"),)
+    assert "Share in % (default: 5)" in _submit_help(build_parser("p", "w", options))
+
+
+def _submit_help(parser: argparse.ArgumentParser) -> str:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices["submit"].format_help()
+    raise AssertionError("no subcommands")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["submit", *REQUIRED, "--run-dir", "d", "--force", "--force-task", "a",
+          "--force-task", "b", "--verify", "--wait"],
+         {"command": "submit", "run_dir": Path("d"), "force": True, "force_task": ["a", "b"],
+          "verify": True, "wait": True}),
+        (["status"], {"command": "status", "run_id": None, "json": False}),
+        (["status", "demo-1", "--json", "--run-dir", "d"],
+         {"command": "status", "run_id": "demo-1", "json": True, "run_dir": Path("d")}),
+        (["cancel", "demo-1", "--task", "convert"],
+         {"command": "cancel", "run_id": "demo-1", "task": "convert"}),
+        (["retry", "demo-1", "--no-verify", "--wait"],
+         {"command": "retry", "run_id": "demo-1", "verify": False, "wait": True}),
+        (["retry", "demo-1"], {"command": "retry", "verify": True, "task": None}),
+        (["runs", "--run-dir", "d", "--json"], {"command": "runs", "json": True}),
+        (["logs", "demo-1", "convert", "3"],
+         {"command": "logs", "run_id": "demo-1", "task": "convert", "index": 3}),
+        (["dag"], {"command": "dag", "format": "text", "output": None}),
+        (["dag", "--format", "dot", "-o", "g.dot"],
+         {"command": "dag", "format": "dot", "output": Path("g.dot")}),
+        (["describe"], {"command": "describe"}),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)  # fmt: skip
+def test_every_command_parses(argv, expected):
+    args = vars(parser_for().parse_args(argv))
+    assert {key: args[key] for key in expected} == expected
+
+
+def test_every_command_is_a_subcommand():
+    for action in parser_for()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            assert tuple(action.choices) == COMMANDS
+
+
+def test_a_command_is_required(capsys):
+    with pytest.raises(SystemExit) as info:
+        parser_for().parse_args([])
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_collect_params_keeps_only_option_keys():
+    args = parser_for().parse_args(["submit", *REQUIRED, "--force"])
+    assert "force" not in collect_params(args, OPTIONS)
+    assert set(collect_params(args, OPTIONS)) == {o.key for o in OPTIONS}
+
+
+def test_literal_int_refuses_text_that_is_no_choice(capsys):
+    parser = build_parser("p", "w", (option(Literal[1, 2], default=1),))
+    assert parser.parse_args(["submit", "--x", "2"]).x == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["submit", "--x", "one"])
+    assert "invalid choice: 'one'" in capsys.readouterr().err
