@@ -25,7 +25,9 @@ def log(run_dir: Path, task: str, what: str) -> None:
 
 
 @wf.job(version="{prepare_version}")
-def prepare(count: Annotated[int, Param(help="items")] = 3, run_dir: RunDir = RunDir()) -> list[str]:
+def prepare(
+    count: Annotated[int, Param(help="items")] = 3, run_dir: RunDir = RunDir()
+) -> list[str]:
     log(run_dir, "prepare", str(count))
     return [{items_expression} for i in range(count)]
 
@@ -40,7 +42,9 @@ def convert(item: Annotated[str, Result(step="prepare")], run_dir: RunDir = RunD
 
 
 @wf.job()
-def publish(paths: Annotated[list[Path], Result(step="convert")], run_dir: RunDir = RunDir()) -> int:
+def publish(
+    paths: Annotated[list[Path], Result(step="convert")], run_dir: RunDir = RunDir()
+) -> int:
     log(run_dir, "publish", str(len(paths)))
     if (run_dir / "publish.fail").exists():
         raise RuntimeError("publish was told to fail")
