@@ -1,4 +1,4 @@
-"""Running: the inputs file of one planned task, written whole, read one element at a time.
+"""Running: a planned task's inputs file, written whole, read per element. Never plans.
 
 The dispatcher writes, for each planning of a task, ``RunLayout.inputs(task, plan)``: JSON
 lines in element order, line ``e`` being ``{"element":e,"inputs":{name: <tagged JSON>}}``,

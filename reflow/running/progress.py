@@ -1,41 +1,189 @@
-"""Running: follow a run until it ends, optionally printing progress per task."""
+"""Running: follow a run until it ends, showing progress per task and a closing summary.
+
+On a terminal every task has one line, redrawn in place with ANSI cursor movement (no
+dependency); anywhere else (a pipe, a log file, a notebook) a task's line is printed again
+only when it changes, so a log stays short. The summary counts instances by state, gives the
+elapsed time and, for failures, the failed elements' logs and the commands to look further.
+Reads the store through ``load_status``; it never writes anything but ``out``.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from reflow.running.dispatcher import TERMINAL_RUN_STATES
+from reflow.running.status import STATE_ORDER
 
 _POLL_S = 0.2
+_BAR_WIDTH = 20
+_CURSOR_UP = "\x1b[{}A"
+_CLEAR_LINE = "\r\x1b[2K"
+_EXAMPLE_LOGS = 3
 
 
 def wait_for_run(
     run_dir: Path, run_id: str, *, timeout_s: float | None = None, out: IO[str] | None = None
 ) -> str:
-    """Poll the store until the run ends or ``timeout_s`` passes; return the last state."""
+    """Poll the store until the run ends or ``timeout_s`` passes; return the last state.
+
+    Args:
+        run_dir: The run directory.
+        run_id: The run to follow.
+        timeout_s: Give up after this many seconds; None waits for the end.
+        out: Where progress and the summary go; None prints nothing.
+
+    Returns:
+        ``succeeded``, ``failed`` or ``cancelled`` once the run ended; ``stalled`` when its
+        local dispatcher is gone; the current state (``running``) on timeout.
+    """
     from reflow.running.commands import load_status
 
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     started = time.monotonic()
-    last = ""
+    deadline = None if timeout_s is None else started + timeout_s
+    view = None if out is None else ProgressView(out, tty=is_terminal(out))
     while True:
-        data = load_status(run_dir, run_id)
-        if out is not None:
-            line = "  ".join(
-                f"{t['task']} {sum(t['counts'].get(s, 0) for s in ('done', 'cached'))}"
-                f"/{t['elements'] if t['elements'] is not None else '?'}"
-                for t in data["tasks"]
-            )
-            if line != last:
-                out.write(f"[{time.monotonic() - started:6.1f}s] {line}\n")
-                out.flush()
-                last = line
-        if data["state"] in TERMINAL_RUN_STATES:
-            return str(data["state"])
-        if data["dispatcher"].get("alive") is False:
-            return "stalled"
-        if deadline is not None and time.monotonic() > deadline:
-            return str(data["state"])
+        data = load_status(Path(run_dir), run_id)
+        state = _final_state(data)
+        if state is None and deadline is not None and time.monotonic() > deadline:
+            state = str(data["state"])
+        if view is not None:
+            view.update(data, time.monotonic() - started)
+        if state is not None:
+            break
         time.sleep(_POLL_S)
+    if view is not None:
+        view.finish(render_summary(data, state, time.monotonic() - started))
+    return state
+
+
+def _final_state(data: Mapping[str, Any]) -> str | None:
+    """The state to stop at, or None while the run goes on."""
+    if data["state"] in TERMINAL_RUN_STATES:
+        return str(data["state"])
+    if data["dispatcher"].get("alive") is False:
+        return "stalled"
+    return None
+
+
+def is_terminal(out: IO[str]) -> bool:
+    """True when ``out`` is an interactive terminal that understands cursor movement."""
+    if os.environ.get("TERM", "") == "dumb":
+        return False
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class ProgressView:
+    """Draws one line per task: in place on a terminal, as changed lines elsewhere."""
+
+    def __init__(self, out: IO[str], *, tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self._drawn = 0
+        self._last: dict[str, str] = {}
+
+    def update(self, data: Mapping[str, Any], elapsed_s: float) -> None:
+        """Show the run's current progress."""
+        tasks = data["tasks"]
+        width = max((len(t["task"]) for t in tasks), default=4)
+        lines = {t["task"]: task_line(t, width) for t in tasks}
+        if self.tty:
+            header = f"run {data['run_id']}: {data['state']}, {elapsed_s:.1f}s"
+            self._redraw([header, *(f"  {line}" for line in lines.values())])
+        else:
+            for task, line in lines.items():
+                if self._last.get(task) != line:
+                    self.out.write(f"[{elapsed_s:6.1f}s] {line}\n")
+            self._last = lines
+        self.out.flush()
+
+    def finish(self, summary: str) -> None:
+        """Leave the last progress on screen and print the summary below it."""
+        self.out.write(summary)
+        self.out.flush()
+
+    def _redraw(self, lines: list[str]) -> None:
+        columns = _columns(self.out)
+        text = _CURSOR_UP.format(self._drawn) if self._drawn else ""
+        for line in lines:
+            text += _CLEAR_LINE + (line[: columns - 1] if columns else line) + "\n"
+        self.out.write(text)
+        self._drawn = len(lines)
+
+
+def _columns(out: IO[str]) -> int | None:
+    """The terminal's width, or None when it cannot be told."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns or None
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def task_line(task: Mapping[str, Any], width: int) -> str:
+    """One task's progress: a bar, finished/total, and the count in each state."""
+    name = str(task["task"]).ljust(width)
+    counts: Mapping[str, int] = task["counts"]
+    total = task["elements"]
+    if task["error"]:
+        return f"{name}  {_bar(0, 1)}  error: {task['error']}"
+    if total is None:
+        return f"{name}  {_bar(0, 1)}  ?  waiting"
+    finished = counts.get("done", 0) + counts.get("cached", 0)
+    digits = len(str(total))
+    states = ", ".join(f"{counts[s]} {_word(s)}" for s in STATE_ORDER if counts.get(s))
+    return f"{name}  {_bar(finished, total)}  {finished:>{digits}}/{total}  {states or 'planned'}"
+
+
+def _word(state: str) -> str:
+    """How a state reads in a progress line: instances handed to the executor are running."""
+    return {"submitted": "running", "ready": "queued"}.get(state, state)
+
+
+def _bar(finished: int, total: int) -> str:
+    filled = _BAR_WIDTH if total == 0 else _BAR_WIDTH * finished // total
+    return "[" + "#" * filled + "." * (_BAR_WIDTH - filled) + "]"
+
+
+def render_summary(data: Mapping[str, Any], state: str, elapsed_s: float) -> str:
+    """The closing lines: state, elapsed time, counts by state, and where failures are logged.
+
+    Args:
+        data: The run's status (``load_status``).
+        state: What ``wait_for_run`` returns.
+        elapsed_s: The time the wait took.
+
+    Returns:
+        Text ending in a newline.
+    """
+    run_id, root = data["run_id"], data["run_dir"]
+    totals = {s: sum(t["counts"].get(s, 0) for t in data["tasks"]) for s in STATE_ORDER}
+    counted = ", ".join(f"{n} {s}" for s, n in totals.items() if n) or "no instances yet"
+    lines = [f"run {run_id} {state} after {elapsed_s:.1f}s: {counted}"]
+    waiting = [t["task"] for t in data["tasks"] if not t["planned"]]
+    if waiting:
+        lines.append(f"  not started: {', '.join(waiting)}")
+    lines.extend(
+        f"  {t['task']} could not be planned: {t['error']}" for t in data["tasks"] if t["error"]
+    )
+    for group in data["failures"]:
+        lines.append(f"  {group['task']}: {group['count']} {group['state']} ({group['reason']})")
+        for example in group["examples"][:_EXAMPLE_LOGS]:
+            lines.append(f"    [{example['element']}] {example['error']}")
+            lines.append(f"        log: {example['log']}")
+    where = f"--run-dir {root}"
+    if data["failures"]:
+        task = data["failures"][0]["task"]
+        lines.append(f"  read a log:  reflow logs {run_id} {task} {where}")
+    if state in ("failed", "cancelled", "stalled"):
+        lines.append(f"  run again:   reflow retry {run_id} {where}")
+    if state == "stalled":
+        lines.insert(1, "  the run's dispatcher is no longer running")
+    elif state not in TERMINAL_RUN_STATES:
+        lines.append(f"  follow it:   reflow status {run_id} {where}")
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Running: the result file of one element (format ``reflow/result/1``), written and read.
+"""Running: one element's result file (``reflow/result/1``), written and checked. No store.
 
 A worker writes exactly one result file per element it ran (temp name, then rename) and the
 dispatcher reads it back. Reading never raises for a bad file: a truncated, non-JSON,

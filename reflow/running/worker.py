@@ -240,7 +240,8 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         outcome = run(element)
         ended = time.time()
         status = "ok" if outcome.error is None else f"failed ({outcome.error.type})"
-        print(f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s")  # noqa: T201
+        trailer = f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s"
+        print(trailer)  # noqa: T201 - the element's log
     text = result_text(
         run_id=job.layout.run_id,
         task=job.task,
@@ -255,7 +256,13 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         pid=os.getpid(),
         peak_rss_mb=_peak_rss_mb(),
     )
-    write_result(job.layout.result(job.task, element, job.batch), text)
+    try:
+        write_result(job.layout.result(job.task, element, job.batch), text)
+    except OSError as err:
+        # No result file: the executor reports this element by the worker's exit status.
+        message = f"reflow: cannot write the result of {job.task}[{element}]: {err}"
+        print(message, file=sys.stderr)  # noqa: T201 - the chunk's log
+        return 1
     return 0 if outcome.error is None else 1
 
 
@@ -266,12 +273,20 @@ def _header(job: _Job, element: int) -> str:
 
 @contextlib.contextmanager
 def _output_to(path: Path, header: str) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at ``path`` (appending), so subprocesses write there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Point file descriptors 1 and 2 at ``path`` (appending), so subprocesses write there.
+
+    When the log cannot be opened, output stays where it was (the chunk's own log).
+    """
     sys.stdout.flush()
     sys.stderr.flush()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as err:
+        print(f"reflow: cannot open the log {path}: {err}", file=sys.stderr)  # noqa: T201
+        yield
+        return
     saved = os.dup(1), os.dup(2)
-    log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(log, header.encode())
         os.dup2(log, 1)

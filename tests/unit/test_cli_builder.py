@@ -112,8 +112,9 @@ def test_bad_values_exit_with_usage(argv, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("missing", "flag"), [(["--years", "2020"], "-n/--name"),
-                                               (["-n", "x"], "--years")])
+@pytest.mark.parametrize(
+    ("missing", "flag"), [(["--years", "2020"], "-n/--name"), (["-n", "x"], "--years")]
+)
 def test_required_parameters_must_be_given(missing, flag, capsys):
     with pytest.raises(SystemExit) as info:
         parser_for().parse_args(["submit", *missing])
@@ -139,19 +140,19 @@ def test_optional_list_of_paths():
 
 
 def test_help_lists_every_flag_with_help_and_default():
-    text = _submit_help(parser_for())
+    text = " ".join(_submit_help(parser_for()).split())  # column widths follow the terminal
     for expected in [
-        "-n NAME, --name NAME  Run name (required)",
-        "--years YEARS [YEARS ...]",
-        "--count COUNT         How many (default: 3)",
-        "--dry, --no-dry       Only pretend (default: False)",
-        "--output OUTPUT       Output folder (default: 'out')",
-        "-m {era5,icon}, --model {era5,icon}",
-        "--level {1,2,3}       (default: 1)",
-        "--tags TAGS [TAGS ...]",
-        "--seed SEED           (default: None)",
-        "--ingest-chunk INGEST_CHUNK",
-        "Chunk size (default: 256)",
+        "-n NAME, --name NAME Run name (required)",
+        "--years YEARS [YEARS ...] Years to process (required)",
+        "--count COUNT How many (default: 3)",
+        "--ratio RATIO (default: 0.5)",
+        "--dry, --no-dry Only pretend (default: False)",
+        "--output OUTPUT Output folder (default: 'out')",
+        "-m {era5,icon}, --model {era5,icon} Model (default: 'era5')",
+        "--level {1,2,3} (default: 1)",
+        "--tags TAGS [TAGS ...] (default: ['a', 'b'])",
+        "--seed SEED (default: None)",
+        "--ingest-chunk INGEST_CHUNK Chunk size (default: 256)",
     ]:
         assert expected in text, expected
     assert text.count("default: False") == 1
@@ -159,13 +160,15 @@ def test_help_lists_every_flag_with_help_and_default():
 
 def test_percent_in_help_is_shown_literally():
     options = (option(int, default=5, help="Share in %"),)
-    assert "Share in % (default: 5)" in _submit_help(build_parser("p", "w", options))
+    text = " ".join(_submit_help(build_parser("p", "w", options)).split())
+    assert "Share in % (default: 5)" in text
 
 
 def _submit_help(parser: argparse.ArgumentParser) -> str:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return action.choices["submit"].format_help()
+            submit_parser: argparse.ArgumentParser = action.choices["submit"]
+            return submit_parser.format_help()
     raise AssertionError("no subcommands")
 
 

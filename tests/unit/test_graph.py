@@ -1,5 +1,6 @@
 """Graph: references, cycles, array sources, edges and a deterministic topological order."""
 
+import itertools
 from typing import Annotated
 
 import pytest
@@ -18,9 +19,7 @@ STR = TypeRef("str")
 
 def job(name: str, *, reads: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> TaskSpec:
     """A job returning str, reading each of ``reads`` as a direct str input."""
-    inputs = tuple(
-        InputSpec(name=f"in_{source}", type=STR, sources=(source,)) for source in reads
-    )
+    inputs = tuple(InputSpec(name=f"in_{source}", type=STR, sources=(source,)) for source in reads)
     return TaskSpec(name=name, returns=STR, inputs=inputs, after=after)
 
 
@@ -162,7 +161,7 @@ def _assert_is_cycle(value: object, members: set[str], tasks: dict[str, TaskSpec
     assert value[0] == value[-1]
     assert set(value) == members
     assert len(value) == len(members) + 1
-    for up, down in zip(value, value[1:], strict=False):
+    for up, down in itertools.pairwise(value):
         assert up in tasks[down].upstream, (up, down)
 
 

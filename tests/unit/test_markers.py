@@ -63,9 +63,7 @@ def test_results_with_the_same_sources_are_equal_and_hashable():
     assert len({Result(step="a"), Result(steps=("a",))}) == 1
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"step": "a", "steps": ["b"]}], ids=["neither", "both"]
-)
+@pytest.mark.parametrize("kwargs", [{}, {"step": "a", "steps": ["b"]}], ids=["neither", "both"])
 def test_result_needs_exactly_one_of_step_and_steps(kwargs):
     with pytest.raises(DefinitionError) as info:
         Result(**kwargs)

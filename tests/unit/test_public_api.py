@@ -30,9 +30,7 @@ def test_public_name_has_its_own_docstring(name):
     assert (obj.__dict__.get("__doc__") or "").strip(), f"{name} has no docstring"
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in reflow.__all__ if inspect.isclass(getattr(reflow, n))]
-)
+@pytest.mark.parametrize("name", [n for n in reflow.__all__ if inspect.isclass(getattr(reflow, n))])
 def test_public_methods_have_docstrings(name):
     cls = getattr(reflow, name)
     undocumented = [
@@ -53,7 +51,7 @@ def test_module_is_under_the_line_limit(path):
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_module_opens_with_a_docstring(path):
-    tokens = [t for t in _code_tokens(path.read_text(encoding="utf-8"))]
+    tokens = _code_tokens(path.read_text(encoding="utf-8"))
     if not tokens:
         return  # an empty __init__.py
     assert tokens[0].type == tokenize.STRING, f"{path.relative_to(PACKAGE)} has no docstring"

@@ -36,8 +36,22 @@ def test_parse_time_reads_slurm_time_limits(text, seconds):
 
 @pytest.mark.parametrize(
     "value",
-    ["1:00", "60", "00:61:00", "00:00:60", "1-24:00:00", "00:00:00", "abc", "", "1h", 0, -5,
-     True, 1.5, None],
+    [
+        "1:00",
+        "60",
+        "00:61:00",
+        "00:00:60",
+        "1-24:00:00",
+        "00:00:00",
+        "abc",
+        "",
+        "1h",
+        0,
+        -5,
+        True,
+        1.5,
+        None,
+    ],
     ids=lambda v: repr(v),
 )
 def test_parse_time_refuses_ambiguous_or_invalid_limits(value):

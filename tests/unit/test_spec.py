@@ -80,7 +80,7 @@ def test_spec_is_frozen_and_equal_without_the_function():
 
 
 def test_no_return_annotation_means_unknown_output():
-    def prepare():  # type: ignore[no-untyped-def]
+    def prepare():
         return 1
 
     assert spec_of(prepare).returns is None
@@ -98,7 +98,7 @@ def test_annotated_return_type_is_unwrapped():
     [(3, TypeRef("int")), (0.5, TypeRef("float")), (True, TypeRef("bool")), ("x", STR)],
 )
 def test_plain_parameter_without_annotation_takes_its_default_type(default, expected):
-    def prepare(value=default):  # type: ignore[no-untyped-def]
+    def prepare(value=default):
         return value
 
     (param,) = spec_of(prepare).params
@@ -106,7 +106,7 @@ def test_plain_parameter_without_annotation_takes_its_default_type(default, expe
 
 
 def test_plain_parameter_without_annotation_or_default_is_a_required_str():
-    def prepare(value):  # type: ignore[no-untyped-def]
+    def prepare(value):
         return value
 
     (param,) = spec_of(prepare).params
@@ -144,7 +144,7 @@ def test_tuple_default_of_a_list_parameter_becomes_a_list():
     ids=["int", "literal", "path-as-str", "list", "bool"],
 )
 def test_default_must_match_the_annotation(annotation, default):
-    def prepare(value=default):  # type: ignore[no-untyped-def]
+    def prepare(value=default):
         return value
 
     prepare.__annotations__["value"] = annotation
@@ -182,7 +182,7 @@ def test_positional_only_parameters_are_refused():
     ids=["dict", "custom-class", "tuple", "list-of-bool", "list-of-custom", "set"],
 )
 def test_parameter_types_that_cannot_be_flags_are_refused(annotation):
-    def prepare(value):  # type: ignore[no-untyped-def]
+    def prepare(value):
         return value
 
     prepare.__annotations__["value"] = annotation
@@ -253,7 +253,7 @@ def test_two_run_dir_parameters_are_refused():
 
 @pytest.mark.parametrize("annotation", [Path, str, Annotated[Path, Param()]])
 def test_run_dir_default_on_another_annotation_is_refused(annotation):
-    def prepare(work=RunDir()):  # type: ignore[no-untyped-def]
+    def prepare(work=RunDir()):
         return work
 
     prepare.__annotations__["work"] = annotation

@@ -66,8 +66,15 @@ def test_annotation_normalizes_to_type_ref(annotation, expected):
 @pytest.mark.parametrize(
     "annotation",
     [Custom, dict[int, str], Literal[1.5], list[Custom], set[str], bytes, complex],
-    ids=["custom-class", "dict-int-keys", "float-literal", "list-of-custom", "set", "bytes",
-         "complex"],
+    ids=[
+        "custom-class",
+        "dict-int-keys",
+        "float-literal",
+        "list-of-custom",
+        "set",
+        "bytes",
+        "complex",
+    ],
 )
 def test_unsupported_annotation_raises(annotation):
     with pytest.raises(UnsupportedTypeError):

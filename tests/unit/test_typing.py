@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-FLOW = '''
+FLOW = """
 from typing import Annotated
 
 from reflow import Param, Result, RunDir, Workflow
@@ -33,16 +33,16 @@ files: list[str] = prepare("2025-01-01")
 name: str = convert(nc_file=files[0])
 total: int = bare(count=2)
 reveal_type(prepare)
-'''
+"""
 
-BAD_CALLS = '''
+BAD_CALLS = """
 from flow import bare, convert, prepare
 
 prepare(strat="2025-01-01")
 convert(nc_file=3)
 length: int = prepare("2025-01-01")
 bare(cout=1)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,7 @@ def test_misspelled_keyword_and_wrong_types_fail_mypy(mypy_run):
     errors = [line for line in bad.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 4, bad.stdout
     assert 'calls.py:4: error: Unexpected keyword argument "strat" for "prepare"' in errors[0]
-    assert "calls.py:5: error: Argument \"nc_file\" to \"convert\" has incompatible type" in (
-        errors[1]
-    )
+    assert 'calls.py:5: error: Argument "nc_file" to "convert" has incompatible type' in (errors[1])
     assert "calls.py:6: error: Incompatible types in assignment" in errors[2]
     assert 'calls.py:7: error: Unexpected keyword argument "cout" for "bare"' in errors[3]
 

@@ -16,7 +16,7 @@ from tests.flows import all_rules
 
 
 def task(name: str, *, array: bool, returns: Any = None, wants: Any = None) -> TaskSpec:
-    inputs = ()
+    inputs: tuple[InputSpec, ...] = ()
     if wants is not None:
         inputs = (InputSpec(name="x", type=from_annotation(wants), sources=("up",)),)
     return TaskSpec(
@@ -132,7 +132,7 @@ def test_consumer_of_a_task_without_return_annotation_is_refused_at_registration
     wf = Workflow("w")
 
     @wf.job()
-    def prepare():  # type: ignore[no-untyped-def]
+    def prepare():
         return ["a"]
 
     def convert(item: Annotated[str, Result(step="prepare")]) -> str:

@@ -1,4 +1,4 @@
-"""Running: the local executor: worker processes on this machine, at most ``slots`` at once.
+"""Running: the local executor: up to ``slots`` worker processes here. Never the store.
 
 ``submit`` cuts a batch into chunks (about ``ceil(n / (4 * slots))`` elements, 1 to 1000) and
 queues them; ``poll`` starts queued chunks while slots are free and reaps finished ones,

@@ -1,4 +1,4 @@
-"""Running: the bookkeeping of one local chunk and the state it reports for each element.
+"""Running: one local chunk's bookkeeping and per-element states. Starts no process.
 
 A chunk is one worker process for some elements of a batch. What the local executor knows
 about it (queued, started, exit status, cancelled, the element logs it found before the

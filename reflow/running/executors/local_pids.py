@@ -1,4 +1,4 @@
-"""Running: pid files of local chunk processes, so another process can find and stop them.
+"""Running: pid files that let another process find and stop a local chunk. Keeps no state.
 
 The local executor writes ``chunk-<batch>.<n>.pid`` next to each chunk's log when it starts
 the chunk's process (which leads its own process group). A resumed dispatcher or ``cancel``

@@ -22,6 +22,12 @@ SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:"
 DEFAULT_MAX_ARRAY_SIZE = 1001
 """Slurm's own default when ``scontrol show config`` names no ``MaxArraySize``."""
 
+ASSOC_LIMIT_FORMAT = "MaxSubmitJobs,GrpSubmitJobs,QOS"
+"""The ``sacctmgr -n -P show assoc`` format that ``parse_assoc_submit_limits`` reads."""
+
+QOS_LIMIT_FORMAT = "Name,MaxSubmitJobsPerUser,GrpSubmitJobs"
+"""The ``sacctmgr -n -P show qos`` format that ``parse_qos_submit_limits`` reads."""
+
 _ACTIVE = {
     "PENDING": JobState.PENDING,
     "REQUEUED": JobState.PENDING,
@@ -62,6 +68,16 @@ _TRANSIENT = (
     "problem talking to the database",
     "rate limit",
 )
+_EXPLANATIONS = {
+    "TIMEOUT": "the job ran past its time limit",
+    "DEADLINE": "the job reached its deadline",
+    "OUT_OF_MEMORY": "the job used more memory than it asked for",
+    "CANCELLED": "the job was cancelled",
+    "NODE_FAIL": "the node running the job failed",
+    "PREEMPTED": "the job was preempted",
+    "BOOT_FAIL": "the node failed to boot",
+    "FAILED": "the job exited with an error",
+}
 _MAX_SIGNAL = 64
 _ARRAY_ROW = re.compile(r"^(?P<parent>\d+)_(?P<spec>\d+|\[[^\]]*\])$")
 _MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
@@ -128,6 +144,45 @@ def parse_max_array_size(scontrol_show_config_text: str) -> int:
     """Read ``MaxArraySize`` from ``scontrol show config`` (Slurm's default 1001 if absent)."""
     match = _MAX_ARRAY_SIZE.search(scontrol_show_config_text)
     return int(match.group(1)) if match else DEFAULT_MAX_ARRAY_SIZE
+
+
+def parse_assoc_submit_limits(text: str) -> tuple[list[int], set[str]]:
+    """Read ``sacctmgr -n -P show assoc where user=U format=MaxSubmitJobs,GrpSubmitJobs,QOS``.
+
+    Returns:
+        The submit limits set on the user's associations, and the QOS names they allow.
+    """
+    limits: list[int] = []
+    qos: set[str] = set()
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 3:
+            continue
+        limits += [int(value) for value in fields[:2] if value.strip().isdigit()]
+        qos.update(name.strip() for name in fields[2].split(",") if name.strip())
+    return limits, qos
+
+
+def parse_qos_submit_limits(text: str, names: set[str]) -> list[int]:
+    """Read ``sacctmgr -n -P show qos format=Name,MaxSubmitJobsPerUser,GrpSubmitJobs``.
+
+    Returns:
+        The submit limits of the QOS in ``names`` (every QOS listed when ``names`` is empty).
+    """
+    limits: list[int] = []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 3 or (names and fields[0].strip() not in names):
+            continue
+        limits += [int(value) for value in fields[1:3] if value.strip().isdigit()]
+    return limits
+
+
+def describe_failure(state_text: str, exit_text: str) -> str:
+    """A short explanation of a Slurm end state for people (``""`` when there is none)."""
+    words = state_text.split()
+    state = words[0].rstrip("+").upper() if words else ""
+    return _EXPLANATIONS.get(state, "")
 
 
 def is_transient_error(stderr: str) -> bool:

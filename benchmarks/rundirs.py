@@ -1,0 +1,186 @@
+"""Setup: run directories in a known state, built through reflow's own store and dispatcher.
+
+Two templates per size N, each a run directory of the benchmark flow (``fanout_flow``):
+
+- ``planned``: one run whose ``prepare`` is done (its result ingested by the dispatcher)
+  and whose ``convert`` fan-out of N elements is not planned yet: the next dispatcher turn
+  plans and persists N instances.
+- ``cached``: run A finished (N convert outputs in the cache; ``finalize`` done) plus run B
+  with the same parameters, created but never turned: its first turn finds everything
+  cached.
+
+Only the setup takes shortcuts: a worker's result for ``prepare`` is written with reflow's
+result writer, and the N convert outputs of run A go into the store with one batched SQL
+statement instead of N worker processes. What the benchmarks time is the unchanged
+dispatcher code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import fanout_flow
+from reflow.definition.description import describe
+from reflow.definition.options import submit_options
+from reflow.planning.encoding import to_json, to_text
+from reflow.planning.identity import value_hash
+from reflow.running.drive import make_dispatcher
+from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.layout import RunLayout
+from reflow.running.results import result_text, write_result
+from reflow.running.store import SqliteStore
+from reflow.running.submission import (
+    MANIFEST_FORMAT,
+    check_params,
+    flow_source,
+    new_run_id,
+    write_manifest,
+)
+
+RUN_OPTIONS = {"force": False, "force_tasks": [], "verify": False}
+_PENDING = JobStatus(state=JobState.PENDING)
+
+
+class NullExecutor:
+    """An executor that starts nothing and remembers what it was asked to submit."""
+
+    name = "null"
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, int]] = []
+
+    def submit(self, request: BatchRequest, /) -> Submission:
+        self.submitted.append((request.task, len(request.elements)))
+        return Submission(
+            job_ids=tuple(f"null-{request.batch_id}.{e}" for e in request.elements),
+            scheduler_ids=(f"null-{request.batch_id}",),
+        )
+
+    def cancel(self, job_ids: Sequence[str], /) -> None:
+        """Nothing runs, so nothing to cancel."""
+
+    def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
+        return dict.fromkeys(job_ids, _PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A run directory and the run a benchmark acts on."""
+
+    root: Path
+    run_id: str
+
+
+def new_run(root: Path, count: int) -> RunLayout:
+    """Record a run of the benchmark flow as ``submit`` would, without starting it."""
+    wf = fanout_flow.wf
+    graph = wf.graph()
+    values = check_params(submit_options(graph.tasks), {"count": count}, by_key=False)
+    run_id = new_run_id(wf.name)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "run_id": run_id,
+        "workflow": wf.name,
+        "description": describe(graph),
+        "params": values,
+        "source": flow_source(wf),
+        "python": sys.executable,
+        "cwd": str(Path.cwd()),
+    }
+    layout = RunLayout(root, run_id)
+    store = SqliteStore.open(root, create=True)
+    try:
+        write_manifest(layout, manifest)
+        store.create_run(run_id=run_id, workflow=wf.name, executor="local", options=RUN_OPTIONS)
+    finally:
+        store.close()
+    return layout
+
+
+def finish_prepare(layout: RunLayout, count: int) -> None:
+    """Turn once (submits ``prepare``), write its result as a worker would, ingest it."""
+    store = SqliteStore.open(layout.root)
+    try:
+        dispatcher = make_dispatcher(layout, store, NullExecutor())
+        dispatcher.turn()
+        (row,) = store.instances(layout.run_id, "prepare")
+        assert row.batch is not None, "prepare was not submitted"
+        output = to_json(fanout_flow.prepare(count))
+        now = time.time()
+        text = result_text(
+            run_id=layout.run_id,
+            task="prepare",
+            element=0,
+            batch=row.batch,
+            output=output,
+            output_hash=value_hash(to_text(output)),
+            error=None,
+            started=now,
+            ended=now,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            peak_rss_mb=0.0,
+        )
+        write_result(layout.result("prepare", 0, row.batch), text)
+        if dispatcher.ingest() != 1:
+            raise RuntimeError("the prepare result was not ingested")
+    finally:
+        store.close()
+
+
+def build_planned(root: Path, count: int) -> Template:
+    """A run directory whose next turn plans a fan-out of ``count`` elements."""
+    layout = new_run(root, count)
+    finish_prepare(layout, count)
+    return Template(root, layout.run_id)
+
+
+def build_cached(root: Path, count: int) -> tuple[Template, Template]:
+    """Run A finished with ``count`` elements, and run B that will find all of it cached.
+
+    Returns:
+        (run A, run B): A for ``status`` on a finished run, B for a cached resubmit.
+    """
+    first = new_run(root, count)
+    finish_prepare(first, count)
+    store = SqliteStore.open(root)
+    try:
+        dispatcher = make_dispatcher(first, store, NullExecutor())
+        dispatcher.plan_and_persist(RUN_OPTIONS)
+        _mark_done(store, first.run_id, "convert", fanout_flow.convert)
+        dispatcher.plan_and_persist(RUN_OPTIONS)
+        _mark_done(store, first.run_id, "finalize", lambda _item: count)
+        if dispatcher.settle() != "succeeded":
+            raise RuntimeError("the first run did not succeed")
+    finally:
+        store.close()
+    second = new_run(root, count)
+    return Template(root, first.run_id), Template(root, second.run_id)
+
+
+def _mark_done(store: SqliteStore, run_id: str, task: str, compute: Any) -> None:
+    """Record every instance of ``task`` as done, with the output ``compute(item)``."""
+    rows = store.instances(run_id, task)
+    names = fanout_flow.prepare(len(rows))
+    now = time.time()
+    outputs = []
+    for row in rows:
+        text = to_text(to_json(compute(names[row.element])))
+        outputs.append((row.identity, task, text, value_hash(text), now, run_id))
+    store.execute_many(
+        [
+            ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
+            (
+                "UPDATE instances SET state = 'done', started = ?, ended = ?, attempts = 1"
+                " WHERE run_id = ? AND task = ?",
+                [(now, now, run_id, task)],
+            ),
+        ]
+    )

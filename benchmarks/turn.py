@@ -1,0 +1,75 @@
+"""Child process: time one dispatcher call on a prepared run (``python -m benchmarks.turn``).
+
+It opens the store and builds the dispatcher exactly as a real turn does (``make_dispatcher``),
+with an executor that starts nothing, then times one call and prints one JSON line: seconds,
+this process's peak RSS, the RSS before the call, and what was planned and submitted.
+Running each measurement in its own process keeps sizes from sharing a heap.
+
+Modes: ``plan`` times ``Dispatcher.plan_and_persist``; ``turn`` times ``Dispatcher.turn``
+(ingest, reconcile, plan and persist, submit to the null executor, settle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.measure import peak_mb
+from benchmarks.rundirs import NullExecutor
+from reflow.running.drive import make_dispatcher
+from reflow.running.layout import RunLayout
+from reflow.running.store import SqliteStore
+
+
+def current_rss_mb() -> float:
+    """This process's resident set now, in MB (Linux; 0 where /proc is missing)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * resource.getpagesize() / (1024 * 1024)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.turn")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--mode", choices=("plan", "turn"), required=True)
+    args = parser.parse_args(argv)
+    layout = RunLayout(args.run_dir, args.run_id)
+    store = SqliteStore.open(layout.root)
+    executor = NullExecutor()
+    try:
+        dispatcher = make_dispatcher(layout, store, executor)
+        options = store.run(layout.run_id).options
+        before_mb = current_rss_mb()
+        start = time.perf_counter()
+        if args.mode == "plan":
+            dispatcher.plan_and_persist(options)
+            state = "planned"
+        else:
+            state = dispatcher.turn()
+        seconds = time.perf_counter() - start
+        peak = peak_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        counts = store.state_counts(layout.run_id)
+    finally:
+        store.close()
+    report = {
+        "seconds": seconds,
+        "peak_mb": peak,
+        "before_mb": before_mb,
+        "state": state,
+        "counts": counts,
+        "submitted": executor.submitted,
+    }
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

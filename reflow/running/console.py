@@ -1,0 +1,68 @@
+"""Running: the ``reflow`` console script, for the commands that need no flow file.
+
+``reflow runs|status|cancel|retry|logs --run-dir D ...`` works from the run directory alone:
+the store holds every run's state and each run's manifest holds its workflow description,
+so nothing imports user code here (workers of a retried run import the flow as usual). The
+subcommands are copied from a flow file's own command line (``build_parser``), so their
+flags cannot drift apart; the handlers are the same ``run_store_command``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reflow.definition.cli_builder import build_parser
+from reflow.definition.errors import ReflowError
+from reflow.running.commands import run_store_command
+
+STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs")
+"""The commands of a flow file's CLI that the console script offers."""
+
+
+def build_console_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``reflow``: the run-directory commands of a flow file's CLI."""
+    source = _subcommands(build_parser("reflow", "", ()))
+    parser = argparse.ArgumentParser(
+        prog="reflow",
+        description="Inspect and steer the runs in a run directory, without the flow file.",
+        epilog="Submitting, dag and describe belong to the flow file: python flow.py --help",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in STORE_COMMANDS:
+        sub, help_text = source[name]
+        # The copied actions include the source's -h, so the new parser adds no second one.
+        commands.add_parser(
+            name, parents=[sub], add_help=False, help=help_text, description=sub.description
+        )
+    return parser
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser,
+) -> dict[str, tuple[argparse.ArgumentParser, str | None]]:
+    """Each subcommand's parser and help line (argparse keeps both only on private fields)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            return {name: (sub, helps.get(name)) for name, sub in action.choices.items()}
+    raise AssertionError("build_parser made a parser without subcommands")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``reflow COMMAND ...`` and return the exit code (2 for a ``ReflowError``)."""
+    parser = build_console_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        return run_store_command(args, out=sys.stdout)
+    except ReflowError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
