@@ -53,9 +53,8 @@ class Run:
         """Block until the run ends (or ``timeout`` seconds pass); return its state."""
         from reflow.running.progress import wait_for_run
 
-        return wait_for_run(
-            self.run_dir, self.run_id, timeout_s=timeout, out=file if progress else None
-        )
+        out = (file or sys.stdout) if progress else None
+        return wait_for_run(self.run_dir, self.run_id, timeout_s=timeout, out=out)
 
     def cancel(self, task: str | None = None) -> int:
         """Cancel all active work, or one task's; return how many instances were cancelled."""

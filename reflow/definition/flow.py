@@ -270,7 +270,7 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             hint="pass a function taking the output and returning True when it is still valid",
         )
     for flag in ("cache", "array"):
-        value = options.get(flag, flag == "cache")
+        value = options.get(flag, False)
         if not isinstance(value, bool):
             raise DefinitionError(
                 f"{flag}={value!r} must be True or False", task=name, param=flag, value=value

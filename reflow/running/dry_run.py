@@ -2,17 +2,25 @@
 
 The run is planned against a copy of the run directory's store in a temporary folder, so
 cache hits are real; nothing runs, nothing is submitted, and nothing is written to the run
-directory. The temporary folder is removed afterwards.
+directory. The temporary folder is removed afterwards. Where Slurm is available (``sbatch``
+on ``PATH``) the batch scripts are printed as ``submit`` would write them (one
+``scontrol show config`` reads ``MaxArraySize``), followed by the sbatch options of the
+dispatcher turn that would come next; paths are shown inside the real run directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+import shutil
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.running.executors.base import BatchRequest, JobStatus, Submission
+from reflow.running.executors.dry_run import DryRunExecutor
 from reflow.running.layout import STORE_NAME, RunLayout
 from reflow.running.store import SqliteStore
 
@@ -22,39 +30,130 @@ def dry_run(
 ) -> None:
     """Print the batches the first dispatcher turn would submit, and what waits."""
     from reflow.running.drive import make_dispatcher
-    from reflow.running.executors.dry_run import DryRunExecutor
-    from reflow.running.submission import write_manifest
 
     with tempfile.TemporaryDirectory(prefix="reflow-dry-run-") as scratch:
         copy = Path(scratch)
         if (root / STORE_NAME).exists():
-            source = sqlite3.connect(root / STORE_NAME)
-            target = sqlite3.connect(copy / STORE_NAME)
-            try:
-                source.backup(target)
-            finally:
-                source.close()
-                target.close()
+            _copy_store(root / STORE_NAME, copy / STORE_NAME)
         layout = RunLayout(copy, str(manifest["run_id"]))
         store = SqliteStore.open(copy, create=True)
         try:
-            write_manifest(layout, manifest)
-            store.create_run(
-                run_id=layout.run_id,
-                workflow=str(manifest["workflow"]),
-                executor="dry-run",
-                options=options,
+            _record_run(layout, store, manifest, options)
+            is_slurm = shutil.which("sbatch") is not None
+            out.write(
+                f"dry run of {manifest['workflow']}: nothing is submitted"
+                f"{' (batch scripts as Slurm would get them)' if is_slurm else ''}\n"
             )
-            out.write(f"dry run of {manifest['workflow']}: nothing is submitted\n")
-            dispatcher = make_dispatcher(layout, store, DryRunExecutor(out=out))
-            dispatcher.turn()
-            counts = store.state_counts(layout.run_id)
-            for spec in dispatcher.graph.tasks:
-                task_counts = counts.get(spec.name)
-                if task_counts is None:
-                    out.write(f"  {spec.name}: waits for {', '.join(spec.upstream)}\n")
-                else:
-                    shown = ", ".join(f"{n} {s}" for s, n in sorted(task_counts.items()))
-                    out.write(f"  {spec.name}: {shown}\n")
+            printer = DryRunExecutor(out=out, render=_slurm_render() if is_slurm else None)
+            executor = _Rebased(printer, old=copy, new=root)
+            dispatcher = make_dispatcher(layout, store, executor)
+            state = dispatcher.turn()
+            _write_summary(out, store, layout.run_id, dispatcher.graph.tasks)
+            if is_slurm and state == "running":
+                _write_successor(out, RunLayout(root, layout.run_id), manifest, executor.ids)
         finally:
             store.close()
+
+
+def _copy_store(source_path: Path, target_path: Path) -> None:
+    source = sqlite3.connect(source_path)
+    target = sqlite3.connect(target_path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def _record_run(
+    layout: RunLayout, store: SqliteStore, manifest: Mapping[str, Any], options: Mapping[str, Any]
+) -> None:
+    from reflow.running.submission import write_manifest
+
+    write_manifest(layout, manifest)
+    store.create_run(
+        run_id=layout.run_id,
+        workflow=str(manifest["workflow"]),
+        executor="dry-run",
+        options=options,
+    )
+
+
+def _write_summary(out: IO[str], store: SqliteStore, run_id: str, specs: Sequence[Any]) -> None:
+    counts = store.state_counts(run_id)
+    for spec in specs:
+        task_counts = counts.get(spec.name)
+        if task_counts is None:
+            out.write(f"  {spec.name}: waits for {', '.join(spec.upstream)}\n")
+        else:
+            shown = ", ".join(f"{n} {s}" for s, n in sorted(task_counts.items()))
+            out.write(f"  {spec.name}: {shown}\n")
+
+
+def _write_successor(
+    out: IO[str], layout: RunLayout, manifest: Mapping[str, Any], after: Sequence[str]
+) -> None:
+    from reflow.running.config import load_config
+    from reflow.running.slurm_chain import successor_options
+
+    options = successor_options(
+        layout, manifest, load_config(), after=after, delay_s=None if after else 15
+    )
+    script = layout.run / "scripts" / "dispatcher.sh"
+    out.write(
+        "[dry-run] then the next dispatcher turn: "
+        + shlex.join(["sbatch", "--parsable", *options, str(script)])
+        + "\n"
+    )
+
+
+def _slurm_render() -> Callable[[BatchRequest], str]:
+    """Render a request as the Slurm executor would (one array per ``MaxArraySize`` chunk)."""
+    from reflow.running.executors.slurm import SlurmExecutor
+
+    slurm = SlurmExecutor()
+
+    def render(request: BatchRequest) -> str:
+        scripts = slurm.scripts(request)
+        if len(scripts) == 1:
+            return scripts[0][1]
+        return "\n".join(f"# {path}\n{text}" for path, text in scripts)
+
+    return render
+
+
+class _Rebased:
+    """Shows requests with paths in the real run directory instead of the scratch copy."""
+
+    name = "dry-run"
+
+    def __init__(self, inner: DryRunExecutor, *, old: Path, new: Path) -> None:
+        self.inner = inner
+        self.old = str(old)
+        self.new = str(new)
+        self.ids: list[str] = []
+
+    def submit(self, request: BatchRequest, /) -> Submission:
+        """Print ``request`` with its paths moved into the real run directory."""
+        moved = dataclasses.replace(
+            request,
+            command=tuple(self._move(arg) for arg in request.command),
+            log_dir=Path(self._move(str(request.log_dir))),
+            script_path=Path(self._move(str(request.script_path))),
+        )
+        submission = self.inner.submit(moved)
+        self.ids += submission.scheduler_ids
+        return submission
+
+    def cancel(self, job_ids: Sequence[str], /) -> None:
+        """Do nothing: a dry run has no jobs."""
+        self.inner.cancel(job_ids)
+
+    def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
+        """Every job is pending."""
+        return self.inner.states(job_ids)
+
+    def _move(self, text: str) -> str:
+        if text == self.old or text.startswith(self.old + "/"):
+            return self.new + text[len(self.old) :]
+        return text

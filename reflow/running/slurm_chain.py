@@ -1,38 +1,52 @@
 """Running: the Slurm dispatcher chain: one turn, then a successor job that waits for work.
 
 No process stays on the login node. ``submit`` runs the first turn itself; each turn then
-submits its successor with ``--dependency=afterany:<the run's jobs in flight>``, so Slurm
-starts the next turn when that work has ended. The pending successor's id is recorded, so
-``cancel`` removes it too and a cancelled run stays cancelled.
+submits its successor with ``--dependency=afterany:<the run's jobs still queued>``, so Slurm
+starts the next turn when that work has ended (when the submit budget holds instances back,
+when the oldest of those jobs has ended, so the queue refills early). The pending
+successor's id is recorded in the run's ``dispatcher["pending_jobs"]``, so ``cancel`` removes
+it too, and a turn that finds its run cancelled or finished submits nothing.
+
+A turn that the scheduler or the store cannot serve (sacct down, a locked store) is tried
+again by a delayed successor, at most ``MAX_TURN_ERRORS`` times in a row; a successor that
+cannot be submitted at all ends the run as failed with sbatch's message, never leaving it
+``running`` without a dispatcher.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import shlex
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import SubmissionError
+from reflow.definition.errors import ReflowError, SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.config import Config, load_config
+from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
+from reflow.running.executors.base import JobState
+from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.layout import RunLayout, write_atomic
-from reflow.running.process import run_command
 from reflow.running.store import SqliteStore
 
 DEFAULT_SUBMIT_BUDGET = 5000
-"""Most instances a run keeps queued at once when the config does not say."""
+"""Most instances a run keeps queued at once when neither config nor sacctmgr says."""
+MAX_TURN_ERRORS = 5
+"""Turns in a row that may fail (scheduler or store trouble) before the run is failed."""
 _IDLE_DELAY_S = 15
+_ERROR_DELAY_S = 60
 _DISPATCHER_TIME_S = 15 * 60
 _DISPATCHER_MEM_MB = 1024
+_ACTIVE = (JobState.PENDING, JobState.RUNNING)
 
 
 def run_turn_and_chain(layout: RunLayout) -> str:
     """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one."""
-    from reflow.running.drive import dispatcher_lock, make_dispatcher
-    from reflow.running.executors.slurm import SlurmExecutor
+    from reflow.running.drive import dispatcher_lock
 
     with dispatcher_lock(layout) as mine:
         if not mine:
@@ -40,70 +54,148 @@ def run_turn_and_chain(layout: RunLayout) -> str:
         config = load_config()
         store = SqliteStore.open(layout.root)
         try:
-            executor = SlurmExecutor(max_array_size=config.max_array_size)
-            dispatcher = make_dispatcher(
-                layout,
-                store,
-                executor,
-                submit_budget=config.submit_budget or DEFAULT_SUBMIT_BUDGET,
-            )
-            state = dispatcher.turn()
-            if state != "running":
-                store.set_run(layout.run_id, dispatcher={"kind": "slurm", "pending_jobs": []})
-                return state
-            in_flight = sorted(
-                {
-                    str(row.job_id).split("_")[0]
-                    for row in store.instances_in(layout.run_id, ["submitted"])
-                    if row.job_id
-                }
-            )
-            successor = submit_successor(layout, dispatcher.manifest, in_flight, config)
-            store.set_run(
-                layout.run_id,
-                dispatcher={
-                    "kind": "slurm",
-                    "pending_jobs": [successor],
-                    "host": socket.gethostname(),
-                    "turn_at": time.time(),
-                    "waits_for": len(in_flight),
-                },
-            )
-            if store.run(layout.run_id).state != "running":
-                executor.cancel([successor])
-            return state
+            return _turn(layout, store, config)
         finally:
             store.close()
 
 
-def submit_successor(
-    layout: RunLayout, manifest: Mapping[str, Any], after: list[str], config: Config
-) -> str:
-    """Submit the next dispatcher turn as a small job; return its job id."""
-    python = str(manifest.get("python") or "python3")
-    script = (
-        "#!/bin/bash\n"
-        "exec "
-        + shlex.join(
-            [
-                python,
-                "-m",
-                "reflow.running.drive",
-                "--run-dir",
-                str(layout.root),
-                "--run-id",
-                layout.run_id,
-                "--slurm-turn",
-            ]
-        )
-        + "\n"
+def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
+    from reflow.running.drive import make_dispatcher
+
+    run = store.run(layout.run_id)
+    if run.state in TERMINAL_RUN_STATES:
+        return run.state
+    info = dict(run.dispatcher) if run.dispatcher.get("kind") == "slurm" else {}
+    executor = SlurmExecutor(max_array_size=config.max_array_size)
+    budget = submit_budget(config, info, executor)
+    info.update(
+        kind="slurm",
+        submit_budget=budget,
+        turns=int(info.get("turns", 0)) + 1,
+        host=socket.gethostname(),
+        job_id=os.environ.get("SLURM_JOB_ID"),
+        turn_at=time.time(),
     )
-    path = layout.run / "scripts" / "dispatcher.sh"
-    write_atomic(path, script)
+    dispatcher = make_dispatcher(
+        layout, store, executor, submit_budget=budget, unknown_is_lost=True
+    )
+    try:
+        state = dispatcher.turn()
+    except ReflowError as err:
+        return _retry_later(layout, store, config, executor, dispatcher, info, err)
+    info.pop("errors", None)
+    info.pop("last_error", None)
+    if state != "running":
+        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
+        return state
+    after, delay_s = waits_for(store, layout.run_id, executor, dispatcher)
+    return _chain(layout, store, config, executor, dispatcher, info, after, delay_s)
+
+
+def _chain(
+    layout: RunLayout,
+    store: SqliteStore,
+    config: Config,
+    executor: SlurmExecutor,
+    dispatcher: Dispatcher,
+    info: dict[str, Any],
+    after: Sequence[str],
+    delay_s: int | None,
+) -> str:
+    """Submit the successor and record it; undo this turn's jobs if the run ended meanwhile."""
+    try:
+        successor = submit_successor(
+            executor, layout, dispatcher.manifest, config, after=after, delay_s=delay_s
+        )
+    except SubmissionError as err:
+        message = f"cannot submit the next dispatcher turn: {err}; fix it, then retry the run"
+        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
+        store.finish_run(layout.run_id, "failed", message)
+        return store.run(layout.run_id).state
+    store.set_run(
+        layout.run_id, dispatcher={**info, "pending_jobs": [successor], "waits_for": len(after)}
+    )
+    state = store.run(layout.run_id).state
+    if state != "running":
+        # Cancelled while this turn ran: its cancel may not have seen what this turn submitted.
+        executor.cancel([successor, *dispatcher.submitted_jobs])
+    return state
+
+
+def _retry_later(
+    layout: RunLayout,
+    store: SqliteStore,
+    config: Config,
+    executor: SlurmExecutor,
+    dispatcher: Dispatcher,
+    info: dict[str, Any],
+    err: ReflowError,
+) -> str:
+    """A turn failed on scheduler or store trouble: try again later, or give up."""
+    errors = int(info.get("errors", 0)) + 1
+    info.update(errors=errors, last_error=str(err))
+    if errors >= MAX_TURN_ERRORS:
+        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
+        store.finish_run(layout.run_id, "failed", f"{errors} dispatcher turns failed: {err}")
+        return store.run(layout.run_id).state
+    after = list(dispatcher.submitted_jobs)
+    return _chain(
+        layout, store, config, executor, dispatcher, info, after, None if after else _ERROR_DELAY_S
+    )
+
+
+def submit_budget(config: Config, info: Mapping[str, Any], executor: SlurmExecutor) -> int:
+    """The most instances the run keeps queued: config, else the cluster's limit, else 5000.
+
+    The cluster's limit (``MaxSubmitJobs`` of the user's associations and their QOS) is asked
+    once per run, in its first turn, and kept in the run's dispatcher record; one job of it is
+    left for the dispatcher's successor.
+    """
+    if config.submit_budget is not None:
+        return config.submit_budget
+    known = info.get("submit_budget")
+    if isinstance(known, int) and known > 0:
+        return known
+    limit = executor.submit_limit(_user())
+    return DEFAULT_SUBMIT_BUDGET if limit is None else max(1, limit - 1)
+
+
+def waits_for(
+    store: SqliteStore, run_id: str, executor: SlurmExecutor, dispatcher: Dispatcher
+) -> tuple[list[str], int | None]:
+    """The jobs the successor depends on, or the delay to start it after when there are none.
+
+    Only jobs still queued count (a dependency on an ended job is met at once): those
+    submitted in this turn, and those the turn's reconcile saw pending or running. When
+    instances wait for room in the submit budget, the oldest such job suffices.
+    """
+    fresh = set(dispatcher.submitted_jobs)
+    queued: set[str] = set()
+    for row in store.instances_in(run_id, ["submitted"]):
+        if not row.job_id:
+            continue
+        parent = str(row.job_id).partition("_")[0]
+        status = executor.last_states.get(str(row.job_id))
+        if parent in fresh or (status is not None and status.state in _ACTIVE):
+            queued.add(parent)
+    if not queued:
+        return [], _IDLE_DELAY_S
+    ordered = sorted(queued, key=lambda job: (len(job), job))
+    held_back = any(c.get("ready", 0) for c in store.state_counts(run_id).values())
+    return (ordered[:1] if held_back else ordered), None
+
+
+def successor_options(
+    layout: RunLayout,
+    manifest: Mapping[str, Any],
+    config: Config,
+    *,
+    after: Sequence[str],
+    delay_s: int | None,
+) -> list[str]:
+    """The sbatch options of the next dispatcher turn: a small job that waits for ``after``."""
     resources = config.dispatcher
-    argv = [
-        "sbatch",
-        "--parsable",
+    options = [
         f"--job-name={manifest['workflow']}.dispatch",
         "--cpus-per-task=1",
         f"--mem={format_mem(resources.mem_mb or _DISPATCHER_MEM_MB)}",
@@ -112,18 +204,54 @@ def submit_successor(
         f"--chdir={manifest.get('cwd') or Path.cwd()}",
     ]
     if resources.partition:
-        argv.append(f"--partition={resources.partition}")
+        options.append(f"--partition={resources.partition}")
     if config.resources.account:
-        argv.append(f"--account={config.resources.account}")
+        options.append(f"--account={config.resources.account}")
     if after:
-        argv.append("--dependency=afterany:" + ":".join(after))
-    else:
-        argv.append(f"--begin=now+{_IDLE_DELAY_S}")
-    argv.append(str(path))
-    result = run_command(argv, timeout_s=60)
-    if result.returncode != 0:
-        raise SubmissionError(
-            f"sbatch refused the dispatcher job: {result.stderr.strip()}",
-            hint="check [executor] dispatcher_partition/dispatcher_time and the account",
-        )
-    return result.stdout.strip().split(";")[0]
+        options.append("--dependency=afterany:" + ":".join(after))
+    if delay_s is not None:
+        options.append(f"--begin=now+{delay_s}")
+    return options
+
+
+def successor_script(layout: RunLayout, manifest: Mapping[str, Any]) -> str:
+    """The script of a dispatcher turn: ``python -m reflow.running.drive ... --slurm-turn``."""
+    python = str(manifest.get("python") or "python3")
+    argv = [
+        python,
+        "-m",
+        "reflow.running.drive",
+        "--run-dir",
+        str(layout.root),
+        "--run-id",
+        layout.run_id,
+        "--slurm-turn",
+    ]
+    return "#!/bin/bash\nexec " + shlex.join(argv) + "\n"
+
+
+def submit_successor(
+    executor: SlurmExecutor,
+    layout: RunLayout,
+    manifest: Mapping[str, Any],
+    config: Config,
+    *,
+    after: Sequence[str],
+    delay_s: int | None,
+) -> str:
+    """Submit the next dispatcher turn (transient sbatch failures retried); return its id.
+
+    Raises:
+        SubmissionError: If sbatch refuses the job, with sbatch's message.
+    """
+    path = layout.run / "scripts" / "dispatcher.sh"
+    write_atomic(path, successor_script(layout, manifest))
+    options = successor_options(layout, manifest, config, after=after, delay_s=delay_s)
+    return executor.sbatch(path, options)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -191,12 +191,17 @@ def _call(job: _Job, spec: TaskSpec, params: Mapping[str, Any], element: int) ->
     assert spec.func is not None
     try:
         kwargs = {**params, **_inputs(job, spec, element)}
-        if spec.run_dir_arg is not None:
-            kwargs[spec.run_dir_arg] = RunDir(job.layout.root)
+    except StoreError as err:
+        print(f"reflow: {err}", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=_error_of(err))
+    if spec.run_dir_arg is not None:
+        kwargs[spec.run_dir_arg] = RunDir(job.layout.root)
+    try:
         value = spec.func(**kwargs)
     except (Exception, SystemExit) as err:  # noqa: BLE001 - the worker boundary
-        traceback.print_exc()
-        return _Outcome(error=_error_of(err))
+        failure = _error_of(err, skip_frames=1)  # the traceback starts in the task
+        print(failure.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=failure)
     return _encode(spec, value)
 
 
@@ -301,9 +306,12 @@ def _output_to(path: Path, header: str) -> Iterator[None]:
             os.close(fd)
 
 
-def _error_of(err: BaseException) -> ResultError:
+def _error_of(err: BaseException, *, skip_frames: int = 0) -> ResultError:
     kind = err.cause_type if isinstance(err, FlowImportError) else type(err).__name__
-    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    frames = err.__traceback__
+    for _ in range(skip_frames):
+        frames = frames.tb_next if frames is not None and frames.tb_next else frames
+    text = "".join(traceback.format_exception(type(err), err, frames))
     return ResultError(type=kind, message=str(err), traceback=text)
 
 

@@ -27,6 +27,7 @@ How array indices map to elements (the worker must follow the same rule):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,11 +38,16 @@ from reflow.definition.errors import SubmissionError
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
 from reflow.running.executors.ranges import chunk, compress
 from reflow.running.executors.slurm_query import (
+    ASSOC_LIMIT_FORMAT,
+    QOS_LIMIT_FORMAT,
     SACCT_FORMAT,
     SQUEUE_FORMAT,
+    describe_failure,
     is_accounting_disabled,
     is_transient_error,
+    parse_assoc_submit_limits,
     parse_max_array_size,
+    parse_qos_submit_limits,
     parse_sacct,
     parse_sbatch_job_id,
     parse_squeue,
@@ -102,6 +108,7 @@ class SlurmExecutor:
         if max_array_size is not None and max_array_size < 1:
             raise ValueError(f"max_array_size must be positive, got {max_array_size}")
         self.calls: dict[str, int] = {}
+        self.last_states: dict[str, JobStatus] = {}
         self._max_array_size = max_array_size
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
@@ -137,13 +144,69 @@ class SlurmExecutor:
         for plan, text in zip(plans, scripts, strict=True):
             _write_text(plan.script_path, text)
             try:
-                parent = self._sbatch(request, plan.script_path)
+                parent = self.sbatch(plan.script_path, task=request.task)
             except SubmissionError:
                 self._cancel_quietly(scheduler_ids)
                 raise
             scheduler_ids.append(parent)
             job_ids += [f"{parent}_{index}" for index in plan.indices]
         return Submission(job_ids=tuple(job_ids), scheduler_ids=tuple(scheduler_ids))
+
+    def scripts(self, request: BatchRequest, /) -> list[tuple[Path, str]]:
+        """Return the scripts ``submit`` would write for ``request``, and write nothing.
+
+        Raises:
+            SubmissionError: As ``submit`` does for a value that cannot be put in a script.
+        """
+        _check_elements(request.elements)
+        if not request.elements:
+            return []
+        return [
+            (plan.script_path, render(request, array=plan.array, worker_args=plan.worker_args))
+            for plan in self._plan(request)
+        ]
+
+    def sbatch(self, script: Path, options: Sequence[str] = (), *, task: str | None = None) -> str:
+        """Run ``sbatch --parsable OPTIONS SCRIPT`` (transient failures retried); return the id.
+
+        Raises:
+            SubmissionError: If sbatch refuses, with sbatch's own message.
+        """
+        result = self._run("sbatch", ["sbatch", "--parsable", *options, str(script)])
+        if not result.ok:
+            raise SubmissionError(
+                f"sbatch refused {script}: {_message(result)}",
+                task=task,
+                value=result.stderr.strip(),
+            )
+        return parse_sbatch_job_id(result.stdout)
+
+    def submit_limit(self, user: str) -> int | None:
+        """Return the fewest jobs ``user`` may have queued (association or QOS), if any is set.
+
+        Two ``sacctmgr`` calls; None when sacctmgr fails or no limit is set.
+        """
+        assoc = self._run(
+            "sacctmgr",
+            [
+                "sacctmgr",
+                "-n",
+                "-P",
+                "show",
+                "assoc",
+                f"where user={user}",
+                f"format={ASSOC_LIMIT_FORMAT}",
+            ],
+        )
+        if not assoc.ok:
+            return None
+        limits, qos_names = parse_assoc_submit_limits(assoc.stdout)
+        qos = self._run(
+            "sacctmgr", ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_LIMIT_FORMAT}"]
+        )
+        if qos.ok and qos_names:
+            limits += parse_qos_submit_limits(qos.stdout, qos_names)
+        return min(limits) if limits else None
 
     def cancel(self, job_ids: Sequence[str], /) -> None:
         """Cancel these jobs with one ``scancel`` call; ids that already ended are ignored.
@@ -176,7 +239,10 @@ class SlurmExecutor:
             queued = self._squeue(missing)
             found.update((job_id, queued[job_id]) for job_id in missing if job_id in queued)
         unknown = JobStatus(state=JobState.UNKNOWN, detail="not known to sacct or squeue")
-        return {job_id: found.get(job_id, unknown) for job_id in wanted}
+        self.last_states = {
+            job_id: _explained(job_id, found.get(job_id, unknown)) for job_id in wanted
+        }
+        return dict(self.last_states)
 
     def max_array_size(self) -> int:
         """Return the cluster's ``MaxArraySize`` (read from ``scontrol`` at most once)."""
@@ -217,16 +283,6 @@ class SlurmExecutor:
             )
             offset += len(piece)
         return plans
-
-    def _sbatch(self, request: BatchRequest, path: Path) -> str:
-        result = self._run("sbatch", ["sbatch", "--parsable", str(path)])
-        if not result.ok:
-            raise SubmissionError(
-                f"sbatch refused {path}: {_message(result)}",
-                task=request.task,
-                value=result.stderr.strip(),
-            )
-        return parse_sbatch_job_id(result.stdout)
 
     def _sacct(self, job_ids: list[str]) -> dict[str, JobStatus]:
         argv = ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", _parents(job_ids)]
@@ -274,6 +330,15 @@ def script_paths(script_path: Path, count: int) -> tuple[Path, ...]:
         script_path.with_name(f"{script_path.stem}.{index}{script_path.suffix}")
         for index in range(count)
     )
+
+
+def _explained(job_id: str, status: JobStatus) -> JobStatus:
+    """Name the job in the detail of an ended job, and say what its end state means."""
+    if status.state not in (JobState.DONE, JobState.FAILED):
+        return status
+    explanation = describe_failure(status.detail)
+    detail = f"Slurm job {job_id} ended {status.detail}"
+    return dataclasses.replace(status, detail=f"{detail}: {explanation}" if explanation else detail)
 
 
 def _check_elements(elements: Sequence[int]) -> None:

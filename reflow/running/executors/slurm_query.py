@@ -178,7 +178,7 @@ def parse_qos_submit_limits(text: str, names: set[str]) -> list[int]:
     return limits
 
 
-def describe_failure(state_text: str, exit_text: str) -> str:
+def describe_failure(state_text: str) -> str:
     """A short explanation of a Slurm end state for people (``""`` when there is none)."""
     words = state_text.split()
     state = words[0].rstrip("+").upper() if words else ""
