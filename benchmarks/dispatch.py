@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, python_argv, run_fresh
+from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
 from benchmarks.rundirs import Template, build_cached, build_planned
 
 FLOW = str(ROOT / "benchmarks" / "fanout_flow.py")
@@ -75,11 +75,11 @@ def run_status(templates: Templates, repeat: int, bare_s: float | None) -> list[
     run = templates.finished
     rows = []
     for name, extra in (("status (table)", ()), ("status --json", ("--json",))):
-        argv = python_argv(FLOW, "status", run.run_id, "--run-dir", str(run.root), *extra)
+        args = (FLOW, "status", run.run_id, "--run-dir", str(run.root), *extra)
         row = Row(group="status", name=name, size=size)
-        run_fresh(argv)
+        run_python(args)
         for _ in range(max(1, repeat)):
-            done = run_fresh(argv)
+            done = run_python(args)
             _check_status(done.stdout, size, json_output=bool(extra))
             row.samples.append(Sample(done.seconds, done.peak_mb))
         if bare_s is not None and row.median is not None:
@@ -97,10 +97,8 @@ def _timed_turn(template: Template, mode: str, scratch: Path) -> dict[str, objec
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(template.root, copy)
     try:
-        argv = python_argv(
-            "-m", "benchmarks.turn", "--run-dir", str(copy), "--run-id", template.run_id
-        )
-        done = run_fresh([*argv, "--mode", mode])
+        args = ("-m", "benchmarks.turn", "--run-dir", str(copy), "--run-id", template.run_id)
+        done = run_python([*args, "--mode", mode])
     finally:
         shutil.rmtree(copy, ignore_errors=True)
     report: dict[str, object] = json.loads(done.stdout)

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from benchmarks.dispatch import FLOW
-from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, python_argv, run_fresh
+from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
 from reflow.running.store import SqliteStore
 
 LOCAL_ENV = {"REFLOW_MODE": "local"}
@@ -26,8 +26,8 @@ def run_fanout(size: int, repeat: int, scratch: Path) -> Row:
     for attempt in range(max(1, repeat)):
         root = scratch / f"local-{size}-{attempt}"
         shutil.rmtree(root, ignore_errors=True)
-        argv = python_argv(FLOW, "submit", "--run-dir", str(root), "--count", str(size), "--wait")
-        done = run_fresh(argv, env=LOCAL_ENV)
+        args = (FLOW, "submit", "--run-dir", str(root), "--count", str(size), "--wait")
+        done = run_python(args, env=LOCAL_ENV)
         span = _convert_span_s(root, size)
         extra = {"convert_span_s": span, "executor_per_s": size / span}
         row.samples.append(Sample(done.seconds, done.peak_mb, extra))
@@ -48,11 +48,11 @@ def run_demo(repeat: int, scratch: Path) -> Row:
     for attempt in range(max(1, repeat)):
         root = scratch / f"demo-{attempt}"
         shutil.rmtree(root, ignore_errors=True)
-        argv = python_argv(
+        args = (
             demo, "submit", "--run-dir", str(root), "--start", "2025-01-01", "--end",
             "2025-01-31", "--bucket", "bench", "--wait",
         )  # fmt: skip
-        done = run_fresh(argv, env=LOCAL_ENV)
+        done = run_python(args, env=LOCAL_ENV)
         row.samples.append(Sample(done.seconds, done.peak_mb))
         shutil.rmtree(root, ignore_errors=True)
     row.note = "prepare -> convert[3] -> finalize, submit to succeeded"

@@ -1,8 +1,9 @@
-"""Measuring: run a command in a fresh process (wall time and its own peak RSS), and rows.
+"""Measuring: run a Python command in a fresh process (wall time and its own peak RSS), rows.
 
-A child's peak memory comes from ``os.wait4``, which returns the resource usage of exactly
-that child (and the descendants it waited for), so one measurement never leaks into the next
-the way the cumulative ``RUSAGE_CHILDREN`` maximum would.
+Every fresh process runs through ``benchmarks/peak.py``, which reports the process's own peak
+resident set (``VmHWM``) at exit; see that module for why ``ru_maxrss`` cannot be used. The
+wrapper imports only ``sys`` and ``atexit`` before the command, and the bare start-up row runs
+through it too, so differences to bare start-up do not contain it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 """The project's top folder (where ``examples/`` and ``benchmarks/`` are)."""
 PYTHON = sys.executable
+PEAK_WRAPPER = ROOT / "benchmarks" / "peak.py"
 
 
 class BenchmarkError(Exception):
@@ -89,69 +90,47 @@ class Finished:
     """A fresh process that ended: its wall time, peak RSS, exit status and output."""
 
     seconds: float
-    peak_mb: float
+    peak_mb: float | None
     returncode: int
     stdout: str
     stderr: str
 
 
-def run_fresh(
-    argv: Sequence[str],
+def run_python(
+    args: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path = ROOT,
     timeout_s: float = 600.0,
     check: bool = True,
 ) -> Finished:
-    """Run ``argv`` in a new process; return its wall time, peak RSS and output.
+    """Run ``python *args`` in a new process; return its wall time, peak RSS and output.
 
     Raises:
         BenchmarkError: ``check`` is set and the command exited non-zero, or it timed out.
     """
     full_env = {**os.environ, **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory(prefix="reflow-bench-peak-") as folder:
+        report = Path(folder) / "peak"
+        argv = [PYTHON, str(PEAK_WRAPPER), str(report), *args]
         start = time.perf_counter()
-        process = subprocess.Popen(
-            list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-        )
-        status, usage = _wait(process, timeout_s)
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise BenchmarkError(f"python {' '.join(args[:3])} ... ran over {timeout_s:g} s") from err
         seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode(errors="replace")
-        stderr = err.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if check and code != 0:
-        tail = " ".join(stderr.strip().splitlines()[-3:])
-        raise BenchmarkError(f"{' '.join(argv[:4])} ... exited {code}: {tail}")
-    return Finished(seconds, peak_mb(usage.ru_maxrss), code, stdout, stderr)
-
-
-def _wait(process: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, Any]:
-    """Wait for ``process`` with ``wait4`` (its own rusage), killing it after ``timeout_s``."""
-    killed = threading.Event()
-
-    def kill() -> None:
-        killed.set()
-        process.kill()
-
-    timer = threading.Timer(timeout_s, kill)
-    timer.start()
-    try:
-        _pid, status, usage = os.wait4(process.pid, 0)
-    finally:
-        timer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if killed.is_set():
-        raise BenchmarkError(f"{process.args!r} did not finish within {timeout_s:g} s")
-    return status, usage
-
-
-def peak_mb(maxrss: int) -> float:
-    """``ru_maxrss`` in MB (Linux reports kilobytes, macOS bytes)."""
-    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
-
-
-def python_argv(*args: str) -> list[str]:
-    """``[python, *args]`` with this interpreter."""
-    return [PYTHON, *args]
+        peak = int(report.read_text()) / 1024 if report.exists() else None
+    stdout = done.stdout.decode(errors="replace")
+    stderr = done.stderr.decode(errors="replace")
+    if check and done.returncode != 0:
+        tail = " | ".join((stderr.strip() or stdout.strip()).splitlines()[-4:])
+        raise BenchmarkError(f"python {' '.join(args[:3])} ... exited {done.returncode}: {tail}")
+    return Finished(seconds, peak, done.returncode, stdout, stderr)

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.dispatch import FLOW
-from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, python_argv, run_fresh
+from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel")
 QUERIES = ("sacct", "squeue", "scontrol")
@@ -59,8 +59,8 @@ def run(repeat: int, scratch: Path) -> list[Row]:
         root = scratch / f"slurm-{attempt}"
         shutil.rmtree(root, ignore_errors=True)
         env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
-        argv = python_argv(FLOW, "submit", "--run-dir", str(root), "--count", str(SIZE), "--wait")
-        done = run_fresh(argv, env=env, timeout_s=900)
+        args = (FLOW, "submit", "--run-dir", str(root), "--count", str(SIZE), "--wait")
+        done = run_python(args, env=env, timeout_s=900)
         demo.samples.append(Sample(done.seconds, done.peak_mb, _count_calls(log)))
     trivial = Row(group="slurm", name="slurm: trivial job", size=1)
     chain = Row(group="slurm", name="slurm: 3 chained", size=LEVELS)

@@ -7,7 +7,7 @@ median over bare ``python -c pass``.
 
 from __future__ import annotations
 
-from benchmarks.measure import Row, Sample, python_argv, run_fresh
+from benchmarks.measure import Row, Sample, run_python
 
 BARE = "python -c pass"
 COMMANDS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
@@ -23,10 +23,10 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
 def run(repeat: int) -> list[Row]:
     rows = [Row(group="startup", name=name) for name, _args, _target in COMMANDS]
     for _name, args, _target in COMMANDS:
-        run_fresh(python_argv(*args))
+        run_python(args)
     for _ in range(max(1, repeat)):
         for row, (_name, args, _target) in zip(rows, COMMANDS, strict=True):
-            done = run_fresh(python_argv(*args))
+            done = run_python(args)
             row.samples.append(Sample(done.seconds, done.peak_mb))
     bare = rows[0].median
     assert bare is not None

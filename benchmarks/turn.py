@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.measure import peak_mb
+from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.drive import make_dispatcher
 from reflow.running.layout import RunLayout
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             state = dispatcher.turn()
         seconds = time.perf_counter() - start
-        peak = peak_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        peak = peak_kb() / 1024
         counts = store.state_counts(layout.run_id)
     finally:
         store.close()

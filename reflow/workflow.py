@@ -35,6 +35,7 @@ class Workflow(Flow):
         caller = sys._getframe(1).f_globals
         self.defined_in: str = str(caller.get("__name__", ""))
         self.defined_file: str | None = caller.get("__file__")
+        self.defined_as: str | None = getattr(caller.get("__spec__"), "name", None)
 
     def submit(
         self,

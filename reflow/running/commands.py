@@ -32,7 +32,7 @@ def run_dir_of(value: Path | None) -> Path:
 
 def load_status(run_dir: Path, run_id: str | None) -> dict[str, Any]:
     """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data."""
-    from reflow.running.drive import read_manifest
+    from reflow.running.loader import read_manifest
     from reflow.running.status import build_status
 
     store = SqliteStore.open(Path(run_dir))

@@ -43,7 +43,7 @@ def _check_task(graph: Graph, task: str | None) -> None:
 
 def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
     """Cancel the run's active instances (of ``task`` only when given); return how many."""
-    from reflow.running.drive import read_manifest
+    from reflow.running.loader import read_manifest
 
     layout = RunLayout(root, run_id)
     store = SqliteStore.open(layout.root)
@@ -82,7 +82,8 @@ def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool =
 
     Returns the number of instances that will run again (not counting stale upstream ones).
     """
-    from reflow.running.drive import launch, read_manifest
+    from reflow.running.drive import launch
+    from reflow.running.loader import read_manifest
     from reflow.running.verification import make_validator
 
     layout = RunLayout(root, run_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from reflow.definition.description import graph_from_description
 from reflow.running.config import load_config
 from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
 from reflow.running.layout import RunLayout
+from reflow.running.loader import read_manifest
 from reflow.running.store import SqliteStore
 
 _IDLE_WAIT_S = 0.25
@@ -102,12 +102,6 @@ def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_manifest(layout: RunLayout) -> dict[str, Any]:
-    """The run's manifest."""
-    data: dict[str, Any] = json.loads(layout.manifest.read_text())
-    return data
-
-
 def make_dispatcher(
     layout: RunLayout, store: SqliteStore, executor: Any, **extra: Any
 ) -> Dispatcher:
@@ -156,11 +150,23 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> str:
                     if state == "cancelled":
                         executor.cancel(executor.active_job_ids())
                     return state
+                _drop_cancelled(store, layout.run_id, executor)
                 executor.poll()
                 executor.wait_for_progress(_IDLE_WAIT_S)
                 executor.poll()
         finally:
             store.close()
+
+
+def _drop_cancelled(store: SqliteStore, run_id: str, executor: Any) -> None:
+    """Stop queued or running local work whose instances were cancelled from elsewhere."""
+    active = executor.active_job_ids()
+    if not active:
+        return
+    wanted = {str(row.job_id) for row in store.instances_in(run_id, ["submitted"])}
+    stale = [job for job in active if job not in wanted]
+    if stale:
+        executor.cancel(stale)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,7 +112,7 @@ def check_params(
                 hint=f"pass {name}=... (on the command line {option.flag} ...)",
             )
         else:
-            value = option.default
+            value = _coerce(option, option.default)
         if value is not None and not conforms(value, option.type):
             raise UsageError(
                 f"{name}={value!r} is not a {option.type}",
@@ -178,6 +178,8 @@ def flow_source(wf: Workflow) -> dict[str, Any]:
     """Where a worker finds the workflow: a flow file, or an importable module."""
     module = wf.defined_in
     file = wf.defined_file
+    if module == "__main__" and wf.defined_as:
+        module = wf.defined_as  # run as ``python -m package.flow``: import it by that name
     if module == "__main__" and not file:
         raise UsageError(
             f"workflow {wf.name!r} is defined in a notebook or REPL, where a worker cannot "
