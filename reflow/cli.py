@@ -7,10 +7,11 @@ A ``ReflowError`` becomes one line on stderr and exit code 2; ``dag``, ``describ
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from reflow.definition.cli_builder import build_parser, collect_params
 from reflow.definition.diagram import RENDERERS
@@ -19,6 +20,29 @@ from reflow.definition.options import submit_options
 
 if TYPE_CHECKING:
     from reflow.workflow import Workflow
+
+
+def install_error_hook() -> None:
+    """Report a ``ReflowError`` that escapes a flow script as one line and exit code 2.
+
+    A decorator raises ``DefinitionError`` while the flow file is still being executed,
+    before ``cli()`` can catch it; this hook gives that error the same one-line form.
+    Other exceptions keep Python's traceback.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_reflow", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+        if isinstance(error, ReflowError):
+            sys.stdout.flush()
+            sys.stderr.write(f"error: {error}\n")
+            sys.stderr.flush()
+            os._exit(2)
+        previous(kind, error, trace)
+
+    hook._reflow = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = None) -> int:

@@ -36,6 +36,10 @@ class Workflow(Flow):
         self.defined_in: str = str(caller.get("__name__", ""))
         self.defined_file: str | None = caller.get("__file__")
         self.defined_as: str | None = getattr(caller.get("__spec__"), "name", None)
+        if self.defined_in == "__main__" and self.defined_file:
+            from reflow.cli import install_error_hook
+
+            install_error_hook()
 
     def submit(
         self,
@@ -62,9 +66,10 @@ class Workflow(Flow):
             DefinitionError: When the workflow is not valid.
             UsageError: When parameters are missing, unknown or of the wrong type.
         """
+        from reflow.run import Run
         from reflow.running.submission import submit_workflow
 
-        return submit_workflow(
+        submitted = submit_workflow(
             self,
             run_dir=run_dir,
             params=params,
@@ -72,6 +77,7 @@ class Workflow(Flow):
             force_tasks=force_tasks,
             verify=verify,
         )
+        return Run(submitted.run_dir, submitted.run_id, executor=submitted.executor)
 
     def cli(self, argv: Sequence[str] | None = None, *, out: IO[str] | None = None) -> int:
         """Run the command line (``submit``, ``status``, ``dag``, ...) and return an exit code.

@@ -20,7 +20,7 @@ from reflow.running.layout import RunLayout
 from reflow.running.store import SqliteStore
 
 if TYPE_CHECKING:
-    from reflow.workflow import Workflow
+    from reflow.running.submission import SubmittableWorkflow
 
 
 def run_dir_of(value: Path | None) -> Path:
@@ -51,7 +51,12 @@ def load_status(run_dir: Path, run_id: str | None) -> dict[str, Any]:
 
 
 def run_command(
-    wf: Workflow, graph: Graph, args: argparse.Namespace, params: dict[str, Any], *, out: IO[str]
+    wf: SubmittableWorkflow,
+    graph: Graph,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    *,
+    out: IO[str],
 ) -> int:
     """Run the parsed command ``args.command`` and return the exit code."""
     command = args.command
@@ -88,7 +93,9 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     raise AssertionError(command)
 
 
-def _submit(wf: Workflow, args: argparse.Namespace, params: dict[str, Any], out: IO[str]) -> int:
+def _submit(
+    wf: SubmittableWorkflow, args: argparse.Namespace, params: dict[str, Any], out: IO[str]
+) -> int:
     from reflow.running.submission import submit_workflow
 
     run = submit_workflow(

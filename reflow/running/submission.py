@@ -12,26 +12,47 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from reflow.definition.description import describe
 from reflow.definition.errors import UsageError, suggest
+from reflow.definition.graph import Graph
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.types import conforms
 from reflow.planning.encoding import to_json
 from reflow.running.config import Config, load_config
 from reflow.running.layout import RunLayout, write_atomic
 
-if TYPE_CHECKING:
-    from reflow.run import Run
-    from reflow.workflow import Workflow
+
+class SubmittableWorkflow(Protocol):
+    """What submission needs of a workflow: its graph, and where a worker can import it."""
+
+    name: str
+    defined_in: str
+    defined_file: str | None
+    defined_as: str | None
+
+    def graph(self) -> Graph:
+        """The validated graph."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submitted:
+    """Where a new run lives and which executor runs it."""
+
+    run_dir: Path
+    run_id: str
+    executor: str
+
 
 MANIFEST_FORMAT = "reflow/run/1"
 
 
 def submit_workflow(
-    wf: Workflow,
+    wf: SubmittableWorkflow,
     *,
     run_dir: str | Path | None,
     params: Mapping[str, Any],
@@ -40,14 +61,12 @@ def submit_workflow(
     verify: bool = False,
     by_key: bool = False,
     out: IO[str] | None = None,
-) -> Run:
-    """Validate, record and start a run of ``wf``; return its handle.
+) -> Submitted:
+    """Validate, record and start a run of ``wf``; return where it lives.
 
     ``params`` are keyed by Python name (``start``, ``ingest_chunk``) or, with ``by_key``,
     by option key as the CLI collects them.
     """
-    from reflow.run import Run
-
     graph = wf.graph()
     config = load_config()
     options = submit_options(graph.tasks)
@@ -79,12 +98,12 @@ def submit_workflow(
         from reflow.running.dry_run import dry_run
 
         dry_run(root, manifest, run_options, out=out or sys.stdout)
-        return Run(root, run_id, executor="dry-run")
+        return Submitted(run_dir=root, run_id=run_id, executor="dry-run")
     from reflow.running.drive import start_run
 
     layout = RunLayout(root, run_id)
     start_run(layout, manifest, run_options, mode=mode)
-    return Run(root, run_id, executor=mode)
+    return Submitted(run_dir=root, run_id=run_id, executor=mode)
 
 
 def check_params(
@@ -174,7 +193,7 @@ def new_run_id(workflow: str) -> str:
     return f"{workflow}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def flow_source(wf: Workflow) -> dict[str, Any]:
+def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
     """Where a worker finds the workflow: a flow file, or an importable module."""
     module = wf.defined_in
     file = wf.defined_file

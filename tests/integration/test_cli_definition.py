@@ -197,6 +197,20 @@ BROKEN_FLOWS = {
         def b(x: Annotated[str, Result(step="a")]) -> str:
             return x
     """,
+    "bad-time-at-decoration": """
+        @wf.job(time="1:00")
+        def a() -> str:
+            return ""
+    """,
+    "misspelled-step-at-decoration": """
+        @wf.job()
+        def prepare() -> list[str]:
+            return []
+
+        @wf.array_job()
+        def convert(item: Annotated[int, Result(step="prepare")]) -> str:
+            return ""
+    """,
     "global-param-conflict": """
         @wf.job()
         def a(chunk: int = 1) -> str:

@@ -1,0 +1,469 @@
+"""Whole runs through the Slurm executor and the dispatcher chain on the real cluster.
+
+Runs are submitted in-process with ``REFLOW_MODE=slurm``: the first turn runs in the test,
+every later one as a dispatcher job. Each run starts from its own working directory, which
+is how its jobs are found in sacct and squeue (see ``scheduler.py``); the store is read
+directly, so waiting for a run costs the scheduler nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reflow.run import Run
+from reflow.running.executors.ranges import expand
+from reflow.running.layout import RunLayout
+from reflow.running.status import render_status
+from reflow.workflow import Workflow
+from tests.flows import slurm_demo, slurm_faults, slurm_refused
+from tests.slurm.scheduler import (
+    array_specs,
+    arrays_by_name,
+    batches,
+    flaky_sbatch,
+    logged_calls,
+    logging_wrappers,
+    query,
+    sacct_jobs,
+    set_max_array_size,
+    slurm,
+    squeue_jobs,
+    status,
+    wait_for_run,
+    wait_until_no_jobs,
+)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+DEMO = {"start": "2025-01-01", "end": "2025-01-31", "bucket": "b"}
+FANOUT = 50
+DEADLINE_S = 120.0
+REQUIRE_ENV = "REFLOW_REQUIRE_SLURM"
+
+
+def clean_env(monkeypatch: pytest.MonkeyPatch, config_home: Path) -> None:
+    """Slurm mode, no user config, and none of the developer's ``REFLOW_*`` settings."""
+    for key in list(os.environ):
+        if key.startswith("REFLOW_") and key != REQUIRE_ENV:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("REFLOW_MODE", "slurm")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+
+
+class Workdirs:
+    """Working directories of the runs of one test; their jobs are cancelled at the end."""
+
+    def __init__(self, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.base = base
+        self.monkeypatch = monkeypatch
+        self.made: list[Path] = []
+
+    def enter(self, name: str) -> Path:
+        """Create ``name`` and make it the current directory (the runs' ``--chdir``)."""
+        path = self.base / name
+        path.mkdir(parents=True)
+        self.made.append(path)
+        self.monkeypatch.chdir(path)
+        return path
+
+    def submit(self, wf: Workflow, run_dir: Path, name: str, **params: Any) -> str:
+        """Submit ``wf`` from the new working directory ``name``; return the run id."""
+        self.enter(name)
+        return wf.submit(run_dir=run_dir, **params).run_id
+
+    def cancel_leftovers(self) -> None:
+        left = [job for path in self.made for job in squeue_jobs(path)]
+        if left:
+            slurm("scancel", *left)
+
+
+@pytest.fixture
+def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
+    clean_env(monkeypatch, tmp_path / "config")
+    dirs = Workdirs(tmp_path, monkeypatch)
+    yield dirs
+    dirs.cancel_leftovers()
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout_s:g} s")
+        time.sleep(0.2)
+
+
+def output(run_dir: Path, run_id: str, task: str) -> list[Any]:
+    rows = query(
+        run_dir,
+        "SELECT o.value FROM instances i JOIN outputs o ON o.identity = i.identity"
+        " WHERE i.run_id = ? AND i.task = ? ORDER BY i.element",
+        run_id,
+        task,
+    )
+    return [json.loads(value) for (value,) in rows]
+
+
+def counts(run_dir: Path, run_id: str) -> dict[str, dict[str, int]]:
+    return {t["task"]: t["counts"] for t in status(run_dir, run_id)["tasks"]}
+
+
+def dispatcher_record(run_dir: Path, run_id: str) -> dict[str, Any]:
+    (text,) = query(run_dir, "SELECT dispatcher FROM runs WHERE run_id = ?", run_id)[0]
+    record: dict[str, Any] = json.loads(text)
+    return record
+
+
+def batch_sizes(run_dir: Path, run_id: str, task: str) -> list[int]:
+    layout = RunLayout(run_dir, run_id)
+    return [
+        len(json.loads(layout.batch(batch).read_text())["elements"])
+        for name, batch, _ids in batches(run_dir, run_id)
+        if name == task
+    ]
+
+
+# The 50-element demo, submitted once for the tests that read it.
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    run_dir: Path
+    run_id: str
+    workdir: Path
+    since: float
+    calls_log: Path
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def demo_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    base = tmp_path_factory.mktemp("demo")
+    log = base / "calls.log"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_env(monkeypatch, base / "config")
+        wrappers = logging_wrappers(base / "bin", log)
+        monkeypatch.setenv("PATH", f"{wrappers}{os.pathsep}{os.environ['PATH']}")
+        dirs = Workdirs(base, monkeypatch)
+        since = time.time()
+        started = time.monotonic()
+        run_id = dirs.submit(slurm_demo.wf, base / "runs", "work", count=FANOUT, **DEMO)
+        try:
+            state = wait_for_run(base / "runs", run_id, timeout_s=DEADLINE_S)
+            seconds = time.monotonic() - started
+            assert state == "succeeded", status(base / "runs", run_id)
+            wait_until_no_jobs(dirs.made[0])
+        except BaseException:
+            dirs.cancel_leftovers()
+            raise
+    yield DemoRun(base / "runs", run_id, dirs.made[0], since, log, seconds)
+
+
+def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_element(
+    demo_run: DemoRun,
+) -> None:
+    assert output(demo_run.run_dir, demo_run.run_id, "finalize") == [f"{FANOUT} files"]
+    recorded = batches(demo_run.run_dir, demo_run.run_id)
+    assert [(task, len(ids)) for task, _batch, ids in recorded] == [
+        ("prepare", 1),
+        ("convert", 1),
+        ("finalize", 1),
+    ]
+    assert array_specs(demo_run.run_dir, demo_run.run_id, "convert") == [f"0-{FANOUT - 1}"]
+
+    jobs = sacct_jobs(demo_run.workdir, demo_run.since)
+    # Turn 1 (in submit) submits prepare; dispatcher turns 2 and 3 submit convert and finalize;
+    # turn 4 ends the run. Each of turns 1-3 submits its successor.
+    assert arrays_by_name(jobs) == {
+        "sdemo.prepare": 1,
+        "sdemo.convert": 1,
+        "sdemo.finalize": 1,
+        "sdemo.dispatch": 3,
+    }
+    task_jobs = {job.parent for job in jobs if not job.name.endswith(".dispatch")}
+    assert task_jobs == {ids[0] for _task, _batch, ids in recorded}
+    assert sum(job.name == "sdemo.convert" for job in jobs) == FANOUT
+    assert all(job.state == "COMPLETED" for job in jobs)
+    sbatch_calls = [c for turn in logged_calls(demo_run.calls_log).values() for c in turn]
+    assert sum(tool == "sbatch" for tool, _args in sbatch_calls) == 6
+
+
+def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
+    calls = logged_calls(demo_run.calls_log)
+    dispatch_jobs = {
+        job.parent
+        for job in sacct_jobs(demo_run.workdir, demo_run.since)
+        if job.name == "sdemo.dispatch"
+    }
+    assert set(calls) == {"login", *dispatch_jobs}
+    for turn, turn_calls in calls.items():
+        tools = Counter(tool for tool, _args in turn_calls)
+        assert tools["sacct"] <= 1, (turn, turn_calls)
+        assert tools["squeue"] <= 1, (turn, turn_calls)
+        assert tools["scontrol"] <= 1, (turn, turn_calls)
+        assert all(args == "show config" for tool, args in turn_calls if tool == "scontrol")
+        assert tools["scancel"] == 0, (turn, turn_calls)
+        # sacctmgr (the submit budget's default) is asked once per run, in the first turn.
+        assert tools["sacctmgr"] <= (2 if turn == "login" else 0), (turn, turn_calls)
+        scripts = [args.split()[-1] for tool, args in turn_calls if tool == "sbatch"]
+        successors = [s for s in scripts if s.endswith("/dispatcher.sh")]
+        task_scripts = [Path(s).name.split("-")[0] for s in scripts if s not in successors]
+        assert len(successors) <= 1, (turn, turn_calls)
+        assert len(task_scripts) == len(set(task_scripts)) <= 1, (turn, turn_calls)
+    assert "sacct" not in {tool for tool, _args in calls["login"]}
+
+
+def test_resubmit_with_two_inputs_changed_submits_one_array_of_exactly_the_misses(
+    demo_run: DemoRun, workdirs: Workdirs
+) -> None:
+    since = time.time()
+    run_id = workdirs.submit(
+        slurm_demo.wf, demo_run.run_dir, "again", count=FANOUT, revise="3,17", **DEMO
+    )
+    assert wait_for_run(demo_run.run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    assert counts(demo_run.run_dir, run_id)["convert"] == {"done": 2, "cached": FANOUT - 2}
+    convert = [ids for task, _b, ids in batches(demo_run.run_dir, run_id) if task == "convert"]
+    assert [len(ids) for ids in convert] == [1]
+    assert array_specs(demo_run.run_dir, run_id, "convert") == ["3,17"]
+    jobs = sacct_jobs(workdirs.made[0], since)
+    assert arrays_by_name(jobs)["sdemo.convert"] == 1
+    assert sorted(j.job_id for j in jobs if j.name == "sdemo.convert") == [
+        f"{convert[0][0]}_3",
+        f"{convert[0][0]}_17",
+    ]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+    }
+
+
+def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
+    demo_run: DemoRun, workdirs: Workdirs
+) -> None:
+    before = snapshot(demo_run.run_dir)
+    workdir = workdirs.enter("dry")
+    since = time.time()
+    flags = [f"--{key}={value}" for key, value in {**DEMO, "bucket": "other"}.items()]
+    result = subprocess.run(
+        [sys.executable, slurm_demo.__file__, "submit", "--run-dir", str(demo_run.run_dir),
+         f"--count={FANOUT}", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REFLOW_MODE": "dry-run"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    # prepare is cached; convert (new bucket) would be one array of all 50 elements.
+    assert "#SBATCH --job-name=sdemo.convert" in text
+    assert f"#SBATCH --array=0-{FANOUT - 1}" in text
+    assert f"--run-dir {demo_run.run_dir}" in text
+    assert "#SBATCH --job-name=sdemo.prepare" not in text
+    assert "--job-name=sdemo.dispatch" in text
+    assert snapshot(demo_run.run_dir) == before
+    assert squeue_jobs(workdir) == []
+    assert sacct_jobs(workdir, since) == []
+
+
+def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    limit, count = 11, 40
+    run_dir = tmp_path / "runs"
+    since = time.time()
+    set_max_array_size(limit)
+    try:
+        run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=count, **DEMO)
+        wait_until(
+            lambda: any(task == "convert" for task, _b, _i in batches(run_dir, run_id))
+            or wait_for_run(run_dir, run_id, timeout_s=0.0) != "running",
+            "convert submitted",
+        )
+    finally:
+        set_max_array_size(None)  # the cluster is shared: keep the window short
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    specs = array_specs(run_dir, run_id, "convert")
+    indices = [expand(spec) for spec in specs]
+    assert len(specs) == 4
+    assert max(max(each) for each in indices) < limit
+    assert sum(len(each) for each in indices) == count
+    jobs = sacct_jobs(workdirs.made[0], since)
+    assert arrays_by_name(jobs)["sdemo.convert"] == 4
+    assert sum(job.name == "sdemo.convert" for job in jobs) == count
+    assert output(run_dir, run_id, "finalize") == [f"{count} files"]
+
+
+def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
+    tmp_path: Path, workdirs: Workdirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget, count = 7, 20
+    monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", str(budget))
+    run_dir = tmp_path / "runs"
+    since = time.time()
+    run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=count, **DEMO)
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    assert batch_sizes(run_dir, run_id, "convert") == [7, 7, 6]
+    assert dispatcher_record(run_dir, run_id)["submit_budget"] == budget
+    wait_until_no_jobs(workdirs.made[0])
+    jobs = [j for j in sacct_jobs(workdirs.made[0], since) if not j.name.endswith(".dispatch")]
+    assert len(jobs) == count + 2
+    # At equal seconds an end is counted before a submission (sacct has 1 s resolution).
+    events = sorted([(j.submit, 1) for j in jobs] + [(j.end, -1) for j in jobs])
+    queued = most = 0
+    for _when, change in events:
+        queued += change
+        most = max(most, queued)
+    assert most <= budget
+
+
+def test_transient_sbatch_failures_are_retried_and_the_run_completes(
+    tmp_path: Path, workdirs: Workdirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = tmp_path / "sbatch.calls"
+    wrapper = flaky_sbatch(tmp_path / "bin", counter, failures=2)
+    monkeypatch.setenv("PATH", f"{wrapper}{os.pathsep}{os.environ['PATH']}")
+    run_dir = tmp_path / "runs"
+    since = time.time()
+    run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=3, **DEMO)
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    assert [task for task, _b, _ids in batches(run_dir, run_id)] == [
+        "prepare",
+        "convert",
+        "finalize",
+    ]
+    wait_until_no_jobs(workdirs.made[0])
+    jobs = sacct_jobs(workdirs.made[0], since)
+    by_name = arrays_by_name(jobs)
+    assert by_name == {"sdemo.prepare": 1, "sdemo.convert": 1, "sdemo.finalize": 1, "sdemo.dispatch": 3}
+    assert int(counter.read_text()) == 2 + sum(by_name.values())
+
+
+def test_permanent_sbatch_refusal_fails_the_run_with_sbatchs_message(
+    tmp_path: Path, workdirs: Workdirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "runs"
+    # REFLOW_PARTITION: refused in the first turn, in submit itself.
+    monkeypatch.setenv("REFLOW_PARTITION", "nosuchpartition")
+    by_env = workdirs.submit(slurm_demo.wf, run_dir, "env", count=3, **DEMO)
+    monkeypatch.delenv("REFLOW_PARTITION")
+    # The decorator's partition: refused in a later turn, inside a dispatcher job.
+    by_decorator = workdirs.submit(slurm_refused.wf, run_dir, "decorator", count=3)
+
+    for run_id, task in ((by_env, "prepare"), (by_decorator, "work")):
+        assert wait_for_run(run_dir, run_id, timeout_s=60) == "failed"
+        data = status(run_dir, run_id)
+        (group,) = data["failures"]
+        assert (group["task"], group["reason"]) == (task, "submission")
+        assert "Invalid partition name specified" in group["examples"][0]["error"]
+        assert "Invalid partition name specified" in render_status(data)
+    for workdir in workdirs.made:
+        wait_until_no_jobs(workdir, timeout_s=30)
+
+
+def cluster_has_cgroups() -> bool:
+    return "proctrack/cgroup" in slurm("scontrol", "show", "config")
+
+
+def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_completes_it(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    # Slow (the TIMEOUT needs its job to run 70-90 s), so all four runs go at once.
+    expected = {
+        "oom": "out_of_memory" if cluster_has_cgroups() else "exit_code",
+        "timeout": "timeout",
+        "hang": "cancelled",
+        "raise": "exception",
+    }
+    runs = {
+        fault: workdirs.submit(slurm_faults.wf, tmp_path / fault, fault, count=3, fault=fault)
+        for fault in expected
+    }
+    hang_dir = tmp_path / "hang"
+    wait_until(lambda: (hang_dir / "started.hang").exists(), "the hanging element started")
+    ((job_id,),) = query(
+        hang_dir,
+        "SELECT job_id FROM instances WHERE run_id = ? AND task = 'work' AND element = 1",
+        runs["hang"],
+    )
+    slurm("scancel", job_id)
+
+    for fault, run_id in runs.items():
+        run_dir = tmp_path / fault
+        assert wait_for_run(run_dir, run_id, timeout_s=180) == "failed"
+        data = status(run_dir, run_id)
+        assert data["state"] == "failed"
+        (group,) = data["failures"]
+        assert (group["task"], group["state"], group["count"]) == ("work", "failed", 1)
+        assert group["reason"] == expected[fault], data
+        (example,) = group["examples"]
+        log = RunLayout(run_dir, run_id).log("work", 1)
+        assert (example["element"], example["log"]) == (1, str(log))
+        assert log.exists()
+        text = render_status(data)
+        assert f"({expected[fault]})" in text
+        assert f"log: {log}" in text
+        if fault == "raise":
+            assert "RuntimeError: item 1 cannot be processed" in example["error"]
+        elif fault != "oom" or expected["oom"] == "out_of_memory":
+            assert {"timeout": "TIMEOUT", "hang": "CANCELLED", "oom": "OUT_OF_MEMORY"}[
+                fault
+            ] in example["error"]
+
+    for fault, run_id in runs.items():
+        (tmp_path / fault / "fixed").touch()
+        assert Run(tmp_path / fault, run_id).retry() == 1
+    for fault, run_id in runs.items():
+        assert wait_for_run(tmp_path / fault, run_id, timeout_s=DEADLINE_S) == "succeeded"
+        assert output(tmp_path / fault, run_id, "total") == [30]
+
+
+def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    run_dir = tmp_path / "runs"
+    run_id = workdirs.submit(slurm_faults.wf, run_dir, "work", count=3, fault="hang")
+    workdir = workdirs.made[0]
+
+    def successor_queued() -> bool:
+        pending = dispatcher_record(run_dir, run_id).get("pending_jobs") or []
+        return (run_dir / "started.hang").exists() and bool(
+            set(pending) & set(squeue_jobs(workdir))
+        )
+
+    wait_until(successor_queued, "the hanging element runs and the next turn is queued")
+    Run(run_dir, run_id).cancel()
+    wait_until_no_jobs(workdir, timeout_s=30)
+    assert wait_for_run(run_dir, run_id, timeout_s=0.0) == "cancelled"
+    recorded = batches(run_dir, run_id)
+    since = time.time()
+
+    subprocess.run(
+        [sys.executable, "-m", "reflow.running.drive", "--run-dir", str(run_dir),
+         "--run-id", run_id, "--slurm-turn"],
+        check=True,
+        timeout=60,
+    )
+    assert wait_for_run(run_dir, run_id, timeout_s=0.0) == "cancelled"
+    assert batches(run_dir, run_id) == recorded
+    assert squeue_jobs(workdir) == []
+    assert [j for j in sacct_jobs(workdir, since) if j.state == "PENDING"] == []
+    assert counts(run_dir, run_id)["work"].get("cancelled") == 1
