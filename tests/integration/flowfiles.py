@@ -79,7 +79,14 @@ def cli(
     flow: Path, *args: str, cwd: Path, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python FLOW ARGS`` as a user would, on the local executor."""
-    env = {**os.environ, "REFLOW_MODE": "local", "XDG_CONFIG_HOME": str(cwd / "config")}
+    return cli_with_mode(flow, "local", *args, cwd=cwd, timeout_s=timeout_s)
+
+
+def cli_with_mode(
+    flow: Path, mode: str, *args: str, cwd: Path, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python FLOW ARGS`` with ``REFLOW_MODE=mode``."""
+    env = {**os.environ, "REFLOW_MODE": mode, "XDG_CONFIG_HOME": str(cwd / "config")}
     return subprocess.run(
         [sys.executable, str(flow), *args],
         cwd=cwd,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.flowfiles import calls, cli, counts, submit_and_wait, write_flow
+from tests.integration.flowfiles import (
+    calls,
+    cli,
+    cli_with_mode,
+    counts,
+    submit_and_wait,
+    write_flow,
+)
 
 
 def test_identical_second_submit_runs_nothing(tmp_path: Path) -> None:
@@ -86,3 +93,20 @@ def test_unknown_force_task_is_a_one_line_usage_error(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
     assert 'did you mean "convert"' in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_shows_what_would_run_and_writes_nothing(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    submit_and_wait(flow, run_dir)
+    before = sorted(str(p) for p in run_dir.rglob("*"))
+    store_bytes = (run_dir / "reflow.sqlite").read_bytes()
+    env_args = ("submit", "--run-dir", str(run_dir), "--count", "4")
+    done = cli_with_mode(flow, "dry-run", *env_args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "nothing is submitted" in done.stdout
+    assert "prepare: 1 submitted" in done.stdout
+    assert "convert: waits for prepare" in done.stdout
+    assert sorted(str(p) for p in run_dir.rglob("*")) == before
+    assert (run_dir / "reflow.sqlite").read_bytes() == store_bytes
+    assert calls(run_dir, "prepare") == ["3"]
