@@ -69,17 +69,18 @@ class Dispatcher:
         run = self.store.run(self.run_id)
         if run.state in TERMINAL_RUN_STATES:
             return run.state
-        self.ingest()
-        self.reconcile()
+        waiting = self.ingest()
+        self.reconcile(waiting)
         self.plan_and_persist(run.options)
         self.submit_ready()
         return self.settle()
 
     # 1. Ingest result files of in-flight instances.
 
-    def ingest(self) -> int:
-        """Ingest the result files of submitted instances; return how many were ingested."""
+    def ingest(self) -> list[InstanceRow]:
+        """Ingest the result files of submitted instances; return those still without one."""
         in_flight = self.store.instances_in(self.run_id, ["submitted"])
+        waiting: list[InstanceRow] = []
         by_task: dict[str, list[InstanceRow]] = defaultdict(list)
         for row in in_flight:
             by_task[row.task].append(row)
@@ -90,6 +91,7 @@ class Dispatcher:
             for row in rows:
                 name = f"{row.element}.{row.batch}.json"
                 if name not in present:
+                    waiting.append(row)
                     continue
                 path = self.layout.results_dir(task) / name
                 record = read_result(
@@ -135,13 +137,13 @@ class Dispatcher:
                     (_MARK_FINISHED, finished),
                 ]
             )
-        return len(finished)
+        return waiting
 
     # 2. Reconcile in-flight instances with the executor's view of their jobs.
 
-    def reconcile(self) -> None:
+    def reconcile(self, waiting: list[InstanceRow]) -> None:
         """Fail instances whose job ended without a result; requeue ones that never started."""
-        in_flight = [r for r in self.store.instances_in(self.run_id, ["submitted"]) if r.job_id]
+        in_flight = [row for row in waiting if row.job_id]
         if not in_flight:
             return
         states = self.executor.states([str(r.job_id) for r in in_flight])
@@ -156,10 +158,12 @@ class Dispatcher:
             if self.layout.result(row.task, row.element, str(row.batch)).exists():
                 continue  # written after the scan: the next turn ingests it
             is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
-            if is_lost and row.attempts <= _MAX_LOST_RESUBMITS:
-                lost.append((self.run_id, row.task, row.element, row.batch))
+            unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
+            if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
+                # A job that never started (its dispatcher died first) costs no attempt.
+                lost.append((int(unstarted), self.run_id, row.task, row.element, row.batch))
                 continue
-            reason = status.reason or FailureReason.EXIT_CODE
+            reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)
             detail = status.detail or (
                 "the job ended without writing a result"
                 if status.state is JobState.DONE
@@ -169,8 +173,8 @@ class Dispatcher:
         self.store.execute_many(
             [
                 (
-                    "UPDATE instances SET state = 'ready' WHERE run_id = ? AND task = ?"
-                    " AND element = ? AND batch = ? AND state = 'submitted'",
+                    "UPDATE instances SET state = 'ready', attempts = attempts - ? WHERE run_id = ?"
+                    " AND task = ? AND element = ? AND batch = ? AND state = 'submitted'",
                     lost,
                 ),
                 (_MARK_FINISHED, failed),
