@@ -28,7 +28,7 @@ def download(
 ) -> list[Path]:
     folder = run_dir / "raw"
     folder.mkdir(exist_ok=True)
-    paths = []
+    paths: list[Path] = []
     for day in range(days):
         path = folder / f"day{day}.csv"
         path.write_text("".join(f"{day},{hour},{day * 10 + hour % 7}\n" for hour in range(24)))

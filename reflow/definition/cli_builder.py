@@ -88,7 +88,9 @@ def build_parser(
 
     dag = commands.add_parser("dag", help="draw the task graph")
     dag.add_argument("--format", choices=DAG_FORMATS, default="text", help="default: text")
-    dag.add_argument("--output", "-o", type=Path, help="file for svg/png (default: stdout)")
+    dag.add_argument(
+        "--output", "-o", type=Path, help="file for svg/png (default: <workflow>.<format> here)"
+    )
 
     commands.add_parser("describe", help="print the JSON manifest of the workflow")
     return parser

@@ -119,15 +119,10 @@ def _submit(
 
 
 def _follow(root: Path, run_id: str, out: IO[str]) -> int:
+    """Show progress until the run ends, then its summary; 0 only if it succeeded."""
     from reflow.running.progress import wait_for_run
-    from reflow.running.status import render_status
 
-    started = time.monotonic()
-    state = wait_for_run(root, run_id, out=out)
-    data = load_status(root, run_id)
-    out.write(render_status(data))
-    out.write(f"{state} after {time.monotonic() - started:.1f}s\n")
-    return 0 if state == "succeeded" else 1
+    return 0 if wait_for_run(root, run_id, out=out) == "succeeded" else 1
 
 
 def _runs(root: Path, as_json: bool, out: IO[str]) -> int:

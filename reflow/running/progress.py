@@ -19,6 +19,7 @@ from reflow.running.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.status import STATE_ORDER
 
 _POLL_S = 0.2
+_MAX_POLL_S = 2.0
 _BAR_WIDTH = 20
 _CURSOR_UP = "\x1b[{}A"
 _CLEAR_LINE = "\r\x1b[2K"
@@ -54,10 +55,19 @@ def wait_for_run(
             view.update(data, time.monotonic() - started)
         if state is not None:
             break
-        time.sleep(_POLL_S)
+        time.sleep(poll_interval_s(time.monotonic() - started))
     if view is not None:
         view.finish(render_summary(data, state, time.monotonic() - started))
     return state
+
+
+def poll_interval_s(elapsed_s: float) -> float:
+    """Look often at first, then less: 0.2 s growing to 2 s over three minutes.
+
+    A long Slurm run followed with ``--wait`` should not keep a store on a network file
+    system busy; a short local run should still feel instant.
+    """
+    return min(_MAX_POLL_S, _POLL_S + elapsed_s / 100)
 
 
 def _final_state(data: Mapping[str, Any]) -> str | None:

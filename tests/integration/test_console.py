@@ -7,9 +7,11 @@ from another working directory, where no flow file is at hand.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -19,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from reflow.definition.cli_builder import build_parser
+from reflow.run import Run
 from reflow.running.console import STORE_COMMANDS, build_console_parser
+from reflow.running.progress import wait_for_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE_S = 120
@@ -71,14 +75,13 @@ def reflow(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture
-def failed_run(tmp_path: Path) -> tuple[Path, str]:
+def make_failed_run(base: Path) -> tuple[Path, str]:
     """A run of examples/retry_flow.py whose element 1 failed; returns (run dir, run id)."""
-    inbox = tmp_path / "inbox"
+    inbox = base / "inbox"
     inbox.mkdir()
     (inbox / "a.txt").write_text("1\n2\n")
     (inbox / "b.txt").write_text("3\nfour\n")
-    run_dir = tmp_path / "run"
+    run_dir = base / "run"
     done = subprocess.run(
         [
             sys.executable,
@@ -90,17 +93,24 @@ def failed_run(tmp_path: Path) -> tuple[Path, str]:
             str(inbox),
             "--wait",
         ],
-        cwd=tmp_path,
-        env=environment(tmp_path),
+        cwd=base,
+        env=environment(base),
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,
         check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
+    (base / "submit.out").write_text(done.stdout)
     match = re.search(r"^submitted run (\S+)", done.stdout, re.M)
     assert match
     return run_dir, match.group(1)
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A failed run that the tests only read."""
+    return make_failed_run(tmp_path_factory.mktemp("failed"))
 
 
 def test_console_offers_the_flow_clis_run_directory_commands_with_the_same_flags() -> None:
@@ -153,8 +163,8 @@ def test_runs_status_and_logs_read_a_failed_run(
     assert "a.txt:1: '1'" in first.stdout
 
 
-def test_retry_after_the_fix_succeeds(tmp_path: Path, failed_run: tuple[Path, str]) -> None:
-    run_dir, run_id = failed_run
+def test_retry_after_the_fix_succeeds(tmp_path: Path) -> None:
+    run_dir, run_id = make_failed_run(tmp_path)
     (tmp_path / "inbox" / "b.txt").write_text("3\n4\n")
     retried = reflow(tmp_path, "retry", run_id, "--run-dir", run_dir, "--wait")
     assert retried.returncode == 0, retried.stdout + retried.stderr
@@ -183,6 +193,10 @@ def test_cancel_stops_a_running_run(tmp_path: Path) -> None:
     while '"submitted": 2' not in reflow(tmp_path, "status", "--run-dir", run_dir, "--json").stdout:
         assert time.monotonic() < deadline, "the elements never started"
         time.sleep(0.2)
+    waited = io.StringIO()
+    assert wait_for_run(run_dir, run_id, timeout_s=0.5, out=waited) == "running"
+    assert re.search(r"\] nap\s+\[\.+\]  0/2  2 running$", waited.getvalue(), re.M)
+    assert f"follow it:   reflow status {run_id} --run-dir {run_dir}" in waited.getvalue()
     cancelled = reflow(tmp_path, "cancel", run_id, "--run-dir", run_dir)
     assert cancelled.returncode == 0, cancelled.stderr
     assert f"cancelled 2 instance(s) of run {run_id}" in cancelled.stdout
@@ -227,3 +241,60 @@ def test_missing_run_dir_and_unknown_command_exit_2(tmp_path: Path) -> None:
     unknown = reflow(tmp_path, "submit")
     assert unknown.returncode == 2
     assert "invalid choice: 'submit'" in unknown.stderr
+
+
+def test_wait_summary_names_the_failed_elements_and_their_logs(
+    failed_run: tuple[Path, str],
+) -> None:
+    run_dir, run_id = failed_run
+    printed = (run_dir.parent / "submit.out").read_text()
+    assert "\x1b[" not in printed  # not a terminal: plain lines, no cursor movement
+    assert re.search(r"^\[\s*[\d.]+s\] parse\s+\[#+\.*\]\s+1/2\s+1 done, 1 failed$", printed, re.M)
+    summary = printed[printed.index(f"run {run_id} failed after") :]
+    assert re.match(rf"run {run_id} failed after [\d.]+s: 2 done, 1 failed\n", summary)
+    assert "  not started: total\n" in summary
+    assert "  parse: 1 failed (exception)\n" in summary
+    assert "'four' is not a number" in summary
+    assert f"log: {run_dir}/runs/{run_id}/logs/parse/1.log" in summary
+    assert f"reflow logs {run_id} parse --run-dir {run_dir}" in summary
+    assert f"reflow retry {run_id} --run-dir {run_dir}" in summary
+
+    again = io.StringIO()
+    assert Run(run_dir, run_id).wait(timeout=DEADLINE_S, progress=True, file=again) == "failed"
+    assert f"run {run_id} failed after" in again.getvalue()
+    assert Run(run_dir, run_id).wait(timeout=DEADLINE_S) == "failed"
+
+
+def test_submit_wait_on_a_terminal_redraws_one_line_per_task(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    command = [sys.executable, str(EXAMPLES / "demo_flow.py"), "submit", "--run-dir"]
+    command += [str(tmp_path / "run"), "--start", "a", "--end", "b", "--bucket", "c", "--wait"]
+    env = environment(tmp_path)
+    env["TERM"] = "xterm"
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=DEADLINE_S) == 0, output
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    text = output.decode()
+    assert "\x1b[4A" in text  # back up over the header and the three task lines
+    assert "\r\x1b[2K  convert   [####################]  3/3  3 done" in text
+    assert re.search(r"run demo-\S+ succeeded after [\d.]+s: 5 done", text)
