@@ -15,6 +15,7 @@ cannot be submitted at all ends the run as failed with sbatch's message, never l
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shlex
@@ -31,6 +32,7 @@ from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.layout import RunLayout, write_atomic
+from reflow.running.process import run_command
 from reflow.running.store import SqliteStore
 
 DEFAULT_SUBMIT_BUDGET = 5000
@@ -42,6 +44,7 @@ _ERROR_DELAY_S = 60
 _DISPATCHER_TIME_S = 15 * 60
 _DISPATCHER_MEM_MB = 1024
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
+_QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED"})
 
 
 def run_turn_and_chain(layout: RunLayout) -> str:
@@ -66,6 +69,9 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
     if run.state in TERMINAL_RUN_STATES:
         return run.state
     info = dict(run.dispatcher) if run.dispatcher.get("kind") == "slurm" else {}
+    own_job = os.environ.get("SLURM_JOB_ID")
+    # A turn started by hand (retry, resume) while a successor waits would fork the chain.
+    stale = [str(job) for job in info.get("pending_jobs") or [] if str(job) != own_job]
     executor = SlurmExecutor(max_array_size=config.max_array_size)
     budget = submit_budget(config, info, executor)
     info.update(
@@ -73,7 +79,7 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
         submit_budget=budget,
         turns=int(info.get("turns", 0)) + 1,
         host=socket.gethostname(),
-        job_id=os.environ.get("SLURM_JOB_ID"),
+        job_id=own_job,
         turn_at=time.time(),
     )
     dispatcher = make_dispatcher(
@@ -87,9 +93,20 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
     info.pop("last_error", None)
     if state != "running":
         store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
+        # Cancelled while this turn ran: that cancel may not have seen this turn's jobs.
+        cancelled = dispatcher.submitted_jobs if state == "cancelled" else []
+        _cancel_quietly(executor, [*stale, *cancelled])
         return state
     after, delay_s = waits_for(store, layout.run_id, executor, dispatcher)
-    return _chain(layout, store, config, executor, dispatcher, info, after, delay_s)
+    state = _chain(layout, store, config, executor, dispatcher, info, after, delay_s)
+    _cancel_quietly(executor, stale)
+    return state
+
+
+def _cancel_quietly(executor: SlurmExecutor, job_ids: Sequence[str]) -> None:
+    # A stale successor left queued only costs a turn that finds nothing to do.
+    with contextlib.suppress(SubmissionError):
+        executor.cancel(job_ids)
 
 
 def _chain(
@@ -118,7 +135,7 @@ def _chain(
     state = store.run(layout.run_id).state
     if state != "running":
         # Cancelled while this turn ran: its cancel may not have seen what this turn submitted.
-        executor.cancel([successor, *dispatcher.submitted_jobs])
+        _cancel_quietly(executor, [successor, *dispatcher.submitted_jobs])
     return state
 
 
@@ -248,6 +265,33 @@ def submit_successor(
     write_atomic(path, successor_script(layout, manifest))
     options = successor_options(layout, manifest, config, after=after, delay_s=delay_s)
     return executor.sbatch(path, options)
+
+
+def dispatcher_alive(layout: RunLayout, info: Mapping[str, Any]) -> bool | None:
+    """Whether the run's next Slurm turn is still queued or running (one ``squeue`` call).
+
+    None when it cannot be told: no turn recorded yet, or squeue does not answer. A turn
+    that ended while this asked has recorded its successor by then, so the record is read
+    again before the run is called stalled.
+    """
+    pending = [str(job) for job in info.get("pending_jobs") or []]
+    if not pending:
+        return None
+    result = run_command(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(pending)], timeout_s=30
+    )
+    if not result.ok and "invalid job id" not in result.stderr.lower():
+        return None
+    for line in result.stdout.splitlines():
+        job, _, state = line.strip().partition("|")
+        if job in pending and state.strip() in _QUEUED_STATES:
+            return True
+    store = SqliteStore.open(layout.root)
+    try:
+        run = store.run(layout.run_id)
+    finally:
+        store.close()
+    return run.state != "running" or run.dispatcher.get("pending_jobs") != info["pending_jobs"]
 
 
 def _user() -> str:

@@ -78,7 +78,13 @@ def build_status(store: SqliteStore, layout: RunLayout, task_names: list[str]) -
                 "examples": examples,
             }
         )
-    alive = dispatcher_alive(run.dispatcher) if run.state == "running" else None
+    alive = None
+    if run.state == "running" and run.dispatcher.get("kind") == "slurm":
+        from reflow.running.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
+
+        alive = slurm_dispatcher_alive(layout, run.dispatcher)
+    elif run.state == "running":
+        alive = dispatcher_alive(run.dispatcher)
     return {
         "run_id": run.run_id,
         "workflow": run.workflow,

@@ -1,9 +1,10 @@
 """A flow whose element ``bad`` of ``work`` misbehaves as ``--fault`` says, once.
 
 ``oom`` allocates far beyond its memory limit, ``timeout`` and ``hang`` sleep past the one
-minute time limit (``hang`` is for a test to ``scancel``), ``raise`` raises. Each writes
-``started.<fault>`` into the run directory first. Once ``fixed`` exists in the run directory
-every element succeeds, so ``retry`` completes the run.
+minute time limit (``hang`` is for a test to ``scancel``), ``raise`` raises, and ``wait``
+waits until ``fixed`` exists, then succeeds. Each writes ``started.<fault>`` into the run
+directory first. Once ``fixed`` exists in the run directory every element succeeds, so
+``retry`` completes the run.
 """
 
 import time
@@ -17,6 +18,7 @@ _OOM_CHUNK = 16 * 1024 * 1024
 _OOM_CHUNKS = 128  # 2 GiB at most, far beyond the 200M the task asks for
 _OOM_PAUSE_S = 0.02  # slow enough for Slurm's 1 s memory sampling where cgroups are missing
 _SLEEP_S = 600
+_POLL_S = 0.1
 
 
 @wf.job(mem="200M", time="00:05:00")
@@ -28,7 +30,7 @@ def items(count: Annotated[int, Param(help="How many items")] = 3) -> list[int]:
 def work(
     item: Annotated[int, Result(step="items")],
     fault: Annotated[
-        Literal["none", "oom", "timeout", "hang", "raise"], Param(help="How bad fails")
+        Literal["none", "oom", "timeout", "hang", "raise", "wait"], Param(help="How bad fails")
     ] = "none",
     bad: Annotated[int, Param(help="The item that misbehaves")] = 1,
     run_dir: RunDir = RunDir(),
@@ -38,6 +40,10 @@ def work(
     (run_dir / f"started.{fault}").write_text(str(item))
     if fault == "raise":
         raise RuntimeError(f"item {item} cannot be processed")
+    if fault == "wait":
+        while not (run_dir / "fixed").exists():
+            time.sleep(_POLL_S)
+        return item * 10
     if fault == "oom":
         hoard = []
         for _ in range(_OOM_CHUNKS):

@@ -30,6 +30,7 @@ TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel", "sacctmgr")
 REAL = {tool: shutil.which(tool) or tool for tool in TOOLS}
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
 POLL_S = 0.2
+_UNFINISHED = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "SUSPENDED"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,37 @@ def sacct_jobs(workdir: Path, since: float) -> list[Job]:
         if len(fields) == 6 and fields[2] == str(workdir):
             jobs.append(Job(fields[0], fields[1], fields[3], fields[4], fields[5]))
     return jobs
+
+
+def accounted_jobs(
+    run_dir: Path, run_id: str, workdir: Path, since: float, *, timeout_s: float = 30.0
+) -> list[Job]:
+    """The run's jobs in sacct, once sacct lists every job the run recorded, all ended.
+
+    slurmctld reports to the accounting database asynchronously, so the last jobs of a run
+    may show up a moment after the run has ended. The run records its task jobs in the
+    ``batches`` table and its number of turns (all but the first one a dispatcher job).
+    """
+    wanted = {job for _task, _batch, ids in batches(run_dir, run_id) for job in ids}
+    turns = int(dispatcher_record(run_dir, run_id).get("turns", 1))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = sacct_jobs(workdir, since)
+        tasks = {job.parent for job in jobs if not job.name.endswith(".dispatch")}
+        turn_jobs = {job.parent for job in jobs if job.name.endswith(".dispatch")}
+        ended = all(job.state not in _UNFINISHED for job in jobs)
+        if wanted <= tasks and len(turn_jobs) >= turns - 1 and ended:
+            return jobs
+        if time.monotonic() > deadline:
+            pytest.fail(f"sacct does not list the jobs of {run_id} after {timeout_s:g} s: {jobs}")
+        time.sleep(POLL_S)
+
+
+def dispatcher_record(run_dir: Path, run_id: str) -> dict[str, Any]:
+    """The run's ``dispatcher`` column: kind, pending jobs, turns, submit budget, ..."""
+    ((text,),) = query(run_dir, "SELECT dispatcher FROM runs WHERE run_id = ?", run_id)
+    record: dict[str, Any] = json.loads(text)
+    return record
 
 
 def arrays_by_name(jobs: Iterable[Job]) -> Counter[str]:

@@ -28,13 +28,16 @@ from reflow.running.status import render_status
 from reflow.workflow import Workflow
 from tests.flows import slurm_demo, slurm_faults, slurm_refused
 from tests.slurm.scheduler import (
+    accounted_jobs,
     array_specs,
     arrays_by_name,
     batches,
+    dispatcher_record,
     flaky_sbatch,
     logged_calls,
     logging_wrappers,
     query,
+    run_state,
     sacct_jobs,
     set_max_array_size,
     slurm,
@@ -104,6 +107,16 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0
         time.sleep(0.2)
 
 
+def wait_for_queued_turn(run_dir: Path, run_id: str, workdir: Path, *, started: Path) -> None:
+    """Wait until ``started`` exists and the run's next dispatcher turn is in the queue."""
+
+    def queued() -> bool:
+        pending = dispatcher_record(run_dir, run_id).get("pending_jobs") or []
+        return started.exists() and bool(set(pending) & set(squeue_jobs(workdir)))
+
+    wait_until(queued, f"{started.name} written and the next turn of {run_id} queued")
+
+
 def output(run_dir: Path, run_id: str, task: str) -> list[Any]:
     rows = query(
         run_dir,
@@ -119,12 +132,6 @@ def counts(run_dir: Path, run_id: str) -> dict[str, dict[str, int]]:
     return {t["task"]: t["counts"] for t in status(run_dir, run_id)["tasks"]}
 
 
-def dispatcher_record(run_dir: Path, run_id: str) -> dict[str, Any]:
-    (text,) = query(run_dir, "SELECT dispatcher FROM runs WHERE run_id = ?", run_id)[0]
-    record: dict[str, Any] = json.loads(text)
-    return record
-
-
 def batch_sizes(run_dir: Path, run_id: str, task: str) -> list[int]:
     layout = RunLayout(run_dir, run_id)
     return [
@@ -132,6 +139,29 @@ def batch_sizes(run_dir: Path, run_id: str, task: str) -> list[int]:
         for name, batch, _ids in batches(run_dir, run_id)
         if name == task
     ]
+
+
+# A run whose element runs past its time limit: started with the module, because Slurm
+# kills it only 70-90 s after it starts; the failure test at the end of the file reads it.
+
+
+@dataclass(frozen=True)
+class FaultRun:
+    run_dir: Path
+    run_id: str
+
+
+@pytest.fixture(scope="module")
+def timeout_run(
+    slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultRun]:
+    base = tmp_path_factory.mktemp("timeout")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_env(monkeypatch, base / "config")
+        dirs = Workdirs(base, monkeypatch)
+        run_id = dirs.submit(slurm_faults.wf, base / "runs", "work", fault="timeout")
+    yield FaultRun(base / "runs", run_id)
+    dirs.cancel_leftovers()
 
 
 # The 50-element demo, submitted once for the tests that read it.
@@ -148,7 +178,10 @@ class DemoRun:
 
 
 @pytest.fixture(scope="module")
-def demo_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+def demo_run(
+    slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory, timeout_run: FaultRun
+) -> DemoRun:
+    # timeout_run: asked for here only so that its slow job starts with the first test.
     base = tmp_path_factory.mktemp("demo")
     log = base / "calls.log"
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -167,7 +200,7 @@ def demo_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> I
         except BaseException:
             dirs.cancel_leftovers()
             raise
-    yield DemoRun(base / "runs", run_id, dirs.made[0], since, log, seconds)
+    return DemoRun(base / "runs", run_id, dirs.made[0], since, log, seconds)
 
 
 def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_element(
@@ -182,7 +215,7 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
     ]
     assert array_specs(demo_run.run_dir, demo_run.run_id, "convert") == [f"0-{FANOUT - 1}"]
 
-    jobs = sacct_jobs(demo_run.workdir, demo_run.since)
+    jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
     # Turn 1 (in submit) submits prepare; dispatcher turns 2 and 3 submit convert and finalize;
     # turn 4 ends the run. Each of turns 1-3 submits its successor.
     assert arrays_by_name(jobs) == {
@@ -201,12 +234,11 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
 
 def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
     calls = logged_calls(demo_run.calls_log)
-    dispatch_jobs = {
-        job.parent
-        for job in sacct_jobs(demo_run.workdir, demo_run.since)
-        if job.name == "sdemo.dispatch"
-    }
-    assert set(calls) == {"login", *dispatch_jobs}
+    jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
+    dispatch_jobs = {job.parent for job in jobs if job.name == "sdemo.dispatch"}
+    # The last turn only ingests and ends the run: it calls nothing, so it logs nothing.
+    assert "login" in calls
+    assert set(calls) <= {"login", *dispatch_jobs}
     for turn, turn_calls in calls.items():
         tools = Counter(tool for tool, _args in turn_calls)
         assert tools["sacct"] <= 1, (turn, turn_calls)
@@ -237,12 +269,12 @@ def test_resubmit_with_two_inputs_changed_submits_one_array_of_exactly_the_misse
     convert = [ids for task, _b, ids in batches(demo_run.run_dir, run_id) if task == "convert"]
     assert [len(ids) for ids in convert] == [1]
     assert array_specs(demo_run.run_dir, run_id, "convert") == ["3,17"]
-    jobs = sacct_jobs(workdirs.made[0], since)
+    jobs = accounted_jobs(demo_run.run_dir, run_id, workdirs.made[0], since)
     assert arrays_by_name(jobs)["sdemo.convert"] == 1
-    assert sorted(j.job_id for j in jobs if j.name == "sdemo.convert") == [
+    assert {j.job_id for j in jobs if j.name == "sdemo.convert"} == {
         f"{convert[0][0]}_3",
         f"{convert[0][0]}_17",
-    ]
+    }
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -252,16 +284,11 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
-    demo_run: DemoRun, workdirs: Workdirs
-) -> None:
-    before = snapshot(demo_run.run_dir)
-    workdir = workdirs.enter("dry")
-    since = time.time()
-    flags = [f"--{key}={value}" for key, value in {**DEMO, "bucket": "other"}.items()]
+def dry_run(run_dir: Path, **params: object) -> str:
+    """``submit`` with ``REFLOW_MODE=dry-run`` through the flow file's CLI; its output."""
+    flags = [f"--{key}={value}" for key, value in params.items()]
     result = subprocess.run(
-        [sys.executable, slurm_demo.__file__, "submit", "--run-dir", str(demo_run.run_dir),
-         f"--count={FANOUT}", *flags],
+        [sys.executable, slurm_demo.__file__, "submit", "--run-dir", str(run_dir), *flags],
         capture_output=True,
         text=True,
         timeout=60,
@@ -269,7 +296,17 @@ def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    text = result.stdout
+    return result.stdout
+
+
+def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
+    demo_run: DemoRun, workdirs: Workdirs, tmp_path: Path
+) -> None:
+    before = snapshot(demo_run.run_dir)
+    workdir = workdirs.enter("dry")
+    since = time.time()
+
+    text = dry_run(demo_run.run_dir, count=FANOUT, **{**DEMO, "bucket": "other"})
     # prepare is cached; convert (new bucket) would be one array of all 50 elements.
     assert "#SBATCH --job-name=sdemo.convert" in text
     assert f"#SBATCH --array=0-{FANOUT - 1}" in text
@@ -277,6 +314,12 @@ def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
     assert "#SBATCH --job-name=sdemo.prepare" not in text
     assert "--job-name=sdemo.dispatch" in text
     assert snapshot(demo_run.run_dir) == before
+
+    fresh = tmp_path / "fresh"
+    text = dry_run(fresh, count=FANOUT, **DEMO)
+    assert "#SBATCH --job-name=sdemo.prepare" in text
+    assert "#SBATCH --array=0\n" in text
+    assert not fresh.exists()
     assert squeue_jobs(workdir) == []
     assert sacct_jobs(workdir, since) == []
 
@@ -284,6 +327,8 @@ def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
 def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
     tmp_path: Path, workdirs: Workdirs
 ) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("lowering MaxArraySize restarts the test cluster, which needs root")
     limit, count = 11, 40
     run_dir = tmp_path / "runs"
     since = time.time()
@@ -291,8 +336,10 @@ def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
     try:
         run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=count, **DEMO)
         wait_until(
-            lambda: any(task == "convert" for task, _b, _i in batches(run_dir, run_id))
-            or wait_for_run(run_dir, run_id, timeout_s=0.0) != "running",
+            lambda: (
+                any(task == "convert" for task, _b, _i in batches(run_dir, run_id))
+                or run_state(run_dir, run_id) != "running"
+            ),
             "convert submitted",
         )
     finally:
@@ -304,7 +351,7 @@ def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
     assert len(specs) == 4
     assert max(max(each) for each in indices) < limit
     assert sum(len(each) for each in indices) == count
-    jobs = sacct_jobs(workdirs.made[0], since)
+    jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
     assert arrays_by_name(jobs)["sdemo.convert"] == 4
     assert sum(job.name == "sdemo.convert" for job in jobs) == count
     assert output(run_dir, run_id, "finalize") == [f"{count} files"]
@@ -322,8 +369,11 @@ def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
 
     assert batch_sizes(run_dir, run_id, "convert") == [7, 7, 6]
     assert dispatcher_record(run_dir, run_id)["submit_budget"] == budget
-    wait_until_no_jobs(workdirs.made[0])
-    jobs = [j for j in sacct_jobs(workdirs.made[0], since) if not j.name.endswith(".dispatch")]
+    jobs = [
+        job
+        for job in accounted_jobs(run_dir, run_id, workdirs.made[0], since)
+        if not job.name.endswith(".dispatch")
+    ]
     assert len(jobs) == count + 2
     # At equal seconds an end is counted before a submission (sacct has 1 s resolution).
     events = sorted([(j.submit, 1) for j in jobs] + [(j.end, -1) for j in jobs])
@@ -350,10 +400,14 @@ def test_transient_sbatch_failures_are_retried_and_the_run_completes(
         "convert",
         "finalize",
     ]
-    wait_until_no_jobs(workdirs.made[0])
-    jobs = sacct_jobs(workdirs.made[0], since)
+    jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
     by_name = arrays_by_name(jobs)
-    assert by_name == {"sdemo.prepare": 1, "sdemo.convert": 1, "sdemo.finalize": 1, "sdemo.dispatch": 3}
+    assert by_name == {
+        "sdemo.prepare": 1,
+        "sdemo.convert": 1,
+        "sdemo.finalize": 1,
+        "sdemo.dispatch": 3,
+    }
     assert int(counter.read_text()) == 2 + sum(by_name.values())
 
 
@@ -368,6 +422,15 @@ def test_permanent_sbatch_refusal_fails_the_run_with_sbatchs_message(
     # The decorator's partition: refused in a later turn, inside a dispatcher job.
     by_decorator = workdirs.submit(slurm_refused.wf, run_dir, "decorator", count=3)
 
+    # The dispatcher's partition: the first turn cannot submit its successor.
+    config = tmp_path / "dispatcher-config"
+    (config / "reflow").mkdir(parents=True)
+    (config / "reflow" / "config.toml").write_text(
+        '[executor]\ndispatcher_partition = "nosuchpartition"\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    by_dispatcher = workdirs.submit(slurm_demo.wf, run_dir, "dispatcher", count=3, **DEMO)
+
     for run_id, task in ((by_env, "prepare"), (by_decorator, "work")):
         assert wait_for_run(run_dir, run_id, timeout_s=60) == "failed"
         data = status(run_dir, run_id)
@@ -375,8 +438,73 @@ def test_permanent_sbatch_refusal_fails_the_run_with_sbatchs_message(
         assert (group["task"], group["reason"]) == (task, "submission")
         assert "Invalid partition name specified" in group["examples"][0]["error"]
         assert "Invalid partition name specified" in render_status(data)
+    assert run_state(run_dir, by_dispatcher) == "failed"
+    message = status(run_dir, by_dispatcher)["message"]
+    assert "cannot submit the next dispatcher turn" in message
+    assert "Invalid partition name specified" in message
     for workdir in workdirs.made:
         wait_until_no_jobs(workdir, timeout_s=30)
+
+
+def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    run_dir = tmp_path / "runs"
+    submitted = time.time()
+    run_id = workdirs.submit(slurm_faults.wf, run_dir, "work", count=3, fault="hang")
+    workdir = workdirs.made[0]
+
+    wait_for_queued_turn(run_dir, run_id, workdir, started=run_dir / "started.hang")
+    Run(run_dir, run_id).cancel()
+    wait_until_no_jobs(workdir, timeout_s=30)
+    assert run_state(run_dir, run_id) == "cancelled"
+    recorded = batches(run_dir, run_id)
+    jobs = {job.job_id for job in sacct_jobs(workdir, submitted)}
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reflow.running.drive",
+            "--run-dir",
+            str(run_dir),
+            "--run-id",
+            run_id,
+            "--slurm-turn",
+        ],
+        check=True,
+        timeout=60,
+    )
+    assert run_state(run_dir, run_id) == "cancelled"
+    assert batches(run_dir, run_id) == recorded
+    assert squeue_jobs(workdir) == []
+    assert {job.job_id for job in sacct_jobs(workdir, submitted)} == jobs
+    # Elements that ended before the cancel but were not ingested yet are cancelled too.
+    work = counts(run_dir, run_id)["work"]
+    assert set(work) <= {"done", "cancelled"}
+    assert work["cancelled"] >= 1
+
+
+def test_a_dead_dispatcher_is_reported_by_status_and_retry_resumes_the_run(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    run_dir = tmp_path / "runs"
+    run_id = workdirs.submit(slurm_faults.wf, run_dir, "work", count=3, fault="wait")
+    workdir = workdirs.made[0]
+
+    wait_for_queued_turn(run_dir, run_id, workdir, started=run_dir / "started.wait")
+    slurm("scancel", *dispatcher_record(run_dir, run_id)["pending_jobs"])
+    run = Run(run_dir, run_id)
+    assert run.wait(timeout=30) == "stalled"
+    data = status(run_dir, run_id)
+    assert (data["state"], data["dispatcher"]["alive"]) == ("running", False)
+    assert f"retry {run_id}" in render_status(data)
+
+    (run_dir / "fixed").touch()
+    wait_until(lambda: squeue_jobs(workdir) == [], "the waiting element ended")
+    assert run.retry() == 0
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+    assert output(run_dir, run_id, "total") == [30]
 
 
 def cluster_has_cgroups() -> bool:
@@ -384,30 +512,30 @@ def cluster_has_cgroups() -> bool:
 
 
 def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_completes_it(
-    tmp_path: Path, workdirs: Workdirs
+    tmp_path: Path, workdirs: Workdirs, timeout_run: FaultRun
 ) -> None:
-    # Slow (the TIMEOUT needs its job to run 70-90 s), so all four runs go at once.
+    # The TIMEOUT run was started with the module (its job must run 70-90 s); the others
+    # go now, all at once.
     expected = {
         "oom": "out_of_memory" if cluster_has_cgroups() else "exit_code",
         "timeout": "timeout",
         "hang": "cancelled",
         "raise": "exception",
     }
-    runs = {
-        fault: workdirs.submit(slurm_faults.wf, tmp_path / fault, fault, count=3, fault=fault)
-        for fault in expected
-    }
-    hang_dir = tmp_path / "hang"
+    runs = {"timeout": (timeout_run.run_dir, timeout_run.run_id)}
+    for fault in ("oom", "hang", "raise"):
+        run_dir = tmp_path / fault
+        runs[fault] = (run_dir, workdirs.submit(slurm_faults.wf, run_dir, fault, fault=fault))
+    hang_dir, hang_id = runs["hang"]
     wait_until(lambda: (hang_dir / "started.hang").exists(), "the hanging element started")
     ((job_id,),) = query(
         hang_dir,
         "SELECT job_id FROM instances WHERE run_id = ? AND task = 'work' AND element = 1",
-        runs["hang"],
+        hang_id,
     )
     slurm("scancel", job_id)
 
-    for fault, run_id in runs.items():
-        run_dir = tmp_path / fault
+    for fault, (run_dir, run_id) in runs.items():
         assert wait_for_run(run_dir, run_id, timeout_s=180) == "failed"
         data = status(run_dir, run_id)
         assert data["state"] == "failed"
@@ -428,42 +556,29 @@ def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_comple
                 fault
             ] in example["error"]
 
-    for fault, run_id in runs.items():
-        (tmp_path / fault / "fixed").touch()
-        assert Run(tmp_path / fault, run_id).retry() == 1
-    for fault, run_id in runs.items():
-        assert wait_for_run(tmp_path / fault, run_id, timeout_s=DEADLINE_S) == "succeeded"
-        assert output(tmp_path / fault, run_id, "total") == [30]
+    for run_dir, run_id in runs.values():
+        (run_dir / "fixed").touch()
+        assert Run(run_dir, run_id).retry() == 1
+    for run_dir, run_id in runs.values():
+        assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+        assert output(run_dir, run_id, "total") == [30]
 
 
-def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
+def test_retry_of_a_live_run_replaces_its_queued_turn_instead_of_forking_the_chain(
     tmp_path: Path, workdirs: Workdirs
 ) -> None:
     run_dir = tmp_path / "runs"
-    run_id = workdirs.submit(slurm_faults.wf, run_dir, "work", count=3, fault="hang")
+    run_id = workdirs.submit(slurm_faults.wf, run_dir, "work", count=3, fault="wait")
     workdir = workdirs.made[0]
 
-    def successor_queued() -> bool:
-        pending = dispatcher_record(run_dir, run_id).get("pending_jobs") or []
-        return (run_dir / "started.hang").exists() and bool(
-            set(pending) & set(squeue_jobs(workdir))
-        )
+    wait_for_queued_turn(run_dir, run_id, workdir, started=run_dir / "started.wait")
+    (old,) = dispatcher_record(run_dir, run_id)["pending_jobs"]
+    assert Run(run_dir, run_id).retry() == 0
+    (new,) = dispatcher_record(run_dir, run_id)["pending_jobs"]
+    assert new != old
+    queued = squeue_jobs(workdir)
+    assert new in queued
+    assert old not in queued
 
-    wait_until(successor_queued, "the hanging element runs and the next turn is queued")
-    Run(run_dir, run_id).cancel()
-    wait_until_no_jobs(workdir, timeout_s=30)
-    assert wait_for_run(run_dir, run_id, timeout_s=0.0) == "cancelled"
-    recorded = batches(run_dir, run_id)
-    since = time.time()
-
-    subprocess.run(
-        [sys.executable, "-m", "reflow.running.drive", "--run-dir", str(run_dir),
-         "--run-id", run_id, "--slurm-turn"],
-        check=True,
-        timeout=60,
-    )
-    assert wait_for_run(run_dir, run_id, timeout_s=0.0) == "cancelled"
-    assert batches(run_dir, run_id) == recorded
-    assert squeue_jobs(workdir) == []
-    assert [j for j in sacct_jobs(workdir, since) if j.state == "PENDING"] == []
-    assert counts(run_dir, run_id)["work"].get("cancelled") == 1
+    (run_dir / "fixed").touch()
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"

@@ -22,6 +22,11 @@ How array indices map to elements (the worker must follow the same rule):
 ``MaxArraySize`` is read once per executor from ``scontrol show config`` unless given.
 ``states`` makes one ``sacct`` call, and one ``squeue`` call for the ids sacct does not list
 (not recorded yet, or the cluster keeps no accounting); ids neither lists are ``UNKNOWN``.
+The detail of an ended job names it and says what its end state means, and the last answer
+stays in ``last_states`` (the dispatcher chain picks the jobs its successor waits for from
+it). Beyond the protocol: ``sbatch`` submits any script with the same retries (the
+dispatcher's own turns), ``scripts`` renders without submitting (dry runs), and
+``submit_limit`` reads the user's ``MaxSubmitJobs`` from sacctmgr.
 """
 
 from __future__ import annotations
@@ -194,7 +199,8 @@ class SlurmExecutor:
                 "-P",
                 "show",
                 "assoc",
-                f"where user={user}",
+                "where",
+                f"user={user}",
                 f"format={ASSOC_LIMIT_FORMAT}",
             ],
         )
