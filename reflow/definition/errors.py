@@ -6,13 +6,14 @@ one-line message from them: where, what is wrong, how to fix it. Bugs are not ``
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """Return the candidate closest to ``word``, or None when nothing is close."""
+    import difflib  # only on an error path; not imported for --help
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -70,6 +71,10 @@ class ConfigError(ReflowError):
 
 class SubmissionError(ReflowError):
     """The scheduler refused work."""
+
+
+class SubmissionLimitError(SubmissionError):
+    """The scheduler refused work for now because a submit limit is reached; try later."""
 
 
 class StoreError(ReflowError):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from reflow.definition.errors import UsageError
+from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
 from reflow.running.config import load_config
 from reflow.running.layout import RunLayout
@@ -30,8 +30,11 @@ def run_dir_of(value: Path | None) -> Path:
     return resolve_run_dir(value, load_config())
 
 
-def load_status(run_dir: Path, run_id: str | None) -> dict[str, Any]:
-    """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data."""
+def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True) -> dict[str, Any]:
+    """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data.
+
+    ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness.
+    """
     from reflow.running.loader import read_manifest
     from reflow.running.status import build_status
 
@@ -45,7 +48,7 @@ def load_status(run_dir: Path, run_id: str | None) -> dict[str, Any]:
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
         tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        return build_status(store, layout, tasks)
+        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler)
     finally:
         store.close()
 
@@ -163,11 +166,19 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
         rows = store.instances(run_id, task)
     finally:
         store.close()
-    if not rows:
-        raise UsageError(
-            f"run {run_id} has no instances of task {task!r}", param="task", value=task
-        )
     layout = RunLayout(root, run_id)
+    if not rows:
+        from reflow.running.loader import read_manifest
+
+        names = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
+        waits = task in names
+        raise UsageError(
+            f"run {run_id} has no instances of task {task!r}{' yet' if waits else ''}",
+            param="task",
+            value=task,
+            suggestion=None if waits else suggest(task, names),
+            hint="it waits for its upstream tasks" if waits else f"tasks: {', '.join(names)}",
+        )
     if index is None:
         failed = [r for r in rows if r.state == "failed"]
         chosen = (failed or rows)[0]

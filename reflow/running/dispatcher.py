@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import SubmissionError
+from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
@@ -314,6 +314,8 @@ class Dispatcher:
         now = time.time()
         try:
             submission = self.executor.submit(request)
+        except SubmissionLimitError:
+            return  # a submit limit is reached: the instances stay ready for a later turn
         except SubmissionError as err:
             reason = FailureReason.SUBMISSION.value
             failed = [(now, reason, err.problem, self.run_id, task, r.element) for r in rows]

@@ -24,6 +24,7 @@ _BAR_WIDTH = 20
 _CURSOR_UP = "\x1b[{}A"
 _CLEAR_LINE = "\r\x1b[2K"
 _EXAMPLE_LOGS = 3
+_ASK_SCHEDULER_EVERY_S = 30.0
 
 
 def wait_for_run(
@@ -46,8 +47,15 @@ def wait_for_run(
     started = time.monotonic()
     deadline = None if timeout_s is None else started + timeout_s
     view = None if out is None else ProgressView(out, tty=is_terminal(out))
+    last_asked = -_ASK_SCHEDULER_EVERY_S
     while True:
-        data = load_status(Path(run_dir), run_id)
+        # The store says how far the run got; the scheduler is asked about the dispatcher
+        # job only now and then, so following a Slurm run costs the controller little.
+        now = time.monotonic()
+        ask = now - last_asked >= _ASK_SCHEDULER_EVERY_S
+        if ask:
+            last_asked = now
+        data = load_status(Path(run_dir), run_id, ask_scheduler=ask)
         state = _final_state(data)
         if state is None and deadline is not None and time.monotonic() > deadline:
             state = str(data["state"])

@@ -40,8 +40,14 @@ def dispatcher_alive(info: dict[str, Any]) -> bool | None:
         return True
 
 
-def build_status(store: SqliteStore, layout: RunLayout, task_names: list[str]) -> dict[str, Any]:
-    """Everything ``status`` shows, as JSON-able data."""
+def build_status(
+    store: SqliteStore, layout: RunLayout, task_names: list[str], *, ask_scheduler: bool = True
+) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-able data.
+
+    With ``ask_scheduler`` a Slurm run's dispatcher job is looked up (one ``squeue`` call);
+    without it, ``dispatcher.alive`` is None for Slurm runs.
+    """
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
     planned = store.planned_tasks(layout.run_id)
@@ -79,11 +85,11 @@ def build_status(store: SqliteStore, layout: RunLayout, task_names: list[str]) -
             }
         )
     alive = None
-    if run.state == "running" and run.dispatcher.get("kind") == "slurm":
+    if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
         from reflow.running.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
 
         alive = slurm_dispatcher_alive(layout, run.dispatcher)
-    elif run.state == "running":
+    elif run.state == "running" and run.dispatcher.get("kind") != "slurm":
         alive = dispatcher_alive(run.dispatcher)
     return {
         "run_id": run.run_id,

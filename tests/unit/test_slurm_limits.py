@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reflow.running.executors.slurm_query import (
     describe_failure,
+    is_limit_error,
     parse_assoc_submit_limits,
     parse_qos_submit_limits,
 )
@@ -32,3 +35,21 @@ def test_end_states_are_explained_for_people():
     assert "memory" in describe_failure("OUT_OF_MEMORY")
     assert "cancelled" in describe_failure("CANCELLED by 0")
     assert describe_failure("COMPLETED") == ""
+
+
+@pytest.mark.parametrize(
+    ("stderr", "is_limit"),
+    [
+        (
+            "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed:"
+            " Job violates accounting/QOS policy (job submit limit, user's size and/or time"
+            " limits)",
+            True,
+        ),
+        ("sbatch: error: QOSMaxSubmitJobPerUserLimit", True),
+        ("sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv", False),
+    ],
+)
+def test_submit_limit_refusals_are_told_apart(stderr: str, is_limit: bool) -> None:
+    assert is_limit_error(stderr) is is_limit

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reflow.definition.errors import SubmissionError
+from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
 from reflow.running.executors.ranges import chunk, compress
 from reflow.running.executors.slurm_query import (
@@ -49,6 +49,7 @@ from reflow.running.executors.slurm_query import (
     SQUEUE_FORMAT,
     describe_failure,
     is_accounting_disabled,
+    is_limit_error,
     is_transient_error,
     parse_assoc_submit_limits,
     parse_max_array_size,
@@ -179,7 +180,8 @@ class SlurmExecutor:
         """
         result = self._run("sbatch", ["sbatch", "--parsable", *options, str(script)])
         if not result.ok:
-            raise SubmissionError(
+            refusal = SubmissionLimitError if is_limit_error(result.stderr) else SubmissionError
+            raise refusal(
                 f"sbatch refused {script}: {_message(result)}",
                 task=task,
                 value=result.stderr.strip(),

@@ -196,6 +196,15 @@ def is_transient_error(stderr: str) -> bool:
     return any(marker in lowered for marker in _TRANSIENT)
 
 
+_LIMITS = ("maxsubmitjob", "submit limit", "job violates accounting/qos policy")
+
+
+def is_limit_error(stderr: str) -> bool:
+    """Tell whether sbatch refused only because a submit limit is reached (try later)."""
+    lowered = stderr.lower()
+    return any(marker in lowered for marker in _LIMITS)
+
+
 def is_accounting_disabled(stderr: str) -> bool:
     """Tell whether ``sacct`` failed because the cluster keeps no job accounting."""
     return "accounting storage is disabled" in stderr.lower()
