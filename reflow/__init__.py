@@ -6,6 +6,7 @@ from reflow.definition.errors import (
     ReflowError,
     StoreError,
     SubmissionError,
+    SubmissionLimitError,
     UsageError,
 )
 from reflow.definition.flow import Flow
@@ -24,6 +25,7 @@ __all__ = [
     "RunDir",
     "StoreError",
     "SubmissionError",
+    "SubmissionLimitError",
     "UsageError",
     "Workflow",
     "__version__",
