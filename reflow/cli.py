@@ -6,7 +6,6 @@ A ``ReflowError`` becomes one line on stderr and exit code 2; ``dag``, ``describ
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -58,6 +57,8 @@ def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = N
         except SystemExit as stop:
             return int(stop.code or 0)
         if args.command == "describe":
+            import json
+
             from reflow.definition.description import describe
 
             stream.write(json.dumps(describe(graph), indent=2) + "\n")

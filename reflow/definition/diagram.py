@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from reflow.definition.graph import Edge, Graph
 from reflow.definition.spec import TaskSpec
 
@@ -68,6 +66,8 @@ def render_mermaid(graph: Graph) -> str:
 
 def render_dot(graph: Graph) -> str:
     """A Graphviz digraph; array tasks have a doubled border."""
+    import json  # quoting for dot only; ``dag`` in text stays free of it
+
     lines = [f"digraph {json.dumps(graph.name)} {{", "    rankdir=TB;", "    node [shape=box];"]
     for spec in graph.tasks:
         extra = ", peripheries=2" if spec.is_array else ""

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, overload
-
-from typing_extensions import ParamSpec
+from typing import Any, ParamSpec, TypeVar, overload
 
 from reflow.definition.errors import DefinitionError, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into

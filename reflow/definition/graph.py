@@ -109,6 +109,7 @@ def _check_references(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
                     param=inp.name,
                     value=source,
                     suggestion=suggest(source, tasks),
+                    hint=_known(tasks),
                 )
     for source in spec.after:
         if source == spec.name:
@@ -122,7 +123,12 @@ def _check_references(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
                 param="after",
                 value=source,
                 suggestion=suggest(source, tasks),
+                hint=_known(tasks),
             )
+
+
+def _known(tasks: Mapping[str, TaskSpec]) -> str:
+    return "the tasks are " + ", ".join(tasks)
 
 
 def _check_array_source(spec: TaskSpec, edges: list[Edge]) -> None:

@@ -152,7 +152,11 @@ def _positive(name: str, value: object, task: str | None) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DefinitionError(
-            f"{name}={value!r} must be a positive int", task=task, param=name, value=value
+            f"{name}={value!r} must be a positive int",
+            task=task,
+            param=name,
+            value=value,
+            hint=f"pass {name}=1 or more, or leave it out",
         )
     return value
 
@@ -166,6 +170,7 @@ def _word(name: str, value: object, task: str | None) -> str | None:
             task=task,
             param=name,
             value=value,
+            hint=f"write the {name} name exactly as Slurm lists it (sinfo, sacctmgr)",
         )
     return value
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import enum
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Annotated, Any, get_args, get_origin
 
-from typing_extensions import get_type_hints
+if sys.version_info >= (3, 11):
+    from typing import get_type_hints
+else:  # 3.10 turns a None default into Optional[...]; typing_extensions undoes that
+    from typing_extensions import get_type_hints
 
 from reflow.definition.errors import DefinitionError
 from reflow.definition.markers import Namespace, Param, Result, RunDir
@@ -101,6 +105,10 @@ def task_spec_from_function(
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
         hints = get_type_hints(func, include_extras=True)
+    except DefinitionError as err:  # a marker in a string annotation refused its arguments
+        raise DefinitionError(
+            err.problem, task=name, value=err.value, suggestion=err.suggestion, hint=err.hint
+        ) from err
     except Exception as err:
         raise DefinitionError(
             f"cannot resolve the type annotations: {err}",

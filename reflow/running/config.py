@@ -191,7 +191,10 @@ def _read_toml(file: Path, asked_by: str | None) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
         raise ConfigError(
-            f"cannot read config file {file}: {reason}", param=param, value=str(file)
+            f"cannot read config file {file}: {reason}",
+            param=param,
+            value=str(file),
+            hint="check its permissions" if isinstance(err, OSError) else "save it as UTF-8",
         ) from err
     try:
         document: dict[str, Any] = tomllib.loads(text)
@@ -345,6 +348,9 @@ def _invalid(
     setting: _Setting, problem: str, *, hint: str | None = None, suggestion: str | None = None
 ) -> ConfigError:
     where = f"in {setting.file}, " if setting.file else ""
+    if hint is None and suggestion is None:  # say at least where to fix it
+        section, name = setting.key.split(".")
+        hint = f"correct [{section}] {name} there" if setting.file else "correct or unset it"
     return ConfigError(
         where + problem,
         param=setting.param,

@@ -142,7 +142,7 @@ class Dispatcher:
     # 2. Reconcile in-flight instances with the executor's view of their jobs.
 
     def reconcile(self, waiting: list[InstanceRow]) -> None:
-        """Fail instances whose job ended without a result; requeue ones that never started."""
+        """Fail instances whose job ended without a result; requeue lost ones (unstarted: free)."""
         in_flight = [row for row in waiting if row.job_id]
         if not in_flight:
             return
@@ -160,7 +160,6 @@ class Dispatcher:
             is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
             unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
             if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
-                # A job that never started (its dispatcher died first) costs no attempt.
                 lost.append((int(unstarted), self.run_id, row.task, row.element, row.batch))
                 continue
             reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)

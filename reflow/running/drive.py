@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reflow.definition.description import graph_from_description
+from reflow.definition.errors import StoreError
 from reflow.running.config import load_config
 from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
 from reflow.running.layout import RunLayout
@@ -33,7 +36,14 @@ _IDLE_WAIT_S = 0.25
 def start_run(
     layout: RunLayout, manifest: Mapping[str, Any], options: Mapping[str, Any], *, mode: str
 ) -> None:
-    """Record a new run and start its dispatcher."""
+    """Record a new run and start its dispatcher.
+
+    A run is recorded whole or not at all: when the manifest or the store cannot be written
+    (a full or read-only disk), the run's folder is removed again.
+
+    Raises:
+        StoreError: The run could not be recorded, or its dispatcher could not start.
+    """
     from reflow.running.submission import write_manifest
 
     store = SqliteStore.open(layout.root, create=True)
@@ -44,10 +54,29 @@ def start_run(
             workflow=str(manifest["workflow"]),
             executor=mode,
             options=options,
+            dispatcher={"kind": "local", "starting": time.time()} if mode == "local" else {},
         )
+    except (OSError, StoreError) as err:
+        shutil.rmtree(layout.run, ignore_errors=True)
+        if isinstance(err, StoreError):
+            raise
+        raise StoreError(
+            f"cannot write the run manifest {layout.manifest}: {err.strerror or err}",
+            value=str(layout.manifest),
+            hint="free space in the run directory (or make it writable) and submit again",
+        ) from err
     finally:
         store.close()
-    launch(layout, mode)
+    try:
+        launch(layout, mode)
+    except (OSError, StoreError, subprocess.CalledProcessError) as err:
+        cause = err.problem if isinstance(err, StoreError) else str(err)
+        raise StoreError(
+            f"run {layout.run_id} is recorded but its dispatcher did not start: {cause}",
+            value=layout.run_id,
+            hint=f"fix that, then continue the run: reflow retry {layout.run_id} "
+            f"--run-dir {shlex.quote(str(layout.root))}",
+        ) from err
 
 
 def launch(layout: RunLayout, mode: str) -> None:
@@ -163,8 +192,9 @@ def _drop_cancelled(store: SqliteStore, run_id: str, executor: Any) -> None:
     active = executor.active_job_ids()
     if not active:
         return
-    wanted = {str(row.job_id) for row in store.instances_in(run_id, ["submitted"])}
-    stale = [job for job in active if job not in wanted]
+    # Only cancelled instances: an active chunk also holds elements already ingested as done.
+    cancelled = {str(row.job_id) for row in store.instances_in(run_id, ["cancelled"])}
+    stale = [job for job in active if job in cancelled]
     if stale:
         executor.cancel(stale)
 

@@ -23,6 +23,7 @@ from reflow.running.executors.base import BatchRequest, JobStatus, Submission
 from reflow.running.executors.dry_run import DryRunExecutor
 from reflow.running.layout import STORE_NAME, RunLayout
 from reflow.running.store import SqliteStore
+from reflow.running.store_schema import check_version, store_problem
 
 
 def dry_run(
@@ -59,7 +60,13 @@ def _copy_store(source_path: Path, target_path: Path) -> None:
     source = sqlite3.connect(source_path)
     target = sqlite3.connect(target_path)
     try:
+        check_version(source, source_path)  # errors name the user's store, not the copy
         source.backup(target)
+    except sqlite3.Error as err:
+        problem = store_problem(source_path, err)
+        if problem is None:
+            raise
+        raise problem from err
     finally:
         source.close()
         target.close()

@@ -54,7 +54,11 @@ def read_manifest(layout: RunLayout) -> dict[str, Any]:
             hint="check --run-dir and the run id",
         ) from err
     except ValueError as err:
-        raise StoreError(f"the run manifest {path} is not JSON: {err}", value=str(path)) from err
+        raise StoreError(
+            f"the run manifest {path} is not JSON: {err}",
+            value=str(path),
+            hint="the run cannot be read or resumed; submit it again",
+        ) from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise StoreError(
@@ -66,6 +70,7 @@ def read_manifest(layout: RunLayout) -> dict[str, Any]:
         raise StoreError(
             f"the run manifest {path} belongs to run {data.get('run_id')!r}, not {layout.run_id!r}",
             value=data.get("run_id"),
+            hint="the run's folder was copied or renamed; submit the run again",
         )
     return data
 

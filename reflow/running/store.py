@@ -8,6 +8,7 @@ supports it; on network file systems (NFS, Lustre, GPFS, ...) the rollback journ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -19,7 +20,12 @@ from typing import Any
 
 from reflow.definition.errors import StoreError
 from reflow.running.layout import STORE_NAME
-from reflow.running.store_schema import BUSY_TIMEOUT_MS, configure
+from reflow.running.store_schema import (
+    BUSY_TIMEOUT_MS,
+    StoreConnection,
+    configure,
+    store_problem,
+)
 
 _CHUNK = 900
 
@@ -79,11 +85,15 @@ class SqliteStore:
     def open(cls, root: Path, *, create: bool = False) -> SqliteStore:
         """Open the store of run directory ``root``; create it when ``create`` is True.
 
+        A store that cannot be created leaves nothing behind: neither the file nor the
+        folders made for it.
+
         Raises:
-            StoreError: When ``root`` is not a reflow run directory, is not writable, or was
-                written by a newer reflow.
+            StoreError: When ``root`` is not a reflow run directory, is not writable or is
+                full, or was written by a newer reflow.
         """
         path = root / STORE_NAME
+        made: list[Path] | None = None  # when the store is new: the folders made for it
         if not path.exists():
             if not create:
                 raise StoreError(
@@ -91,6 +101,7 @@ class SqliteStore:
                     value=str(root),
                     hint="pass the --run-dir a run was submitted with",
                 )
+            made = [p for p in (root, *root.parents) if not p.exists()]
             try:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as err:
@@ -105,16 +116,25 @@ class SqliteStore:
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
+                factory=StoreConnection,
             )
-            store = cls(connection, path)
-            configure(connection, path)
         except sqlite3.Error as err:
+            _remove_new(path, made)
+            raise store_problem(path, err) or StoreError(f"cannot open {path}: {err}") from err
+        connection.store_path = path
+        try:
+            configure(connection, path)
+        except (sqlite3.Error, StoreError) as err:
+            connection.close()
+            _remove_new(path, made)
+            if isinstance(err, StoreError):
+                raise
             raise StoreError(
                 f"cannot open the store {path}: {err}",
                 value=str(path),
                 hint="check that the run directory is writable and not full",
             ) from err
-        return store
+        return cls(connection, path)
 
     def close(self) -> None:
         """Close the connection."""
@@ -134,15 +154,29 @@ class SqliteStore:
     # Runs
 
     def create_run(
-        self, *, run_id: str, workflow: str, executor: str, options: Mapping[str, Any]
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        executor: str,
+        options: Mapping[str, Any],
+        dispatcher: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a new run in state ``running``."""
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO runs (run_id, workflow, created, state, executor, options, updated)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, workflow, now, executor, json.dumps(options), now),
+                "INSERT INTO runs (run_id, workflow, created, state, executor, options,"
+                " dispatcher, updated) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    workflow,
+                    now,
+                    executor,
+                    json.dumps(options),
+                    json.dumps(dispatcher or {}),
+                    now,
+                ),
             )
 
     def run(self, run_id: str) -> RunRow:
@@ -314,6 +348,18 @@ class SqliteStore:
             if count:
                 problems.append(f"{count} {name}")
         return problems
+
+
+def _remove_new(path: Path, made: Sequence[Path] | None) -> None:
+    """Remove a store file that ``open`` just created, and the folders it made for it."""
+    if made is None:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _run_row(row: Sequence[Any]) -> RunRow:

@@ -1,19 +1,31 @@
 """Running: the store's sqlite schema, its version, and how a connection is set up.
 
+A sqlite error that the run directory causes (full, read-only, damaged, locked too long)
+becomes a one-line ``StoreError`` saying what to fix; others are bugs and keep a traceback.
+
 WAL is used where the file system supports it; on network file systems (NFS, Lustre, GPFS,
 ...) the rollback journal is used, since WAL needs shared memory between hosts.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from reflow.definition.errors import StoreError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
+# Words in sqlite's messages for failures of the run directory rather than of reflow.
+_ENVIRONMENTAL = frozenset({"full", "disk i/o", "readonly", "read-only", "locked", "busy"}) | {
+    "unable to open",
+    "malformed",
+    "not a database",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,8 +77,14 @@ def _filesystem_type(path: Path) -> str:
 
 
 def configure(db: sqlite3.Connection, path: Path) -> None:
-    """Set journal mode and timeouts, create the tables, and check the schema version."""
+    """Set journal mode and timeouts, check the schema version, and create the tables.
+
+    Raises:
+        StoreError: The file is not a reflow store, or a newer reflow wrote it; nothing in
+            it is changed then.
+    """
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    check_version(db, path)  # before the journal mode: a foreign or newer file stays as it is
     fs = _filesystem_type(path.parent)
     wanted = "delete" if fs.startswith(_NETWORK_FILESYSTEMS) else "wal"
     mode = db.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
@@ -75,20 +93,98 @@ def configure(db: sqlite3.Connection, path: Path) -> None:
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("BEGIN IMMEDIATE")
     try:
+        is_new = check_version(db, path)
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
-        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
+        if is_new:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    if row is not None and int(row[0]) > SCHEMA_VERSION:
+
+
+def check_version(db: sqlite3.Connection, path: Path) -> bool:
+    """True for an empty file; raise unless it holds a reflow store this reflow can read."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return True
+    row = (
+        db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if "meta" in tables
+        else None
+    )
+    if row is None or not str(row[0]).isdigit():
+        raise StoreError(
+            f"{path} is not a reflow store (no schema version in it)",
+            value=str(path),
+            hint="pass the --run-dir a run was submitted with",
+        )
+    if int(row[0]) > SCHEMA_VERSION:
         raise StoreError(
             f"the store {path} has schema version {row[0]}, newer than this "
             f"reflow's {SCHEMA_VERSION}",
             value=int(row[0]),
             hint="upgrade reflow to read this run directory",
         )
+    return False
+
+
+class StoreConnection(sqlite3.Connection):
+    """A connection that turns what the run directory lacks into a one-line ``StoreError``.
+
+    A full disk, a read-only or vanished file system, a damaged file or a lock held past the
+    busy timeout are the user's to fix; any other sqlite error is a bug in reflow and keeps
+    its traceback. Set ``store_path`` after connecting.
+    """
+
+    store_path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as err:
+            problem = store_problem(self.store_path, err)
+            if problem is None:
+                raise
+            raise problem from err
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as err:
+            problem = store_problem(self.store_path, err)
+            if problem is None:
+                raise
+            raise problem from err
+
+
+def store_problem(path: Path, err: sqlite3.Error) -> StoreError | None:
+    """The ``StoreError`` for a sqlite error the user can fix; None for any other (a bug)."""
+    message = str(err)
+    if not any(word in message.lower() for word in _ENVIRONMENTAL):
+        return None
+    cause, hint = _diagnose(path.parent, message)
+    return StoreError(f"cannot use the store {path}: {cause}", value=str(path), hint=hint)
+
+
+def _diagnose(root: Path, message: str) -> tuple[str, str]:
+    """What is wrong with the run directory ``root``, and how to fix it."""
+    try:
+        fs = os.statvfs(root)
+    except OSError as err:
+        return f"{message} ({err.strerror})", "check that the run directory still exists"
+    if fs.f_flag & os.ST_RDONLY:
+        return "the run directory is on a read-only file system", "use a writable --run-dir"
+    if not os.access(root, os.W_OK):
+        return "the run directory is not writable", "fix its permissions, or use another --run-dir"
+    if "full" in message.lower() or fs.f_bavail == 0:
+        return "the file system is full", "free some space there and try again"
+    if "locked" in message.lower() or "busy" in message.lower():
+        waited = f"another process held it for over {BUSY_TIMEOUT_MS // 1000} s"
+        return f"{message} ({waited})", "try again when the other command has finished"
+    if "malformed" in message.lower() or "not a database" in message.lower():
+        return f"the file is damaged ({message})", "restore it from a copy, or use a new --run-dir"
+    return message, "check that the run directory is writable and not full"

@@ -134,10 +134,10 @@ def check_params(
             value = _coerce(option, option.default)
         if value is not None and not conforms(value, option.type):
             raise UsageError(
-                f"{name}={value!r} is not a {option.type}",
+                f"{name}={value!r} is not of type {option.type}",
                 param=name,
                 value=value,
-                hint=_choices_hint(option),
+                hint=_choices_hint(option) or f"pass a value of type {option.type}",
             )
         values[option.key] = to_json(value, where=name)
     return values

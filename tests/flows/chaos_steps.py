@@ -23,13 +23,13 @@ def prepare(count: Annotated[int, Param(help="items")] = 300) -> list[int]:
 def work(
     item: Annotated[int, Result(step="prepare")],
     seconds: Annotated[float, Param(help="how long each element sleeps")] = 0.01,
-    fail_every: Annotated[int, Param(help="items divisible by this fail")] = 25,
+    fail_every: Annotated[int, Param(help="items divisible by this fail (0: none)")] = 25,
     run_dir: RunDir = RunDir(),
 ) -> int:
     with (run_dir / "work.calls").open("a") as handle:
         handle.write(f"{item} {os.getpid()}\n")
     time.sleep(seconds)
-    if item % fail_every == 0:
+    if fail_every and item % fail_every == 0:
         raise ValueError(f"item {item} fails")
     return item * 2
 

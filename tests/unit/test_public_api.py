@@ -63,22 +63,33 @@ def _code_tokens(source: str) -> list[tokenize.TokenInfo]:
     return [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
 
 
+# Modules that run code while loading data, and calls that hand a string to a shell.
+UNSAFE_MODULES = ("pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "jsonpickle")
+SHELL_CALLS = {
+    ("os", "system"),
+    ("os", "popen"),
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+}
+
+
 def banned_calls(source: str) -> list[str]:
-    """``shell=True``, ``pickle``, ``eval(`` and ``os.system`` in code (not strings/comments)."""
+    """``shell=True``, ``pickle`` and kin, ``eval(``/``exec(`` and shell calls such as
+    ``os.system`` in code (not in strings or comments)."""
     tokens = [t.string for t in _code_tokens(source) if t.type in (tokenize.NAME, tokenize.OP)]
     found = []
     for i, token in enumerate(tokens):
         following = tokens[i + 1 : i + 3]
         if token == "shell" and following == ["=", "True"]:
             found.append("shell=True")
-        elif token in ("pickle", "cPickle", "marshal"):
+        elif token in UNSAFE_MODULES:
             found.append(token)
+        elif following[:1] == ["."] and (token, *following[1:]) in SHELL_CALLS:
+            found.append(f"{token}.{following[1]}")
         elif token in ("eval", "exec") and following[:1] == ["("]:
             preceding = tokens[i - 1] if i else ""
             if preceding not in (".", "def"):
                 found.append(f"{token}(")
-        elif token == "os" and following == [".", "system"]:
-            found.append("os.system")
     return found
 
 
@@ -95,5 +106,16 @@ def test_banned_calls_are_found_in_code_but_not_in_text():
         "eval('1')\n"
         "os.system('ls')\n"
         "ast.literal_eval('1')  # eval( in a comment\n"
+        "subprocess.getoutput('ls'); os.popen('ls'); import shelve\n"
+        "exec(code); x.exec(1)  # a method named exec is fine\n"
     )
-    assert banned_calls(source) == ["pickle", "shell=True", "eval(", "os.system"]
+    assert banned_calls(source) == [
+        "pickle",
+        "shell=True",
+        "eval(",
+        "os.system",
+        "subprocess.getoutput",
+        "os.popen",
+        "shelve",
+        "exec(",
+    ]

@@ -43,7 +43,11 @@ class FailureReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobStatus:
-    """The state of one job id, with the reason and exit code once it has failed."""
+    """The state of one job id, with the reason and exit code once it has failed.
+
+    ``UNKNOWN`` with reason ``LOST`` means the executor knows the job never started (a local
+    chunk queued by a dispatcher that ended): it is run again without counting an attempt.
+    """
 
     state: JobState
     reason: FailureReason | None = None

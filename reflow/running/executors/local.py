@@ -11,10 +11,13 @@ Job ids: element ``e`` of chunk ``n`` of batch ``B`` is ``B.n.e``; the chunk is 
 chunk's exit status covers all its elements: after a non-zero exit, elements whose log
 changed since the chunk started are ``FAILED``/``EXIT_CODE`` (also those that succeeded, so
 read result files first) and the rest ``FAILED``/``LOST``. Job ids of another executor
-instance are looked up through pid files under ``run_root/logs/*/``: ``RUNNING`` while the
-process lives, else ``UNKNOWN``. A chunk's ``request.after`` ids that this instance started
-must be ``DONE`` first; if one fails, the chunk is ``FAILED``/``CANCELLED`` without running.
-The executor never reads result files and never touches the store.
+instance are looked up through pid files under ``run_root/logs/*/`` (or, for a chunk with a
+log but no pid file, by its command line): ``RUNNING`` while the process lives, else
+``UNKNOWN``, with reason ``LOST`` when the element's log shows it never started in that chunk
+(say its dispatcher ended before starting the chunk). A chunk's ``request.after``
+ids that this instance started must be ``DONE`` first; if one fails, the chunk is
+``FAILED``/``CANCELLED`` without running. The executor never reads result files and never
+touches the store.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ from reflow.running.executors.local_chunks import (
     element_status,
     log_mark,
     parse_job_id,
+    started_in_log,
 )
 from reflow.running.executors.local_pids import (
     ChunkProcess,
+    find_worker,
     is_alive,
     pid_file_name,
     read_pid_file,
@@ -177,7 +182,7 @@ class LocalExecutor:
         """Report each job id's state (see the module docstring)."""
         self._reap()
         found: dict[str, JobStatus] = {}
-        foreign: dict[str, JobStatus] = {}  # one pid file lookup per chunk
+        foreign: dict[str, tuple[Path | None, bool]] = {}  # one process lookup per chunk
         for job_id in job_ids:
             chunk_id, element = parse_job_id(job_id)
             chunk = self._chunks.get(chunk_id)
@@ -187,8 +192,8 @@ class LocalExecutor:
                 found[job_id] = element_status(chunk, element)
             else:
                 if chunk_id not in foreign:
-                    foreign[chunk_id] = self._foreign_status(chunk_id)
-                found[job_id] = foreign[chunk_id]
+                    foreign[chunk_id] = self._foreign_chunk(chunk_id, element)
+                found[job_id] = self._foreign_status(chunk_id, element, *foreign[chunk_id])
         return found
 
     def cancel(self, job_ids: Sequence[str], /) -> None:
@@ -210,7 +215,7 @@ class LocalExecutor:
         for chunk_id, elements in by_chunk.items():
             chunk = self._chunks.get(chunk_id)
             if chunk is None:
-                record = self._find_pid_file(chunk_id)
+                record = self._find_pid_file(chunk_id, min(elements))
                 if record is not None:
                     foreign.append(record)
             elif chunk in self._queue:
@@ -291,19 +296,40 @@ class LocalExecutor:
                 chunk.process.wait()
         self._reap()
 
-    def _find_pid_file(self, chunk_id: str) -> ChunkProcess | None:
+    def _find_pid_file(self, chunk_id: str, element: int) -> ChunkProcess | None:
+        """The chunk's process from its pid file, or found by its command line."""
         if self.run_root is None:
             return None
         paths = sorted(self.run_root.glob(f"logs/*/{pid_file_name(chunk_id)}"))
-        return read_pid_file(paths[0]) if paths else None
+        if paths:
+            return read_pid_file(paths[0])
+        logs = sorted(self.run_root.glob(f"logs/*/chunk-{chunk_id}.log"))
+        if not logs:
+            return None
+        # Its dispatcher ended between starting the process and writing the pid file.
+        batch = chunk_id.rsplit(".", 1)[0]
+        record = find_worker(run_id=self.run_root.name, batch=batch, element=element)
+        if record is not None:
+            write_pid_file(logs[0].with_name(pid_file_name(chunk_id)), record.pid, time.time())
+        return record
 
-    def _foreign_status(self, chunk_id: str) -> JobStatus:
-        record = self._find_pid_file(chunk_id)
-        if record is None:
-            return JobStatus(state=JobState.UNKNOWN, detail="no pid file for this chunk")
-        if is_alive(record):
+    def _foreign_chunk(self, chunk_id: str, element: int) -> tuple[Path | None, bool]:
+        """Another instance's chunk: its log folder (None: never started), and if it runs."""
+        record = self._find_pid_file(chunk_id, element)
+        logs = sorted(self.run_root.glob(f"logs/*/chunk-{chunk_id}.log")) if self.run_root else []
+        return (logs[0].parent if logs else None), record is not None and is_alive(record)
+
+    def _foreign_status(
+        self, chunk_id: str, element: int, log_dir: Path | None, is_running: bool
+    ) -> JobStatus:
+        if is_running:
             return RUNNING
-        return JobStatus(state=JobState.UNKNOWN, detail=f"chunk process {record.pid} is gone")
+        if self.run_root is not None and not started_in_log(log_dir, element, chunk_id):
+            # Queued by a dispatcher that ended before it could start it, or left unstarted
+            # by a chunk process that ended early.
+            detail = f"element {element} never started in chunk {chunk_id}"
+            return JobStatus(state=JobState.UNKNOWN, reason=FailureReason.LOST, detail=detail)
+        return JobStatus(state=JobState.UNKNOWN, detail=f"chunk {chunk_id} ended or is gone")
 
 
 def _check_runnable(request: BatchRequest) -> None:

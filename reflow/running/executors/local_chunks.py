@@ -78,6 +78,22 @@ def log_mark(log_dir: Path, element: int) -> tuple[int, int] | None:
     return stat.st_size, stat.st_mtime_ns
 
 
+def started_in_log(log_dir: Path | None, element: int, chunk_id: str) -> bool:
+    """Whether the element's log shows that chunk ``<batch>.<n>`` started the element.
+
+    The worker opens each element's log with a header naming the batch (``==> reflow:
+    task[e] batch B on host at ...``); without it the element never ran in that batch.
+    """
+    if log_dir is None:
+        return False
+    marker = f"] batch {chunk_id.rsplit('.', 1)[0]} on ".encode()
+    try:
+        with (log_dir / f"{element}.log").open("rb") as log:
+            return any(marker in line for line in log if line.startswith(b"==> reflow: "))
+    except OSError:
+        return False
+
+
 def parse_job_id(job_id: str) -> tuple[str, int | None]:
     """Split ``B.n.e`` into the chunk id ``B.n`` and the element (None when malformed)."""
     parts = job_id.rsplit(".", 2)

@@ -10,6 +10,7 @@ group. This module only reads, writes and signals; it keeps no state.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from reflow.running.executors.ranges import expand
 from reflow.running.layout import write_atomic
 
 WORKER_MARKER = "reflow.running.worker"
@@ -90,6 +92,44 @@ def signal_group(pid: int, signum: int) -> None:
     """Send ``signum`` to the process group led by ``pid``; a group already gone is fine."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
+
+
+def find_worker(*, run_id: str, batch: str, element: int) -> ChunkProcess | None:
+    """The live worker process of run ``run_id`` and ``batch`` that runs ``element``.
+
+    Found by its command line in ``/proc``: for a chunk whose dispatcher ended after
+    starting it but before writing its pid file. None when there is no such process.
+    """
+    try:
+        pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        argv = _argv(pid)
+        if WORKER_MARKER not in argv or not _has(argv, "--run-id", run_id):
+            continue
+        if not _has(argv, "--batch", batch) or "--elements" not in argv:
+            continue
+        try:
+            elements = expand(argv[argv.index("--elements") + 1])
+        except (IndexError, ValueError):
+            continue
+        state, proc_start = _proc_stat(pid)
+        if element in elements and state not in (None, "Z"):
+            return ChunkProcess(pid=pid, started=time.time(), proc_start=proc_start)
+    return None
+
+
+def _has(argv: list[str], flag: str, value: str) -> bool:
+    return any(pair == (flag, value) for pair in itertools.pairwise(argv))
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")
 
 
 def _proc_stat(pid: int) -> tuple[str | None, int | None]:

@@ -1,0 +1,338 @@
+"""A catalogue of bad inputs: each is one clear line, exit code 2, and changes nothing.
+
+Flow definitions, command-line arguments, ``submit()`` calls, config files, environment
+variables and run directories. Every case must give exactly one line that names the problem
+(``says``) and the fix (``fix``), exit code 2 from the CLI, no traceback, and leave every
+file of the run directory (and around it) as it was. argparse's own errors print their
+usage above the one error line, which is how argparse reports them.
+
+To add a case, append a ``Case`` to ``CASES``: a CLI ``argv`` (run in-process through the
+parameter-types flow's ``run_cli``, or as a flow script with ``script=True``) or a Python
+``call`` with the ``error`` type it must raise, an optional ``setup`` run before the
+snapshot, extra environment variables, and the words of the message (``never``: words it
+must not hold). ``{root}`` (a copy of a run directory holding one failed run), ``{run_id}``,
+``{base}`` (the case's folder), ``{file}``, ``{empty}`` and ``{missing}`` in ``argv``,
+``env``, ``says`` and ``fix`` are filled in per case. ``known`` records a known defect as a
+strict xfail, so that its fix shows up as a failure to remove the mark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reflow.cli import run_cli
+from reflow.definition.errors import DefinitionError, ReflowError, StoreError
+from tests.flows.demo_steps import wf as demo_wf
+from tests.flows.param_types import wf as params_wf
+from tests.reliability.catalogue_support import (
+    BAD_FLOW_SCRIPT,
+    DROP,
+    PARAMS,
+    Case,
+    Ctx,
+    after_unknown,
+    array_without_fan_out,
+    bad_default,
+    bad_mem,
+    bad_short_flag,
+    bad_time,
+    break_manifest,
+    config,
+    cycle,
+    damage_store,
+    define,
+    duplicate,
+    empty_store,
+    foreign_sqlite,
+    partition_with_space,
+    py_submit,
+    reserved_flag,
+    schema,
+    submit,
+    type_mismatch,
+    unknown_step,
+    unsupported_type,
+    zero_cpus,
+)
+from tests.reliability.processes import wait_for_workers
+
+# Definition errors whose message names no fix, or a wrong one: reflow/definition/ (resources.py,
+# graph.py, spec.py) is outside this suite's edit scope, so they are recorded, strictly.
+CASES: list[Case] = [
+    # The command line of a flow file.
+    Case(id="cli-unknown-command", argv=("launch",), argparse=True, says=("invalid choice",)),
+    Case(id="cli-missing-required", argv=("submit", "--run-dir", "{root}", "--years", "1"),
+         argparse=True, says=("required", "--name")),
+    Case(id="cli-bad-int", argv=submit("--count", "three"), argparse=True,
+         says=("--count", "invalid int value", "three")),
+    Case(id="cli-bad-choice", argv=submit("--model", "gfs"), argparse=True,
+         says=("--model", "invalid choice", "gfs")),
+    Case(id="cli-bad-int-choice", argv=submit("--level", "7"), argparse=True, says=("--level",)),
+    Case(id="cli-bad-list-item", argv=submit("--years", "2020", "twenty"), argparse=True,
+         says=("--years", "twenty")),
+    Case(id="cli-unknown-flag", argv=submit("--modle", "era5"), argparse=True,
+         says=("unrecognized arguments", "--modle")),
+    Case(id="cli-bad-dag-format", argv=("dag", "--format", "jpg"), argparse=True,
+         says=("jpg", "invalid choice")),
+    Case(id="cli-logs-bad-index", argv=("logs", "{run_id}", "convert", "first"), argparse=True,
+         says=("invalid int value",)),
+    Case(id="cli-cancel-without-run-id", argv=("cancel", "--run-dir", "{root}"), argparse=True,
+         says=("RUN_ID",)),
+    Case(id="cli-force-task-unknown", argv=submit("--force-task", "ingset"),
+         says=("ingset", "names no task"), fix=('did you mean "ingest"',)),
+    Case(id="cli-run-dir-is-a-file", argv=("submit", "--run-dir", "{file}", *PARAMS),
+         says=("is a file",), fix=("choose a directory",)),
+    Case(id="cli-no-run-dir", argv=("submit", *PARAMS), says=("no run directory given",),
+         fix=("--run-dir",)),
+    Case(id="cli-status-unknown-run", argv=("status", "nosuch", "--run-dir", "{root}"),
+         says=("no run 'nosuch'",), fix=("runs command",)),
+    Case(id="cli-status-misspelt-run", argv=("status", "{run_id}x", "--run-dir", "{root}"),
+         says=("no run",), fix=("did you mean",)),
+    Case(id="cli-cancel-unknown-task", argv=("cancel", "{run_id}", "--task", "convrt",
+         "--run-dir", "{root}"), says=("convrt",), fix=('did you mean "convert"',)),
+    Case(id="cli-retry-unknown-task", argv=("retry", "{run_id}", "--task", "finalise",
+         "--run-dir", "{root}"), says=("finalise",), fix=('did you mean "finalize"',)),
+    Case(id="cli-retry-unknown-run", argv=("retry", "nosuch", "--run-dir", "{root}"),
+         says=("no run 'nosuch'",), fix=("runs command",)),
+    Case(id="cli-logs-unknown-task", argv=("logs", "{run_id}", "nosuch", "--run-dir", "{root}"),
+         says=("no instances of task 'nosuch'",), fix=("convert",)),
+    Case(id="cli-logs-index-out-of-range", argv=("logs", "{run_id}", "convert", "99",
+         "--run-dir", "{root}"), says=("no element 99",), fix=("elements are 0 to 1",)),
+    # Run directories.
+    Case(id="rd-missing", argv=("status", "--run-dir", "{missing}"),
+         says=("not a reflow run directory",), fix=("--run-dir",)),
+    Case(id="rd-not-a-run-directory", argv=("runs", "--run-dir", "{empty}"),
+         says=("not a reflow run directory",), fix=("--run-dir",)),
+    Case(id="rd-a-file", argv=("status", "--run-dir", "{file}"), says=("is a file",),
+         fix=("choose a directory",)),
+    Case(id="rd-newer-schema-status", argv=("status", "--run-dir", "{root}"),
+         setup=schema("99"), says=("schema version 99",), fix=("upgrade reflow",)),
+    Case(id="rd-newer-schema-submit", argv=submit(), setup=schema("99"),
+         says=("schema version 99", "{root}"), fix=("upgrade reflow",)),
+    Case(id="rd-newer-schema-local-submit", argv=submit(), setup=schema("99"),
+         env={"REFLOW_MODE": "local"}, says=("schema version 99", "{root}"),
+         fix=("upgrade reflow",)),
+    Case(id="rd-damaged-store-submit", argv=submit(), setup=damage_store,
+         says=("damaged", "{root}"), fix=("restore it",)),
+    Case(id="rd-schema-not-a-number", argv=("runs", "--run-dir", "{root}"),
+         setup=schema("two"), says=("not a reflow store",), fix=("--run-dir",)),
+    Case(id="rd-damaged-store", argv=("status", "--run-dir", "{root}"), setup=damage_store,
+         says=("damaged",), fix=("restore it",)),
+    Case(id="rd-foreign-sqlite", argv=("runs", "--run-dir", "{base}/other"),
+         setup=foreign_sqlite, says=("not a reflow store",), fix=("--run-dir",)),
+    Case(id="rd-no-runs-yet", argv=("status", "--run-dir", "{base}/fresh"), setup=empty_store,
+         says=("holds no runs yet",), fix=("submit one",)),
+    Case(id="rd-manifest-missing", argv=("status", "{run_id}", "--run-dir", "{root}"),
+         setup=break_manifest(None), says=("cannot read the run manifest",),
+         fix=("--run-dir",)),
+    Case(id="rd-manifest-not-json", argv=("cancel", "{run_id}", "--run-dir", "{root}"),
+         setup=break_manifest("{not json"), says=("is not JSON",), fix=("submit",)),
+    # The environment and the config file.
+    Case(id="env-mem", argv=submit(), env={"REFLOW_MEM": "4GG"}, says=("REFLOW_MEM", "4GG")),
+    Case(id="env-mode", argv=submit(), env={"REFLOW_MODE": "nope"},
+         says=("REFLOW_MODE", "nope"), fix=("choose one of",)),
+    Case(id="env-mode-misspelt", argv=submit(), env={"REFLOW_MODE": "locl"}, says=("locl",),
+         fix=('did you mean "local"',)),
+    Case(id="env-local-slots", argv=submit(), env={"REFLOW_LOCAL_SLOTS": "0"},
+         says=("REFLOW_LOCAL_SLOTS", "positive int")),
+    Case(id="env-time", argv=submit(), env={"REFLOW_TIME": "soon"}, says=("REFLOW_TIME", "soon")),
+    Case(id="env-cpus", argv=submit(), env={"REFLOW_CPUS": "-2"}, says=("REFLOW_CPUS",)),
+    Case(id="env-server-url", argv=submit(), env={"REFLOW_SERVER_URL": "ftp://x"},
+         says=("REFLOW_SERVER_URL", "not an http(s) URL"), fix=("https://",)),
+    Case(id="env-config-missing", argv=("runs", "--run-dir", "{root}"),
+         env={"REFLOW_CONFIG": "{missing}/config.toml"}, says=("REFLOW_CONFIG", "does not exist"),
+         fix=("create it",)),
+    Case(id="env-run-dir-is-a-file", argv=("submit", *PARAMS), env={"REFLOW_RUN_DIR": "{file}"},
+         says=("is a file",), fix=("choose a directory",)),
+    Case(id="cfg-malformed", argv=submit(), setup=config("[executor\nmode = 'local'\n"),
+         says=("not valid TOML", "line 1"), fix=("fix the syntax",)),
+    Case(id="cfg-unknown-key", argv=submit(), setup=config('[executor]\nmodee = "local"'),
+         says=("unknown key 'modee'",), fix=('did you mean "mode"',)),
+    Case(id="cfg-unknown-section", argv=("runs", "--run-dir", "{root}"),
+         setup=config('[executer]\nmode = "local"'), says=("unknown section 'executer'",),
+         fix=('did you mean "executor"',)),
+    Case(id="cfg-key-in-wrong-section", argv=submit(), setup=config('[defaults]\nmode = "x"'),
+         says=("unknown key 'mode'",), fix=("belongs in [executor]",)),
+    Case(id="cfg-wrong-type", argv=submit(), setup=config('[executor]\nlocal_slots = "two"'),
+         says=("local_slots", "positive int")),
+    Case(id="cfg-section-not-a-table", argv=submit(), setup=config("executor = 3"),
+         says=("must be a table",), fix=("[executor]",)),
+    Case(id="cfg-not-utf8", argv=submit(), setup=config(b"\xff\xfe[x]"), says=("not UTF-8",)),
+    Case(id="cfg-bad-mem", argv=submit(), setup=config('[executor]\nmem = "lots"'),
+         says=("mem", "lots")),
+    # Python submit() calls.
+    Case(id="py-unknown-param", call=py_submit(modle="era5"), says=("modle",),
+         fix=('did you mean "model"',)),
+    Case(id="py-missing-param", call=py_submit(name=DROP), says=("missing", "name"),
+         fix=("--name",)),
+    Case(id="py-wrong-type", call=py_submit(count="3"), says=("count='3'", "int")),
+    Case(id="py-bad-choice", call=py_submit(model="gfs"), says=("model='gfs'",),
+         fix=("choose one of 'era5', 'icon'",)),
+    Case(id="py-list-of-wrong-items", call=py_submit(years=["2020"]), says=("years",)),
+    Case(id="py-force-task-unknown", call=py_submit(force_tasks=["ingset"]), says=("ingset",),
+         fix=('did you mean "ingest"',)),
+    Case(id="py-run-dir-is-a-file", call=py_submit(run_dir="{file}"), says=("is a file",),
+         fix=("choose a directory",)),
+    Case(id="py-no-run-dir", call=py_submit(run_dir=None), says=("no run directory given",),
+         fix=("run_dir=",)),
+    Case(id="py-newer-schema", call=py_submit(), error=StoreError, setup=schema("99"),
+         says=("schema version 99",), fix=("upgrade reflow",)),
+    # Flow definitions.
+    Case(id="def-unknown-step", call=define(unknown_step), error=DefinitionError,
+         says=("prepar",), fix=('did you mean "prepare"',)),
+    Case(id="def-bad-mem", call=define(bad_mem), error=DefinitionError, says=("4GG",)),
+    Case(id="def-bad-time", call=define(bad_time), error=DefinitionError,
+         says=("ten minutes",)),
+    Case(id="def-zero-cpus", call=define(zero_cpus), error=DefinitionError, says=("cpus",)),
+    Case(id="def-unsupported-type", call=define(unsupported_type), error=DefinitionError,
+         says=("task(thing)", "unsupported type"), fix=("JSON-like types",)),
+    Case(id="def-array-without-fan-out", call=define(array_without_fan_out),
+         error=DefinitionError, says=("array task",), fix=("fan-out",)),
+    Case(id="def-type-mismatch", call=define(type_mismatch), error=DefinitionError,
+         says=("returns list[str]", "cannot feed int"), fix=("declare the parameter",)),
+    Case(id="def-cycle", call=define(cycle), error=DefinitionError, says=("cycle",),
+         fix=("remove one",)),
+    Case(id="def-bad-default", call=define(bad_default), error=DefinitionError,
+         says=("'three'",), fix=("make the default match",)),
+    Case(id="def-bad-short-flag", call=define(bad_short_flag), error=DefinitionError,
+         says=("short='count'",), fix=('short="-n"',),
+         never=("cannot resolve the type annotations",)),
+    Case(id="def-reserved-flag", call=define(reserved_flag), error=DefinitionError,
+         says=("--run-dir",), fix=("rename",)),
+    Case(id="def-after-unknown", call=define(after_unknown), error=DefinitionError,
+         says=("setup",)),
+    Case(id="def-partition-with-space", call=define(partition_with_space),
+         error=DefinitionError, says=("partition",)),
+    Case(id="def-duplicate-task", call=define(duplicate), error=DefinitionError,
+         says=("task",)),
+    Case(id="def-in-a-flow-script", script=True, argv=("dag",), says=("4GG",)),
+]  # fmt: skip
+
+
+def test_the_catalogue_is_large_and_its_ids_are_unique() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 40
+    kinds = {case.id.split("-")[0] for case in CASES}
+    assert kinds == {"cli", "rd", "env", "cfg", "py", "def"}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A run directory with one failed run of the demo flow (convert[1] raises)."""
+    root = tmp_path_factory.mktemp("pristine") / "runs"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REFLOW_MODE", "local")
+        env.setenv("XDG_CONFIG_HOME", str(root.parent / "config"))
+        run = demo_wf.submit(run_dir=root, count=2, fail_on="f1.nc")
+        assert run.wait(timeout=120) == "failed"
+    wait_for_workers(root)
+    return root, run.run_id
+
+
+@pytest.fixture
+def ctx(pristine: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ctx:
+    base = tmp_path / "case"
+    shutil.copytree(pristine[0], base / "runs")
+    (base / "a-file.txt").write_text("not a directory")
+    (base / "empty").mkdir()
+    (base / "empty" / "notes.txt").write_text("not a run directory")
+    for name in [name for name in os.environ if name.startswith("REFLOW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("REFLOW_MODE", "dry-run")  # a case that wrongly passes submits nothing
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
+    return Ctx(
+        base=base,
+        root=base / "runs",
+        run_id=pristine[1],
+        config=base / "config" / "reflow" / "config.toml",
+    )
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file and folder under ``folder``, with a digest of each file's bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "folder"
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def error_line(stderr: str, case: Case) -> str:
+    """The one error line of ``stderr`` (after argparse's usage, for argparse errors)."""
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    if case.argparse:
+        assert lines[0].startswith("usage: "), stderr
+        errors = [line for line in lines if ": error: " in line]
+        assert errors == [lines[-1]], stderr
+        return lines[-1]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def run_case(case: Case, ctx: Ctx, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run one case and return its error line."""
+    if case.call is not None:
+        with pytest.raises(case.error) as caught:
+            case.call(ctx)
+        error = caught.value
+        assert isinstance(error, ReflowError)
+        assert error.hint or error.suggestion, f"{case.id}: no fix in {error}"
+        assert "\n" not in str(error)
+        return str(error)
+    assert case.argv is not None
+    argv = [arg.format(**ctx.fields) for arg in case.argv]
+    if case.script:
+        script = ctx.base / "broken_flow.py"
+        script.write_text(BAD_FLOW_SCRIPT)
+        command = [sys.executable, str(script), *argv]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        script.unlink()
+        assert done.returncode == 2, done.stderr
+        return error_line(done.stderr, case)
+    capsys.readouterr()
+    code = run_cli(params_wf, argv, out=io.StringIO())
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    line = error_line(stderr, case)
+    if not case.argparse:
+        assert "; " in line, f"{case.id}: no fix in {line}"
+    return line
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.xfail(reason=case.known, strict=True))
+        if case.known
+        else case
+        for case in CASES
+    ],
+    ids=lambda case: case.id,
+)
+def test_bad_input_is_one_clear_line_and_changes_nothing(
+    case: Case, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value.format(**ctx.fields))
+    if case.setup is not None:
+        case.setup(ctx)
+    before = snapshot(ctx.base)
+    line = run_case(case, ctx, capsys)
+    for word in (*case.says, *case.fix):
+        word = word.format(**ctx.fields)
+        assert word in line, f"{case.id}: {word!r} not in {line!r}"
+    for word in case.never:
+        assert word not in line, f"{case.id}: {word!r} in {line!r}"
+    assert snapshot(ctx.base) == before
