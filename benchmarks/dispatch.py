@@ -12,6 +12,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
 from benchmarks.rundirs import Template, build_cached, build_planned
@@ -33,7 +34,9 @@ class Templates:
 
 
 def build(work: Path, size: int) -> Templates:
-    """Build the templates of ``size`` under ``work``."""
+    """Build the templates of ``size`` under ``work`` (replacing earlier ones)."""
+    for name in (f"planned-{size}", f"cached-{size}"):
+        shutil.rmtree(work / name, ignore_errors=True)
     planned = build_planned(work / f"planned-{size}", size)
     finished, resubmit = build_cached(work / f"cached-{size}", size)
     return Templates(size, planned, finished, resubmit)
@@ -53,7 +56,8 @@ def run_turns(templates: Templates, repeat: int, scratch: Path) -> list[Row]:
     for _ in range(max(1, repeat)):
         for row, template, mode in cases:
             report = _timed_turn(template, mode, scratch)
-            row.samples.append(Sample(report["seconds"], report["peak_mb"], report))
+            sample = Sample(report["seconds"], report["peak_mb"], report["cpu_s"], report)
+            row.samples.append(sample)
     _check_planned(plan, size)
     _check_submitted(whole, size)
     _check_cached(cached, size)
@@ -81,7 +85,7 @@ def run_status(templates: Templates, repeat: int, bare_s: float | None) -> list[
         for _ in range(max(1, repeat)):
             done = run_python(args)
             _check_status(done.stdout, size, json_output=bool(extra))
-            row.samples.append(Sample(done.seconds, done.peak_mb))
+            row.samples.append(Sample(done.seconds, done.peak_mb, done.cpu_s))
         if bare_s is not None and row.median is not None:
             row.note = f"+{row.median - bare_s:.3f} s over bare python"
         if size in STATUS_TARGETS:
@@ -92,7 +96,7 @@ def run_status(templates: Templates, repeat: int, bare_s: float | None) -> list[
     return rows
 
 
-def _timed_turn(template: Template, mode: str, scratch: Path) -> dict[str, object]:
+def _timed_turn(template: Template, mode: str, scratch: Path) -> dict[str, Any]:
     copy = scratch / f"{template.root.name}-{mode}"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(template.root, copy)
@@ -101,7 +105,7 @@ def _timed_turn(template: Template, mode: str, scratch: Path) -> dict[str, objec
         done = run_python([*args, "--mode", mode])
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    report: dict[str, object] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
     return report
 
 

@@ -39,7 +39,7 @@ def main() -> None:
         sys.argv = ["-c", *command[2:]]
         sys.path[0] = ""
         code = compile(command[1], "<string>", "exec")
-        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})  # noqa: S102
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
         return
     import os
     import runpy

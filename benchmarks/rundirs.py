@@ -129,7 +129,8 @@ def finish_prepare(layout: RunLayout, count: int) -> None:
             peak_rss_mb=0.0,
         )
         write_result(layout.result("prepare", 0, row.batch), text)
-        if dispatcher.ingest() != 1:
+        dispatcher.ingest()
+        if store.state_counts(layout.run_id).get("prepare") != {"done": 1}:
             raise RuntimeError("the prepare result was not ingested")
     finally:
         store.close()

@@ -1,13 +1,17 @@
 """Benchmark 5: the demo's shape with a 100-element fan-out on the local Slurm test cluster.
 
 Wrapper scripts placed first on ``PATH`` log every call of ``sbatch``, ``sacct``, ``squeue``,
-``scontrol`` and ``scancel`` (time, program, arguments) and then exec the real program. The
-jobs that run the dispatcher's later turns inherit ``PATH`` (``sbatch`` exports the
-environment), so their calls are logged too. From the log: the ``sbatch`` calls (array jobs
-vs dispatcher turns), the scheduler queries, and the turns (the first runs in ``submit``;
-every later one is a ``.dispatch`` job). For comparison, Slurm's own latency: one trivial job
-(``sbatch --wait --wrap true``) and a chain of three that wait for each other (``afterok``),
-the shape of the demo's three levels.
+``scontrol`` and ``scancel`` (time, caller, program, arguments), then exec the real program.
+The jobs that run the dispatcher's later turns inherit ``PATH`` (``sbatch`` exports the
+environment), so their calls are logged too. A call comes from a *turn* when its caller is a
+``--slurm-turn`` process, or when it is made by the submitting process before that process
+submits the first successor turn (the first turn runs inside ``submit``); every later call
+of the submitting process is the ``--wait`` follower's.
+
+For comparison, Slurm on its own: one trivial job, and the same shape without reflow
+(``python -c pass``, then 100 array tasks of it ``afterok`` that, then one more ``afterok``
+the array), each timed from the first ``sbatch`` until ``squeue`` reports the last job
+``COMPLETED`` (polled every 50 ms; ``sbatch --wait`` polls too slowly to time this).
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.dispatch import FLOW
-from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
+from benchmarks.measure import PYTHON, ROOT, BenchmarkError, Row, Sample, run_python
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel")
 QUERIES = ("sacct", "squeue", "scontrol")
 SIZE = 100
 LEVELS = 3
+DEMO = "slurm: demo shape, 100-element fan-out"
+TRIVIAL = "slurm alone: one trivial job"
+SHAPE = "slurm alone: same shape, bare python"
+_POLL_S = 0.05
+_ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED")
 
 
 def cluster_problem() -> str | None:
@@ -44,16 +53,17 @@ def cluster_problem() -> str | None:
 
 
 def skipped_rows(reason: str) -> list[Row]:
-    names = ("slurm: demo shape, 100-element fan-out", "slurm: trivial job", "slurm: 3 chained")
-    return [Row(group="slurm", name=name, skipped=reason) for name in names]
+    return [Row(group="slurm", name=name, skipped=reason) for name in (DEMO, TRIVIAL, SHAPE)]
 
 
 def run(repeat: int, scratch: Path) -> list[Row]:
-    """Rows: the demo on Slurm (with call counts), a trivial job, and a chain of three."""
+    """Rows: the demo on Slurm (with call counts), one trivial job, the shape without reflow."""
     wrappers = scratch / "slurm-wrappers"
     log = scratch / "slurm-calls.log"
     _write_wrappers(wrappers, log)
-    demo = Row(group="slurm", name="slurm: demo shape, 100-element fan-out", size=SIZE)
+    demo = Row(group="slurm", name=DEMO, size=SIZE)
+    trivial = Row(group="slurm", name=TRIVIAL, size=1)
+    shape = Row(group="slurm", name=SHAPE, size=SIZE)
     for attempt in range(max(1, repeat)):
         log.write_text("")
         root = scratch / f"slurm-{attempt}"
@@ -61,16 +71,13 @@ def run(repeat: int, scratch: Path) -> list[Row]:
         env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
         args = (FLOW, "submit", "--run-dir", str(root), "--count", str(SIZE), "--wait")
         done = run_python(args, env=env, timeout_s=900)
-        demo.samples.append(Sample(done.seconds, done.peak_mb, _count_calls(log)))
-    trivial = Row(group="slurm", name="slurm: trivial job", size=1)
-    chain = Row(group="slurm", name="slurm: 3 chained", size=LEVELS)
-    for _ in range(max(1, repeat)):
-        trivial.samples.append(Sample(_trivial_chain(1)))
-        chain.samples.append(Sample(_trivial_chain(LEVELS)))
-    _judge(demo, chain)
-    trivial.note = "sbatch --wait --wrap true: submit to end"
-    chain.note = "3 trivial jobs, each afterok the previous: Slurm's floor for 3 levels"
-    return [demo, trivial, chain]
+        demo.samples.append(Sample(done.seconds, done.peak_mb, extra=_count_calls(log)))
+        trivial.samples.append(Sample(_timed_jobs(scratch, shaped=False)))
+        shape.samples.append(Sample(_timed_jobs(scratch, shaped=True)))
+    _judge(demo, shape)
+    trivial.note = "sbatch --wrap true, until squeue says COMPLETED"
+    shape.note = "python -c pass -> array of 100 (afterok) -> one more (afterok)"
+    return [demo, trivial, shape]
 
 
 def _write_wrappers(folder: Path, log: Path) -> None:
@@ -82,62 +89,88 @@ def _write_wrappers(folder: Path, log: Path) -> None:
         script = folder / tool
         script.write_text(
             "#!/bin/sh\n"
-            f'printf "%s {tool} %s\\n" "$(date +%s.%N)" "$*" >> {shlex.quote(str(log))}\n'
+            "caller=$(tr '\\0' ' ' < /proc/$PPID/cmdline 2>/dev/null)\n"
+            'case "$caller" in *--slurm-turn*) who=turn ;; *) who=client ;; esac\n'
+            f'printf "%s %s {tool} %s\\n" "$(date +%s.%N)" "$who" "$*"'
+            f" >> {shlex.quote(str(log))}\n"
             f'exec {shlex.quote(real)} "$@"\n'
         )
         script.chmod(0o755)
 
 
 def _count_calls(log: Path) -> dict[str, int]:
+    """Calls by kind: sbatch of arrays and of turns, and queries by turns and by the follower."""
     calls: Counter[str] = Counter()
+    follower = False
     for line in log.read_text().splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) < 2:
+        parts = line.split(" ", 3)
+        if len(parts) < 3:
             continue
-        tool = parts[1]
-        if tool == "sbatch" and ".dispatch" in line:
-            calls["sbatch_dispatcher"] += 1
-        elif tool == "sbatch":
-            calls["sbatch_array"] += 1
-        calls[tool] += 1
-    calls["queries"] = sum(calls[tool] for tool in QUERIES)
-    calls["turns"] = 1 + calls["sbatch_dispatcher"]
+        who, tool = parts[1], parts[2]
+        is_turn_job = tool == "sbatch" and ".dispatch" in line
+        by_turn = who == "turn" or not follower
+        if tool == "sbatch":
+            calls["sbatch_turn_jobs" if is_turn_job else "sbatch_arrays"] += 1
+        elif tool in QUERIES:
+            calls[f"{'turn' if by_turn else 'follower'}_{tool}"] += 1
+        if is_turn_job and who == "client":
+            follower = True
+    calls["turns"] = 1 + calls["sbatch_turn_jobs"]
+    calls["turn_queries"] = sum(calls[f"turn_{tool}"] for tool in QUERIES)
+    calls["follower_queries"] = sum(calls[f"follower_{tool}"] for tool in QUERIES)
     return dict(calls)
 
 
-def _judge(demo: Row, chain: Row) -> None:
+def _judge(demo: Row, shape: Row) -> None:
     counts = [s.extra for s in demo.samples]
     turns = max(c["turns"] for c in counts)
-    arrays = max(c.get("sbatch_array", 0) for c in counts)
-    queries = max(c["queries"] for c in counts)
-    per_turn = queries / turns
-    over = (demo.median or 0.0) - (chain.median or 0.0)
-    parts = Counter[str]()
-    for c in counts:
-        parts.update({tool: c.get(tool, 0) for tool in QUERIES})
-    shown = ", ".join(f"{tool} {parts[tool] / len(counts):g}" for tool in QUERIES)
+    arrays = max(c.get("sbatch_arrays", 0) for c in counts)
+    per_turn = max(c["turn_queries"] / c["turns"] for c in counts)
+    kinds = ", ".join(f"{tool} {max(c.get(f'turn_{tool}', 0) for c in counts)}" for tool in QUERIES)
+    follower = max(c["follower_queries"] for c in counts)
+    over = (demo.median or 0.0) - (shape.median or 0.0)
     demo.note = (
-        f"{turns} turns for {LEVELS} levels; sbatch: {arrays} array + {turns - 1} turn jobs;"
-        f" {queries} queries ({shown}) = {per_turn:.1f}/turn; +{over:.1f} s over 3 chained"
+        f"{turns} turns for {LEVELS} levels; sbatch: {arrays} arrays + {turns - 1} turn jobs;"
+        f" queries by turns: {per_turn:.1f}/turn ({kinds}); by --wait: {follower};"
+        f" +{over:.1f} s over Slurm alone"
     )
     demo.target = "turns <= levels, <= 1 query/turn, no sbatch per element"
     demo.met = turns <= LEVELS and per_turn <= 1.0 and arrays <= LEVELS
 
 
-def _trivial_chain(length: int) -> float:
-    """Seconds from the first sbatch to the end of the last of ``length`` chained jobs."""
+def _timed_jobs(scratch: Path, *, shaped: bool) -> float:
+    """Seconds from the first sbatch to the last job's completion: one job or the shape."""
+    command = shlex.join([PYTHON, "-c", "pass"]) if shaped else "true"
+    common = ["--parsable", "--output=/dev/null", "--job-name=bench.alone", f"--chdir={scratch}"]
     start = time.perf_counter()
-    previous = ""
-    for position in range(length):
-        argv = ["sbatch", "--parsable", "--output=/dev/null", "--job-name=bench.trivial"]
-        if previous:
-            argv.append(f"--dependency=afterok:{previous}")
-        if position == length - 1:
-            argv.append("--wait")
-        done = subprocess.run(
-            [*argv, "--wrap", "true"], capture_output=True, text=True, timeout=600, check=False
+    job = _sbatch([*common, "--wrap", command])
+    if shaped:
+        array = _sbatch(
+            [*common, f"--array=0-{SIZE - 1}", f"--dependency=afterok:{job}", "--wrap", command]
         )
-        if done.returncode != 0:
-            raise BenchmarkError(f"sbatch failed: {done.stderr.strip()}")
-        previous = done.stdout.strip().split(";")[0]
-    return time.perf_counter() - start
+        job = _sbatch([*common, f"--dependency=afterok:{array}", "--wrap", command])
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        states = done.stdout.split()
+        if states and not any(state in _ACTIVE for state in states):
+            if states != ["COMPLETED"]:
+                raise BenchmarkError(f"the comparison job ended {states}")
+            return time.perf_counter() - start
+        time.sleep(_POLL_S)
+    raise BenchmarkError("the comparison jobs did not finish within 600 s")
+
+
+def _sbatch(args: list[str]) -> str:
+    done = subprocess.run(
+        ["sbatch", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise BenchmarkError(f"sbatch failed: {done.stderr.strip()}")
+    return done.stdout.strip().split(";")[0]

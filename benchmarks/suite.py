@@ -12,6 +12,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ GROUPS = ("startup", "plan", "cached", "status", "local", "slurm")
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (200,)
 QUICK_LOCAL_SIZE = 40
-HEADER = ("benchmark", "N", "median", "min", "max", "peak MB", "target", "met", "note")
+HEADER = ("benchmark", "N", "median", "min", "max", "CPU", "peak MB", "target", "met", "note")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,7 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="elements of the local executor run (default 1000)",
     )
     parser.add_argument(
-        "--work-dir", type=Path, help="where run directories are built (default: a temp dir)"
+        "--work-dir",
+        type=Path,
+        help="build the run directories here and keep them (default: a temporary folder)",
     )
     return parser.parse_args(argv)
 
@@ -81,106 +84,137 @@ def _groups(text: str) -> tuple[str, ...]:
 
 def main(argv: Sequence[str] | None = None, out: IO[str] = sys.stdout) -> int:
     args = parse_args(argv)
-    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    repeat = args.repeat or (1 if args.quick else 5)
-    local_size = args.local_size or (QUICK_LOCAL_SIZE if args.quick else 1000)
-    groups = set(args.only or GROUPS)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="reflow-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    suite = _Suite(
+        sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
+        repeat=args.repeat or (1 if args.quick else 5),
+        local_size=args.local_size or (QUICK_LOCAL_SIZE if args.quick else 1000),
+        groups=set(args.only or GROUPS),
+        quick=args.quick,
+        work=work,
+        keep=args.work_dir is not None,
+        out=out,
+    )
     started = time.monotonic()
-    rows: list[Row] = []
-
-    def attempt(label: str, make: Callable[[], list[Row]], fallback: list[Row]) -> None:
-        out.write(f"# {label} ...\n")
-        out.flush()
-        try:
-            rows.extend(make())
-        except (BenchmarkError, OSError, ValueError, KeyError, RuntimeError) as err:
-            traceback.print_exc(file=sys.stderr)
-            for row in fallback:
-                row.error = f"{type(err).__name__}: {err}"
-            rows.extend(fallback)
-
     try:
-        _run_all(attempt, groups, sizes, repeat, local_size, work, args.quick, rows)
+        suite.run()
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    out.write(render(rows))
-    out.write(f"# {len(rows)} rows in {time.monotonic() - started:.0f} s\n")
+    out.write(render(suite.rows))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    out.write(
+        f"# {len(suite.rows)} rows in {time.monotonic() - started:.0f} s;"
+        f" {os.cpu_count()} CPUs, load average {load:.1f} at the end\n"
+    )
     if args.json is not None:
-        args.json.write_text(json.dumps(report(rows, sizes, repeat), indent=2) + "\n")
-    return 1 if any(row.error for row in rows) else 0
+        document = report(suite.rows, suite.sizes, suite.repeat)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return 1 if any(row.error for row in suite.rows) else 0
 
 
-def _run_all(
-    attempt: Callable[[str, Callable[[], list[Row]], list[Row]], None],
-    groups: set[str],
-    sizes: Sequence[int],
-    repeat: int,
-    local_size: int,
-    work: Path,
-    quick: bool,
-    rows: list[Row],
-) -> None:
-    scratch = work / "scratch"
-    scratch.mkdir(exist_ok=True)
-    if "startup" in groups:
-        attempt("start-up", lambda: startup.run(repeat), [Row(group="startup", name="start-up")])
-    bare = next((r.median for r in rows if r.name == startup.BARE and r.samples), None)
-    for size in sizes if groups & {"plan", "cached", "status"} else ():
+@dataclass(kw_only=True)
+class _Suite:
+    """The selected benchmarks, run in order; a failing one becomes rows with its error."""
+
+    sizes: Sequence[int]
+    repeat: int
+    local_size: int
+    groups: set[str]
+    quick: bool
+    work: Path
+    keep: bool
+    out: IO[str]
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def scratch(self) -> Path:
+        return self.work / "scratch"
+
+    def run(self) -> None:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        if "startup" in self.groups:
+            self._attempt("start-up", lambda: startup.run(self.repeat), "startup", "start-up")
+        if self.groups & {"plan", "cached", "status"}:
+            for size in self.sizes:
+                self._run_size(size)
+        if "local" in self.groups:
+            self._attempt("local executor", self._local, "local", "local executor")
+        if "slurm" in self.groups:
+            problem = "--quick" if self.quick else slurm.cluster_problem()
+            if problem is not None:
+                self.rows.extend(slurm.skipped_rows(problem))
+            else:
+                self._attempt("slurm", lambda: slurm.run(min(self.repeat, 2), self.scratch))
+
+    def _run_size(self, size: int) -> None:
         built: list[dispatch.Templates] = []
-        attempt(
-            f"build run directories of {size}",
-            lambda size=size: _build(built, work, size),  # type: ignore[misc]
-            [Row(group="plan", name="build run directories", size=size)],
-        )
+
+        def build() -> list[Row]:
+            started = time.perf_counter()
+            built.append(dispatch.build(self.work, size))
+            took = time.perf_counter() - started
+            sys.stderr.write(f"built the run directories of {size} in {took:.1f} s\n")
+            return []
+
+        self._attempt(f"run directories of {size:,}", build, "plan", "setup", size)
         if not built:
-            continue
-        if groups & {"plan", "cached"}:
-            attempt(
-                f"dispatcher turns, {size}",
-                lambda: _keep(dispatch.run_turns(built[0], repeat, scratch), groups),
-                [Row(group="plan", name="turn", size=size)],
+            return
+        templates = built[0]
+        if self.groups & {"plan", "cached"}:
+            self._attempt(
+                f"dispatcher turns, {size:,}",
+                lambda: [
+                    row
+                    for row in dispatch.run_turns(templates, self.repeat, self.scratch)
+                    if row.group in self.groups
+                ],
+                "plan",
+                "turn",
+                size,
             )
-        if "status" in groups:
-            attempt(
-                f"status, {size}",
-                lambda: dispatch.run_status(built[0], repeat, bare),
-                [Row(group="status", name="status", size=size)],
+        if "status" in self.groups:
+            self._attempt(
+                f"status, {size:,}",
+                lambda: dispatch.run_status(templates, self.repeat, self._bare_s()),
+                "status",
+                "status",
+                size,
             )
-        shutil.rmtree(built[0].planned.root, ignore_errors=True)
-        shutil.rmtree(built[0].finished.root, ignore_errors=True)
-    if "local" in groups:
-        attempt(
-            "local executor",
-            lambda: [
-                local.run_fanout(local_size, repeat, scratch),
-                local.run_demo(repeat, scratch),
-            ],
-            [Row(group="local", name="local executor", size=local_size)],
-        )
-    if "slurm" in groups:
-        problem = "--quick" if quick else slurm.cluster_problem()
-        if problem is not None:
-            rows.extend(slurm.skipped_rows(problem))
-        else:
-            attempt(
-                "slurm",
-                lambda: slurm.run(min(repeat, 2), scratch),
-                slurm.skipped_rows("failed"),
-            )
+        if not self.keep:
+            shutil.rmtree(templates.planned.root, ignore_errors=True)
+            shutil.rmtree(templates.finished.root, ignore_errors=True)
 
+    def _local(self) -> list[Row]:
+        return [
+            local.run_fanout(self.local_size, self.repeat, self.scratch),
+            local.run_demo(self.repeat, self.scratch),
+        ]
 
-def _build(built: list[dispatch.Templates], work: Path, size: int) -> list[Row]:
-    started = time.perf_counter()
-    built.append(dispatch.build(work, size))
-    sys.stderr.write(f"built run directories of {size} in {time.perf_counter() - started:.1f}s\n")
-    return []
+    def _bare_s(self) -> float | None:
+        return next((r.median for r in self.rows if r.name == startup.BARE and r.samples), None)
 
-
-def _keep(rows: list[Row], groups: set[str]) -> list[Row]:
-    return [row for row in rows if row.group in groups]
+    def _attempt(
+        self,
+        label: str,
+        make: Callable[[], list[Row]],
+        group: str = "slurm",
+        name: str = "",
+        size: int | None = None,
+    ) -> None:
+        self.out.write(f"# {label} ...\n")
+        self.out.flush()
+        try:
+            self.rows.extend(make())
+        except (BenchmarkError, OSError, ValueError, KeyError, RuntimeError) as err:
+            traceback.print_exc(file=sys.stderr)
+            failed = [Row(group=group, name=name or label, size=size)]
+            if group == "slurm":
+                failed = slurm.skipped_rows("")
+            for row in failed:
+                row.skipped = ""
+                row.error = f"{type(err).__name__}: {err}"
+            self.rows.extend(failed)
 
 
 def render(rows: Sequence[Row]) -> str:
@@ -190,15 +224,16 @@ def render(rows: Sequence[Row]) -> str:
         size = "" if row.size is None else f"{row.size:,}"
         if row.skipped or row.error or not row.samples:
             reason = f"skipped: {row.skipped}" if row.skipped else f"ERROR: {row.error}"
-            lines.append([row.name, size, "-", "-", "-", "-", row.target, "-", reason])
+            lines.append([row.name, size, "-", "-", "-", "-", "-", row.target, "-", reason])
             continue
         times = row.times
         peak = "" if row.peak_mb is None else f"{row.peak_mb:.0f}"
         met = "" if row.met is None else ("yes" if row.met else "MISS")
         cells = [_seconds(row.median), _seconds(min(times)), _seconds(max(times))]
+        cells.append(_seconds(row.cpu_s))
         lines.append([row.name, size, *cells, peak, row.target, met, row.note])
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER) - 1)]
-    right = {1, 2, 3, 4, 5}
+    right = {1, 2, 3, 4, 5, 6}
     text = []
     for line in lines:
         cells = [

@@ -48,19 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         dispatcher = make_dispatcher(layout, store, executor)
         options = store.run(layout.run_id).options
         before_mb = current_rss_mb()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         if args.mode == "plan":
             dispatcher.plan_and_persist(options)
             state = "planned"
         else:
             state = dispatcher.turn()
         seconds = time.perf_counter() - start
+        cpu_s = time.process_time() - cpu_start
         peak = peak_kb() / 1024
         counts = store.state_counts(layout.run_id)
     finally:
         store.close()
     report = {
         "seconds": seconds,
+        "cpu_s": cpu_s,
         "peak_mb": peak,
         "before_mb": before_mb,
         "state": state,

@@ -23,7 +23,7 @@ version, because stored identities would silently stop matching.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -76,7 +76,14 @@ def element_hashes(values: list[Any]) -> list[str]:
     Raises:
         LocatedEncodingError: An element cannot be encoded; the location names its index.
     """
-    return list(map(value_hash, encode_items(values)))
+    return value_hashes(encode_items(values))
+
+
+def value_hashes(canonical_texts: Iterable[str]) -> list[str]:
+    """Return :func:`value_hash` of each canonical text, in order, in one tight loop."""
+    sha256 = hashlib.sha256
+    prefix = _VALUE_PREFIX
+    return [sha256(f"{prefix}{text}]".encode()).hexdigest() for text in canonical_texts]
 
 
 def list_hash(hashes: Sequence[str]) -> str:
@@ -93,7 +100,9 @@ def list_hash(hashes: Sequence[str]) -> str:
     """
     items = list(hashes)
     _require_digests(items)
-    return _digest([LIST_TAG, items])
+    # Digests are plain lowercase hex, so their canonical list needs no JSON encoder.
+    listed = '"' + '","'.join(items) + '"' if items else ""
+    return hashlib.sha256(f'["{LIST_TAG}",[{listed}]]'.encode()).hexdigest()
 
 
 def instance_identity(
@@ -133,27 +142,77 @@ def instance_identities(
         LocatedEncodingError: A parameter value cannot be encoded.
         ValueError: As for :func:`instance_identity`.
     """
+    rows = list(inputs)
+    names = rows[0].keys() if rows else {}.keys()
+    if all(row.keys() == names for row in rows):
+        columns = {name: [row[name] for row in rows] for name in names}
+        return column_identities(
+            task=task, version=version, params=params, columns=columns, size=len(rows)
+        )
+    return [
+        column_identities(task=task, version=version, params=params, columns=row, size=1)[0]
+        for row in rows
+    ]
+
+
+def column_identities(
+    *,
+    task: str,
+    version: str,
+    params: Mapping[str, Any],
+    columns: Mapping[str, str | list[str] | tuple[str, ...]],
+    size: int,
+) -> list[str]:
+    """Return the identities of ``size`` instances of one task, inputs given per parameter.
+
+    The planner's form of :func:`instance_identities`: for each parameter that consumes
+    upstream data, ``columns`` holds either one digest per instance (a list or tuple of
+    ``size`` digests, e.g. a fan-out's element hashes) or one digest that every instance consumes
+    (a ``str``). Instance ``i`` gets the identity ``instance_identity`` gives it.
+
+    Raises:
+        LocatedEncodingError: A parameter value cannot be encoded.
+        ValueError: As for :func:`instance_identity`, or a column's length is not ``size``.
+    """
     encoded = _encode_params(task, params)
     # The canonical text sorts "inputs" before "params", "task" and "version", so the text
     # after the inputs is the same for every instance: written once by the encoder, here.
     shared = to_text({"params": encoded, "task": task, "version": version})
-    head = f'["{INSTANCE_TAG}",{{"inputs":{{'
-    tail = f"}},{shared[1:]}]"
-    quoted: dict[str, str] = {}
-    texts: list[str] = []
-    for row in inputs:
-        parts: list[str] = []
-        for name in sorted(row):
-            key = quoted.get(name)
-            if key is None:
-                if name in params:
-                    raise ValueError(f"{task}: {name!r} is given both as a param and an input")
-                key = quoted[name] = f"{encode_basestring(name)}:"
-            parts.append(f'{key}"{row[name]}"')
-        texts.append(head + ",".join(parts) + tail)
-    _require_digests([digest for row in inputs for digest in row.values()])
+    # Between two per-instance digests the text is fixed too: the keys, the quotes and the
+    # digests every instance shares. ``pieces`` alternates fixed text and digest columns.
+    pieces: list[str] = [f'["{INSTANCE_TAG}",{{"inputs":{{']
+    digests: list[Any] = []
+    per_instance: list[Sequence[str]] = []
+    for position, name in enumerate(sorted(columns)):
+        if name in params:
+            raise ValueError(f"{task}: {name!r} is given both as a param and an input")
+        column = columns[name]
+        key = f'{"," if position else ""}{encode_basestring(name)}:"'
+        if not isinstance(column, (list, tuple)):  # one digest for all (checked below)
+            digests.append(column)
+            pieces[-1] += f'{key}{column}"'
+            continue
+        if len(column) != size:
+            raise ValueError(f"{task}: input {name!r} has {len(column)} hashes for {size}")
+        digests.extend(column)
+        pieces[-1] += key
+        per_instance.append(column)
+        pieces.append('"')
+    pieces[-1] += f"}},{shared[1:]}]"
+    _require_digests(digests)
     sha256 = hashlib.sha256
-    return [sha256(text.encode()).hexdigest() for text in texts]
+    if not per_instance:
+        return [sha256(pieces[0].encode()).hexdigest()] * size
+    if len(per_instance) == 1:
+        head, tail = pieces
+        return [sha256(f"{head}{digest}{tail}".encode()).hexdigest() for digest in per_instance[0]]
+    first, rest = pieces[0], pieces[1:]
+    return [
+        sha256(
+            (first + "".join(d + piece for d, piece in zip(row, rest, strict=True))).encode()
+        ).hexdigest()
+        for row in zip(*per_instance, strict=True)
+    ]
 
 
 def _encode_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,11 +224,6 @@ def _encode_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:
         except LocatedEncodingError as err:
             raise err.for_task(task, name) from err
     return encoded
-
-
-def _digest(structure: list[Any]) -> str:
-    """Hash a tagged structure already in JSON form."""
-    return hashlib.sha256(to_text(structure).encode()).hexdigest()
 
 
 def _require_digests(items: list[str]) -> None:

@@ -9,7 +9,8 @@ tagged JSON form (``encoding.to_json``) and never decoded here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
@@ -19,18 +20,74 @@ from reflow.definition.options import param_key
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.wiring import EdgeMode
 from reflow.planning.encoding import to_text
-from reflow.planning.identity import instance_identities, list_hash, value_hash
+from reflow.planning.identity import column_identities, list_hash, value_hashes
 
 FINISHED_STATES = frozenset({"done", "cached"})
 FAILED_STATES = frozenset({"failed", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
 class Finished:
-    """A finished element's output: its tagged JSON value and its hash."""
+    """A finished element's output: its tagged JSON value and its hash.
 
-    value: Any
+    Built from the value, or with :meth:`from_text` from the canonical text the store keeps;
+    then the text is parsed only when ``value`` is first read. Planning reads the values of
+    a fan-out's source and of the inputs it writes, never those of cache hits it only counts,
+    so resubmitting a fully cached fan-out of 100,000 elements parses none of their outputs.
+    Immutable, like a frozen dataclass.
+    """
+
+    __slots__ = ("_text", "_value", "hash")
+    __match_args__ = ("value", "hash")
+
+    _text: str | None
+    _value: Any
     hash: str
+
+    def __init__(self, value: Any, hash: str) -> None:  # noqa: A002 - the field's name
+        _set_text(self, None)
+        _set_value(self, value)
+        _set_hash(self, hash)
+
+    @classmethod
+    def from_text(cls, text: str, hash: str) -> Finished:  # noqa: A002
+        """A finished output whose value is parsed from ``text`` when first read."""
+        finished: Finished = object.__new__(cls)
+        _set_text(finished, text)
+        _set_value(finished, None)
+        _set_hash(finished, hash)
+        return finished
+
+    @property
+    def value(self) -> Any:
+        """The output in tagged JSON form (``encoding.to_json``)."""
+        text = self._text
+        if text is not None:
+            _set_value(self, json.loads(text))
+            _set_text(self, None)
+        return self._value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Finished is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Finished is immutable; cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finished):
+            return NotImplemented
+        return self.hash == other.hash and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.hash))
+
+    def __repr__(self) -> str:
+        return f"Finished(value={self.value!r}, hash={self.hash!r})"
+
+
+# The slots' own setters: immutable from outside, cheap to fill for 100,000 cache hits.
+_set_text = Finished.__dict__["_text"].__set__
+_set_value = Finished.__dict__["_value"].__set__
+_set_hash = Finished.__dict__["hash"].__set__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,21 +116,38 @@ class TaskProgress:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskPlan:
-    """A task planned in this call: per element its inputs and identity; cache hits."""
+    """A task planned in this call: per element its inputs and identity; cache hits.
+
+    ``consumed`` holds what each input parameter consumes: for the names in ``per_element``
+    a list with one item per element, for the others one value every element gets.
+    """
 
     task: str
     identities: tuple[str, ...]
-    inputs: tuple[Mapping[str, Any], ...]
     cached: Mapping[int, Finished]
     rejected: tuple[str, ...] = ()
     error: str = ""
+    consumed: Mapping[str, Any] = field(default_factory=dict)
+    per_element: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[dict[str, Any], ...]:
+        """Per element, each input parameter's value (tagged JSON), built when asked for.
+
+        Only runnable tasks need them (for their inputs file), so a fully cached fan-out of
+        100,000 elements never builds 100,000 dicts.
+        """
+        return _rows(self.consumed, self.per_element, len(self.identities))
 
     @property
     def runnable(self) -> list[int]:
         """Elements that must run (not found in the cache)."""
-        if self.error:
+        size = len(self.identities)
+        if self.error or len(self.cached) == size:
             return []
-        return [e for e in range(len(self.identities)) if e not in self.cached]
+        if not self.cached:
+            return list(range(size))
+        return [e for e in range(size) if e not in self.cached]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,9 +215,13 @@ def plan(
 
 @dataclass(slots=True)
 class _Consumed:
-    """What one parameter consumes: per element (``items``) or one value for all."""
+    """What one parameter consumes: per element (``items``) or one value for all.
 
-    items: list[Any] | None = None
+    ``hash`` is the hash of ``value``; for a list of items it is computed only when the whole
+    list is consumed (a gather), never for a fan-out, where each element has its own.
+    """
+
+    items: Sequence[Any] | None = None
     item_hashes: list[str] | None = None
     value: Any = None
     hash: str = ""
@@ -158,52 +236,78 @@ def plan_task(
     validate: Validator | None = None,
 ) -> TaskPlan:
     """Plan one task whose upstream tasks are all complete."""
-    consumed = {inp.name: _consume(graph, spec, inp.name, outputs) for inp in spec.inputs}
+    consumed = {
+        inp.name: _consume(graph, spec, inp.name, outputs, per_element=spec.is_array)
+        for inp in spec.inputs
+    }
     sizes = {name: len(c.items) for name, c in consumed.items() if c.items is not None}
     if spec.is_array and len(set(sizes.values())) > 1:
         shown = ", ".join(f"{name} has {n}" for name, n in sizes.items())
         return TaskPlan(
             task=spec.name,
             identities=(),
-            inputs=(),
             cached={},
             error=f"element-wise inputs differ in length ({shown}); they must match",
         )
     size = next(iter(sizes.values()), 0) if spec.is_array else 1
-    own = _own_params(spec, params)
-    rows: list[dict[str, Any]] = [{} for _ in range(size)]
-    hashes: list[dict[str, str]] = [{} for _ in range(size)]
+    columns: dict[str, str | list[str]] = {}
+    values: dict[str, Any] = {}
+    per_element: list[str] = []
     for name, c in consumed.items():
-        if c.items is not None and spec.is_array:
-            assert c.item_hashes is not None
-            for element, (item, digest) in enumerate(zip(c.items, c.item_hashes, strict=True)):
-                rows[element][name] = item
-                hashes[element][name] = digest
+        if spec.is_array and c.items is not None and c.item_hashes is not None:
+            per_element.append(name)
+            columns[name], values[name] = c.item_hashes, c.items
         else:
-            for element in range(size):
-                rows[element][name] = c.value
-                hashes[element][name] = c.hash
-    identities = instance_identities(
-        task=spec.name, version=spec.version, params=own, inputs=hashes
+            columns[name], values[name] = c.hash, c.value
+    identities = column_identities(
+        task=spec.name,
+        version=spec.version,
+        params=_own_params(spec, params),
+        columns=columns,
+        size=size,
     )
     cached: dict[int, Finished] = {}
     rejected: list[str] = []
     if lookup is not None and identities:
         hits = lookup(spec.name, identities)
-        for element, identity in enumerate(identities):
-            hit = hits.get(identity)
-            if hit is None:
-                continue
-            if validate is not None and not validate(spec, hit):
-                rejected.append(identity)
-                continue
-            cached[element] = hit
+        if validate is None:
+            cached = {e: hits[i] for e, i in enumerate(identities) if i in hits} if hits else {}
+        elif hits:
+            for element, identity in enumerate(identities):
+                hit = hits.get(identity)
+                if hit is None:
+                    continue
+                if not validate(spec, hit):
+                    rejected.append(identity)
+                    continue
+                cached[element] = hit
     return TaskPlan(
         task=spec.name,
         identities=tuple(identities),
-        inputs=tuple(rows),
         cached=cached,
         rejected=tuple(rejected),
+        consumed=values,
+        per_element=tuple(per_element),
+    )
+
+
+def _rows(
+    values: Mapping[str, Any], per_element: Sequence[str], size: int
+) -> tuple[dict[str, Any], ...]:
+    """Each element's inputs: its own item of ``per_element`` names, the others shared."""
+    shared = {
+        name: list(value) if isinstance(value, _Items) else value
+        for name, value in values.items()
+        if name not in per_element
+    }
+    if not per_element:
+        return tuple(dict(shared) for _ in range(size))
+    if len(per_element) == 1 and not shared:
+        (name,) = per_element
+        return tuple({name: item} for item in values[name])
+    columns = [values[name] for name in per_element]
+    return tuple(
+        {**shared, **dict(zip(per_element, row, strict=True))} for row in zip(*columns, strict=True)
     )
 
 
@@ -216,37 +320,76 @@ def _own_params(spec: TaskSpec, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _consume(
-    graph: Graph, spec: TaskSpec, name: str, outputs: Mapping[str, Sequence[Finished]]
+    graph: Graph,
+    spec: TaskSpec,
+    name: str,
+    outputs: Mapping[str, Sequence[Finished]],
+    *,
+    per_element: bool,
 ) -> _Consumed:
     edges = [e for e in graph.incoming(spec.name) if e.param == name]
     if len(edges) == 1 and edges[0].mode in (EdgeMode.DIRECT, EdgeMode.BROADCAST):
         (single,) = outputs[edges[0].source]
         return _Consumed(value=single.value, hash=single.hash)
-    items: list[Any] = []
+    parts: list[tuple[Sequence[Any], bool]] = []
     item_hashes: list[str] = []
     for edge in edges:
         more, more_hashes = _items(edge, outputs[edge.source])
-        items.extend(more)
+        parts.extend(more._parts)
         item_hashes.extend(more_hashes)
-    return _Consumed(items=items, item_hashes=item_hashes, value=items, hash=list_hash(item_hashes))
+    items = _Items(parts)
+    whole = "" if per_element else list_hash(item_hashes)
+    return _Consumed(items=items, item_hashes=item_hashes, value=items, hash=whole)
 
 
-def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[list[Any], list[str]]:
+def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[_Items, list[str]]:
     """The items one edge contributes to a list or to the elements of an array."""
     if edge.mode in (EdgeMode.CHAIN, EdgeMode.GATHER):
-        return [f.value for f in finished], [f.hash for f in finished]
+        # One item per finished element, known by its hash: its value is read only if used.
+        return _Items([(finished, True)]), [f.hash for f in finished]
     if edge.mode in (EdgeMode.FAN_OUT, EdgeMode.DIRECT):
         (single,) = finished
         items = list(single.value)
     else:
         items = [item for f in finished for item in f.value]
-    return items, _item_hashes(items)
+    return _Items([(items, False)]), _item_hashes(items)
+
+
+class _Items(Sequence[Any]):
+    """Consumed items in order, equal to the list of them; built as a list only when used.
+
+    Each part is a list of items, or (flagged True) finished outputs whose values are the
+    items, so the outputs of a cached gather are not even parsed unless inputs are written.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: Iterable[tuple[Sequence[Any], bool]]) -> None:
+        self._parts = tuple(parts)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part, _ in self._parts)
+
+    def __getitem__(self, index: Any) -> Any:
+        return list(self)[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        for part, outputs in self._parts:
+            yield from ((f.value for f in part) if outputs else part)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # like a list
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def _item_hashes(items: list[Any]) -> list[str]:
     """Value hashes of items already in tagged JSON form."""
     if all(type(item) is str for item in items):
-        texts: Iterable[str] = map(encode_basestring, items)
-    else:
-        texts = (to_text(item) for item in items)
-    return list(map(value_hash, texts))
+        return value_hashes(map(encode_basestring, items))
+    return value_hashes(to_text(item) for item in items)

@@ -14,6 +14,7 @@ import itertools
 import json
 import struct
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from reflow.definition.errors import StoreError
@@ -21,6 +22,7 @@ from reflow.planning.encoding import LocatedEncodingError, loads
 from reflow.running.layout import RunLayout, write_atomic
 
 _OFFSET = struct.Struct("<Q")
+_NOTHING = object()
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
@@ -44,12 +46,8 @@ def write_inputs(
     Raises:
         LocatedEncodingError: A row holds data that is not JSON (a bug in the caller).
     """
-    encode = _ENCODER.encode
     try:
-        lines = [
-            f'{{"element":{element},"inputs":{encode(row)}}}\n'.encode()
-            for element, row in enumerate(rows)
-        ]
+        data, lengths = _encode_lines(rows)
     except (TypeError, ValueError, UnicodeEncodeError) as err:
         raise LocatedEncodingError(
             f"inputs of {task} cannot be written as JSON ({err})",
@@ -58,10 +56,61 @@ def write_inputs(
             task=task,
             hint="encode input values with reflow.planning.encoding.to_json",
         ) from err
-    offsets = itertools.accumulate(map(len, lines), initial=0)
-    index = struct.pack(f"<{len(lines)}Q", *itertools.islice(offsets, len(lines)))
-    write_atomic(layout.inputs(task, plan), b"".join(lines))
+    offsets = itertools.accumulate(lengths, initial=0)
+    index = struct.pack(f"<{len(lengths)}Q", *itertools.islice(offsets, len(lengths)))
+    write_atomic(layout.inputs(task, plan), data)
     write_atomic(layout.inputs_index(task, plan), index)
+
+
+def _encode_lines(rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, list[int]]:
+    """The UTF-8 lines ``{"element":e,"inputs":{...}}`` of all rows, and each one's length.
+
+    Rows that share their keys (every planned task's rows do) are encoded a column at a
+    time: a column of strings in one C pass, a value that all rows share once.
+    """
+    first = rows[0].keys() if rows else {}.keys()
+    if not all(row.keys() == first for row in rows):
+        encode = _ENCODER.encode
+        texts = [
+            f'{{"element":{element},"inputs":{encode(row)}}}\n' for element, row in enumerate(rows)
+        ]
+    else:
+        names = sorted(first)
+        keys = [f"{encode_basestring(name)}:" for name in names]
+        columns = [_encode_column([row[name] for row in rows]) for name in names]
+        if not keys:
+            texts = [f'{{"element":{e},"inputs":{{}}}}\n' for e in range(len(rows))]
+        elif len(keys) == 1:
+            texts = [
+                f'{{"element":{e},"inputs":{{{keys[0]}{text}}}}}\n'
+                for e, text in enumerate(columns[0])
+            ]
+        else:
+            texts = [
+                f'{{"element":{e},"inputs":{{{",".join(map(str.__add__, keys, parts))}}}}}\n'
+                for e, parts in enumerate(zip(*columns, strict=True))
+            ]
+    whole = "".join(texts)
+    if whole.isascii():
+        return whole.encode("ascii"), list(map(len, texts))
+    lines = [text.encode() for text in texts]
+    return b"".join(lines), list(map(len, lines))
+
+
+def _encode_column(values: list[Any]) -> list[str]:
+    """The canonical text of each value, as ``_ENCODER`` writes it inside an object."""
+    if all(type(value) is str for value in values):
+        return list(map(encode_basestring, values))
+    encode = _ENCODER.encode
+    texts: list[str] = []
+    last: Any = _NOTHING
+    text = ""
+    for value in values:
+        if value is not last:
+            text = encode(value)
+            last = value
+        texts.append(text)
+    return texts
 
 
 def read_inputs(layout: RunLayout, task: str, plan: str, element: int) -> dict[str, Any]:
