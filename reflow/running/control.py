@@ -6,7 +6,6 @@ is removed from the cache, and its task and everything downstream of it are plan
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -139,7 +138,7 @@ def _stale_tasks(
         if not (holds_path(spec.returns) or spec.has_verify):
             continue
         rows = store.instances(run_id, name)
-        outputs = {e: Finished(json.loads(v), h) for e, v, h in store.element_outputs(run_id, name)}
+        outputs = {e: Finished.from_text(v, h) for e, v, h in store.element_outputs(run_id, name)}
         for row in rows:
             finished = outputs.get(row.element)
             if finished is not None and not validate(spec, finished):

@@ -8,7 +8,6 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 import time
@@ -29,19 +28,13 @@ from reflow.planning.planner import (
     Validator,
     plan,
 )
-from reflow.running.executors.base import BatchRequest, Executor, FailureReason, JobState
+from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.inputs import write_inputs
+from reflow.running.intake import ingest_results, reconcile_jobs
 from reflow.running.layout import RunLayout, write_atomic
-from reflow.running.results import ResultProblem, read_result
 from reflow.running.store import InstanceRow, SqliteStore
 
 TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
-_MAX_LOST_RESUBMITS = 3
-_MARK_FINISHED = (
-    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?, host = ?,"
-    " peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ? AND batch = ?"
-    " AND state = 'submitted'"
-)
 
 
 @dataclass(kw_only=True)
@@ -75,109 +68,21 @@ class Dispatcher:
         self.submit_ready()
         return self.settle()
 
-    # 1. Ingest result files of in-flight instances.
+    # 1 and 2. Ingest result files; reconcile what is still in flight with the executor.
 
     def ingest(self) -> list[InstanceRow]:
         """Ingest the result files of submitted instances; return those still without one."""
-        in_flight = self.store.instances_in(self.run_id, ["submitted"])
-        waiting: list[InstanceRow] = []
-        by_task: dict[str, list[InstanceRow]] = defaultdict(list)
-        for row in in_flight:
-            by_task[row.task].append(row)
-        outputs: list[tuple[Any, ...]] = []
-        finished: list[tuple[Any, ...]] = []
-        for task, rows in by_task.items():
-            present = _file_names(self.layout.results_dir(task))
-            for row in rows:
-                name = f"{row.element}.{row.batch}.json"
-                if name not in present:
-                    waiting.append(row)
-                    continue
-                path = self.layout.results_dir(task) / name
-                record = read_result(
-                    path, run_id=self.run_id, task=task, element=row.element, batch=str(row.batch)
-                )
-                if isinstance(record, ResultProblem):
-                    finished.append(_failed_row(self.run_id, row, "result", record.reason))
-                    continue
-                if record.ok:
-                    outputs.append(
-                        (
-                            row.identity,
-                            task,
-                            record.output_text,
-                            record.output_hash,
-                            time.time(),
-                            self.run_id,
-                        )
-                    )
-                    state, reason, error = "done", None, None
-                else:
-                    state, reason = "failed", FailureReason.EXCEPTION.value
-                    error = f"{record.error_type}: {record.error_message}"
-                finished.append(
-                    (
-                        state,
-                        record.started,
-                        record.ended,
-                        reason,
-                        error,
-                        record.host,
-                        record.peak_rss_mb,
-                        self.run_id,
-                        task,
-                        row.element,
-                        row.batch,
-                    )
-                )
-        if finished:
-            self.store.execute_many(
-                [
-                    ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
-                    (_MARK_FINISHED, finished),
-                ]
-            )
-        return waiting
-
-    # 2. Reconcile in-flight instances with the executor's view of their jobs.
+        return ingest_results(self.store, self.layout, self.run_id)
 
     def reconcile(self, waiting: list[InstanceRow]) -> None:
-        """Fail instances whose job ended without a result; requeue lost ones (unstarted: free)."""
-        in_flight = [row for row in waiting if row.job_id]
-        if not in_flight:
-            return
-        states = self.executor.states([str(r.job_id) for r in in_flight])
-        failed: list[tuple[Any, ...]] = []
-        lost: list[tuple[Any, ...]] = []
-        for row in in_flight:
-            status = states.get(str(row.job_id))
-            if status is None or status.state in (JobState.PENDING, JobState.RUNNING):
-                continue
-            if status.state is JobState.UNKNOWN and not self.unknown_is_lost:
-                continue
-            if self.layout.result(row.task, row.element, str(row.batch)).exists():
-                continue  # written after the scan: the next turn ingests it
-            is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
-            unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
-            if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
-                lost.append((int(unstarted), self.run_id, row.task, row.element, row.batch))
-                continue
-            reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)
-            detail = status.detail or (
-                "the job ended without writing a result"
-                if status.state is JobState.DONE
-                else f"exit code {status.exit_code}"
-            )
-            failed.append(_failed_row(self.run_id, row, reason.value, detail))
-        self.store.execute_many(
-            [
-                (
-                    "UPDATE instances SET state = 'ready', attempts = attempts - ? WHERE run_id = ?"
-                    " AND task = ? AND element = ? AND batch = ? AND state = 'submitted'",
-                    lost,
-                ),
-                (_MARK_FINISHED, failed),
-            ]
+        """Fail instances whose job ended without a result; requeue lost ones."""
+        reconcile_jobs(
+            self.store,
+            self.layout,
+            self.run_id,
+            self.executor,
+            waiting,
+            unknown_is_lost=self.unknown_is_lost,
         )
 
     # 3. Plan what became plannable, and persist it.
@@ -198,7 +103,7 @@ class Dispatcher:
                 outputs = []
                 if task in needed:
                     outputs = [
-                        Finished(json.loads(value), digest)
+                        Finished.from_text(value, digest)
                         for _e, value, digest in self.store.element_outputs(self.run_id, task)
                     ]
             snapshot[task] = TaskProgress(
@@ -223,25 +128,19 @@ class Dispatcher:
 
     def _lookup(self, task: str, identities: Sequence[str]) -> dict[str, Finished]:
         found = self.store.cached_outputs(task, identities)
-        return {i: Finished(json.loads(value), digest) for i, (value, digest) in found.items()}
+        return {i: Finished.from_text(value, digest) for i, (value, digest) in found.items()}
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
         size = len(task_plan.identities)
         if task_plan.runnable:
             write_inputs(self.layout, task_plan.task, plan_id, task_plan.inputs)
-        now = time.time()
-        rows = [
-            (
-                self.run_id,
-                task_plan.task,
-                element,
-                identity,
-                "cached" if element in task_plan.cached else "ready",
-                now,
-            )
-            for element, identity in enumerate(task_plan.identities)
-        ]
+        cached = task_plan.cached
+        # One statement for every element: sqlite expands the JSON list itself, which is
+        # several times faster than executemany over 100,000 Python tuples.
+        elements = json.dumps(
+            ["c" + i if e in cached else "r" + i for e, i in enumerate(task_plan.identities)]
+        )
         self.store.execute_many(
             [
                 ("DELETE FROM outputs WHERE identity = ?", [(i,) for i in task_plan.rejected]),
@@ -252,8 +151,10 @@ class Dispatcher:
                 ),
                 (
                     "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"
-                    " ended) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
+                    " ended) SELECT ?, ?, key, substr(value, 2), CASE substr(value, 1, 1)"
+                    " WHEN 'c' THEN 'cached' ELSE 'ready' END, CASE substr(value, 1, 1)"
+                    " WHEN 'c' THEN ? END FROM json_each(?)",
+                    [(self.run_id, task_plan.task, time.time(), elements)],
                 ),
             ]
         )
@@ -374,27 +275,3 @@ class Dispatcher:
         if not self.store.finish_run(self.run_id, state, message):
             return self.store.run(self.run_id).state
         return state
-
-
-def _file_names(folder: Path) -> set[str]:
-    try:
-        return {entry.name for entry in os.scandir(folder)}
-    except FileNotFoundError:
-        return set()
-
-
-def _failed_row(run_id: str, row: InstanceRow, reason: str, error: str) -> tuple[Any, ...]:
-    """Parameters of the instance update that marks ``row`` failed."""
-    return (
-        "failed",
-        row.started,
-        time.time(),
-        reason,
-        error,
-        row.host,
-        row.peak_rss_mb,
-        run_id,
-        row.task,
-        row.element,
-        row.batch,
-    )
