@@ -27,8 +27,6 @@ from reflow.running.store_schema import (
     store_problem,
 )
 
-_CHUNK = 900
-
 ACTIVE_STATES = ("ready", "submitted")
 """Instance states that are not final: planned to run, or handed to an executor."""
 
@@ -280,25 +278,17 @@ class SqliteStore:
         )
 
     def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache."""
-        found: dict[str, tuple[str, str]] = {}
-        if len(identities) > 20 * _CHUNK:
-            wanted = set(identities)
-            for identity, value, digest in self._db.execute(
-                "SELECT identity, value, hash FROM outputs WHERE task = ?", (task,)
-            ):
-                if identity in wanted:
-                    found[identity] = (value, digest)
-            return found
-        for start in range(0, len(identities), _CHUNK):
-            part = identities[start : start + _CHUNK]
-            marks = ",".join("?" * len(part))
-            for identity, value, digest in self._db.execute(
-                f"SELECT identity, value, hash FROM outputs WHERE identity IN ({marks})",  # noqa: S608
-                part,
-            ):
-                found[identity] = (value, digest)
-        return found
+        """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache.
+
+        One statement whatever the count: sqlite expands the JSON list and looks each
+        identity up by its primary key.
+        """
+        rows = self._db.execute(
+            "SELECT o.identity, o.value, o.hash FROM json_each(?) AS j"
+            " JOIN outputs AS o ON o.identity = j.value",
+            (json.dumps(list(identities)),),
+        )
+        return {identity: (value, digest) for identity, value, digest in rows}
 
     def failure_groups(self, run_id: str) -> list[tuple[str, str, str, int]]:
         """``(task, state, reason, count)`` of the run's failed and cancelled instances."""
