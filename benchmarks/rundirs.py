@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fanout_flow
-from reflow.definition.description import describe
 from reflow.definition.options import submit_options
 from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
@@ -37,9 +35,8 @@ from reflow.running.layout import RunLayout
 from reflow.running.results import result_text, write_result
 from reflow.running.store import SqliteStore
 from reflow.running.submission import (
-    MANIFEST_FORMAT,
+    build_manifest,
     check_params,
-    flow_source,
     new_run_id,
     write_manifest,
 )
@@ -84,16 +81,7 @@ def new_run(root: Path, count: int) -> RunLayout:
     graph = wf.graph()
     values = check_params(submit_options(graph.tasks), {"count": count}, by_key=False)
     run_id = new_run_id(wf.name)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "run_id": run_id,
-        "workflow": wf.name,
-        "description": describe(graph),
-        "params": values,
-        "source": flow_source(wf),
-        "python": sys.executable,
-        "cwd": str(Path.cwd()),
-    }
+    manifest = build_manifest(wf, graph, run_id, values)
     layout = RunLayout(root, run_id)
     store = SqliteStore.open(root, create=True)
     try:

@@ -83,16 +83,7 @@ def submit_workflow(
     root = resolve_run_dir(run_dir, config)
     mode = choose_mode(config)
     run_id = new_run_id(wf.name)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "run_id": run_id,
-        "workflow": wf.name,
-        "description": describe(graph),
-        "params": values,
-        "source": flow_source(wf),
-        "python": config.python or sys.executable,
-        "cwd": str(Path.cwd()),
-    }
+    manifest = build_manifest(wf, graph, run_id, values, python=config.python)
     run_options = {"force": force, "force_tasks": list(force_tasks), "verify": verify}
     if mode == "dry-run":
         from reflow.running.dry_run import dry_run
@@ -104,6 +95,27 @@ def submit_workflow(
     layout = RunLayout(root, run_id)
     start_run(layout, manifest, run_options, mode=mode)
     return Submitted(run_dir=root, run_id=run_id, executor=mode)
+
+
+def build_manifest(
+    wf: SubmittableWorkflow,
+    graph: Graph,
+    run_id: str,
+    values: Mapping[str, Any],
+    *,
+    python: str | None = None,
+) -> dict[str, Any]:
+    """The run's manifest: its description, parameters, flow source, interpreter and folder."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "run_id": run_id,
+        "workflow": wf.name,
+        "description": describe(graph),
+        "params": dict(values),
+        "source": flow_source(wf),
+        "python": python or sys.executable,
+        "cwd": str(Path.cwd()),
+    }
 
 
 def check_params(
