@@ -27,6 +27,8 @@ from reflow.running.store_schema import (
     store_problem,
 )
 
+_SCAN_ABOVE = 10_000
+
 ACTIVE_STATES = ("ready", "submitted")
 """Instance states that are not final: planned to run, or handed to an executor."""
 
@@ -280,9 +282,15 @@ class SqliteStore:
     def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache.
 
-        One statement whatever the count: sqlite expands the JSON list and looks each
-        identity up by its primary key.
+        A few identities are looked up by primary key; for many, reading the task's outputs
+        in index order and filtering is several times faster than 100,000 random lookups.
         """
+        if len(identities) > _SCAN_ABOVE:
+            wanted = set(identities)
+            rows = self._db.execute(
+                "SELECT identity, value, hash FROM outputs WHERE task = ?", (task,)
+            )
+            return {i: (value, digest) for i, value, digest in rows if i in wanted}
         rows = self._db.execute(
             "SELECT o.identity, o.value, o.hash FROM json_each(?) AS j"
             " JOIN outputs AS o ON o.identity = j.value",
