@@ -446,6 +446,19 @@ def test_permanent_sbatch_refusal_fails_the_run_with_sbatchs_message(
         wait_until_no_jobs(workdir, timeout_s=30)
 
 
+def settled_sacct_ids(workdir: Path, since: float) -> set[str]:
+    """The job ids sacct lists, once two reads a second apart agree (sacct lags a little)."""
+    deadline = time.monotonic() + 30
+    previous = None
+    while True:
+        current = {job.job_id for job in sacct_jobs(workdir, since)}
+        if current and current == previous:
+            return current
+        assert time.monotonic() < deadline, "sacct did not settle"
+        previous = current
+        time.sleep(1.0)
+
+
 def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
     tmp_path: Path, workdirs: Workdirs
 ) -> None:
@@ -459,7 +472,7 @@ def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
     wait_until_no_jobs(workdir, timeout_s=30)
     assert run_state(run_dir, run_id) == "cancelled"
     recorded = batches(run_dir, run_id)
-    jobs = {job.job_id for job in sacct_jobs(workdir, submitted)}
+    jobs = settled_sacct_ids(workdir, submitted)
 
     subprocess.run(
         [
