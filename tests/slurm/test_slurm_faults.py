@@ -1,6 +1,6 @@
 """Slurm daemons failing under a run on the real cluster: the run still ends correctly.
 
-Two faults of issue 5 ("Slurm faults"): slurmctld restarted while array elements run, and
+Two faults: slurmctld restarted while array elements run, and
 slurmd killed together with the processes of the running job (a node crash, as far as Slurm
 can tell). Both tests restart daemons, so they need root; whatever happens, they leave every
 daemon running and the node usable (``finally``), because later tests share the cluster.
