@@ -10,15 +10,47 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, overload
 
 from reflow.definition.errors import DefinitionError, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into
 from reflow.definition.resources import build_resources
 from reflow.definition.spec import InputSpec, TaskSpec, task_spec_from_function
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class TaskOptions(TypedDict, total=False):
+    """The options of ``@job`` and ``@array_job`` (besides ``array=``), all optional.
+
+    ``name`` renames the task; resources are ``cpus``, ``mem`` (``"4G"``), ``time``
+    (``"HH:MM:SS"``), ``gpus``, ``partition``, ``account``, ``qos``, ``constraint``, ``extra``
+    (more sbatch options) and ``array_limit`` (elements running at once); ``after`` orders the
+    task after others; ``version`` and ``cache`` steer caching; ``verify`` checks a cached
+    output before it is trusted.
+    """
+
+    name: str | None
+    cpus: int | None
+    mem: str | int | None
+    time: str | int | None
+    gpus: int | str | None
+    partition: str | None
+    account: str | None
+    qos: str | None
+    constraint: str | None
+    extra: Sequence[str]
+    array_limit: int | None
+    after: Sequence[str]
+    version: str | int
+    cache: bool
+    verify: Callable[[Any], bool] | None
+
+
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -72,21 +104,7 @@ class Flow:
         /,
         *,
         array: bool = False,
-        name: str | None = None,
-        cpus: int | None = None,
-        mem: str | int | None = None,
-        time: str | int | None = None,
-        gpus: int | str | None = None,
-        partition: str | None = None,
-        account: str | None = None,
-        qos: str | None = None,
-        constraint: str | None = None,
-        extra: Sequence[str] = (),
-        array_limit: int | None = None,
-        after: Sequence[str] = (),
-        version: str | int = "1",
-        cache: bool = True,
-        verify: Callable[[Any], bool] | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def job(
@@ -123,22 +141,7 @@ class Flow:
     def array_job(
         self,
         /,
-        *,
-        name: str | None = None,
-        cpus: int | None = None,
-        mem: str | int | None = None,
-        time: str | int | None = None,
-        gpus: int | str | None = None,
-        partition: str | None = None,
-        account: str | None = None,
-        qos: str | None = None,
-        constraint: str | None = None,
-        extra: Sequence[str] = (),
-        array_limit: int | None = None,
-        after: Sequence[str] = (),
-        version: str | int = "1",
-        cache: bool = True,
-        verify: Callable[[Any], bool] | None = None,
+        **options: Unpack[TaskOptions],
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def array_job(
@@ -207,7 +210,7 @@ _RESOURCE_KEYS = (
     "extra",
     "array_limit",
 )
-_OPTION_KEYS = frozenset({*_RESOURCE_KEYS, "array", "name", "after", "version", "cache", "verify"})
+_OPTION_KEYS = frozenset({*TaskOptions.__annotations__, "array"})
 
 
 def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> TaskSpec:
