@@ -132,7 +132,7 @@ def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
     store = SqliteStore.open(root)
     try:
         runs = store.runs()
-        counts = {run.run_id: store.state_counts(run.run_id) for run in runs}
+        sizes = store.instance_counts()
     finally:
         store.close()
     rows: list[dict[str, Any]] = [
@@ -142,7 +142,7 @@ def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
             "state": run.state,
             "executor": run.executor,
             "created": run.created,
-            "instances": sum(sum(c.values()) for c in counts[run.run_id].values()),
+            "instances": sizes.get(run.run_id, 0),
         }
         for run in runs
     ]

@@ -268,6 +268,11 @@ class SqliteStore:
             counts.setdefault(task, {})[state] = count
         return counts
 
+    def instance_counts(self) -> dict[str, int]:
+        """``run id -> number of instances`` for every run, in one query."""
+        rows = self._db.execute("SELECT run_id, count(*) FROM instances GROUP BY run_id")
+        return {str(run_id): int(count) for run_id, count in rows}
+
     def element_outputs(self, run_id: str, task: str) -> list[tuple[int, str, str]]:
         """``(element, output JSON text, output hash)`` of every finished element of a task."""
         return list(
