@@ -55,18 +55,19 @@ def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
             if task is None or row.task == task
         ]
         now = time.time()
-        store.execute_many(
-            [
-                (
-                    "UPDATE instances SET state = 'cancelled', reason = 'cancelled', ended = ?,"
-                    " error = 'cancelled by the user' WHERE run_id = ? AND task = ? AND element = ?"
-                    " AND state IN ('ready', 'submitted')",
-                    [(now, run_id, row.task, row.element) for row in active],
+        with store.transaction() as db:
+            if task is None:
+                db.execute(
+                    "UPDATE runs SET state = 'cancelled', message = 'cancelled by the user',"
+                    " updated = ? WHERE run_id = ? AND state = 'running'",
+                    (now, run_id),
                 )
-            ]
-        )
-        if task is None and run.state == "running":
-            store.set_run(run_id, state="cancelled", message="cancelled by the user")
+            db.executemany(
+                "UPDATE instances SET state = 'cancelled', reason = 'cancelled', ended = ?,"
+                " error = 'cancelled by the user' WHERE run_id = ? AND task = ? AND element = ?"
+                " AND state IN ('ready', 'submitted')",
+                [(now, run_id, row.task, row.element) for row in active],
+            )
         job_ids = [str(row.job_id) for row in active if row.job_id]
         extra = run.dispatcher.get("pending_jobs", []) if task is None else []
         if job_ids or extra:
@@ -106,8 +107,9 @@ def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool =
         replan = set(broken) | stale | graph.downstream(stale)
         statements: list[tuple[str, list[tuple[Any, ...]]]] = [
             (
-                "UPDATE instances SET state = 'ready' WHERE run_id = ? AND task = ?"
-                " AND element = ? AND state IN ('failed', 'cancelled')",
+                "UPDATE instances SET state = 'ready', attempts = 0, reason = NULL, error = NULL,"
+                " ended = NULL WHERE run_id = ? AND task = ? AND element = ?"
+                " AND state IN ('failed', 'cancelled')",
                 [(run_id, row.task, row.element) for row in retried],
             ),
             ("DELETE FROM instances WHERE run_id = ? AND task = ?", [(run_id, t) for t in replan]),

@@ -91,15 +91,23 @@ class Dispatcher:
         """A snapshot of the run's planned tasks; outputs only where a task needs them."""
         planned = self.store.planned_tasks(self.run_id)
         counts = self.store.state_counts(self.run_id)
+        complete = {
+            task
+            for task, (_plan, size, error) in planned.items()
+            if not error and sum(counts.get(task, {}).get(s, 0) for s in FINISHED_STATES) == size
+        }
+        # Outputs are read only for the upstreams of tasks that can be planned now, not on
+        # every turn for a task that still waits on something else.
         needed = {
-            up for spec in self.graph.tasks if spec.name not in planned for up in spec.upstream
+            up
+            for spec in self.graph.tasks
+            if spec.name not in planned and set(spec.upstream) <= complete
+            for up in spec.upstream
         }
         snapshot: dict[str, TaskProgress] = {}
         for task, (_plan, size, error) in planned.items():
-            task_counts = counts.get(task, {})
-            finished = sum(task_counts.get(state, 0) for state in FINISHED_STATES)
             outputs: list[Finished] | None = None
-            if not error and finished == size:
+            if task in complete:
                 outputs = []
                 if task in needed:
                     outputs = [
@@ -107,7 +115,7 @@ class Dispatcher:
                         for _e, value, digest in self.store.element_outputs(self.run_id, task)
                     ]
             snapshot[task] = TaskProgress(
-                size=size, counts=task_counts, outputs=outputs, error=error
+                size=size, counts=counts.get(task, {}), outputs=outputs, error=error
             )
         return snapshot
 

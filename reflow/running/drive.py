@@ -180,9 +180,7 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> str:
                         executor.cancel(executor.active_job_ids())
                     return state
                 _drop_cancelled(store, layout.run_id, executor)
-                executor.poll()
                 executor.wait_for_progress(_IDLE_WAIT_S)
-                executor.poll()
         finally:
             store.close()
 

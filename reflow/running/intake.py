@@ -38,11 +38,10 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
     for task, rows in by_task.items():
         present = _file_names(layout.results_dir(task))
         for row in rows:
-            name = f"{row.element}.{row.batch}.json"
-            if name not in present:
+            path = layout.result(task, row.element, str(row.batch))
+            if path.name not in present:
                 waiting.append(row)
                 continue
-            path = layout.results_dir(task) / name
             record = read_result(
                 path, run_id=run_id, task=task, element=row.element, batch=str(row.batch)
             )
@@ -125,6 +124,8 @@ def reconcile_jobs(
             else f"exit code {status.exit_code}"
         )
         failed.append(_failed_row(run_id, row, reason.value, detail))
+    if not (lost or failed):
+        return  # the usual case while jobs run: no write transaction at all
     store.execute_many(
         [
             (

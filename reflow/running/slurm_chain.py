@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import ReflowError, SubmissionError
+from reflow.definition.errors import ReflowError, StoreError, SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.config import Config, load_config
 from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
@@ -87,6 +87,9 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
     )
     try:
         state = dispatcher.turn()
+    except OSError as err:  # e.g. a full disk while writing inputs or scripts
+        problem = StoreError(f"cannot write in the run directory: {err}", value=str(layout.run))
+        return _retry_later(layout, store, config, executor, dispatcher, info, problem)
     except ReflowError as err:
         return _retry_later(layout, store, config, executor, dispatcher, info, err)
     info.pop("errors", None)
