@@ -91,7 +91,7 @@ def edges_into(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> list[Edge]:
                 modes.append(mode)
                 edges.append(Edge(source=source, target=spec.name, param=inp.name, mode=mode))
         if len(modes) == len(inp.sources):
-            check_sources(spec, inp, modes)
+            check_sources(spec, inp, modes, [tasks[s].returns for s in inp.sources])
     data_sources = {s for inp in spec.inputs for s in inp.sources}
     for source in spec.after:
         if source in tasks and source not in data_sources:

@@ -15,11 +15,15 @@ from reflow.definition.errors import DefinitionError
 from reflow.definition.spec import UNSET, ParamSpec, TaskSpec
 from reflow.definition.types import TypeRef
 
+# reflow's own options, and the names ``submit()`` and argparse keep for themselves
+# (``--command`` would overwrite the parsed subcommand, ``--force-tasks`` the keyword).
 RESERVED_FLAGS = frozenset(
     {
         "--run-dir",
         "--force",
         "--force-task",
+        "--force-tasks",
+        "--command",
         "--verify",
         "--no-verify",
         "--wait",

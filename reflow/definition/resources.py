@@ -17,6 +17,9 @@ _TIME = re.compile(r"^(?:(?P<days>\d+)-)?(?P<h>\d{1,3})(?::(?P<m>\d{1,2}))?(?::(
 _MEM = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?:I?B)?$", re.IGNORECASE)
 _MEM_FACTOR_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 _GPUS = re.compile(r"^(?:[A-Za-z0-9_.-]+:)?[1-9]\d*$")
+_SET_BY_REFLOW = frozenset(
+    {"--array", "--dependency", "--output", "--error", "--chdir", "--job-name", "--parsable"}
+)
 _NAME = re.compile(r"^[^\s,;]+$")
 
 
@@ -219,6 +222,23 @@ def build_resources(
                 param="extra",
                 value=item,
                 hint='write long options such as "--exclusive"',
+            )
+        if any(ch in item for ch in "\n\r\0"):
+            raise DefinitionError(
+                f"extra option {item!r} holds a line break",
+                task=task,
+                param="extra",
+                value=item,
+                hint="give each sbatch option as its own list item",
+            )
+        option = item.split("=", 1)[0]
+        if option in _SET_BY_REFLOW:
+            raise DefinitionError(
+                f"extra option {item!r} sets {option}, which reflow sets itself",
+                task=task,
+                param="extra",
+                value=item,
+                hint="leave it out; use array_limit= to throttle arrays",
             )
     return Resources(
         cpus=_positive("cpus", cpus, task),

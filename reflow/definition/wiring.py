@@ -21,6 +21,7 @@ must yield elements (into an array) or a list (into a job).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 from reflow.definition.errors import DefinitionError
 from reflow.definition.spec import InputSpec, TaskSpec
@@ -107,16 +108,30 @@ def _fix_hint(source: TaskSpec, target: TaskSpec, produced: TypeRef) -> str:
     return f"declare the parameter as {produced}"
 
 
-def check_sources(target: TaskSpec, inp: InputSpec, modes: list[EdgeMode]) -> None:
-    """Check that the modes of a multi-source ``Result(steps=[...])`` can be concatenated."""
+def check_sources(
+    target: TaskSpec,
+    inp: InputSpec,
+    modes: list[EdgeMode],
+    produced: Sequence[TypeRef | None] = (),
+) -> None:
+    """Check that the modes of a multi-source ``Result(steps=[...])`` can be concatenated.
+
+    ``produced`` holds the sources' return types, in the order of ``modes``: a source wired
+    directly into a job's list must itself return a list, or it would be split into items.
+    """
     if len(modes) < 2:
         return
     if target.is_array:
         ok = all(mode.is_elementwise for mode in modes)
         fix = "every source must give one item per element (fan-out or chain)"
     else:
-        ok = inp.type.is_list
-        fix = "declare the parameter as a list; every source must give a list"
+        direct_lists = all(
+            ref is not None and ref.is_list
+            for mode, ref in zip(modes, produced, strict=False)
+            if mode is EdgeMode.DIRECT
+        )
+        ok = inp.type.is_list and direct_lists
+        fix = "declare the parameter as a list; every source must return a list"
     if not ok:
         raise DefinitionError(
             f"concatenates {', '.join(inp.sources)} with modes "

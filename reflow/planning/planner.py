@@ -19,7 +19,7 @@ from reflow.definition.graph import Edge, Graph
 from reflow.definition.options import param_key
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.wiring import EdgeMode
-from reflow.planning.encoding import to_text
+from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import column_identities, list_hash, value_hashes
 
 FINISHED_STATES = frozenset({"done", "cached"})
@@ -78,7 +78,7 @@ class Finished:
         return self.hash == other.hash and self.value == other.value
 
     def __hash__(self) -> int:
-        return hash((self.value, self.hash))
+        return hash(self.hash)  # equal outputs have equal hashes; values may be lists
 
     def __repr__(self) -> str:
         return f"Finished(value={self.value!r}, hash={self.hash!r})"
@@ -312,10 +312,14 @@ def _rows(
 
 
 def _own_params(spec: TaskSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's parameter values in tagged JSON form, as the run's manifest holds them."""
     own = {}
     for param in spec.params:
-        value = params.get(param_key(spec.name, param), param.default)
-        own[param.name] = None if value is UNSET else value
+        key = param_key(spec.name, param)
+        if key in params:
+            own[param.name] = params[key]
+        else:  # a value the manifest lacks: its default, in the same tagged form
+            own[param.name] = None if param.default is UNSET else to_json(param.default)
     return own
 
 

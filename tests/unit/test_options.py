@@ -259,3 +259,27 @@ def test_result_parameters_are_not_flags():
         return item
 
     assert [o.key for o in submit_options(wf.graph().tasks)] == ["bucket"]
+
+
+def test_a_parameter_named_command_is_refused():
+    wf = Workflow("f")
+
+    @wf.job()
+    def task(command: str = "ls") -> str:
+        return command
+
+    with pytest.raises(DefinitionError) as caught:
+        wf.validate()
+    assert (caught.value.task, caught.value.param) == ("task", "command")
+
+
+def test_a_parameter_named_force_tasks_is_refused():
+    wf = Workflow("f")
+
+    @wf.job()
+    def task(force_tasks: str = "") -> str:
+        return force_tasks
+
+    with pytest.raises(DefinitionError) as caught:
+        wf.validate()
+    assert (caught.value.task, caught.value.param) == ("task", "force_tasks")

@@ -151,3 +151,10 @@ def test_an_element_identity_changes_exactly_when_its_own_item_changes(
     for element in range(len(items)):
         same_item = items[element] == changed[element]
         assert (before[element] == after[element]) == same_item
+
+
+def test_a_finished_list_output_can_be_hashed_and_compared() -> None:
+    first = Finished(["a", "b"], output_hash(["a", "b"]))
+    again = Finished(["a", "b"], output_hash(["a", "b"]))
+    assert first == again
+    assert len({first, again}) == 1

@@ -224,3 +224,12 @@ def test_decorator_stores_normalized_resources():
 
     resources = wf.tasks["prepare"].resources
     assert (resources.cpus, resources.mem_mb, resources.time_s) == (2, 1024, 300)
+
+
+@pytest.mark.parametrize(
+    "extra", [["--array=0-3"], ["--dependency=afterok:1"], ["--output=x.log"], ["--x\n#SBATCH --y"]]
+)
+def test_extra_options_that_reflow_sets_or_that_break_lines_are_refused(extra):
+    with pytest.raises(DefinitionError) as caught:
+        build_resources(task="t", extra=extra)
+    assert (caught.value.task, caught.value.param, caught.value.value) == ("t", "extra", extra[0])

@@ -317,3 +317,23 @@ def test_every_spec_row_refuses_mismatched_element_types(t, u):
         with pytest.raises(DefinitionError) as info:
             mode_of(up_array, returns, down_array, wants)
         assert info.value.value == str(from_annotation(returns))
+
+
+def test_concatenation_refuses_a_direct_source_that_does_not_return_a_list():
+    wf = Workflow("f")
+
+    @wf.job()
+    def a() -> Any:
+        return "hello"
+
+    @wf.job()
+    def b() -> list[str]:
+        return ["x"]
+
+    with pytest.raises(DefinitionError) as caught:
+
+        @wf.job()
+        def joined(items: Annotated[list[str], Result(steps=["a", "b"])]) -> int:
+            return len(items)
+
+    assert (caught.value.task, caught.value.param) == ("joined", "items")
