@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.dispatch import FLOW
 from benchmarks.measure import ROOT, BenchmarkError, Row, Sample, run_python
-from reflow.running.store import SqliteStore
+from reflow.running.store.sqlite import SqliteStore
 
 LOCAL_ENV = {"REFLOW_MODE": "local"}
 TARGET_PER_S = 200.0

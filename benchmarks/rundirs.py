@@ -29,17 +29,13 @@ from benchmarks import fanout_flow
 from reflow.definition.options import submit_options
 from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
-from reflow.running.drive import make_dispatcher
+from reflow.running.commands.submission import check_params, new_run_id
+from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
-from reflow.running.layout import RunLayout
-from reflow.running.results import result_text, write_result
-from reflow.running.store import SqliteStore
-from reflow.running.submission import (
-    build_manifest,
-    check_params,
-    new_run_id,
-    write_manifest,
-)
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import build_manifest, write_manifest
+from reflow.running.rundir.results import result_text, write_result
+from reflow.running.store.sqlite import SqliteStore
 
 RUN_OPTIONS = {"force": False, "force_tasks": [], "verify": False}
 _PENDING = JobStatus(state=JobState.PENDING)

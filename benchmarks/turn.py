@@ -21,9 +21,9 @@ from pathlib import Path
 
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
-from reflow.running.drive import make_dispatcher
-from reflow.running.layout import RunLayout
-from reflow.running.store import SqliteStore
+from reflow.running.dispatch.dispatcher import make_dispatcher
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.sqlite import SqliteStore
 
 
 def current_rss_mb() -> float:

@@ -57,6 +57,7 @@ def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = N
         except SystemExit as stop:
             return int(stop.code or 0)
         if args.command == "describe":
+            # lazy: only describe needs JSON and the description
             import json
 
             from reflow.definition.description import describe
@@ -66,7 +67,8 @@ def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = N
         if args.command == "dag" and args.format in RENDERERS:
             stream.write(RENDERERS[args.format](graph))
             return 0
-        from reflow.running.commands import run_command
+        # lazy: keeps --help, dag and describe fast
+        from reflow.running.commands.handlers import run_command
 
         params = collect_params(args, options) if args.command == "submit" else {}
         return run_command(wf, graph, args, params, out=stream)

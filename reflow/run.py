@@ -38,8 +38,8 @@ class Run:
         self, *, as_dict: bool = False, file: IO[str] | None = None
     ) -> dict[str, Any] | None:
         """Print the status table, or return it as a dict with ``as_dict=True``."""
-        from reflow.running.commands import load_status
-        from reflow.running.status import render_status
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.status import load_status, render_status
 
         data = load_status(self.run_dir, self.run_id)
         if as_dict:
@@ -51,14 +51,16 @@ class Run:
         self, timeout: float | None = None, *, progress: bool = False, file: IO[str] | None = None
     ) -> str:
         """Block until the run ends (or ``timeout`` seconds pass); return its state."""
-        from reflow.running.progress import wait_for_run
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.progress import wait_for_run
 
         out = (file or sys.stdout) if progress else None
         return wait_for_run(self.run_dir, self.run_id, timeout_s=timeout, out=out)
 
     def cancel(self, task: str | None = None) -> int:
         """Cancel all active work, or one task's; return how many instances were cancelled."""
-        from reflow.running.control import cancel_run
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.dispatch.control import cancel_run
 
         return cancel_run(self.run_dir, self.run_id, task)
 
@@ -68,12 +70,14 @@ class Run:
         With ``verify`` (the default) cached upstream outputs are checked first; stale ones
         are recomputed along with everything downstream of them.
         """
-        from reflow.running.control import retry_run
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.dispatch.control import retry_run
 
         return retry_run(self.run_dir, self.run_id, task, verify=verify)
 
     def _repr_html_(self) -> str:
-        from reflow.running.commands import load_status
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.status import load_status
 
         data = load_status(self.run_dir, self.run_id)
         rows = "".join(

@@ -37,6 +37,7 @@ class Workflow(Flow):
         self.defined_file: str | None = caller.get("__file__")
         self.defined_as: str | None = getattr(caller.get("__spec__"), "name", None)
         if self.defined_in == "__main__" and self.defined_file:
+            # lazy: keeps --help, dag and describe fast
             from reflow.cli import install_error_hook
 
             install_error_hook()
@@ -66,8 +67,9 @@ class Workflow(Flow):
             DefinitionError: When the workflow is not valid.
             UsageError: When parameters are missing, unknown or of the wrong type.
         """
+        # lazy: keeps --help, dag and describe fast
         from reflow.run import Run
-        from reflow.running.submission import submit_workflow
+        from reflow.running.commands.submission import submit_workflow
 
         submitted = submit_workflow(
             self,
@@ -85,6 +87,7 @@ class Workflow(Flow):
         Example:
             ``if __name__ == "__main__": raise SystemExit(wf.cli())``
         """
+        # lazy: keeps --help, dag and describe fast
         from reflow.cli import run_cli
 
         return run_cli(self, argv, out=out)

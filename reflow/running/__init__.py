@@ -1,1 +1,19 @@
-"""Running layer: store, dispatcher, worker, executors, config, commands. All I/O lives here."""
+"""Running layer: every I/O of reflow, in rooms by concept.
+
+- ``rundir``: the run directory's paths and file formats (layout, manifest, inputs,
+  results). Imports nothing else from ``running``.
+- ``store``: the sqlite store: schema, migrations, the instance state machine, and every
+  statement that changes runs, instances or cached outputs. May import ``rundir``.
+- ``executors``: start work and report on it (local processes, Slurm, dry-run). May import
+  ``rundir``, ``process`` and ``worker.command``.
+- ``worker``: runs elements on a compute node and writes result files; never the store. May
+  import ``rundir``.
+- ``dispatch``: the dispatcher turn (ingest, reconcile, plan, persist, submit, settle), how
+  turns are driven (a local process, a Slurm chain), cancel, retry and dry-run. May import
+  everything above, ``config`` and ``process``.
+- ``commands``: the command handlers, status, progress and the ``reflow`` console script.
+  May import everything in ``running``.
+- ``config`` (the config file and ``REFLOW_*``), ``process`` (the one way to run a
+  subprocess) and ``ranges`` (index lists as range specs) import nothing else from
+  ``running``; every room may import them.
+"""

@@ -172,7 +172,7 @@ def _locate(env: Mapping[str, str], path: Path | None) -> tuple[Path, str | None
 def _read_toml(file: Path, asked_by: str | None) -> dict[str, Any] | None:
     """Parse ``file``; None when the default file does not exist."""
     if sys.version_info >= (3, 11):
-        import tomllib
+        import tomllib  # lazy: read only when a config file exists
     else:  # pragma: no cover - exercised on Python 3.10 only
         import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 

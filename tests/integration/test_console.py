@@ -22,8 +22,8 @@ import pytest
 
 from reflow.definition.cli_builder import build_parser
 from reflow.run import Run
-from reflow.running.console import STORE_COMMANDS, build_console_parser
-from reflow.running.progress import wait_for_run
+from reflow.running.commands.console import STORE_COMMANDS, build_console_parser
+from reflow.running.commands.progress import wait_for_run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE_S = 120

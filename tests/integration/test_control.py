@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reflow.running.store import SqliteStore
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.slow_steps import wf
 from tests.integration.flowfiles import calls, cli, submit_and_wait, write_flow
 

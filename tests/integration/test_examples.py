@@ -19,8 +19,8 @@ import pytest
 
 from reflow.definition.diagram import render_text
 from reflow.planning.encoding import PATH_TAG
-from reflow.running.commands import load_status
-from reflow.running.store import SqliteStore
+from reflow.running.commands.status import load_status
+from reflow.running.store.sqlite import SqliteStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEADLINE_S = 120

@@ -16,8 +16,8 @@ from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
 from reflow.running.executors.local import LocalExecutor
-from reflow.running.layout import RunLayout
-from reflow.running.results import ResultRecord, read_result
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.results import ResultRecord, read_result
 from tests.integration.test_worker import RUN_ID, RunFixture
 
 # Behaves like the worker as far as the executor can tell: honours --elements, writes each

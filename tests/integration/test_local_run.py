@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reflow.running.store import SqliteStore
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.demo_steps import wf
 
 DEADLINE_S = 60

@@ -4,7 +4,8 @@ Runs ``flow_v1.py`` twice on the local executor in a fresh run directory (one ru
 succeeds with ``--count 4``, one that fails on ``f1.nc`` with ``--count 2``), then keeps the
 store (checkpointed, without its WAL) and the runs' manifests under ``stores/v<N>/``, where N
 is the store's schema version. Results, logs and scripts are left out: a migrated store must
-not need them, and the manifests keep no path of the machine that made them. ``stores/v1`` was made by reflow 0.1 (schema version 1).
+not need them, and the manifests keep no path of the machine that made them. ``stores/v1``
+was made by reflow 0.1 (schema version 1).
 """
 
 from __future__ import annotations

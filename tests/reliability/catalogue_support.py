@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from reflow import Param, Result, Workflow
 from reflow.definition.errors import UsageError
-from reflow.running.layout import STORE_NAME, RunLayout
+from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from tests.flows.param_types import wf as params_wf
 
 
@@ -226,7 +226,7 @@ def foreign_sqlite(ctx: Ctx) -> None:
 
 
 def empty_store(ctx: Ctx) -> None:
-    from reflow.running.store import SqliteStore
+    from reflow.running.store.sqlite import SqliteStore
 
     SqliteStore.open(ctx.base / "fresh", create=True).close()
 

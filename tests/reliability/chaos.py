@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow.running.control import retry_run
-from reflow.running.dispatcher import TERMINAL_RUN_STATES
-from reflow.running.layout import RunLayout
-from reflow.running.results import ResultRecord, read_result
-from reflow.running.store import SqliteStore
+from reflow.running.dispatch.control import retry_run
+from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.results import ResultRecord, read_result
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.chaos_steps import wf
 from tests.reliability.processes import (
     DEADLINE_S,

@@ -15,11 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from reflow.running.dispatcher import TERMINAL_RUN_STATES
-from reflow.running.drive import dispatcher_lock, drive_locally, make_dispatcher
+from reflow.running.dispatch.dispatcher import (
+    TERMINAL_RUN_STATES,
+    dispatcher_lock,
+    make_dispatcher,
+)
+from reflow.running.dispatch.drive import drive_locally
 from reflow.running.executors.local import LocalExecutor
-from reflow.running.layout import RunLayout
-from reflow.running.store import SqliteStore
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.sqlite import SqliteStore
 
 
 def run_turns(layout: RunLayout, slots: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reflow.running.store import SqliteStore
+from reflow.running.store.sqlite import SqliteStore
 
 DEADLINE_S = 120.0
 

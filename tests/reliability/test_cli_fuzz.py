@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reflow.cli import run_cli
-from reflow.running import console
+from reflow.running.commands import console
 from tests.flows.demo_steps import wf as demo_wf
 from tests.flows.param_types import wf as params_wf
 from tests.reliability.processes import wait_for_workers

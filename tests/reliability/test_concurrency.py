@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from reflow.definition.errors import ReflowError
-from reflow.running import store_schema
-from reflow.running.commands import run_store_command
-from reflow.running.console import build_console_parser
-from reflow.running.store import SqliteStore
+from reflow.running.commands.console import build_console_parser
+from reflow.running.commands.handlers import run_store_command
+from reflow.running.store import schema as store_schema
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.chaos_steps import wf as chaos_wf
 from tests.reliability.processes import wait_for_workers
 
@@ -76,7 +76,7 @@ class Poller(threading.Thread):
 
 def cli_poll(root: Path, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reflow.running.console", command, "--run-dir", str(root)],
+        [sys.executable, "-m", "reflow.running.commands.console", command, "--run-dir", str(root)],
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from reflow.running import console, drive, store_schema
-from reflow.running.layout import STORE_NAME, RunLayout
-from reflow.running.store import SqliteStore
-from reflow.running.store_schema import StoreConnection, configure
+from reflow.running.commands import console
+from reflow.running.dispatch import drive
+from reflow.running.rundir.layout import STORE_NAME, RunLayout
+from reflow.running.store import schema as store_schema
+from reflow.running.store.schema import StoreConnection, configure
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.demo_steps import wf as demo_wf
 from tests.reliability.processes import is_alive, wait_until
 

@@ -15,7 +15,7 @@ import pytest
 
 from reflow.running.executors.base import FailureReason, JobState
 from reflow.running.executors.local import LocalExecutor
-from reflow.running.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout
 from tests.reliability.processes import wait_until
 
 RUN_ID = "demo-20260101-000000-abcdef"

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from reflow.planning.identity import value_hash
-from reflow.running.control import retry_run
-from reflow.running.drive import make_dispatcher
+from reflow.running.dispatch.control import retry_run
+from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.executors.local import LocalExecutor
-from reflow.running.layout import RunLayout
-from reflow.running.results import result_text
-from reflow.running.store import SqliteStore
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.results import result_text
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows.hold_steps import wf
 from tests.reliability.processes import dispatcher_pid, kill_detached, kill_workers, wait_until
 

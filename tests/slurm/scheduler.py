@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from reflow.running.layout import STORE_NAME
-from reflow.running.store import SqliteStore
+from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.sqlite import SqliteStore
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel", "sacctmgr")
 REAL = {tool: shutil.which(tool) or tool for tool in TOOLS}
@@ -162,7 +162,7 @@ def wait_for_run(
 
 def status(run_dir: Path, run_id: str) -> dict[str, Any]:
     """The run's status as data (what ``status --json`` prints)."""
-    from reflow.running.commands import load_status
+    from reflow.running.commands.status import load_status
 
     return load_status(run_dir, run_id)
 

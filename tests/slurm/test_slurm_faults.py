@@ -34,10 +34,10 @@ from pathlib import Path
 import pytest
 
 from reflow.run import Run
-from reflow.running.layout import RunLayout
-from reflow.running.results import ResultRecord, read_result
-from reflow.running.status import render_status
-from reflow.running.store import SqliteStore
+from reflow.running.commands.status import render_status
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.results import ResultRecord, read_result
+from reflow.running.store.sqlite import SqliteStore
 from tests.flows import slow_steps
 from tests.slurm.scheduler import (
     CLUSTER_SCRIPT,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from reflow.run import Run
-from reflow.running.executors.ranges import expand
-from reflow.running.layout import RunLayout
-from reflow.running.status import render_status
+from reflow.running.commands.status import render_status
+from reflow.running.ranges import expand
+from reflow.running.rundir.layout import RunLayout
 from reflow.workflow import Workflow
 from tests.flows import slurm_demo, slurm_faults, slurm_refused
 from tests.slurm.scheduler import (
@@ -478,7 +478,7 @@ def test_cancel_leaves_no_job_queued_and_a_later_turn_does_not_revive_the_run(
         [
             sys.executable,
             "-m",
-            "reflow.running.drive",
+            "reflow.running.dispatch",
             "--run-dir",
             str(run_dir),
             "--run-id",

@@ -18,7 +18,7 @@ from reflow import Param, Result, RunDir, Workflow
 from reflow.definition.cli_builder import COMMANDS, build_parser
 from reflow.definition.description import describe
 from reflow.running import config
-from reflow.running.console import STORE_COMMANDS, build_console_parser
+from reflow.running.commands.console import STORE_COMMANDS, build_console_parser
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

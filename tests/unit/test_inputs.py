@@ -9,8 +9,8 @@ import pytest
 
 from reflow.definition.errors import StoreError
 from reflow.planning.encoding import to_json
-from reflow.running.inputs import read_inputs, write_inputs
-from reflow.running.layout import RunLayout
+from reflow.running.rundir.inputs import read_inputs, write_inputs
+from reflow.running.rundir.layout import RunLayout
 
 
 @pytest.fixture

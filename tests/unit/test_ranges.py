@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reflow.running.executors.ranges import chunk, compress, expand
+from reflow.running.ranges import chunk, compress, expand
 
 _INDICES = st.lists(st.integers(min_value=0, max_value=400), max_size=200)
 

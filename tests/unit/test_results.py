@@ -8,7 +8,7 @@ import pytest
 
 from reflow.planning.encoding import dumps, to_json
 from reflow.planning.identity import output_hash
-from reflow.running.results import (
+from reflow.running.rundir.results import (
     ResultError,
     ResultProblem,
     ResultRecord,

@@ -14,7 +14,7 @@ from typing import IO
 
 from reflow.definition.resources import Resources, format_mem, format_time
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
-from reflow.running.executors.ranges import compress
+from reflow.running.ranges import compress
 
 _PENDING = JobStatus(state=JobState.PENDING, detail="dry run: nothing was submitted")
 

@@ -60,7 +60,7 @@ from reflow.running.executors.local_pids import (
     stop_groups,
     write_pid_file,
 )
-from reflow.running.executors.ranges import compress
+from reflow.running.worker.command import with_elements
 
 MAX_CHUNK = 1000
 CHUNKS_PER_SLOT = 4
@@ -245,7 +245,7 @@ class LocalExecutor:
     def _start(self, chunk: Chunk) -> None:
         request = chunk.request
         log_dir = request.log_dir
-        argv = [*request.command, "--elements", compress(chunk.elements)]
+        argv = with_elements(request.command, chunk.elements)
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             chunk.log_marks = {e: log_mark(log_dir, e) for e in chunk.elements}

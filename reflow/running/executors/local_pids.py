@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reflow.running.executors.ranges import expand
-from reflow.running.layout import write_atomic
+from reflow.running.ranges import expand
+from reflow.running.rundir.layout import write_atomic
+from reflow.running.worker.command import WORKER_MODULE
 
-WORKER_MARKER = "reflow.running.worker"
 """Found in a chunk's command line when no start time can be compared."""
 
 
@@ -72,7 +72,7 @@ def is_alive(record: ChunkProcess) -> bool:
         return False
     if record.proc_start is not None:
         return proc_start == record.proc_start
-    return WORKER_MARKER in _cmdline(record.pid)
+    return WORKER_MODULE in _cmdline(record.pid)
 
 
 def stop_groups(records: list[ChunkProcess], *, grace_s: float) -> None:
@@ -106,7 +106,7 @@ def find_worker(*, run_id: str, batch: str, element: int) -> ChunkProcess | None
         return None
     for pid in pids:
         argv = _argv(pid)
-        if WORKER_MARKER not in argv or not _has(argv, "--run-id", run_id):
+        if WORKER_MODULE not in argv or not _has(argv, "--run-id", run_id):
             continue
         if not _has(argv, "--batch", batch) or "--elements" not in argv:
             continue

@@ -41,7 +41,6 @@ from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
-from reflow.running.executors.ranges import chunk, compress
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
     QOS_LIMIT_FORMAT,
@@ -60,9 +59,8 @@ from reflow.running.executors.slurm_query import (
 )
 from reflow.running.executors.slurm_script import render
 from reflow.running.process import CommandResult, run_command
-
-ARRAY_OFFSET_FLAG = "--array-offset"
-"""The worker option that shifts ``$SLURM_ARRAY_TASK_ID`` into ``request.elements``."""
+from reflow.running.ranges import chunk, compress
+from reflow.running.worker.command import array_offset_args
 
 MAX_ARRAY_SPEC_CHARS = 4096
 """The longest ``--array`` value (throttle included) slurmctld accepts; longer ones are refused
@@ -285,7 +283,7 @@ class SlurmExecutor:
                 _ArrayPlan(
                     script_path=path,
                     array=f"0-{len(piece) - 1}",
-                    worker_args=(ARRAY_OFFSET_FLAG, str(offset)),
+                    worker_args=array_offset_args(offset),
                     indices=tuple(range(len(piece))),
                 )
             )

@@ -11,7 +11,7 @@ import re
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.executors.base import FailureReason, JobState, JobStatus
-from reflow.running.executors.ranges import expand
+from reflow.running.ranges import expand
 
 SACCT_FORMAT = "JobID,State,ExitCode"
 """The ``sacct --format`` that ``parse_sacct`` reads (with ``-X -n -P``)."""

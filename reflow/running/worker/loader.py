@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from reflow.definition.errors import StoreError, UsageError
+from reflow.definition.errors import UsageError
 from reflow.definition.flow import Flow
-from reflow.running.layout import RunLayout
-
-FORMAT = "reflow/run/1"
 
 
 class FlowImportError(UsageError):
@@ -36,43 +32,6 @@ class FlowImportError(UsageError):
     def __init__(self, message: str, *, cause_type: str, hint: str | None = None) -> None:
         self.cause_type = cause_type
         super().__init__(message, hint=hint)
-
-
-def read_manifest(layout: RunLayout) -> dict[str, Any]:
-    """Return the run's manifest.
-
-    Raises:
-        StoreError: The manifest is missing, not JSON, of another format or another run.
-    """
-    path = layout.manifest
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise StoreError(
-            f"cannot read the run manifest {path}: {err.strerror or err}",
-            value=str(path),
-            hint="check --run-dir and the run id",
-        ) from err
-    except ValueError as err:
-        raise StoreError(
-            f"the run manifest {path} is not JSON: {err}",
-            value=str(path),
-            hint="the run cannot be read or resumed; submit it again",
-        ) from err
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise StoreError(
-            f"the run manifest {path} has format {found!r}, not {FORMAT!r}",
-            value=found,
-            hint="run it with the reflow version that submitted it",
-        )
-    if data.get("run_id") != layout.run_id:
-        raise StoreError(
-            f"the run manifest {path} belongs to run {data.get('run_id')!r}, not {layout.run_id!r}",
-            value=data.get("run_id"),
-            hint="the run's folder was copied or renamed; submit the run again",
-        )
-    return data
 
 
 def load_workflow(manifest: Mapping[str, Any]) -> Flow:

@@ -28,12 +28,18 @@ from typing import Any
 from reflow.definition.errors import ReflowError, StoreError, SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.config import Config, load_config
-from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
+from reflow.running.dispatch.command import dispatcher_command
+from reflow.running.dispatch.dispatcher import (
+    TERMINAL_RUN_STATES,
+    Dispatcher,
+    dispatcher_lock,
+    make_dispatcher,
+)
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
-from reflow.running.layout import RunLayout, write_atomic
 from reflow.running.process import run_command
-from reflow.running.store import SqliteStore
+from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.store.sqlite import SqliteStore
 
 DEFAULT_SUBMIT_BUDGET = 5000
 """Most instances a run keeps queued at once when neither config nor sacctmgr says."""
@@ -49,8 +55,6 @@ _QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "
 
 def run_turn_and_chain(layout: RunLayout) -> str:
     """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one."""
-    from reflow.running.drive import dispatcher_lock
-
     with dispatcher_lock(layout) as mine:
         if not mine:
             return "running"
@@ -63,8 +67,6 @@ def run_turn_and_chain(layout: RunLayout) -> str:
 
 
 def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
-    from reflow.running.drive import make_dispatcher
-
     run = store.run(layout.run_id)
     if run.state in TERMINAL_RUN_STATES:
         return run.state
@@ -220,7 +222,7 @@ def successor_options(
         "--cpus-per-task=1",
         f"--mem={format_mem(resources.mem_mb or _DISPATCHER_MEM_MB)}",
         f"--time={format_time(resources.time_s or _DISPATCHER_TIME_S)}",
-        f"--output={layout.run / 'dispatcher-%j.log'}",
+        f"--output={layout.slurm_dispatcher_log}",
         f"--chdir={manifest.get('cwd') or Path.cwd()}",
     ]
     if resources.partition:
@@ -235,18 +237,13 @@ def successor_options(
 
 
 def successor_script(layout: RunLayout, manifest: Mapping[str, Any]) -> str:
-    """The script of a dispatcher turn: ``python -m reflow.running.drive ... --slurm-turn``."""
-    python = str(manifest.get("python") or "python3")
-    argv = [
-        python,
-        "-m",
-        "reflow.running.drive",
-        "--run-dir",
-        str(layout.root),
-        "--run-id",
-        layout.run_id,
-        "--slurm-turn",
-    ]
+    """The script of a dispatcher turn: ``python -m reflow.running.dispatch ... --slurm-turn``."""
+    argv = dispatcher_command(
+        str(manifest.get("python") or "python3"),
+        run_dir=layout.root,
+        run_id=layout.run_id,
+        slurm_turn=True,
+    )
     return "#!/bin/bash\nexec " + shlex.join(argv) + "\n"
 
 
@@ -264,7 +261,7 @@ def submit_successor(
     Raises:
         SubmissionError: If sbatch refuses the job, with sbatch's message.
     """
-    path = layout.run / "scripts" / "dispatcher.sh"
+    path = layout.dispatcher_script
     write_atomic(path, successor_script(layout, manifest))
     options = successor_options(layout, manifest, config, after=after, delay_s=delay_s)
     return executor.sbatch(path, options)

@@ -1,4 +1,4 @@
-"""Running: start a run and drive its dispatcher turns (``python -m reflow.running.drive``).
+"""Running: start a run and drive its dispatcher turns (``python -m reflow.running.dispatch``).
 
 On the local executor one detached background process runs turns until the run ends, so the
 submitting process (a notebook, a shell) returns at once. On Slurm nothing stays on the login
@@ -8,8 +8,6 @@ that submits its own successor. A lock file keeps two dispatchers of one run fro
 
 from __future__ import annotations
 
-import argparse
-import fcntl
 import os
 import shlex
 import shutil
@@ -17,18 +15,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reflow.definition.description import graph_from_description
 from reflow.definition.errors import StoreError
 from reflow.running.config import load_config
-from reflow.running.dispatcher import TERMINAL_RUN_STATES, Dispatcher
-from reflow.running.layout import RunLayout
-from reflow.running.loader import read_manifest
-from reflow.running.store import SqliteStore
+from reflow.running.dispatch.command import dispatcher_command, dispatcher_parser
+from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, dispatcher_lock, make_dispatcher
+from reflow.running.dispatch.slurm_chain import run_turn_and_chain
+from reflow.running.executors.local import LocalExecutor
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import write_manifest
+from reflow.running.store.sqlite import SqliteStore
 
 _IDLE_WAIT_S = 0.25
 
@@ -44,8 +42,6 @@ def start_run(
     Raises:
         StoreError: The run could not be recorded, or its dispatcher could not start.
     """
-    from reflow.running.submission import write_manifest
-
     store = SqliteStore.open(layout.root, create=True)
     try:
         write_manifest(layout, manifest)
@@ -82,8 +78,6 @@ def start_run(
 def launch(layout: RunLayout, mode: str) -> None:
     """Start the run's dispatcher: a detached local process, or a first Slurm turn."""
     if mode == "slurm":
-        from reflow.running.slurm_chain import run_turn_and_chain
-
         run_turn_and_chain(layout)
         return
     layout.run.mkdir(parents=True, exist_ok=True)
@@ -96,16 +90,9 @@ def launch(layout: RunLayout, mode: str) -> None:
         # The child forks once more and exits, so the dispatcher is adopted by init and
         # the submitting process (a notebook, a shell) keeps no child to reap.
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "reflow.running.drive",
-                "--run-dir",
-                str(layout.root),
-                "--run-id",
-                layout.run_id,
-                "--detach",
-            ],
+            dispatcher_command(
+                sys.executable, run_dir=layout.root, run_id=layout.run_id, detach=True
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -115,47 +102,8 @@ def launch(layout: RunLayout, mode: str) -> None:
         )
 
 
-@contextmanager
-def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
-    """Hold the run's dispatcher lock; yields False when another dispatcher holds it."""
-    layout.run.mkdir(parents=True, exist_ok=True)
-    with (layout.run / "dispatcher.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def make_dispatcher(
-    layout: RunLayout, store: SqliteStore, executor: Any, **extra: Any
-) -> Dispatcher:
-    """A dispatcher for the run in ``layout`` with the config's defaults."""
-    from reflow.running.verification import make_validator
-
-    manifest = read_manifest(layout)
-    graph = graph_from_description(manifest["description"])
-    config = load_config()
-    return Dispatcher(
-        layout=layout,
-        store=store,
-        graph=graph,
-        manifest=manifest,
-        executor=executor,
-        defaults=config.resources,
-        validate=make_validator(manifest),
-        **extra,
-    )
-
-
 def drive_locally(layout: RunLayout, *, slots: int | None = None) -> str:
     """Run turns with a local executor until the run ends; return its final state."""
-    from reflow.running.executors.local import LocalExecutor
-
     with dispatcher_lock(layout) as mine:
         if not mine:
             return "running"
@@ -199,24 +147,13 @@ def _drop_cancelled(store: SqliteStore, run_id: str, executor: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the dispatcher process."""
-    parser = argparse.ArgumentParser(prog="python -m reflow.running.drive")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--slurm-turn", action="store_true", help="one turn, then chain")
-    parser.add_argument("--detach", action="store_true", help="fork into the background")
-    args = parser.parse_args(argv)
+    args = dispatcher_parser().parse_args(argv)
     if args.detach and os.fork() > 0:
         os._exit(0)
     layout = RunLayout(args.run_dir, args.run_id)
     if args.slurm_turn:
-        from reflow.running.slurm_chain import run_turn_and_chain
-
         run_turn_and_chain(layout)
         return 0
     state = drive_locally(layout)
     sys.stdout.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} run {args.run_id} {state}\n")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
 from reflow.planning.identity import value_hash
-from reflow.running.layout import write_atomic
+from reflow.running.rundir.layout import write_atomic
 
 FORMAT = "reflow/result/1"
 

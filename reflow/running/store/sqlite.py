@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import StoreError
-from reflow.running.layout import STORE_NAME
-from reflow.running.store_schema import (
+from reflow.definition.errors import StoreError, UsageError, suggest
+from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.schema import (
     BUSY_TIMEOUT_MS,
     StoreConnection,
     configure,
@@ -187,8 +187,6 @@ class SqliteStore:
             (run_id,),
         ).fetchone()
         if row is None:
-            from reflow.definition.errors import UsageError, suggest
-
             known = [r.run_id for r in self.runs()]
             raise UsageError(
                 f"no run {run_id!r} in {self.path.parent}",

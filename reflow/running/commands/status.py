@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
-from reflow.running.layout import RunLayout
-from reflow.running.store import SqliteStore
+from reflow.definition.errors import UsageError
+from reflow.running.dispatch.command import DISPATCHER_MODULE
+from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.sqlite import SqliteStore
 
 STATE_ORDER = ("done", "cached", "submitted", "ready", "failed", "cancelled")
 _EXAMPLES = 3
@@ -35,7 +40,7 @@ def dispatcher_alive(info: dict[str, Any]) -> bool | None:
         return True
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:  # noqa: PTH123
-            return b"reflow.running.drive" in handle.read()
+            return DISPATCHER_MODULE.encode() in handle.read()
     except OSError:
         return True
 
@@ -86,8 +91,6 @@ def build_status(
         )
     alive = None
     if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
-        from reflow.running.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
-
         alive = slurm_dispatcher_alive(layout, run.dispatcher)
     elif run.state == "running" and run.dispatcher.get("kind") != "slurm":
         alive = dispatcher_alive(run.dispatcher)
@@ -136,3 +139,23 @@ def render_status(status: dict[str, Any]) -> str:
         for example in group["examples"]:
             lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
     return "\n".join(lines) + "\n"
+
+
+def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True) -> dict[str, Any]:
+    """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data.
+
+    ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness.
+    """
+    store = SqliteStore.open(Path(run_dir))
+    try:
+        if run_id is None:
+            runs = store.runs()
+            if not runs:
+                raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
+            run_id = runs[-1].run_id
+        store.run(run_id)
+        layout = RunLayout(Path(run_dir), run_id)
+        tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
+        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler)
+    finally:
+        store.close()

@@ -7,16 +7,19 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reflow.definition.description import graph_from_description
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
@@ -28,11 +31,15 @@ from reflow.planning.planner import (
     Validator,
     plan,
 )
+from reflow.running.config import load_config
+from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
+from reflow.running.dispatch.verification import make_validator
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
-from reflow.running.inputs import write_inputs
-from reflow.running.intake import ingest_results, reconcile_jobs
-from reflow.running.layout import RunLayout, write_atomic
-from reflow.running.store import InstanceRow, SqliteStore
+from reflow.running.rundir.inputs import write_inputs
+from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.worker.command import worker_command
 
 TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -198,20 +205,13 @@ class Dispatcher:
             batch_id=batch,
             elements=elements,
             resources=spec.resources.over(self.defaults),
-            command=(
+            command=worker_command(
                 str(self.manifest.get("python") or sys.executable),
-                "-m",
-                "reflow.running.worker",
-                "--run-dir",
-                str(self.layout.root),
-                "--run-id",
-                self.run_id,
-                "--task",
-                task,
-                "--batch",
-                batch,
-                "--plan",
-                plan_id,
+                run_dir=self.layout.root,
+                run_id=self.run_id,
+                task=task,
+                batch=batch,
+                plan=plan_id,
             ),
             workdir=Path(self.manifest.get("cwd") or str(Path.cwd())),
             log_dir=self.layout.logs_dir(task),
@@ -246,11 +246,6 @@ class Dispatcher:
         self.store.execute_many(
             [
                 (
-                    "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
-                    " created) VALUES (?, ?, ?, 'submitted', ?, ?)",
-                    [(self.run_id, batch, task, json.dumps(submission.scheduler_ids), now)],
-                ),
-                (
                     "UPDATE instances SET state = 'submitted', batch = ?, job_id = ?,"
                     " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
                     " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
@@ -283,3 +278,38 @@ class Dispatcher:
         if not self.store.finish_run(self.run_id, state, message):
             return self.store.run(self.run_id).state
         return state
+
+
+@contextmanager
+def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
+    """Hold the run's dispatcher lock; yields False when another dispatcher holds it."""
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with layout.dispatcher_lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_dispatcher(
+    layout: RunLayout, store: SqliteStore, executor: Any, **extra: Any
+) -> Dispatcher:
+    """A dispatcher for the run in ``layout`` with the config's defaults."""
+    manifest = read_manifest(layout)
+    graph = graph_from_description(manifest["description"])
+    config = load_config()
+    return Dispatcher(
+        layout=layout,
+        store=store,
+        graph=graph,
+        manifest=manifest,
+        executor=executor,
+        defaults=config.resources,
+        validate=make_validator(manifest),
+        **extra,
+    )

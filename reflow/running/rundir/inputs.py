@@ -19,7 +19,7 @@ from typing import Any
 
 from reflow.definition.errors import StoreError
 from reflow.planning.encoding import LocatedEncodingError, loads
-from reflow.running.layout import RunLayout, write_atomic
+from reflow.running.rundir.layout import RunLayout, write_atomic
 
 _OFFSET = struct.Struct("<Q")
 _NOTHING = object()

@@ -16,6 +16,7 @@ from reflow.definition.spec import TaskSpec
 from reflow.definition.types import TypeRef
 from reflow.planning.encoding import PATH_TAG, from_json
 from reflow.planning.planner import Finished, Validator
+from reflow.running.worker.loader import load_workflow
 
 
 def tagged_paths(value: Any) -> Iterator[str]:
@@ -44,8 +45,6 @@ def make_validator(manifest: Mapping[str, Any]) -> Validator:
 
     def user_verify(spec: TaskSpec) -> Any:
         if spec.name not in callables:
-            from reflow.running.loader import load_workflow
-
             workflow = load_workflow(manifest)
             callables.update({n: t.verify for n, t in workflow.tasks.items()})
         return callables.get(spec.name)

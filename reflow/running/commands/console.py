@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from reflow.definition.cli_builder import build_parser
 from reflow.definition.errors import ReflowError
-from reflow.running.commands import run_store_command
+from reflow.running.commands.handlers import run_store_command
 
 STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs")
 """The commands of a flow file's CLI that the console script offers."""

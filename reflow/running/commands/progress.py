@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from reflow.running.dispatcher import TERMINAL_RUN_STATES
-from reflow.running.status import STATE_ORDER
+from reflow.running.commands.status import STATE_ORDER, load_status
+from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 
 _POLL_S = 0.2
 _MAX_POLL_S = 2.0
@@ -42,8 +42,6 @@ def wait_for_run(
         ``succeeded``, ``failed`` or ``cancelled`` once the run ended; ``stalled`` when its
         local dispatcher is gone; the current state (``running``) on timeout.
     """
-    from reflow.running.commands import load_status
-
     started = time.monotonic()
     deadline = None if timeout_s is None else started + timeout_s
     view = None if out is None else ProgressView(out, tty=is_terminal(out))

@@ -11,46 +11,25 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from reflow.definition.diagram import render_dot
 from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
+from reflow.running.commands.progress import wait_for_run
+from reflow.running.commands.status import load_status, render_status
+from reflow.running.commands.submission import resolve_run_dir, submit_workflow
 from reflow.running.config import load_config
-from reflow.running.layout import RunLayout
-from reflow.running.store import SqliteStore
-
-if TYPE_CHECKING:
-    from reflow.running.submission import SubmittableWorkflow
+from reflow.running.dispatch.control import cancel_run, retry_run
+from reflow.running.process import run_command as run_process
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import SubmittableWorkflow, read_manifest
+from reflow.running.store.sqlite import SqliteStore
 
 
 def run_dir_of(value: Path | None) -> Path:
     """The ``--run-dir`` given, else the configured default."""
-    from reflow.running.submission import resolve_run_dir
-
     return resolve_run_dir(value, load_config())
-
-
-def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True) -> dict[str, Any]:
-    """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data.
-
-    ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness.
-    """
-    from reflow.running.loader import read_manifest
-    from reflow.running.status import build_status
-
-    store = SqliteStore.open(Path(run_dir))
-    try:
-        if run_id is None:
-            runs = store.runs()
-            if not runs:
-                raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
-            run_id = runs[-1].run_id
-        store.run(run_id)
-        layout = RunLayout(Path(run_dir), run_id)
-        tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler)
-    finally:
-        store.close()
 
 
 def run_command(
@@ -72,9 +51,6 @@ def run_command(
 
 def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     """Commands that need only the run directory: status, cancel, retry, runs, logs."""
-    from reflow.running.control import cancel_run, retry_run
-    from reflow.running.status import render_status
-
     root = run_dir_of(args.run_dir)
     command = args.command
     if command == "status":
@@ -99,7 +75,6 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
 def _submit(
     wf: SubmittableWorkflow, args: argparse.Namespace, params: dict[str, Any], out: IO[str]
 ) -> int:
-    from reflow.running.submission import submit_workflow
 
     run = submit_workflow(
         wf,
@@ -123,8 +98,6 @@ def _submit(
 
 def _follow(root: Path, run_id: str, out: IO[str]) -> int:
     """Show progress until the run ends, then its summary; 0 only if it succeeded."""
-    from reflow.running.progress import wait_for_run
-
     return 0 if wait_for_run(root, run_id, out=out) == "succeeded" else 1
 
 
@@ -168,8 +141,6 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
         store.close()
     layout = RunLayout(root, run_id)
     if not rows:
-        from reflow.running.loader import read_manifest
-
         names = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
         waits = task in names
         raise UsageError(
@@ -202,8 +173,6 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
 
 
 def _dag_image(graph: Graph, fmt: str, output: Path | None, out: IO[str]) -> int:
-    from reflow.definition.diagram import render_dot
-    from reflow.running.process import run_command as run_process
 
     dot = shutil.which("dot")
     if dot is None:

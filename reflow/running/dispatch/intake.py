@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from reflow.running.executors.base import Executor, FailureReason, JobState
-from reflow.running.layout import RunLayout
-from reflow.running.results import ResultProblem, read_result
-from reflow.running.store import InstanceRow, SqliteStore
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.results import ResultProblem, read_result
+from reflow.running.store.sqlite import InstanceRow, SqliteStore
 
 _MAX_LOST_RESUBMITS = 3
 _MARK_FINISHED = (

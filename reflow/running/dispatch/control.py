@@ -13,19 +13,19 @@ from reflow.definition.description import graph_from_description
 from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
 from reflow.planning.planner import Finished
-from reflow.running.layout import RunLayout
-from reflow.running.store import ACTIVE_STATES, SqliteStore
-from reflow.running.verification import holds_path
+from reflow.running.dispatch.drive import launch
+from reflow.running.dispatch.verification import holds_path, make_validator
+from reflow.running.executors.local import LocalExecutor
+from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.sqlite import ACTIVE_STATES, SqliteStore
 
 
 def executor_for(mode: str, layout: RunLayout) -> Any:
     """An executor able to cancel and query the jobs of a run made with ``mode``."""
     if mode == "slurm":
-        from reflow.running.executors.slurm import SlurmExecutor
-
         return SlurmExecutor()
-    from reflow.running.executors.local import LocalExecutor
-
     return LocalExecutor(run_root=layout.run)
 
 
@@ -42,8 +42,6 @@ def _check_task(graph: Graph, task: str | None) -> None:
 
 def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
     """Cancel the run's active instances (of ``task`` only when given); return how many."""
-    from reflow.running.loader import read_manifest
-
     layout = RunLayout(root, run_id)
     store = SqliteStore.open(layout.root)
     try:
@@ -82,10 +80,6 @@ def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool =
 
     Returns the number of instances that will run again (not counting stale upstream ones).
     """
-    from reflow.running.drive import launch
-    from reflow.running.loader import read_manifest
-    from reflow.running.verification import make_validator
-
     layout = RunLayout(root, run_id)
     store = SqliteStore.open(layout.root)
     try:

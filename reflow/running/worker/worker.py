@@ -38,11 +38,13 @@ from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.types import conforms
 from reflow.planning.encoding import LocatedEncodingError, from_json, to_json, to_text
 from reflow.planning.identity import value_hash
-from reflow.running.executors.ranges import expand
-from reflow.running.inputs import read_inputs
-from reflow.running.layout import RunLayout
-from reflow.running.loader import FlowImportError, load_workflow, read_manifest
-from reflow.running.results import ResultError, result_text, write_result
+from reflow.running.ranges import expand
+from reflow.running.rundir.inputs import read_inputs
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.results import ResultError, result_text, write_result
+from reflow.running.worker.command import worker_parser
+from reflow.running.worker.loader import FlowImportError, load_workflow
 
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
 
@@ -74,7 +76,7 @@ class _Outcome:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the worker command line and return its exit status (see the module docstring)."""
-    args = _parser().parse_args(argv)
+    args = worker_parser().parse_args(argv)
     layout = RunLayout(Path(args.run_dir).absolute(), args.run_id)
     try:
         elements = _select(args, layout, os.environ if environ is None else environ)
@@ -120,18 +122,6 @@ class _Failed:
     def __call__(self, element: int) -> _Outcome:
         print(self.error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
         return _Outcome(error=self.error)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m reflow.running.worker", description="Run elements of one reflow task."
-    )
-    for flag in ("--run-dir", "--run-id", "--task", "--batch", "--plan"):
-        parser.add_argument(flag, required=True)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--elements", help="elements to run in this process, e.g. 0-9,12")
-    which.add_argument("--array-offset", type=int, help="index into the batch's elements")
-    return parser
 
 
 def _select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, str]) -> list[int]:

@@ -6,7 +6,6 @@ the run is recorded in the store, so a run the store knows always has a manifest
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import sys
@@ -14,29 +13,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-from reflow.definition.description import describe
 from reflow.definition.errors import UsageError, suggest
-from reflow.definition.graph import Graph
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.types import conforms
 from reflow.planning.encoding import to_json
 from reflow.running.config import Config, load_config
-from reflow.running.layout import RunLayout, write_atomic
-
-
-class SubmittableWorkflow(Protocol):
-    """What submission needs of a workflow: its graph, and where a worker can import it."""
-
-    name: str
-    defined_in: str
-    defined_file: str | None
-    defined_as: str | None
-
-    def graph(self) -> Graph:
-        """The validated graph."""
-        ...
+from reflow.running.dispatch.drive import start_run
+from reflow.running.dispatch.dry_run import dry_run
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import SubmittableWorkflow, build_manifest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,9 +33,6 @@ class Submitted:
     run_dir: Path
     run_id: str
     executor: str
-
-
-MANIFEST_FORMAT = "reflow/run/1"
 
 
 def submit_workflow(
@@ -86,36 +70,11 @@ def submit_workflow(
     manifest = build_manifest(wf, graph, run_id, values, python=config.python)
     run_options = {"force": force, "force_tasks": list(force_tasks), "verify": verify}
     if mode == "dry-run":
-        from reflow.running.dry_run import dry_run
-
         dry_run(root, manifest, run_options, out=out or sys.stdout)
         return Submitted(run_dir=root, run_id=run_id, executor="dry-run")
-    from reflow.running.drive import start_run
-
     layout = RunLayout(root, run_id)
     start_run(layout, manifest, run_options, mode=mode)
     return Submitted(run_dir=root, run_id=run_id, executor=mode)
-
-
-def build_manifest(
-    wf: SubmittableWorkflow,
-    graph: Graph,
-    run_id: str,
-    values: Mapping[str, Any],
-    *,
-    python: str | None = None,
-) -> dict[str, Any]:
-    """The run's manifest: its description, parameters, flow source, interpreter and folder."""
-    return {
-        "format": MANIFEST_FORMAT,
-        "run_id": run_id,
-        "workflow": wf.name,
-        "description": describe(graph),
-        "params": dict(values),
-        "source": flow_source(wf),
-        "python": python or sys.executable,
-        "cwd": str(Path.cwd()),
-    }
 
 
 def check_params(
@@ -203,34 +162,3 @@ def choose_mode(config: Config) -> str:
 def new_run_id(workflow: str) -> str:
     """A run id that starts with the workflow's name and sorts by time: ``demo-20260401-...``."""
     return f"{workflow}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-
-
-def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
-    """Where a worker finds the workflow: a flow file, or an importable module."""
-    module = wf.defined_in
-    file = wf.defined_file
-    if module == "__main__" and wf.defined_as:
-        module = wf.defined_as  # run as ``python -m package.flow``: import it by that name
-    if module == "__main__" and not file:
-        raise UsageError(
-            f"workflow {wf.name!r} is defined in a notebook or REPL, where a worker cannot "
-            "import it",
-            value=wf.name,
-            hint="move the tasks into a module (e.g. flow.py) and import the workflow from it",
-        )
-    sys_path = [str(Path.cwd())]
-    if file:
-        top = Path(file).resolve().parent
-        for _ in range(module.count(".")):
-            top = top.parent
-        sys_path.insert(0, str(top))
-    return {
-        "module": module,
-        "file": str(Path(file).resolve()) if module == "__main__" and file else None,
-        "sys_path": sys_path,
-    }
-
-
-def write_manifest(layout: RunLayout, manifest: Mapping[str, Any]) -> None:
-    """Write the run's manifest atomically."""
-    write_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")

@@ -19,19 +19,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.running.config import load_config
+from reflow.running.dispatch.dispatcher import make_dispatcher
+from reflow.running.dispatch.slurm_chain import successor_options
 from reflow.running.executors.base import BatchRequest, JobStatus, Submission
 from reflow.running.executors.dry_run import DryRunExecutor
-from reflow.running.layout import STORE_NAME, RunLayout
-from reflow.running.store import SqliteStore
-from reflow.running.store_schema import check_version, store_problem
+from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.rundir.layout import STORE_NAME, RunLayout
+from reflow.running.rundir.manifest import write_manifest
+from reflow.running.store.schema import check_version, store_problem
+from reflow.running.store.sqlite import SqliteStore
 
 
 def dry_run(
     root: Path, manifest: Mapping[str, Any], options: Mapping[str, Any], *, out: IO[str]
 ) -> None:
     """Print the batches the first dispatcher turn would submit, and what waits."""
-    from reflow.running.drive import make_dispatcher
-
     with tempfile.TemporaryDirectory(prefix="reflow-dry-run-") as scratch:
         copy = Path(scratch)
         if (root / STORE_NAME).exists():
@@ -75,8 +78,6 @@ def _copy_store(source_path: Path, target_path: Path) -> None:
 def _record_run(
     layout: RunLayout, store: SqliteStore, manifest: Mapping[str, Any], options: Mapping[str, Any]
 ) -> None:
-    from reflow.running.submission import write_manifest
-
     write_manifest(layout, manifest)
     store.create_run(
         run_id=layout.run_id,
@@ -100,13 +101,10 @@ def _write_summary(out: IO[str], store: SqliteStore, run_id: str, specs: Sequenc
 def _write_successor(
     out: IO[str], layout: RunLayout, manifest: Mapping[str, Any], after: Sequence[str]
 ) -> None:
-    from reflow.running.config import load_config
-    from reflow.running.slurm_chain import successor_options
-
     options = successor_options(
         layout, manifest, load_config(), after=after, delay_s=None if after else 15
     )
-    script = layout.run / "scripts" / "dispatcher.sh"
+    script = layout.dispatcher_script
     out.write(
         "[dry-run] then the next dispatcher turn: "
         + shlex.join(["sbatch", "--parsable", *options, str(script)])
@@ -116,8 +114,6 @@ def _write_successor(
 
 def _slurm_render() -> Callable[[BatchRequest], str]:
     """Render a request as the Slurm executor would (one array per ``MaxArraySize`` chunk)."""
-    from reflow.running.executors.slurm import SlurmExecutor
-
     slurm = SlurmExecutor()
 
     def render(request: BatchRequest) -> str:

@@ -5,7 +5,10 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
 
     <run_dir>/reflow.sqlite
     <run_dir>/runs/<run_id>/manifest.json
-    <run_dir>/runs/<run_id>/dispatcher.log
+    <run_dir>/runs/<run_id>/dispatcher.log               (a local dispatcher's output)
+    <run_dir>/runs/<run_id>/dispatcher-<job id>.log      (a Slurm dispatcher turn's output)
+    <run_dir>/runs/<run_id>/dispatcher.lock              (held by the one running dispatcher)
+    <run_dir>/runs/<run_id>/scripts/dispatcher.sh        (a Slurm dispatcher turn's script)
     <run_dir>/runs/<run_id>/inputs/<task>-<plan>.jsonl   (+ .idx: byte offset per element)
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
     <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
@@ -49,6 +52,21 @@ class RunLayout:
     def dispatcher_log(self) -> Path:
         """Output of the dispatcher's turns."""
         return self.run / "dispatcher.log"
+
+    @property
+    def dispatcher_lock(self) -> Path:
+        """The file a dispatcher holds a lock on while it runs turns."""
+        return self.run / "dispatcher.lock"
+
+    @property
+    def slurm_dispatcher_log(self) -> Path:
+        """Output of a Slurm dispatcher turn, with ``%j`` for sbatch to fill the job id."""
+        return self.run / "dispatcher-%j.log"
+
+    @property
+    def dispatcher_script(self) -> Path:
+        """The batch script of a Slurm dispatcher turn."""
+        return self.run / "scripts" / "dispatcher.sh"
 
     def inputs(self, task: str, plan: str) -> Path:
         """Inputs of every element of ``task`` for one planning of it (JSON lines)."""

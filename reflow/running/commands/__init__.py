@@ -1,0 +1,6 @@
+"""Running: what the user calls: command handlers, submit, status, progress, console script.
+
+Owns the handlers behind ``cli()`` and the ``reflow`` script (``handlers``, ``console``),
+turning a ``submit`` into a run (``submission``), a run's status (``status``) and following
+a run (``progress``). May import everything in ``reflow.running``; nothing there imports it.
+"""

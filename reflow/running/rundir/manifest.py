@@ -1,0 +1,126 @@
+"""Running: the run manifest (``reflow/run/1``): built at submit, written once, read by all.
+
+A run's manifest says what the run is, so that a dispatcher turn, a worker or the ``reflow``
+script can work from the run directory alone: the workflow's description (the graph,
+without importing user code), the parameters as tagged JSON, where the flow's code lives
+(a module name, the file, the submitting process's ``sys.path``), the interpreter and the
+folder submit ran in. It is written before the run is recorded in the store, so a run the
+store knows always has a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from reflow.definition.description import describe
+from reflow.definition.errors import StoreError, UsageError
+from reflow.definition.graph import Graph
+from reflow.running.rundir.layout import RunLayout, write_atomic
+
+MANIFEST_FORMAT = "reflow/run/1"
+
+
+class SubmittableWorkflow(Protocol):
+    """What submission needs of a workflow: its graph, and where a worker can import it."""
+
+    name: str
+    defined_in: str
+    defined_file: str | None
+    defined_as: str | None
+
+    def graph(self) -> Graph:
+        """The validated graph."""
+        ...
+
+
+def build_manifest(
+    wf: SubmittableWorkflow,
+    graph: Graph,
+    run_id: str,
+    values: Mapping[str, Any],
+    *,
+    python: str | None = None,
+) -> dict[str, Any]:
+    """The run's manifest: its description, parameters, flow source, interpreter and folder."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "run_id": run_id,
+        "workflow": wf.name,
+        "description": describe(graph),
+        "params": dict(values),
+        "source": flow_source(wf),
+        "python": python or sys.executable,
+        "cwd": str(Path.cwd()),
+    }
+
+
+def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
+    """Where a worker finds the workflow: a flow file, or an importable module."""
+    module = wf.defined_in
+    file = wf.defined_file
+    if module == "__main__" and wf.defined_as:
+        module = wf.defined_as  # run as ``python -m package.flow``: import it by that name
+    if module == "__main__" and not file:
+        raise UsageError(
+            f"workflow {wf.name!r} is defined in a notebook or REPL, where a worker cannot "
+            "import it",
+            value=wf.name,
+            hint="move the tasks into a module (e.g. flow.py) and import the workflow from it",
+        )
+    sys_path = [str(Path.cwd())]
+    if file:
+        top = Path(file).resolve().parent
+        for _ in range(module.count(".")):
+            top = top.parent
+        sys_path.insert(0, str(top))
+    return {
+        "module": module,
+        "file": str(Path(file).resolve()) if module == "__main__" and file else None,
+        "sys_path": sys_path,
+    }
+
+
+def write_manifest(layout: RunLayout, manifest: Mapping[str, Any]) -> None:
+    """Write the run's manifest atomically."""
+    write_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
+
+
+def read_manifest(layout: RunLayout) -> dict[str, Any]:
+    """Return the run's manifest.
+
+    Raises:
+        StoreError: The manifest is missing, not JSON, of another format or another run.
+    """
+    path = layout.manifest
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise StoreError(
+            f"cannot read the run manifest {path}: {err.strerror or err}",
+            value=str(path),
+            hint="check --run-dir and the run id",
+        ) from err
+    except ValueError as err:
+        raise StoreError(
+            f"the run manifest {path} is not JSON: {err}",
+            value=str(path),
+            hint="the run cannot be read or resumed; submit it again",
+        ) from err
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise StoreError(
+            f"the run manifest {path} has format {found!r}, not {MANIFEST_FORMAT!r}",
+            value=found,
+            hint="run it with the reflow version that submitted it",
+        )
+    if data.get("run_id") != layout.run_id:
+        raise StoreError(
+            f"the run manifest {path} belongs to run {data.get('run_id')!r}, not {layout.run_id!r}",
+            value=data.get("run_id"),
+            hint="the run's folder was copied or renamed; submit the run again",
+        )
+    return data

@@ -1,0 +1,66 @@
+"""Running: the worker's command line, built and parsed in this one module. Pure.
+
+The dispatcher builds the base command (which task, batch and planning); the executor adds
+how the worker finds its elements: ``--elements 0-9,12`` for a local process, or
+``--array-offset N`` on Slurm, where the element is entry ``N + $SLURM_ARRAY_TASK_ID`` of
+the batch file (with neither, the element is ``$SLURM_ARRAY_TASK_ID`` itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from reflow.running.ranges import compress
+
+WORKER_MODULE = "reflow.running.worker"
+"""What ``python -m`` runs; also how a worker process is recognised in ``/proc``."""
+ELEMENTS_FLAG = "--elements"
+ARRAY_OFFSET_FLAG = "--array-offset"
+
+
+def worker_command(
+    python: str, *, run_dir: Path, run_id: str, task: str, batch: str, plan: str
+) -> tuple[str, ...]:
+    """The worker's argument list for one batch, before the executor says which elements."""
+    return (
+        python,
+        "-m",
+        WORKER_MODULE,
+        "--run-dir",
+        str(run_dir),
+        "--run-id",
+        run_id,
+        "--task",
+        task,
+        "--batch",
+        batch,
+        "--plan",
+        plan,
+    )
+
+
+def with_elements(command: Sequence[str], elements: Sequence[int]) -> list[str]:
+    """``command`` running ``elements`` one after another in one process."""
+    return [*command, ELEMENTS_FLAG, compress(elements)]
+
+
+def array_offset_args(offset: int) -> tuple[str, str]:
+    """The arguments that shift ``$SLURM_ARRAY_TASK_ID`` by ``offset`` into the batch."""
+    return (ARRAY_OFFSET_FLAG, str(offset))
+
+
+def worker_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m reflow.running.worker``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {WORKER_MODULE}",
+        description="Run elements of one reflow task.",
+        allow_abbrev=False,
+    )
+    for flag in ("--run-dir", "--run-id", "--task", "--batch", "--plan"):
+        parser.add_argument(flag, required=True)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(ELEMENTS_FLAG, help="elements to run in this process, e.g. 0-9,12")
+    which.add_argument(ARRAY_OFFSET_FLAG, type=int, help="index into the batch's elements")
+    return parser
