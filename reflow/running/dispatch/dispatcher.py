@@ -246,6 +246,11 @@ class Dispatcher:
         self.store.execute_many(
             [
                 (
+                    "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
+                    " created) VALUES (?, ?, ?, 'submitted', ?, ?)",
+                    [(self.run_id, batch, task, json.dumps(submission.scheduler_ids), now)],
+                ),
+                (
                     "UPDATE instances SET state = 'submitted', batch = ?, job_id = ?,"
                     " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
                     " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
