@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar, overload
 
 from reflow.definition.errors import DefinitionError, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into
 from reflow.definition.resources import build_resources
-from reflow.definition.spec import InputSpec, TaskSpec, task_spec_from_function
+from reflow.definition.spec import (
+    FINGERPRINT_MODES,
+    InputSpec,
+    TaskSpec,
+    task_spec_from_function,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -30,8 +35,10 @@ class TaskOptions(TypedDict, total=False):
     ``name`` renames the task; resources are ``cpus``, ``mem`` (``"4G"``), ``time``
     (``"HH:MM:SS"``), ``gpus``, ``partition``, ``account``, ``qos``, ``constraint``, ``extra``
     (more sbatch options) and ``array_limit`` (elements running at once); ``after`` orders the
-    task after others; ``version`` and ``cache`` steer caching; ``verify`` checks a cached
-    output before it is trusted.
+    task after others; ``version`` and ``cache`` steer caching; ``fingerprint`` says how the
+    files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
+    config's ``[cache] fingerprint`` when not given); ``verify`` checks a cached output before
+    it is trusted.
     """
 
     name: str | None
@@ -48,6 +55,7 @@ class TaskOptions(TypedDict, total=False):
     after: Sequence[str]
     version: str | int
     cache: bool
+    fingerprint: Literal["stat", "content", "path"] | None
     verify: Callable[[Any], bool] | None
 
 
@@ -239,6 +247,7 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
         version=str(options.get("version", "1")),
         cache=options.get("cache", True),
         verify=options.get("verify"),
+        fingerprint=options.get("fingerprint"),
     )
 
 
@@ -269,6 +278,16 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             param="verify",
             value=verify,
             hint="pass a function taking the output and returning True when it is still valid",
+        )
+    fingerprint = options.get("fingerprint")
+    if fingerprint is not None and fingerprint not in FINGERPRINT_MODES:
+        raise DefinitionError(
+            f"fingerprint={fingerprint!r} is not a fingerprint mode",
+            task=name,
+            param="fingerprint",
+            value=fingerprint,
+            suggestion=suggest(str(fingerprint), FINGERPRINT_MODES),
+            hint="choose one of " + ", ".join(repr(m) for m in FINGERPRINT_MODES),
         )
     for flag in ("cache", "array"):
         value = options.get(flag, False)

@@ -61,6 +61,10 @@ class InputSpec:
     sources: tuple[str, ...]
 
 
+FINGERPRINT_MODES = ("stat", "content", "path")
+"""How the files a task returns are fingerprinted; see ``reflow.running.fingerprints``."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSpec:
     """Everything reflow knows about one decorated function.
@@ -78,6 +82,7 @@ class TaskSpec:
     after: tuple[str, ...] = ()
     version: str = "1"
     cache: bool = True
+    fingerprint: str | None = None
     has_verify: bool = False
     module: str = ""
     qualname: str = ""
@@ -101,6 +106,7 @@ def task_spec_from_function(
     version: str,
     cache: bool,
     verify: Callable[[Any], bool] | None,
+    fingerprint: str | None = None,
 ) -> TaskSpec:
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
@@ -147,6 +153,7 @@ def task_spec_from_function(
         after=after,
         version=version,
         cache=cache,
+        fingerprint=fingerprint,
         has_verify=verify is not None,
         module=getattr(func, "__module__", ""),
         qualname=getattr(func, "__qualname__", ""),

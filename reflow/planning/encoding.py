@@ -6,7 +6,9 @@ Equal values always give the same text, which is what :mod:`reflow.planning.iden
 
 Supported values: ``None``, ``bool``, ``int``, finite ``float``, ``str``, ``list``, ``tuple``
 (written as a list, so it reads back as a list), ``dict`` with ``str`` keys, and
-``pathlib.PurePath`` (written as ``{"$path": "..."}``, read back as ``Path``). A dict with a
+``pathlib.PurePath`` (written as ``{"$path": "..."}``, read back as ``Path``; a worker may add
+the file's fingerprint, ``{"$path": "...", "$fp": "stat:..."}``, which is read back as the same
+``Path`` and enters the value's hash). A dict with a
 key starting with ``$`` is written as ``{"$dict": [[key, value], ...]}`` (sorted by key) so it
 never collides with a tag. Everything else raises :class:`LocatedEncodingError`, which names
 the Python type and where it sits (``value[3]["x"]``).
@@ -35,6 +37,7 @@ MAX_DEPTH = 512
 """Deepest nesting of containers a value may have."""
 
 PATH_TAG = "$path"
+FINGERPRINT_TAG = "$fp"
 DICT_TAG = "$dict"
 
 _ENCODER = json.JSONEncoder(
@@ -195,6 +198,8 @@ def _untag(obj: dict[str, Any], where: str) -> Any:
     """Resolve one decoded JSON object: a tag becomes its value, a plain dict stays."""
     if not any(map(_is_tag_key, obj)):
         return obj
+    if len(obj) == 2 and type(obj.get(PATH_TAG)) is str and type(obj.get(FINGERPRINT_TAG)) is str:
+        return Path(obj[PATH_TAG])
     if len(obj) == 1:
         ((tag, content),) = obj.items()
         if tag == PATH_TAG and type(content) is str:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
 from reflow.definition.resources import Resources, build_resources
+from reflow.definition.spec import FINGERPRINT_MODES
 
 Mode = Literal["local", "slurm", "dry-run"]
 
@@ -42,6 +43,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
     },
     "defaults": {"run_dir": "path"},
+    "cache": {"fingerprint": "fingerprint"},
     "server": {"url": "url"},
 }
 
@@ -61,6 +63,7 @@ _ENV: dict[str, str] = {
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
     "REFLOW_RUN_DIR": "defaults.run_dir",
+    "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_SERVER_URL": "server.url",
 }
 _ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
@@ -87,6 +90,7 @@ class Config:
     submit_budget: int | None = None
     local_slots: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
+    fingerprint: str | None = None
     path: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()
 
@@ -149,6 +153,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
+        fingerprint=values.get("cache.fingerprint"),
         path=None if document is None else file,
         sources=tuple(sorted((key, setting.source) for key, setting in settings.items())),
     )
@@ -291,6 +296,11 @@ def _check(setting: _Setting, home: Path) -> Any:
         return value
     if kind == "mode":
         return _check_mode(setting)
+    if kind == "fingerprint":
+        if value not in FINGERPRINT_MODES:
+            choices = ", ".join(repr(m) for m in FINGERPRINT_MODES)
+            raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
+        return value
     if not isinstance(value, str) or not value.strip() or "\n" in value:
         raise _invalid(setting, f"{name}={value!r} must be a non-empty one-line string")
     if kind == "url":

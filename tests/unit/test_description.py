@@ -38,7 +38,8 @@ def test_manifest_has_the_documented_keys():
     assert (data["format"], data["workflow"]) == (FORMAT, "all_rules")
     task = data["tasks"][0]
     assert set(task) == {
-        "name", "array", "module", "qualname", "version", "cache", "verify", "run_dir_arg",
+        "name", "array", "module", "qualname", "version", "cache", "fingerprint", "verify",
+            "run_dir_arg",
         "returns", "resources", "after", "params", "inputs",
     }  # fmt: skip
     assert (task["name"], task["module"], task["returns"]) == (

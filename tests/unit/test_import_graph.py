@@ -10,7 +10,7 @@ import reflow
 
 PACKAGE = Path(reflow.__file__).parent
 FACADES = {"reflow", "reflow.cli", "reflow.run", "reflow.workflow"}
-SHARED = {"config", "process", "ranges"}
+SHARED = {"config", "fingerprints", "process", "ranges"}
 """Rooms of ``reflow.running`` every other room may import."""
 ROOMS = {
     "rundir": set(),
@@ -22,6 +22,7 @@ ROOMS = {
     "config": set(),
     "process": set(),
     "ranges": set(),
+    "fingerprints": set(),
 }
 """What each room of ``reflow.running`` may import besides itself and ``SHARED``."""
 

@@ -67,7 +67,9 @@ def submit_workflow(
     root = resolve_run_dir(run_dir, config)
     mode = choose_mode(config)
     run_id = new_run_id(wf.name)
-    manifest = build_manifest(wf, graph, run_id, values, python=config.python)
+    manifest = build_manifest(
+        wf, graph, run_id, values, python=config.python, fingerprint=config.fingerprint
+    )
     run_options = {"force": force, "force_tasks": list(force_tasks), "verify": verify}
     if mode == "dry-run":
         dry_run(root, manifest, run_options, out=out or sys.stdout)

@@ -1,36 +1,28 @@
 """Running: decide whether a cached output can still be trusted.
 
-Outputs typed ``Path`` (anywhere inside them, e.g. ``list[Path]``) are checked for existence;
-a task's ``verify=`` callable is called on the decoded output. The flow is imported only when
-a task with ``verify=`` is actually checked.
+Every ``Path`` inside a cached output (e.g. in a ``list[Path]``) is checked against the
+fingerprint its worker recorded (size and modification time, or a hash of the bytes): a file
+that changed or vanished makes the output stale. A path recorded without a fingerprint (by
+an older reflow, or with ``fingerprint="path"``) is checked for existence only. A task's
+``verify=`` callable is then called on the decoded output. This is the one place where reflow
+re-reads the files of finished work. The flow is imported only when a task with ``verify=`` is
+actually checked.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reflow.definition.spec import TaskSpec
 from reflow.definition.types import TypeRef
-from reflow.planning.encoding import PATH_TAG, from_json
+from reflow.planning.encoding import from_json
+from reflow.planning.paths import tagged_paths
 from reflow.planning.planner import Finished, Validator
+from reflow.running.fingerprints import differs
 from reflow.running.worker.loader import load_workflow
-
-
-def tagged_paths(value: Any) -> Iterator[str]:
-    """Every path inside a tagged JSON value."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if len(item) == 1 and PATH_TAG in item:
-                yield str(item[PATH_TAG])
-            else:
-                stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def holds_path(ref: TypeRef | None) -> bool:
@@ -50,8 +42,12 @@ def make_validator(manifest: Mapping[str, Any]) -> Validator:
         return callables.get(spec.name)
 
     def validate(spec: TaskSpec, finished: Finished) -> bool:
-        for path in tagged_paths(finished.value):
-            if not os.path.exists(os.path.join(cwd, path)):  # noqa: PTH110, PTH118 - hot path
+        for path, recorded in tagged_paths(finished.value):
+            full = os.path.join(cwd, path)  # noqa: PTH118 - hot path
+            if recorded is None:
+                if not os.path.exists(full):  # noqa: PTH110 - hot path
+                    return False
+            elif differs(recorded, Path(full)) is not None:
                 return False
         if spec.has_verify:
             check = user_verify(spec)

@@ -44,8 +44,13 @@ def build_manifest(
     values: Mapping[str, Any],
     *,
     python: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """The run's manifest: its description, parameters, flow source, interpreter and folder."""
+    """The run's manifest: its description, parameters, flow source, interpreter and folder.
+
+    ``fingerprint`` is the config's ``[cache] fingerprint``: how workers fingerprint the files
+    of tasks that set no ``fingerprint=`` of their own.
+    """
     return {
         "format": MANIFEST_FORMAT,
         "run_id": run_id,
@@ -55,6 +60,7 @@ def build_manifest(
         "source": flow_source(wf),
         "python": python or sys.executable,
         "cwd": str(Path.cwd()),
+        "cache": {"fingerprint": fingerprint or "stat"},
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -29,15 +30,22 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from reflow.definition.errors import StoreError
 from reflow.definition.markers import RunDir
 from reflow.definition.options import param_key
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.types import conforms
-from reflow.planning.encoding import LocatedEncodingError, from_json, to_json, to_text
+from reflow.planning.encoding import (
+    LocatedEncodingError,
+    from_json,
+    to_json,
+    to_text,
+)
 from reflow.planning.identity import value_hash
+from reflow.planning.paths import with_fingerprints
+from reflow.running.fingerprints import DEFAULT_MODE, FingerprintMode, fingerprint
 from reflow.running.ranges import expand
 from reflow.running.rundir.inputs import read_inputs
 from reflow.running.rundir.layout import RunLayout
@@ -159,6 +167,10 @@ def _prepare(job: _Job) -> tuple[TaskSpec, dict[str, Any]]:
         raise FlowImportError(
             f"task {job.task!r} has no function to call", cause_type="FlowImportError"
         )
+    cache = manifest.get("cache") or {}
+    spec = dataclasses.replace(
+        spec, fingerprint=spec.fingerprint or cache.get("fingerprint") or DEFAULT_MODE
+    )
     stored = manifest.get("params") or {}
     params: dict[str, Any] = {}
     for param in spec.params:
@@ -220,12 +232,21 @@ def _encode(spec: TaskSpec, value: Any) -> _Outcome:
         return _Outcome(error=ResultError(type="TypeError", message=message))
     try:
         data = to_json(value, where="return value")
-        text = to_text(data, where="return value")
     except LocatedEncodingError as err:
         located = err.for_task(spec.name)
         print(f"reflow: {located}", file=sys.stderr)  # noqa: T201 - the element's log
         return _Outcome(error=ResultError(type=type(located).__name__, message=str(located)))
-    return _Outcome(output=data, output_hash=value_hash(text))
+    mode = cast("FingerprintMode", spec.fingerprint or DEFAULT_MODE)
+    try:
+        data = with_fingerprints(data, lambda path: fingerprint(Path(path), mode))
+    except OSError as err:
+        message = (
+            f"{spec.name} returned the path {err.filename!r}, but nothing is there "
+            f"({err.strerror}); write the file before returning its Path"
+        )
+        print(f"reflow: {message}", file=sys.stderr)  # noqa: T201 - the element's log
+        return _Outcome(error=ResultError(type="MissingOutputError", message=message))
+    return _Outcome(output=data, output_hash=value_hash(to_text(data, where="return value")))
 
 
 def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int:
