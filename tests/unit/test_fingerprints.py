@@ -76,12 +76,13 @@ def test_a_value_without_paths_is_returned_as_it_is() -> None:
 
 def test_an_unknown_fingerprint_mode_is_a_definition_error() -> None:
     wf = Workflow("modes")
-    with pytest.raises(DefinitionError) as caught:
-        options: dict[str, Any] = {"fingerprint": "contents"}
+    options: dict[str, Any] = {"fingerprint": "contents"}
 
-        @wf.job(**options)
-        def make() -> Path:
-            return Path("x")
+    def make() -> Path:
+        return Path("x")
+
+    with pytest.raises(DefinitionError) as caught:
+        wf.job(**options)(make)
 
     assert (caught.value.task, caught.value.param, caught.value.value) == (
         "make",
