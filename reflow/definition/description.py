@@ -62,6 +62,7 @@ def options_from_description(data: dict[str, Any]) -> tuple[SubmitOption, ...]:
                 short=o["short"],
                 default=_default_from_json(o["default"], ref) if "default" in o else UNSET,
                 tasks=tuple(o["tasks"]),
+                is_output=bool(o.get("output", False)),
             )
         )
     return tuple(options)
@@ -133,6 +134,7 @@ def _param_json(param: ParamSpec) -> dict[str, Any]:
         "help": param.help,
         "short": param.short,
         "namespace": param.namespace,
+        "output": param.is_output,
         "required": param.is_required,
     }
     if not param.is_required:
@@ -149,6 +151,7 @@ def _option_json(option: SubmitOption) -> dict[str, Any]:
         "short": option.short,
         "required": option.is_required,
         "tasks": list(option.tasks),
+        "output": option.is_output,
     }
     if not option.is_required:
         data["default"] = _default_json(option.default)
@@ -189,5 +192,6 @@ def _param_from_json(data: dict[str, Any]) -> ParamSpec:
         help=data["help"],
         short=data["short"],
         namespace=data["namespace"],
+        is_output=bool(data.get("output", False)),
         default=_default_from_json(data["default"], ref) if "default" in data else UNSET,
     )

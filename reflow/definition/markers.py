@@ -27,6 +27,10 @@ class Param:
         short: A one-letter short flag such as ``"-n"``.
         namespace: ``"global"`` gives ``--name`` shared by every task that declares it;
             ``"local"`` gives ``--<task>-<name>`` for this task alone.
+        output: For a ``Path`` parameter that names where the workflow writes (an output
+            folder): it need not exist at submit and is not fingerprinted. Every other
+            ``Path`` parameter is an input: it must exist at submit, and its fingerprint
+            enters the identity of the tasks that declare it.
 
     Example:
         ``start: Annotated[str, Param(help="Start date")]``
@@ -35,6 +39,7 @@ class Param:
     help: str = ""
     short: str | None = None
     namespace: Namespace = "global"
+    output: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.help, str):
@@ -46,6 +51,10 @@ class Param:
                 f"Param(short={self.short!r}) is not a short flag",
                 value=self.short,
                 hint='write a dash and one letter, e.g. short="-n"',
+            )
+        if not isinstance(self.output, bool):
+            raise DefinitionError(
+                f"Param(output={self.output!r}) must be True or False", value=self.output
             )
         if self.namespace not in ("global", "local"):
             raise DefinitionError(

@@ -47,6 +47,7 @@ class SubmitOption:
     short: str | None = None
     default: Any = UNSET
     tasks: tuple[str, ...] = ()
+    is_output: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -83,6 +84,7 @@ def submit_options(tasks: Iterable[TaskSpec]) -> tuple[SubmitOption, ...]:
                 short=param.short,
                 default=param.default,
                 tasks=(spec.name,),
+                is_output=param.is_output,
             )
             for flag in option_strings(option):
                 _claim(flags, flag, spec.name, param.name)
@@ -141,6 +143,7 @@ def _merge_global(known: SubmitOption, task: str, param: ParamSpec) -> SubmitOpt
         short=known.short,
         default=known.default,
         tasks=(*known.tasks, task),
+        is_output=known.is_output or param.is_output,
     )
 
 

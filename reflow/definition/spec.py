@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 if sys.version_info >= (3, 11):
     from typing import get_type_hints
@@ -45,6 +45,7 @@ class ParamSpec:
     short: str | None = None
     namespace: Namespace = "global"
     default: Any = UNSET
+    is_output: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -61,7 +62,8 @@ class InputSpec:
     sources: tuple[str, ...]
 
 
-FINGERPRINT_MODES = ("stat", "content", "path")
+FingerprintMode = Literal["stat", "content", "path"]
+FINGERPRINT_MODES: tuple[FingerprintMode, ...] = ("stat", "content", "path")
 """How the files a task returns are fingerprinted; see ``reflow.running.fingerprints``."""
 
 
@@ -82,7 +84,7 @@ class TaskSpec:
     after: tuple[str, ...] = ()
     version: str = "1"
     cache: bool = True
-    fingerprint: str | None = None
+    fingerprint: FingerprintMode | None = None
     has_verify: bool = False
     module: str = ""
     qualname: str = ""
@@ -106,7 +108,7 @@ def task_spec_from_function(
     version: str,
     cache: bool,
     verify: Callable[[Any], bool] | None,
-    fingerprint: str | None = None,
+    fingerprint: FingerprintMode | None = None,
 ) -> TaskSpec:
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
@@ -268,6 +270,7 @@ def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Para
         short=marker.short,
         namespace=marker.namespace,
         default=value,
+        is_output=marker.output,
     )
 
 

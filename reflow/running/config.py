@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
 from reflow.definition.resources import Resources, build_resources
-from reflow.definition.spec import FINGERPRINT_MODES
+from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
 
 Mode = Literal["local", "slurm", "dry-run"]
 
@@ -90,7 +90,7 @@ class Config:
     submit_budget: int | None = None
     local_slots: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
-    fingerprint: str | None = None
+    fingerprint: FingerprintMode | None = None
     path: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()
 

@@ -20,12 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal
 
-from reflow.definition.spec import FINGERPRINT_MODES
+from reflow.definition.spec import FingerprintMode
 
-FingerprintMode = Literal["stat", "content", "path"]
-MODES: tuple[str, ...] = FINGERPRINT_MODES
 DEFAULT_MODE: FingerprintMode = "stat"
 _CHUNK_BYTES = 1 << 20
 

@@ -16,7 +16,7 @@ wf = Workflow("echo")
 @wf.job()
 def record(
     text: Annotated[str, Param(help="any text")],
-    where: Annotated[Path, Param(help="any path")] = Path("."),
+    where: Annotated[Path, Param(help="any path", output=True)] = Path("."),
     words: Annotated[list[str], Param(help="any words")] = ["plain"],  # noqa: B006
     run_dir: RunDir = RunDir(),
 ) -> str:

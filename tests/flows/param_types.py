@@ -16,7 +16,7 @@ def configure(
     count: Annotated[int, Param(help="How many")] = 3,
     ratio: float = 0.5,
     dry: Annotated[bool, Param(help="Only pretend")] = False,
-    output: Annotated[Path, Param(help="Output folder")] = Path("out"),
+    output: Annotated[Path, Param(help="Output folder", output=True)] = Path("out"),
     model: Annotated[Literal["era5", "icon"], Param(help="Model", short="-m")] = "era5",
     level: Literal[1, 2, 3] = 1,
     tags: tuple[str, ...] = ("a", "b"),

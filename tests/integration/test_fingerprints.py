@@ -154,3 +154,99 @@ def wait_for_end(flow: Path, run_dir: Path, run_id: str, timeout_s: float = 60) 
             return state
         time.sleep(0.3)
     return "running"
+
+
+INPUT_FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Param, Result, RunDir, Workflow
+
+wf = Workflow("inputs")
+
+
+def log(run_dir: Path, task: str, what: str) -> None:
+    with (run_dir / f"{task}.calls").open("a") as handle:
+        handle.write(what + "\\n")
+
+
+@wf.job()
+def samples(count: Annotated[int, Param(help="samples")] = 2) -> list[str]:
+    return [f"S{i}" for i in range(count)]
+
+
+@wf.array_job()
+def align(
+    sample: Annotated[str, Result(step="samples")],
+    reference: Annotated[Path, Param(help="Reference genome")],
+    run_dir: RunDir = RunDir(),
+) -> str:
+    log(run_dir, "align", sample)
+    return sample + ":" + reference.read_text().strip()[:1]
+
+
+@wf.job()
+def report(
+    lines: Annotated[list[str], Result(step="align")],
+    outdir: Annotated[Path, Param(help="Where to write", output=True)] = Path("out"),
+    run_dir: RunDir = RunDir(),
+) -> Path:
+    log(run_dir, "report", str(outdir))
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "report.txt").write_text("\\n".join(lines))
+    return outdir / "report.txt"
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_an_input_file_edited_in_place_reruns_the_tasks_that_declare_it(tmp_path: Path) -> None:
+    flow = tmp_path / "inputs_flow.py"
+    flow.write_text(textwrap.dedent(INPUT_FLOW))
+    run_dir, reference = tmp_path / "runs", tmp_path / "genome.fa"
+    reference.write_text("ACGT\n")
+    submit_and_wait(flow, run_dir, "--reference", "genome.fa")
+    reference.write_text("AGGT\n")  # same first letter: align's outputs stay the same
+    _, edited = submit_and_wait(flow, run_dir, "--reference", "genome.fa")
+    assert counts(edited) == {
+        "samples": {"cached": 1},
+        "align": {"done": 2},
+        "report": {"cached": 1},
+    }
+    assert sorted(calls(run_dir, "align")) == ["S0", "S0", "S1", "S1"]
+    _, same = submit_and_wait(flow, run_dir, "--reference", str(reference))
+    assert counts(same)["align"] == {"cached": 2}  # relative or absolute: the same file
+
+
+def test_a_missing_input_path_is_one_line_at_submit_and_writes_nothing(tmp_path: Path) -> None:
+    flow = tmp_path / "inputs_flow.py"
+    flow.write_text(textwrap.dedent(INPUT_FLOW))
+    run_dir = tmp_path / "runs"
+    done = cli(flow, "submit", "--run-dir", str(run_dir), "--reference", "nope.fa", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "--reference" in done.stderr
+    assert "nope.fa" in done.stderr
+    assert "Param(output=True)" in done.stderr
+    assert not run_dir.exists()
+
+
+def test_a_relative_output_path_means_the_folder_submit_ran_in(tmp_path: Path) -> None:
+    flow = tmp_path / "inputs_flow.py"
+    flow.write_text(textwrap.dedent(INPUT_FLOW))
+    run_dir = tmp_path / "runs"
+    (tmp_path / "genome.fa").write_text("ACGT\n")
+    for folder in (tmp_path / "one", tmp_path / "two"):
+        folder.mkdir()
+        done = cli(
+            flow, "submit", "--run-dir", str(run_dir), "--wait", "--outdir", "rel_out",
+            "--reference", str(tmp_path / "genome.fa"), cwd=folder,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (folder / "rel_out" / "report.txt").read_text() == "S0:A\nS1:A"
+    assert calls(run_dir, "report") == [
+        str(tmp_path / "one" / "rel_out"),
+        str(tmp_path / "two" / "rel_out"),
+    ]

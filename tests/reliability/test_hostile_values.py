@@ -80,7 +80,9 @@ def test_cli_parameter_values_reach_the_task_exactly(text: str) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert received(run_dir) == {"text": text, "where": str(Path(text or ".")), "words": [text]}
+        # A relative Path parameter is made absolute in the folder submit ran in.
+        where = str(base / Path(text or "."))
+        assert received(run_dir) == {"text": text, "where": where, "words": [text]}
         no_command_ran(base, FLOW.parent)
 
 
@@ -92,7 +94,8 @@ def test_submit_values_reach_the_task_exactly(text: str, words: list[str]) -> No
         run_dir = Path(scratch) / AWKWARD_DIR
         run = echo_wf.submit(run_dir=run_dir, text=text, where=Path(text or "."), words=words)
         assert run.wait(timeout=120) == "succeeded"
-        assert received(run_dir) == {"text": text, "where": str(Path(text or ".")), "words": words}
+        where = str(Path.cwd() / Path(text or "."))
+        assert received(run_dir) == {"text": text, "where": where, "words": words}
         no_command_ran(Path(scratch))
 
 

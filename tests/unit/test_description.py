@@ -73,8 +73,10 @@ def test_manifest_params_and_options_carry_defaults_as_json():
         "short": None,
         "required": False,
         "tasks": ["ingest"],
+        "output": False,
         "default": 256,
     }
+    assert options["output"]["output"] is True
 
 
 def test_manifest_records_resources_and_task_options():

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -86,15 +85,11 @@ def test_index_pointing_at_another_line_is_detected(layout: RunLayout) -> None:
         read_inputs(layout, "t", "p", 1)
 
 
-def test_hundred_thousand_rows_are_written_and_read_quickly(layout: RunLayout) -> None:
+def test_hundred_thousand_rows_are_written_and_read_back_by_offset(layout: RunLayout) -> None:
+    # How fast this is belongs to the benchmarks (plan+persist writes inputs files).
     rows = [{"nc_file": f"/scratch/data/file-{i:06d}.nc", "n": i} for i in range(100_000)]
-    begin = time.perf_counter()
     write_inputs(layout, "convert", "big", rows)
-    written = time.perf_counter() - begin
-    begin = time.perf_counter()
     got = [read_inputs(layout, "convert", "big", e) for e in (0, 54_321, 99_999)]
-    read = time.perf_counter() - begin
+    assert got[0] == {"nc_file": "/scratch/data/file-000000.nc", "n": 0}
     assert got[1] == {"nc_file": "/scratch/data/file-054321.nc", "n": 54_321}
     assert got[2]["n"] == 99_999
-    assert written < 2.0
-    assert read < 0.1

@@ -17,11 +17,13 @@ from typing import IO, Any
 
 from reflow.definition.errors import UsageError, suggest
 from reflow.definition.options import SubmitOption, submit_options
+from reflow.definition.spec import FingerprintMode
 from reflow.definition.types import conforms
-from reflow.planning.encoding import to_json
+from reflow.running.commands.input_paths import parameter_json
 from reflow.running.config import Config, load_config
 from reflow.running.dispatch.drive import start_run
 from reflow.running.dispatch.dry_run import dry_run
+from reflow.running.fingerprints import DEFAULT_MODE
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import SubmittableWorkflow, build_manifest
 
@@ -54,7 +56,9 @@ def submit_workflow(
     graph = wf.graph()
     config = load_config()
     options = submit_options(graph.tasks)
-    values = check_params(options, params, by_key=by_key)
+    values = check_params(
+        options, params, by_key=by_key, fingerprint_mode=config.fingerprint or DEFAULT_MODE
+    )
     names = {spec.name for spec in graph.tasks}
     for task in force_tasks:
         if task not in names:
@@ -80,7 +84,11 @@ def submit_workflow(
 
 
 def check_params(
-    options: Sequence[SubmitOption], given: Mapping[str, Any], *, by_key: bool
+    options: Sequence[SubmitOption],
+    given: Mapping[str, Any],
+    *,
+    by_key: bool,
+    fingerprint_mode: FingerprintMode = DEFAULT_MODE,
 ) -> dict[str, Any]:
     """Check parameter values against the options; return them as tagged JSON by key."""
     by_name = {o.key if by_key else o.flag[2:].replace("-", "_"): o for o in options}
@@ -112,7 +120,9 @@ def check_params(
                 value=value,
                 hint=_choices_hint(option) or f"pass a value of type {option.type}",
             )
-        values[option.key] = to_json(value, where=name)
+        values[option.key] = parameter_json(
+            option, value, name=name, cwd=Path.cwd(), mode=fingerprint_mode
+        )
     return values
 
 

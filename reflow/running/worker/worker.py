@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from reflow.definition.errors import StoreError
 from reflow.definition.markers import RunDir
@@ -45,7 +45,7 @@ from reflow.planning.encoding import (
 )
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
-from reflow.running.fingerprints import DEFAULT_MODE, FingerprintMode, fingerprint
+from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
 from reflow.running.ranges import expand
 from reflow.running.rundir.inputs import read_inputs
 from reflow.running.rundir.layout import RunLayout
@@ -236,7 +236,7 @@ def _encode(spec: TaskSpec, value: Any) -> _Outcome:
         located = err.for_task(spec.name)
         print(f"reflow: {located}", file=sys.stderr)  # noqa: T201 - the element's log
         return _Outcome(error=ResultError(type=type(located).__name__, message=str(located)))
-    mode = cast("FingerprintMode", spec.fingerprint or DEFAULT_MODE)
+    mode = spec.fingerprint or DEFAULT_MODE
     try:
         data = with_fingerprints(data, lambda path: fingerprint(Path(path), mode))
     except OSError as err:
