@@ -1,6 +1,6 @@
 """Facade: ``Run``, the handle of one submitted run, for notebooks and scripts.
 
-It only delegates to ``reflow.running``: status, wait, cancel, retry. It remembers the run
+It only delegates to ``reflow.running``: status, wait, cancel, retry, results. It remembers the run
 directory and the run id so that no call needs more arguments.
 """
 
@@ -74,6 +74,32 @@ class Run:
         from reflow.running.dispatch.control import retry_run
 
         return retry_run(self.run_dir, self.run_id, task, verify=verify)
+
+    def result(self, task: str, index: int | None = None) -> Any:
+        """The output of one finished element, decoded (``Path`` values come back as ``Path``).
+
+        ``index`` picks the element of an array task; leave it out for a single task. Cached
+        elements count as finished.
+
+        Raises:
+            UsageError: The task or element does not exist, or the element has not succeeded
+                (the message names its state).
+        """
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.results import element_result
+
+        return element_result(self.run_dir, self.run_id, task, index)
+
+    def results(self, task: str) -> list[Any]:
+        """The outputs of every element of ``task``, decoded, in element order.
+
+        Raises:
+            UsageError: The task does not exist, or one of its elements has not succeeded.
+        """
+        # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.results import task_results
+
+        return task_results(self.run_dir, self.run_id, task)
 
     def _repr_html_(self) -> str:
         # lazy: importing reflow stays fast; the running layer loads on first use

@@ -14,7 +14,7 @@ from typing import Any
 from reflow.definition.options import SubmitOption
 from reflow.definition.types import TypeRef
 
-COMMANDS = ("submit", "status", "cancel", "retry", "runs", "logs", "dag", "describe")
+COMMANDS = ("submit", "status", "cancel", "retry", "runs", "logs", "result", "dag", "describe")
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "str": str,
@@ -85,6 +85,15 @@ def build_parser(
     logs.add_argument("task", metavar="TASK")
     logs.add_argument("index", nargs="?", type=int, metavar="INDEX", help="element index")
     _add_run_dir(logs)
+
+    result = commands.add_parser("result", help="print a finished element's output")
+    result.add_argument("run_id", metavar="RUN_ID")
+    result.add_argument("task", metavar="TASK")
+    result.add_argument(
+        "index", nargs="?", type=int, metavar="INDEX", help="element index (default: all)"
+    )
+    _add_run_dir(result)
+    result.add_argument("--json", action="store_true", help="print the output as JSON")
 
     dag = commands.add_parser("dag", help="draw the task graph")
     dag.add_argument("--format", choices=DAG_FORMATS, default="text", help="default: text")

@@ -17,6 +17,7 @@ from reflow.definition.diagram import render_dot
 from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
 from reflow.running.commands.progress import wait_for_run
+from reflow.running.commands.results import write_result
 from reflow.running.commands.status import load_status, render_status
 from reflow.running.commands.submission import resolve_run_dir, submit_workflow
 from reflow.running.config import load_config
@@ -50,7 +51,7 @@ def run_command(
 
 
 def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
-    """Commands that need only the run directory: status, cancel, retry, runs, logs."""
+    """Commands that need only the run directory: status, cancel, retry, runs, logs, result."""
     root = run_dir_of(args.run_dir)
     command = args.command
     if command == "status":
@@ -69,6 +70,9 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         return _runs(root, args.json, out)
     if command == "logs":
         return _logs(root, args.run_id, args.task, args.index, out)
+    if command == "result":
+        write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
+        return 0
     raise AssertionError(command)
 
 

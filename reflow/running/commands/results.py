@@ -1,0 +1,135 @@
+"""Running: a finished element's output, read back from the store and decoded.
+
+``run.result(task, index)``, ``run.results(task)`` and the ``result`` command read what the
+store recorded for a run's elements, whether they ran in this run or came from the cache.
+An element that has not succeeded is a one-line error that names its state and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path, PurePath
+from typing import IO, Any
+
+from reflow.definition.errors import UsageError, suggest
+from reflow.planning.encoding import loads
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.sqlite import InstanceRow, SqliteStore
+
+_SUCCEEDED = ("done", "cached")
+
+
+def element_result(root: Path, run_id: str, task: str, index: int | None = None) -> Any:
+    """The decoded output of one element of ``task`` (of a non-array task when ``index`` is None).
+
+    Raises:
+        UsageError: The run, task or element does not exist, or the element has not succeeded.
+    """
+    rows, outputs, is_array = _read(root, run_id, task)
+    return _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
+
+
+def task_results(root: Path, run_id: str, task: str) -> list[Any]:
+    """The decoded outputs of every element of ``task``, in element order.
+
+    Raises:
+        UsageError: The run or task does not exist, or an element has not succeeded.
+    """
+    rows, outputs, _is_array = _read(root, run_id, task)
+    return [_value(root, run_id, row, outputs) for row in rows]
+
+
+def write_result(
+    root: Path, run_id: str, task: str, index: int | None, *, as_json: bool, out: IO[str]
+) -> None:
+    """Print one element's output (or every element's, for an array task without an index)."""
+    rows, outputs, is_array = _read(root, run_id, task)
+    value: Any
+    if is_array and index is None:
+        value = [_value(root, run_id, row, outputs) for row in rows]
+    else:
+        value = _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
+    if isinstance(value, str) and not as_json:
+        out.write(value + "\n")
+        return
+    out.write(json.dumps(value, indent=None if as_json else 2, default=_plain) + "\n")
+
+
+def _pick(
+    rows: list[InstanceRow], task: str, run_id: str, index: int | None, *, is_array: bool
+) -> InstanceRow:
+    if index is None:
+        if is_array:
+            raise UsageError(
+                f"{task} is an array task of {len(rows)} element(s); say which one",
+                param="index",
+                hint=f"pass an index from 0 to {len(rows) - 1}, or read them all with results",
+            )
+        index = 0
+    if not 0 <= index < len(rows):
+        raise UsageError(
+            f"{task} has no element {index} in run {run_id} (it has {len(rows)})",
+            param="index",
+            value=index,
+            hint=f"pass an index from 0 to {len(rows) - 1}",
+        )
+    return rows[index]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[int, str], bool]:
+    store = SqliteStore.open(Path(root))
+    try:
+        store.run(run_id)
+        layout = RunLayout(Path(root), run_id)
+        tasks = {t["name"]: t for t in read_manifest(layout)["description"]["tasks"]}
+        if task not in tasks:
+            raise UsageError(
+                f"run {run_id} has no task {task!r}",
+                param="task",
+                value=task,
+                suggestion=suggest(task, tasks),
+                hint=f"its tasks: {', '.join(tasks)}",
+            )
+        rows = store.instances(run_id, task)
+        outputs = {e: text for e, text, _hash in store.element_outputs(run_id, task)}
+    finally:
+        store.close()
+    if not rows:
+        raise UsageError(
+            f"{task} has not been planned in run {run_id} yet: it waits for the tasks upstream",
+            param="task",
+            value=task,
+            hint="wait for the run, or look at its status",
+        )
+    return rows, outputs, bool(tasks[task]["array"])
+
+
+def _value(root: Path, run_id: str, row: InstanceRow, outputs: dict[int, str]) -> Any:
+    where = f"{row.task}[{row.element}]"
+    if row.state not in _SUCCEEDED:
+        why = f" ({row.reason}: {row.error})" if row.error else ""
+        hint = {
+            "failed": f"read its log: reflow logs {run_id} {row.task} {row.element} "
+            f"--run-dir {shlex.quote(str(root))}",
+            "cancelled": f"run it again: reflow retry {run_id} --run-dir {shlex.quote(str(root))}",
+        }.get(row.state, "wait for the run to finish")
+        raise UsageError(
+            f"{where} of run {run_id} is {row.state}{why}, so it has no result",
+            value=row.state,
+            hint=hint,
+        )
+    text = outputs.get(row.element)
+    if text is None:
+        raise UsageError(
+            f"{where} of run {run_id} succeeded, but its output is no longer in the cache",
+            hint="it was found stale by a later verification; submit the run again",
+        )
+    return loads(text, where=where)

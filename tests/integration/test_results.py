@@ -1,0 +1,101 @@
+"""Reading results back: ``run.result``/``run.results`` and the ``result`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from reflow.run import Run
+from tests.integration.flowfiles import cli, submit_and_wait
+
+FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Param, Result, RunDir, Workflow
+
+wf = Workflow("results")
+
+
+@wf.job()
+def prepare(count: Annotated[int, Param(help="items")] = 3) -> list[str]:
+    return [f"f{i}.nc" for i in range(count)]
+
+
+@wf.array_job()
+def convert(
+    nc_file: Annotated[str, Result(step="prepare")],
+    fail_on: Annotated[str, Param(help="element that fails")] = "",
+    run_dir: RunDir = RunDir(),
+) -> Path:
+    if nc_file == fail_on:
+        raise ValueError(f"cannot convert {nc_file}")
+    out = run_dir / (nc_file + ".zarr")
+    out.write_text(nc_file)
+    return out
+
+
+@wf.job()
+def finalize(paths: Annotated[list[Path], Result(step="convert")]) -> dict[str, int]:
+    return {"files": len(paths)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_results_of_done_failed_and_unplanned_elements(tmp_path: Path) -> None:
+    flow = tmp_path / "results_flow.py"
+    flow.write_text(textwrap.dedent(FLOW))
+    run_dir = tmp_path / "runs"
+    run_id, status = submit_and_wait(flow, run_dir, "--fail-on", "f1.nc")
+    assert status["state"] == "failed"
+
+    def result(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(flow, "result", run_id, *args, "--run-dir", str(run_dir), cwd=tmp_path)
+
+    shown = result("prepare")
+    assert (shown.returncode, json.loads(shown.stdout)) == (0, ["f0.nc", "f1.nc", "f2.nc"])
+    shown = result("convert", "2")
+    assert (shown.returncode, shown.stdout) == (0, json.dumps(str(run_dir / "f2.nc.zarr")) + "\n")
+    failed = result("convert", "1")
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1
+    assert "convert[1]" in failed.stderr
+    assert "failed" in failed.stderr
+    assert "ValueError: cannot convert f1.nc" in failed.stderr
+    assert "reflow logs" in failed.stderr
+    blocked = result("finalize")
+    assert blocked.returncode == 2
+    assert "not been planned" in blocked.stderr
+    unknown = result("convrt", "0")
+    assert unknown.returncode == 2
+    assert 'did you mean "convert"' in unknown.stderr or "convert" in unknown.stderr
+    out_of_range = result("convert", "7")
+    assert out_of_range.returncode == 2
+    assert "no element 7" in out_of_range.stderr
+
+
+def test_results_from_python_and_the_console_script_after_a_cached_run(tmp_path: Path) -> None:
+    flow = tmp_path / "results_flow.py"
+    flow.write_text(textwrap.dedent(FLOW))
+    run_dir = tmp_path / "runs"
+    submit_and_wait(flow, run_dir)
+    run_id, status = submit_and_wait(flow, run_dir)  # everything comes from the cache
+    assert {t["task"]: t["counts"] for t in status["tasks"]}["convert"] == {"cached": 3}
+    run = Run(run_dir, run_id)
+    assert run.results("convert") == [run_dir / f"f{i}.nc.zarr" for i in range(3)]
+    assert isinstance(run.result("convert", 0), Path)
+    assert run.result("finalize") == {"files": 3}
+    console = Path(sys.executable).with_name("reflow")
+    shown = subprocess.run(
+        [str(console), "result", run_id, "finalize", "--json", "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (shown.returncode, shown.stdout) == (0, '{"files": 3}\n')
