@@ -14,7 +14,9 @@ from typing import Any
 from reflow.definition.options import SubmitOption
 from reflow.definition.types import TypeRef
 
-COMMANDS = ("submit", "status", "cancel", "retry", "runs", "logs", "result", "dag", "describe")
+COMMANDS = (
+    "submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe",
+)  # fmt: skip
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "str": str,
@@ -94,6 +96,12 @@ def build_parser(
     )
     _add_run_dir(result)
     result.add_argument("--json", action="store_true", help="print the output as JSON")
+
+    why = commands.add_parser("why", help="say why instances were not taken from the cache")
+    why.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    why.add_argument("--task", metavar="TASK", help="only this task")
+    _add_run_dir(why)
+    why.add_argument("--json", action="store_true", help="print the reasons as JSON")
 
     dag = commands.add_parser("dag", help="draw the task graph")
     dag.add_argument("--format", choices=DAG_FORMATS, default="text", help="default: text")

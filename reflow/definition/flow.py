@@ -37,8 +37,9 @@ class TaskOptions(TypedDict, total=False):
     (more sbatch options) and ``array_limit`` (elements running at once); ``after`` orders the
     task after others; ``version`` and ``cache`` steer caching; ``fingerprint`` says how the
     files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
-    config's ``[cache] fingerprint`` when not given); ``verify`` checks a cached output before
-    it is trusted.
+    config's ``[cache] fingerprint`` when not given); ``code_deps`` lists helper functions
+    whose code counts as the task's own; ``verify`` checks a cached output before it is
+    trusted.
     """
 
     name: str | None
@@ -56,6 +57,7 @@ class TaskOptions(TypedDict, total=False):
     version: str | int
     cache: bool
     fingerprint: Literal["stat", "content", "path"] | None
+    code_deps: Sequence[Callable[..., Any]]
     verify: Callable[[Any], bool] | None
 
 
@@ -248,6 +250,7 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
         cache=options.get("cache", True),
         verify=options.get("verify"),
         fingerprint=options.get("fingerprint"),
+        code_deps=tuple(options.get("code_deps", ())),
     )
 
 
@@ -278,6 +281,15 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             param="verify",
             value=verify,
             hint="pass a function taking the output and returning True when it is still valid",
+        )
+    deps = options.get("code_deps", ())
+    if not isinstance(deps, (list, tuple)) or not all(callable(d) for d in deps):
+        raise DefinitionError(
+            f"code_deps={deps!r} must be a list of functions",
+            task=name,
+            param="code_deps",
+            value=deps,
+            hint="write code_deps=[helper] with the helper functions the task calls",
         )
     fingerprint = options.get("fingerprint")
     if fingerprint is not None and fingerprint not in FINGERPRINT_MODES:

@@ -71,7 +71,9 @@ FINGERPRINT_MODES: tuple[FingerprintMode, ...] = ("stat", "content", "path")
 class TaskSpec:
     """Everything reflow knows about one decorated function.
 
-    ``func`` and ``verify`` are absent when a spec is rebuilt from a ``describe`` manifest.
+    ``func``, ``verify`` and ``code_deps`` are absent when a spec is rebuilt from a
+    ``describe`` manifest. ``code`` is the hash of the task's code when it enters the
+    identity (``[cache] on_code_change = "rerun"``), else "".
     """
 
     name: str
@@ -85,11 +87,13 @@ class TaskSpec:
     version: str = "1"
     cache: bool = True
     fingerprint: FingerprintMode | None = None
+    code: str = ""
     has_verify: bool = False
     module: str = ""
     qualname: str = ""
     func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     verify: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+    code_deps: tuple[Callable[..., Any], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -109,6 +113,7 @@ def task_spec_from_function(
     cache: bool,
     verify: Callable[[Any], bool] | None,
     fingerprint: FingerprintMode | None = None,
+    code_deps: tuple[Callable[..., Any], ...] = (),
 ) -> TaskSpec:
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
@@ -161,6 +166,7 @@ def task_spec_from_function(
         qualname=getattr(func, "__qualname__", ""),
         func=func,
         verify=verify,
+        code_deps=code_deps,
     )
 
 

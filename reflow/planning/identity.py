@@ -11,8 +11,9 @@ The rule of what enters an identity:
   retries, ``after=`` ordering, the paths of the run directory, the run id, the element
   index, the clock or the host. Changing those reuses cached results; changing any of the
   four things above gives a new identity, and through the consumed hashes, new identities
-  downstream. The function's source code is not hashed either: bump ``version=`` when a
-  change should invalidate cached results.
+  downstream. The function's source code is not hashed, except under ``[cache]
+  on_code_change = "rerun"``, where the planner passes ``"<version>+code:<code hash>"`` as
+  the version string (so without it, identities are exactly those of earlier releases).
 
 Every hashed structure is canonical JSON (:mod:`reflow.planning.encoding`) of an array that
 starts with a tag and format version, e.g. ``["reflow/value/1", <value>]``. Hashes are full

@@ -261,7 +261,7 @@ def plan_task(
             columns[name], values[name] = c.hash, c.value
     identities = column_identities(
         task=spec.name,
-        version=spec.version,
+        version=spec.version if not spec.code else f"{spec.version}+code:{spec.code}",
         params=_own_params(spec, params),
         columns=columns,
         size=size,

@@ -24,6 +24,8 @@ from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
 
 Mode = Literal["local", "slurm", "dry-run"]
+CodeChange = Literal["warn", "rerun", "ignore"]
+_CODE_CHANGES: tuple[CodeChange, ...] = ("warn", "rerun", "ignore")
 
 _MODES: tuple[Mode, ...] = ("local", "slurm", "dry-run")
 _MODE_ALIASES: dict[str, Mode] = {"sbatch": "slurm", "dry_run": "dry-run", "dryrun": "dry-run"}
@@ -43,7 +45,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
     },
     "defaults": {"run_dir": "path"},
-    "cache": {"fingerprint": "fingerprint"},
+    "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change"},
     "server": {"url": "url"},
 }
 
@@ -64,6 +66,7 @@ _ENV: dict[str, str] = {
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
+    "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
     "REFLOW_SERVER_URL": "server.url",
 }
 _ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
@@ -91,6 +94,7 @@ class Config:
     local_slots: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
+    on_code_change: CodeChange | None = None
     path: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()
 
@@ -154,6 +158,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         local_slots=values.get("executor.local_slots"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
+        on_code_change=values.get("cache.on_code_change"),
         path=None if document is None else file,
         sources=tuple(sorted((key, setting.source) for key, setting in settings.items())),
     )
@@ -296,6 +301,11 @@ def _check(setting: _Setting, home: Path) -> Any:
         return value
     if kind == "mode":
         return _check_mode(setting)
+    if kind == "code_change":
+        if value not in _CODE_CHANGES:
+            choices = ", ".join(repr(m) for m in _CODE_CHANGES)
+            raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
+        return value
     if kind == "fingerprint":
         if value not in FINGERPRINT_MODES:
             choices = ", ".join(repr(m) for m in FINGERPRINT_MODES)

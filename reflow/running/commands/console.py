@@ -1,10 +1,11 @@
 """Running: the ``reflow`` console script, for the commands that need no flow file.
 
-``reflow runs|status|cancel|retry|logs|result --run-dir D ...`` works from the run directory alone:
-the store holds every run's state and each run's manifest holds its workflow description,
-so nothing imports user code here (workers of a retried run import the flow as usual). The
-subcommands are copied from a flow file's own command line (``build_parser``), so their
-flags cannot drift apart; the handlers are the same ``run_store_command``.
+``reflow runs|status|cancel|retry|logs|result|why --run-dir D ...`` works from the run
+directory alone: the store holds every run's state and each run's manifest holds its
+workflow description, so nothing imports user code here (workers of a retried run import the
+flow as usual). The subcommands are copied from a flow file's own command line
+(``build_parser``), so their flags cannot drift apart; the handlers are the same
+``run_store_command``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reflow.definition.cli_builder import build_parser
 from reflow.definition.errors import ReflowError
 from reflow.running.commands.handlers import run_store_command
 
-STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result")
+STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why")
 """The commands of a flow file's CLI that the console script offers."""
 
 

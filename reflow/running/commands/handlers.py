@@ -20,6 +20,7 @@ from reflow.running.commands.progress import wait_for_run
 from reflow.running.commands.results import write_result
 from reflow.running.commands.status import load_status, render_status
 from reflow.running.commands.submission import resolve_run_dir, submit_workflow
+from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
 from reflow.running.dispatch.control import cancel_run, retry_run
 from reflow.running.process import run_command as run_process
@@ -51,7 +52,7 @@ def run_command(
 
 
 def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
-    """Commands that need only the run directory: status, cancel, retry, runs, logs, result."""
+    """Commands that need only the run directory: status, cancel, retry, runs, logs, result, why."""
     root = run_dir_of(args.run_dir)
     command = args.command
     if command == "status":
@@ -70,6 +71,9 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         return _runs(root, args.json, out)
     if command == "logs":
         return _logs(root, args.run_id, args.task, args.index, out)
+    if command == "why":
+        write_why(explain(root, args.run_id, args.task), out, as_json=args.json)
+        return 0
     if command == "result":
         write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
         return 0

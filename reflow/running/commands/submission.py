@@ -19,6 +19,11 @@ from reflow.definition.errors import UsageError, suggest
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.spec import FingerprintMode
 from reflow.definition.types import conforms
+from reflow.running.commands.code_changes import (
+    code_change_warnings,
+    record_code,
+    task_code_hashes,
+)
 from reflow.running.commands.input_paths import parameter_json
 from reflow.running.config import Config, load_config
 from reflow.running.dispatch.drive import start_run
@@ -74,6 +79,13 @@ def submit_workflow(
     manifest = build_manifest(
         wf, graph, run_id, values, python=config.python, fingerprint=config.fingerprint
     )
+    hashes = task_code_hashes(graph)
+    record_code(manifest, hashes, rerun=config.on_code_change == "rerun")
+    if (config.on_code_change or "warn") == "warn" and not force:
+        forced = set(force_tasks)
+        changed = {task: digest for task, digest in hashes.items() if task not in forced}
+        for line in code_change_warnings(root, changed):
+            sys.stderr.write(line + "\n")
     run_options = {"force": force, "force_tasks": list(force_tasks), "verify": verify}
     if mode == "dry-run":
         dry_run(root, manifest, run_options, out=out or sys.stdout)

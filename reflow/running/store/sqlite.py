@@ -282,6 +282,37 @@ class SqliteStore:
             )
         )
 
+    def earlier_instances(self, run_id: str, task: str) -> dict[int, tuple[str, str, str]]:
+        """``element -> (run id, identity, state)`` of each element's most recent earlier instance.
+
+        Earlier means of a run created before ``run_id``, in this run directory.
+        """
+        rows = self._db.execute(
+            "SELECT element, run_id, identity, state FROM (SELECT i.element, i.run_id,"
+            " i.identity, i.state, row_number() OVER (PARTITION BY i.element"
+            " ORDER BY r.created DESC, r.run_id DESC) AS n FROM instances i"
+            " JOIN runs r ON r.run_id = i.run_id WHERE i.task = ? AND i.run_id != ?"
+            " AND r.created <= (SELECT created FROM runs WHERE run_id = ?)) WHERE n = 1",
+            (task, run_id, run_id),
+        )
+        return {element: (run, identity, state) for element, run, identity, state in rows}
+
+    def outputs_by_run(self, task: str) -> dict[str, int]:
+        """``run id -> number of cached outputs of task`` by the run that made them."""
+        rows = self._db.execute(
+            "SELECT run_id, count(*) FROM outputs WHERE task = ? GROUP BY run_id", (task,)
+        )
+        return {str(run_id): int(count) for run_id, count in rows}
+
+    def output_hashes(self, identities: Sequence[str]) -> dict[str, str]:
+        """``identity -> output hash`` for those of ``identities`` in the cache."""
+        rows = self._db.execute(
+            "SELECT o.identity, o.hash FROM json_each(?) AS j JOIN outputs AS o"
+            " ON o.identity = j.value",
+            (json.dumps(list(identities)),),
+        )
+        return dict(rows)
+
     def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache.
 

@@ -1,0 +1,291 @@
+"""Running: ``why``: the reason each instance of a run was not taken from the cache.
+
+Each instance that ran (or will run) is compared with the most recent earlier instance of the
+same task and element in the run directory, using only what the runs recorded: their
+manifests (parameters, versions, code hashes, options) and the store (identities, states,
+output hashes). Nothing is recomputed from the flow. Reasons are grouped per task, so ten
+thousand elements that reran for one reason are one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from reflow.definition.errors import UsageError, suggest
+from reflow.planning.encoding import loads
+from reflow.planning.paths import tagged_paths
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.sqlite import InstanceRow, SqliteStore
+
+_EXAMPLES = 3
+_ELEMENTS = 10
+_SUCCEEDED = ("done", "cached")
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """What one run recorded about itself: its manifest and its options."""
+
+    run_id: str
+    params: Mapping[str, Any]
+    tasks: Mapping[str, Mapping[str, Any]]
+    code: Mapping[str, str]
+    force: bool
+    force_tasks: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Group:
+    reason: str
+    detail: str
+    compared_with: str | None
+    elements: list[int] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+
+def explain(root: Path, run_id: str | None, task: str | None = None) -> dict[str, Any]:
+    """Why each instance of the run (the latest when ``run_id`` is None) was not cached.
+
+    Raises:
+        UsageError: The run or the task does not exist.
+    """
+    with _Reader(root) as reader:
+        return reader.explain(run_id, task)
+
+
+def write_why(data: Mapping[str, Any], out: IO[str], *, as_json: bool) -> None:
+    """Print what ``explain`` found, as a table or as JSON."""
+    if as_json:
+        out.write(json.dumps(data, indent=2) + "\n")
+        return
+    tasks = data["tasks"]
+    total = sum(t["instances"] for t in tasks)
+    out.write(f"run {data['run_id']}: {total} instance(s) not taken from the cache\n")
+    width = max((len(t["task"]) for t in tasks), default=0)
+    for entry in tasks:
+        for group in entry["reasons"]:
+            where = f"  (compared with {group['compared_with']})" if group["compared_with"] else ""
+            out.write(
+                f"  {entry['task']:<{width}}  {group['count']:>6}  {group['reason']}"
+                f"{': ' + group['detail'] if group['detail'] else ''}{where}\n"
+            )
+            for example in group["examples"]:
+                out.write(f"  {'':<{width}}          {example}\n")
+
+
+class _Reader:
+    """Reads the store and the runs' manifests once each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.store = SqliteStore.open(self.root)
+        self.recorded: dict[str, _Recorded] = {}
+        self.outputs: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+    def explain(self, run_id: str | None, task: str | None) -> dict[str, Any]:
+        if run_id is None:
+            runs = self.store.runs()
+            if not runs:
+                raise UsageError(f"{self.root} holds no runs yet", hint="submit one first")
+            run_id = runs[-1].run_id
+        this = self.run(run_id)
+        names = list(this.tasks)
+        if task is not None and task not in this.tasks:
+            raise UsageError(
+                f"run {run_id} has no task {task!r}",
+                param="task",
+                value=task,
+                suggestion=suggest(task, names),
+            )
+        tasks = [self.task(this, name) for name in ([task] if task else names)]
+        return {"run_id": run_id, "tasks": [t for t in tasks if t["instances"]]}
+
+    def run(self, run_id: str) -> _Recorded:
+        if run_id not in self.recorded:
+            row = self.store.run(run_id)
+            manifest = read_manifest(RunLayout(self.root, run_id))
+            tasks = {t["name"]: t for t in manifest["description"]["tasks"]}
+            self.recorded[run_id] = _Recorded(
+                run_id=run_id,
+                params=manifest.get("params") or {},
+                tasks=tasks,
+                code=manifest.get("code") or {},
+                force=bool(row.options.get("force")),
+                force_tasks=frozenset(row.options.get("force_tasks") or ()),
+            )
+        return self.recorded[run_id]
+
+    def task_outputs(self, run_id: str, task: str) -> dict[int, tuple[str, str]]:
+        key = (run_id, task)
+        if key not in self.outputs:
+            self.outputs[key] = {
+                e: (value, digest) for e, value, digest in self.store.element_outputs(run_id, task)
+            }
+        return self.outputs[key]
+
+    def task(self, this: _Recorded, name: str) -> dict[str, Any]:
+        rows = [r for r in self.store.instances(this.run_id, name) if r.state != "cached"]
+        earlier = self.store.earlier_instances(this.run_id, name) if rows else {}
+        groups: dict[tuple[str, str, str | None], _Group] = {}
+        shared: dict[str | None, list[tuple[str, str]]] = {}
+        for row in rows:
+            prev = earlier.get(row.element)
+            prev_run = prev[0] if prev else None
+            if prev_run not in shared:
+                shared[prev_run] = self.task_reasons(this, name, prev_run)
+            reasons = shared[prev_run] or self.element_reasons(this, name, row, prev)
+            for reason, detail in reasons:
+                key = (reason, detail, prev_run)
+                group = groups.setdefault(key, _Group(reason, detail, prev_run))
+                group.elements.append(row.element)
+        return {
+            "task": name,
+            "instances": len(rows),
+            "reasons": [
+                {
+                    "reason": g.reason,
+                    "detail": g.detail,
+                    "count": len(g.elements),
+                    "elements": g.elements[:_ELEMENTS],
+                    "compared_with": g.compared_with,
+                    "examples": g.examples,
+                }
+                for g in sorted(groups.values(), key=lambda g: -len(g.elements))
+            ],
+        }
+
+    def task_reasons(
+        self, this: _Recorded, name: str, prev_run: str | None
+    ) -> list[tuple[str, str]]:
+        """Reasons shared by every element compared with ``prev_run``; empty if none."""
+        if this.force or name in this.force_tasks:
+            return [("forced", "--force" if this.force else f"--force-task {name}")]
+        spec = this.tasks[name]
+        if not spec.get("cache", True):
+            return [("cache=False", "the task never uses the cache")]
+        if prev_run is None:
+            return [("first run", "no earlier instance of this element in the run directory")]
+        prev = self.run(prev_run)
+        old = prev.tasks.get(name)
+        if old is None:
+            return [("first run", f"run {prev_run} had no task {name}")]
+        found: list[tuple[str, str]] = []
+        if str(old.get("version")) != str(spec.get("version")):
+            found.append(("version", f"{old.get('version')!r} -> {spec.get('version')!r}"))
+        if name in this.code and name in prev.code and this.code[name] != prev.code[name]:
+            found.append(("code", f"the body of {spec.get('qualname') or name}() changed"))
+        found.extend(_param_changes(name, spec, this.params, prev.params))
+        return found
+
+    def element_reasons(
+        self, this: _Recorded, name: str, row: InstanceRow, prev: tuple[str, str, str] | None
+    ) -> list[tuple[str, str]]:
+        """Why one element reran when its task's own parameters, version and code did not."""
+        assert prev is not None  # task_reasons answers "first run"
+        prev_run, prev_identity, prev_state = prev
+        element = row.element
+        if row.identity == prev_identity:
+            if prev_state not in _SUCCEEDED:
+                return [("earlier attempt", f"it was {prev_state} in run {prev_run}")]
+            return [("stale", "its cached output was found stale by verification")]
+        spec = this.tasks[name]
+        sources = [s for inp in spec.get("inputs", []) for s in inp["sources"]]
+        changed = [
+            reason
+            for source in dict.fromkeys(sources)
+            for reason in self.upstream_changes(source, this.run_id, prev_run, element)
+        ]
+        return changed or [("inputs", "the data it consumes changed")]
+
+    def upstream_changes(
+        self, source: str, run_id: str, prev_run: str, element: int
+    ) -> list[tuple[str, str]]:
+        new = self.task_outputs(run_id, source)
+        old = self.task_outputs(prev_run, source)
+        same_index = element in new and element in old and len(new) == len(old)
+        keys: Iterable[int] = [element] if same_index and len(new) > 1 else sorted(new)
+        changed = [k for k in keys if new.get(k, ("", ""))[1] != old.get(k, ("", ""))[1]]
+        if not changed:
+            return []
+        files = sorted(
+            {
+                f"{path} ({kind})"
+                for k in changed
+                for path, kind in _file_changes(old.get(k, ("null", ""))[0], new[k][0])
+            }
+        )
+        if files:
+            return [("upstream file", f"{source}: " + ", ".join(files[:_EXAMPLES]))]
+        return [("upstream output", f"{source}'s output changed")]
+
+
+def _param_changes(
+    task: str, spec: Mapping[str, Any], now: Mapping[str, Any], before: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for param in spec.get("params", []):
+        key = param["name"] if param["namespace"] == "global" else f"{task}.{param['name']}"
+        flag = "--" + key.replace(".", "-").replace("_", "-")
+        new, old = now.get(key), before.get(key)
+        if new == old:
+            continue
+        files = _file_changes(json.dumps(old), json.dumps(new))
+        if files and _without_fingerprints(old) == _without_fingerprints(new):
+            detail = ", ".join(f"{path} ({kind})" for path, kind in files[:_EXAMPLES])
+            found.append(("input file", f"{flag}: {detail}"))
+        else:
+            found.append(("parameter", f"{flag}: {_show(old)} -> {_show(new)}"))
+    return found
+
+
+def _file_changes(old_text: str, new_text: str) -> list[tuple[str, str]]:
+    """``(path, what changed)`` for the paths whose fingerprint differs between two values."""
+    try:
+        old = dict(tagged_paths(json.loads(old_text)))
+        new = dict(tagged_paths(json.loads(new_text)))
+    except ValueError:
+        return []
+    found = []
+    for path, fingerprint in new.items():
+        before = old.get(path)
+        if before is None or fingerprint is None or before == fingerprint:
+            continue
+        found.append((path, _what_changed(before, fingerprint)))
+    return found
+
+
+def _what_changed(before: str, after: str) -> str:
+    if before.startswith("stat:") and after.startswith("stat:"):
+        return "size" if before.split(":")[1] != after.split(":")[1] else "mtime"
+    if before.split(":")[0] != after.split(":")[0]:
+        return "fingerprint mode"
+    return "content" if before.startswith(("content:", "tree:")) else "files"
+
+
+def _without_fingerprints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_fingerprints(v) for k, v in value.items() if k != "$fp"}
+    if isinstance(value, list):
+        return [_without_fingerprints(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    try:
+        shown = loads(json.dumps(value))
+    except ValueError:
+        shown = value
+    return str(shown) if isinstance(shown, Path) else repr(shown)
