@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,52 @@ def test_a_failing_step_leaves_the_store_at_version_1_and_unchanged(
     monkeypatch.undo()
     SqliteStore.open(run_dir).close()
     assert version(store) == 2
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 400 KiB tmpfs for this test, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(point)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_no_room_for_the_backup_gives_one_line_and_leaves_the_store_at_version_1(
+    small_fs: Path,
+) -> None:
+    run_dir = small_fs / "run"
+    shutil.copytree(FIXTURE, run_dir)
+    before = dump(run_dir / "reflow.sqlite")
+    fillers: list[Path] = []
+    while True:  # fill the file system, then free 48 KiB: about the store's size
+        filler = small_fs / f"filler-{len(fillers)}"
+        try:
+            filler.write_bytes(b"x" * 4096)
+        except OSError:
+            filler.unlink(missing_ok=True)
+            break
+        fillers.append(filler)
+    for filler in fillers[-12:]:
+        filler.unlink()
+    done = console(run_dir, "runs")
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert "from schema version 1 to 2" in line
+    assert "full" in line
+    assert version(run_dir / "reflow.sqlite") == 1
+    assert sorted(p.name for p in run_dir.iterdir()) == ["reflow.sqlite", "runs"]
+    assert dump(run_dir / "reflow.sqlite") == before
+    for filler in fillers[:-12]:
+        filler.unlink()
+    assert console(run_dir, "runs").returncode == 0
+    assert version(run_dir / "reflow.sqlite") == 2
 
 
 def test_a_dry_run_on_a_v1_run_directory_changes_nothing_in_it(run_dir: Path) -> None:
