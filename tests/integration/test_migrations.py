@@ -214,6 +214,28 @@ def test_the_migrated_cache_serves_a_resubmit_and_a_bigger_one_runs_only_the_new
     assert calls(run_dir) == {"prepare": ["x"], "convert": ["f4.nc"], "finalize": ["x"]}
 
 
+def test_the_backup_holds_what_is_only_in_the_write_ahead_log(run_dir: Path) -> None:
+    store = run_dir / "reflow.sqlite"
+    writer = sqlite3.connect(store, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode = wal")
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE runs SET message = 'only in the WAL' WHERE run_id = ?", (FAILED,))
+        assert (run_dir / "reflow.sqlite-wal").stat().st_size > 0
+        SqliteStore.open(run_dir).close()  # while the writer keeps the WAL from a checkpoint
+    finally:
+        writer.close()
+    backup = run_dir / "reflow.sqlite.bak-v1"
+    assert sorted(p.name for p in run_dir.glob("reflow.sqlite.bak-v1*")) == [backup.name]
+    db = sqlite3.connect(backup)
+    try:
+        [(message,)] = db.execute("SELECT message FROM runs WHERE run_id = ?", (FAILED,))
+    finally:
+        db.close()
+    assert message == "only in the WAL"
+    assert version(backup) == 1
+
+
 def test_two_processes_opening_a_v1_store_at_once_both_work_on_it_migrated(
     run_dir: Path,
 ) -> None:
