@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks import dispatch, local, slurm, startup
+from benchmarks import dispatch, local, migration, slurm, startup
 from benchmarks.measure import BenchmarkError, Row
 
-GROUPS = ("startup", "plan", "cached", "status", "local", "slurm")
+GROUPS = ("startup", "plan", "cached", "status", "migrate", "local", "slurm")
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (200,)
 QUICK_LOCAL_SIZE = 40
@@ -138,6 +138,14 @@ class _Suite:
         if self.groups & {"plan", "cached", "status"}:
             for size in self.sizes:
                 self._run_size(size)
+        if "migrate" in self.groups:
+            self._attempt(
+                migration.NAME,
+                lambda: migration.run(self.repeat, self.scratch),
+                "migrate",
+                migration.NAME,
+                migration.SIZE,
+            )
         if "local" in self.groups:
             self._attempt("local executor", self._local, "local", "local executor")
         if "slurm" in self.groups:

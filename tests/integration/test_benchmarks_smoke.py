@@ -22,6 +22,7 @@ ROWS = (
     "turn: cached resubmit",
     "status (table)",
     "status --json",
+    "migrate a 100,000-instance v1 store",
     "local executor: fan-out run",
     "local executor: spec demo",
     "slurm: demo shape, 100-element fan-out",

@@ -6,6 +6,10 @@ store (checkpointed, without its WAL) and the runs' manifests under ``stores/v<N
 is the store's schema version. Results, logs and scripts are left out: a migrated store must
 not need them, and the manifests keep no path of the machine that made them. ``stores/v1``
 was made by reflow 0.1 (schema version 1).
+
+Run it with the code of a schema version before that version changes (see
+``reflow/running/store/migrations.py``). It refuses to replace a fixture that exists: the
+fixtures are the stores that earlier releases wrote, and must stay as they were.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def main() -> int:
         version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
         db.close()
         target = HERE / "stores" / f"v{version}"
-        shutil.rmtree(target, ignore_errors=True)
+        if target.exists():
+            print(f"{target} exists; fixtures are never made again", file=sys.stderr)
+            return 2
         target.mkdir(parents=True)
         shutil.copy(run_dir / "reflow.sqlite", target / "reflow.sqlite")
         for manifest in sorted(run_dir.glob("runs/*/manifest.json")):

@@ -1,5 +1,9 @@
 """Running: the store's sqlite schema, its version, and how a connection is set up.
 
+A new store is created from ``_SCHEMA``; an older one is migrated to it first (see
+``migrations``, which holds how to change the schema). A newer one, or a file that is not a
+reflow store, is refused untouched.
+
 A sqlite error that the run directory causes (full, read-only, damaged, locked too long)
 becomes a one-line ``StoreError`` saying what to fix; others are bugs and keep a traceback.
 
@@ -16,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reflow.definition.errors import StoreError
+from reflow.running.store.migrations import migrate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
 # Words in sqlite's messages for failures of the run directory rather than of reflow.
@@ -50,11 +55,6 @@ CREATE TABLE IF NOT EXISTS outputs (
     created REAL NOT NULL, run_id TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
-CREATE TABLE IF NOT EXISTS batches (
-    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
-    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
-    PRIMARY KEY (run_id, batch)
-) WITHOUT ROWID;
 """
 
 
@@ -77,14 +77,17 @@ def _filesystem_type(path: Path) -> str:
 
 
 def configure(db: sqlite3.Connection, path: Path) -> None:
-    """Set journal mode and timeouts, check the schema version, and create the tables.
+    """Set journal mode and timeouts, check the schema version, and create or migrate the tables.
+
+    A store of an older schema version is copied to ``<store>.bak-v<N>`` and migrated in the
+    same write transaction that checked its version (see ``migrations``).
 
     Raises:
         StoreError: The file is not a reflow store, or a newer reflow wrote it; nothing in
-            it is changed then.
+            it is changed then. Or its migration failed, which leaves it as it was.
     """
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    check_version(db, path)  # before the journal mode: a foreign or newer file stays as it is
+    store_version(db, path)  # before the journal mode: a foreign or newer file stays as it is
     fs = _filesystem_type(path.parent)
     wanted = "delete" if fs.startswith(_NETWORK_FILESYSTEMS) else "wal"
     mode = db.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
@@ -93,12 +96,14 @@ def configure(db: sqlite3.Connection, path: Path) -> None:
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("BEGIN IMMEDIATE")
     try:
-        is_new = check_version(db, path)
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        if is_new:
+        found = store_version(db, path)  # again: another process may have migrated it
+        if found is None:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif found < SCHEMA_VERSION:
+            migrate(db, path, found)
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
@@ -108,28 +113,38 @@ def configure(db: sqlite3.Connection, path: Path) -> None:
 
 def check_version(db: sqlite3.Connection, path: Path) -> bool:
     """True for an empty file; raise unless it holds a reflow store this reflow can read."""
+    return store_version(db, path) is None
+
+
+def store_version(db: sqlite3.Connection, path: Path) -> int | None:
+    """The schema version of the store; None for an empty file.
+
+    Raises:
+        StoreError: The file is not a reflow store, or has a newer version than this reflow.
+    """
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not tables:
-        return True
+        return None
     row = (
         db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if "meta" in tables
         else None
     )
-    if row is None or not str(row[0]).isdigit():
+    if row is None or not str(row[0]).isdigit() or int(row[0]) < 1:
         raise StoreError(
             f"{path} is not a reflow store (no schema version in it)",
             value=str(path),
             hint="pass the --run-dir a run was submitted with",
         )
-    if int(row[0]) > SCHEMA_VERSION:
+    found = int(row[0])
+    if found > SCHEMA_VERSION:
         raise StoreError(
-            f"the store {path} has schema version {row[0]}, newer than this "
-            f"reflow's {SCHEMA_VERSION}",
-            value=int(row[0]),
+            f"the store {path} has schema version {found}, newer than this "
+            f"reflow's schema version {SCHEMA_VERSION}",
+            value=found,
             hint="upgrade reflow to read this run directory",
         )
-    return False
+    return found
 
 
 class StoreConnection(sqlite3.Connection):
