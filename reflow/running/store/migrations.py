@@ -68,14 +68,18 @@ CREATE TABLE IF NOT EXISTS batches (
 """The schema of version 1, as reflow 0.1 created it; ``meta`` holds ``('schema', '1')``."""
 
 
-def _drop_batches(db: sqlite3.Connection) -> None:
-    """1 -> 2: drop ``batches``; a batch's elements are in its file and on its instances."""
-    db.execute("DROP TABLE IF EXISTS batches")
+def _index_elements(db: sqlite3.Connection) -> None:
+    """1 -> 2: index instances by task and element, for an element's earlier instances.
+
+    ``why`` compares each instance with the most recent earlier instance of the same task
+    and element, across every run of the run directory; without this index that is a scan.
+    """
+    db.execute("CREATE INDEX IF NOT EXISTS instances_task ON instances (task, element)")
 
 
 Step = Callable[[sqlite3.Connection], None]
 
-STEPS: tuple[Step, ...] = (_drop_batches,)
+STEPS: tuple[Step, ...] = (_index_elements,)
 """``STEPS[N - 1]`` turns a store of schema version N into one of version N + 1."""
 
 LATEST = len(STEPS) + 1
