@@ -1,4 +1,4 @@
-"""Tests of SlurmExecutor against fake sbatch/sacct/squeue/scancel/scontrol on PATH.
+"""Tests of SlurmExecutor against fake sbatch/sacct/squeue/scancel/scontrol/sacctmgr on PATH.
 
 The fakes are small Python scripts written into ``tmp_path``: each logs its argv and answers
 from a queue of canned responses, so retries, refusals and chunking are tested without a
@@ -20,7 +20,7 @@ from reflow.running.executors.base import BatchRequest, Executor, FailureReason,
 from reflow.running.executors.slurm import SlurmExecutor, script_paths
 from reflow.running.ranges import compress
 
-TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
+TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sacctmgr")
 
 _FAKE = """\
 #!{python}
@@ -71,6 +71,12 @@ class FakeSlurm:
         lines = log.read_text().splitlines() if log.exists() else []
         entries = [json.loads(line) for line in lines]
         return [entry[1:] for entry in entries if tool is None or entry[0] == tool]
+
+    def tools(self) -> list[str]:
+        """The program of every call so far, in order."""
+        log = self.bin_dir / "calls.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [json.loads(line)[0] for line in lines]
 
 
 @pytest.fixture
