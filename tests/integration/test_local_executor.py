@@ -21,23 +21,25 @@ from reflow.running.rundir.results import ResultRecord, read_result
 from tests.integration.test_worker import RUN_ID, RunFixture
 
 # Behaves like the worker as far as the executor can tell: honours --elements, writes each
-# element's log as it starts it, and records when the process ran.
+# element's log as it starts it, and records when the process ran. Its settings come as one
+# JSON argument before --elements.
 FAKE_WORKER = """
 import json, os, signal, sys, time
 from pathlib import Path
 
+settings = json.loads(sys.argv[1])
 elements = []  # the range spec, read without importing reflow so the process starts fast
 for part in sys.argv[sys.argv.index("--elements") + 1].split(","):
     low, _, high = part.partition("-")
     elements += range(int(low), int(high or low) + 1)
-log_dir, record = Path(os.environ["FAKE_LOG_DIR"]), Path(os.environ["FAKE_RECORD_DIR"])
-sleep_s = float(os.environ.get("FAKE_SLEEP", "0"))
+log_dir, record = Path(settings["FAKE_LOG_DIR"]), Path(settings["FAKE_RECORD_DIR"])
+sleep_s = float(settings.get("FAKE_SLEEP", "0"))
 began = time.time()
 for element in elements:
     (log_dir / f"{element}.log").write_text("started\\n")
-    if element == int(os.environ.get("FAKE_EXIT_AT", "-1")):
+    if element == int(settings.get("FAKE_EXIT_AT", "-1")):
         os._exit(3)
-    if element == int(os.environ.get("FAKE_KILL_AT", "-1")):
+    if element == int(settings.get("FAKE_KILL_AT", "-1")):
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(sleep_s)
     (record / f"{element}.done").write_text("")
@@ -62,9 +64,13 @@ class Setup:
         *,
         batch: str = "b1",
         cpus: int | None = None,
-        after: tuple[str, ...] = (),
-        **env: str,
+        **settings: str,
     ) -> BatchRequest:
+        settings = {
+            "FAKE_LOG_DIR": str(self.log_dir),
+            "FAKE_RECORD_DIR": str(self.record),
+            **settings,
+        }
         return BatchRequest(
             run_id="run-1",
             workflow="w",
@@ -72,12 +78,10 @@ class Setup:
             batch_id=batch,
             elements=tuple(elements),
             resources=Resources(cpus=cpus),
-            command=(sys.executable, str(self.script)),
+            command=(sys.executable, str(self.script), json.dumps(settings)),
             workdir=self.root,
             log_dir=self.log_dir,
             script_path=self.root / "unused.sh",
-            env={"FAKE_LOG_DIR": str(self.log_dir), "FAKE_RECORD_DIR": str(self.record), **env},
-            after=after,
         )
 
     def spans(self) -> list[tuple[float, float]]:
@@ -242,22 +246,6 @@ def test_ids_of_other_instances_without_a_pid_file_are_unknown(setup: Setup) -> 
     found = executor.states(["b9.0.1", "not-a-local-id", "x.y.z"])
     assert {status.state for status in found.values()} == {JobState.UNKNOWN}
     executor.cancel(["b9.0.1", "not-a-local-id"])
-
-
-def test_after_waits_for_its_dependencies_and_fails_when_they_fail(setup: Setup) -> None:
-    executor = LocalExecutor(slots=2)
-    first = executor.submit(setup.request([0], FAKE_SLEEP="0.3")).job_ids
-    second = executor.submit(setup.request([1], batch="b2", after=first)).job_ids
-    executor.poll()
-    assert states_of(executor, [*first, *second]) == [JobState.RUNNING, JobState.PENDING]
-    wait_until_idle(executor)
-    assert states_of(executor, second) == [JobState.DONE]
-    broken = executor.submit(setup.request([2], batch="b3", FAKE_EXIT_AT="2")).job_ids
-    blocked = executor.submit(setup.request([3], batch="b4", after=broken)).job_ids
-    wait_until_idle(executor)
-    status = executor.states(blocked)[blocked[0]]
-    assert (status.state, status.reason) == (JobState.FAILED, FailureReason.CANCELLED)
-    assert not (setup.log_dir / "3.log").exists()
 
 
 def test_submit_refuses_a_missing_working_directory(setup: Setup, tmp_path: Path) -> None:

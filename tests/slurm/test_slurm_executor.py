@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,9 +31,7 @@ def make_request(
     elements: Sequence[int],
     *,
     task: str = "step",
-    env: Mapping[str, str] | None = None,
     resources: Resources | None = None,
-    after: Sequence[str] = (),
 ) -> BatchRequest:
     run_dir.mkdir(parents=True, exist_ok=True)
     return BatchRequest(
@@ -47,8 +45,6 @@ def make_request(
         workdir=run_dir,
         log_dir=run_dir / "logs",
         script_path=run_dir / "scripts" / f"{task}.sbatch",
-        env=env or {},
-        after=tuple(after),
     )
 
 
@@ -191,46 +187,25 @@ def test_max_array_size_is_read_from_the_cluster():
     assert executor.calls == {"scontrol": 1}
 
 
-def test_awkward_paths_env_and_arguments_reach_the_job_exactly(tmp_path):
+def test_awkward_paths_and_arguments_reach_the_job_exactly(tmp_path):
     run_dir = tmp_path / "run dir 'single' \"double\" #hash $(id) `id` 100% ü"
-    env = {"REFLOW_AWKWARD": "a 'b' \"c\" $(id) `id` \\ \n new line \r\n crlf ; & | #"}
-    args = ("--name", "-x; rm -rf /", "$(id)", "", "ü\ttab", "line\nbreak")
+    awkward = "a 'b' \"c\" $(id) `id` \\ \n new line \r\n crlf ; & | #"
+    args = ("--name", "-x; rm -rf /", "$(id)", "", "ü\ttab", "line\nbreak", awkward)
     command = (
         sys.executable,
         "-c",
-        (
-            "import json, os, sys; json.dump({'cwd': os.getcwd(), 'argv': sys.argv[1:], "
-            "'env': os.environ['REFLOW_AWKWARD']}, open('seen.json', 'w'))"
-        ),
+        "import json, os, sys; json.dump({'cwd': os.getcwd(), 'argv': sys.argv[1:]}, "
+        "open('seen.json', 'w'))",
         *args,
     )
     executor = SlurmExecutor()
-    submission = executor.submit(make_request(run_dir, command, (1,), env=env))
+    submission = executor.submit(make_request(run_dir, command, (1,)))
     states = wait_for(executor, submission.job_ids, ended)
     assert states[submission.job_ids[0]].state is JobState.DONE, states
     seen = json.loads((run_dir / "seen.json").read_text())
-    assert seen == {"cwd": str(run_dir), "argv": list(args), "env": env["REFLOW_AWKWARD"]}
+    assert seen == {"cwd": str(run_dir), "argv": list(args)}
     out, _ = log_paths(run_dir / "logs", "step", submission.job_ids[0])
     assert out.exists()
-
-
-def test_dependent_batch_starts_after_the_jobs_it_waits_for(tmp_path):
-    executor = SlurmExecutor()
-    first = executor.submit(
-        make_request(tmp_path, ("/bin/sh", "-c", "sleep 1; echo 1 > first"), (0,), task="a")
-    )
-    second = executor.submit(
-        make_request(
-            tmp_path,
-            ("/bin/sh", "-c", "cat first > second"),
-            (0,),
-            task="b",
-            after=first.job_ids,
-        )
-    )
-    states = wait_for(executor, [*first.job_ids, *second.job_ids], ended)
-    assert all(status.state is JobState.DONE for status in states.values()), states
-    assert (tmp_path / "second").read_text() == "1\n"
 
 
 def test_throttle_limits_running_elements(tmp_path):

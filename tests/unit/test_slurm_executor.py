@@ -1,4 +1,4 @@
-"""Tests of SlurmExecutor against fake sbatch/sacct/squeue/scancel/scontrol on PATH.
+"""Tests of SlurmExecutor against fake sbatch/sacct/squeue/scancel/scontrol/sacctmgr on PATH.
 
 The fakes are small Python scripts written into ``tmp_path``: each logs its argv and answers
 from a queue of canned responses, so retries, refusals and chunking are tested without a
@@ -20,7 +20,7 @@ from reflow.running.executors.base import BatchRequest, Executor, FailureReason,
 from reflow.running.executors.slurm import SlurmExecutor, script_paths
 from reflow.running.ranges import compress
 
-TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
+TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sacctmgr")
 
 _FAKE = """\
 #!{python}
@@ -71,6 +71,12 @@ class FakeSlurm:
         lines = log.read_text().splitlines() if log.exists() else []
         entries = [json.loads(line) for line in lines]
         return [entry[1:] for entry in entries if tool is None or entry[0] == tool]
+
+    def tools(self) -> list[str]:
+        """The program of every call so far, in order."""
+        log = self.bin_dir / "calls.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [json.loads(line)[0] for line in lines]
 
 
 @pytest.fixture
@@ -390,3 +396,39 @@ def test_states_raises_on_permanent_sacct_failure(fake):
 def test_states_of_nothing_calls_nothing(fake):
     assert SlurmExecutor(max_array_size=100).states([]) == {}
     assert fake.calls() == []
+
+
+def test_queued_names_the_ids_squeue_lists_as_pending_or_running(fake):
+    fake.respond(
+        "squeue",
+        {"stdout": "41|PENDING|Dependency|0\n42|RUNNING|None|0\n43|COMPLETED|None|0\n"},
+    )
+    executor = SlurmExecutor(max_array_size=100)
+    assert executor.queued(["41", "42", "43", "44"]) == {"41", "42"}
+    assert fake.calls("squeue") == [
+        [
+            *("-h", "-r", "-t", "all", "--Format=JobArrayID:|,State:|,Reason:|,exit_code:"),
+            *("-j", "41,42,43,44"),
+        ]
+    ]
+    assert executor.calls == {"squeue": 1}
+
+
+def test_queued_is_empty_when_squeue_no_longer_knows_the_ids(fake):
+    fake.respond("squeue", {"rc": 1, "stderr": "slurm_load_jobs error: Invalid job id specified\n"})
+    assert SlurmExecutor(max_array_size=100).queued(["9"]) == set()
+
+
+def test_queued_is_none_after_one_failed_squeue_call_without_retrying(fake):
+    fake.respond("squeue", {"rc": 1, "stderr": "squeue: error: Socket timed out on send/recv\n"})
+    sleeps = Sleeps()
+    executor = SlurmExecutor(max_array_size=100, sleep=sleeps)
+    assert executor.queued(["9"]) is None
+    assert executor.calls == {"squeue": 1}
+    assert sleeps.waits == []
+
+
+def test_queued_of_no_ids_asks_nothing(fake):
+    executor = SlurmExecutor(max_array_size=100)
+    assert executor.queued([]) == set()
+    assert executor.calls == {}

@@ -14,6 +14,7 @@ from typing import Any
 from reflow.definition.errors import UsageError
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
+from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
@@ -91,7 +92,7 @@ def build_status(
         )
     alive = None
     if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
-        alive = slurm_dispatcher_alive(layout, run.dispatcher)
+        alive = slurm_dispatcher_alive(layout, run.dispatcher, SlurmExecutor())
     elif run.state == "running" and run.dispatcher.get("kind") != "slurm":
         alive = dispatcher_alive(run.dispatcher)
     return {

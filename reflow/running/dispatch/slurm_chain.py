@@ -37,7 +37,6 @@ from reflow.running.dispatch.dispatcher import (
 )
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
-from reflow.running.process import run_command
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.store.sqlite import SqliteStore
 
@@ -50,7 +49,6 @@ _ERROR_DELAY_S = 60
 _DISPATCHER_TIME_S = 15 * 60
 _DISPATCHER_MEM_MB = 1024
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
-_QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED"})
 
 
 def run_turn_and_chain(layout: RunLayout) -> str:
@@ -267,25 +265,30 @@ def submit_successor(
     return executor.sbatch(path, options)
 
 
-def dispatcher_alive(layout: RunLayout, info: Mapping[str, Any]) -> bool | None:
+def dispatcher_alive(
+    layout: RunLayout, info: Mapping[str, Any], executor: SlurmExecutor
+) -> bool | None:
     """Whether the run's next Slurm turn is still queued or running (one ``squeue`` call).
 
-    None when it cannot be told: no turn recorded yet, or squeue does not answer. A turn
-    that ended while this asked has recorded its successor by then, so the record is read
-    again before the run is called stalled.
+    Args:
+        layout: The run's paths; its store is read again before the run is called stalled.
+        info: The run's dispatcher record (its ``pending_jobs``).
+        executor: The executor that asks the scheduler (and counts the call).
+
+    Returns:
+        True while a recorded turn is queued or running. None when it cannot be told: no
+        turn recorded yet, or squeue does not answer. False when no recorded turn is queued
+        and the record, read again, still names the same turns of a running run (a turn that
+        ended while this asked has recorded its successor by then).
     """
     pending = [str(job) for job in info.get("pending_jobs") or []]
     if not pending:
         return None
-    result = run_command(
-        ["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(pending)], timeout_s=30
-    )
-    if not result.ok and "invalid job id" not in result.stderr.lower():
+    queued = executor.queued(pending)
+    if queued is None:
         return None
-    for line in result.stdout.splitlines():
-        job, _, state = line.strip().partition("|")
-        if job in pending and state.strip() in _QUEUED_STATES:
-            return True
+    if queued:
+        return True
     store = SqliteStore.open(layout.root)
     try:
         run = store.run(layout.run_id)

@@ -1,15 +1,15 @@
 """Running: the executor protocol. Executors start work and report on it; nothing else.
 
-An executor receives a ``BatchRequest`` (one task, the elements to run, resources, job ids it
-must wait for), starts it, and returns job ids. It cancels job ids and reports their states.
+An executor receives a ``BatchRequest`` (one task, the elements to run, resources, the worker's
+command), starts it, and returns job ids. It cancels job ids and reports their states.
 Executors return data: they never call back into the dispatcher and never touch the store.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -75,8 +75,6 @@ class BatchRequest:
     workdir: Path
     log_dir: Path
     script_path: Path
-    env: Mapping[str, str] = field(default_factory=dict)
-    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

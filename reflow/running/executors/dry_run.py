@@ -47,8 +47,6 @@ class DryRunExecutor:
             f"as batch {request.batch_id}",
             f"  resources: {describe_resources(request.resources)}",
         ]
-        if request.after:
-            lines.append(f"  after: {', '.join(request.after)}")
         if self.render is not None:
             lines.append(f"  script {request.script_path}:")
             lines.extend(f"    {line}" for line in self.render(request).splitlines())

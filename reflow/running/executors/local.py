@@ -14,10 +14,8 @@ read result files first) and the rest ``FAILED``/``LOST``. Job ids of another ex
 instance are looked up through pid files under ``run_root/logs/*/`` (or, for a chunk with a
 log but no pid file, by its command line): ``RUNNING`` while the process lives, else
 ``UNKNOWN``, with reason ``LOST`` when the element's log shows it never started in that chunk
-(say its dispatcher ended before starting the chunk). A chunk's ``request.after``
-ids that this instance started must be ``DONE`` first; if one fails, the chunk is
-``FAILED``/``CANCELLED`` without running. The executor never reads result files and never
-touches the store.
+(say its dispatcher ended before starting the chunk). The executor never reads result files
+and never touches the store.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ from reflow.running.executors.base import (
     Submission,
 )
 from reflow.running.executors.local_chunks import (
-    PENDING,
     RUNNING,
     Chunk,
     element_status,
@@ -131,12 +128,6 @@ class LocalExecutor:
         self._reap()
         free = self.slots - sum(chunk.slots for chunk in self._running)
         for chunk in list(self._queue):
-            blocker = self._blocker(chunk)
-            if blocker is not None:
-                if blocker.state is JobState.FAILED:
-                    self._queue.remove(chunk)
-                    chunk.failure = blocker
-                continue
             if chunk.slots > free:
                 break
             self._queue.remove(chunk)
@@ -229,19 +220,6 @@ class LocalExecutor:
         self._stop(stopping)
         stop_groups(foreign, grace_s=self.cancel_grace_s)
 
-    def _blocker(self, chunk: Chunk) -> JobStatus | None:
-        """A status that keeps ``chunk`` from starting: a dependency not done (or failed)."""
-        after = [a for a in chunk.request.after if parse_job_id(a)[0] in self._chunks]
-        for status in self.states(after).values() if after else ():
-            if status.state is JobState.FAILED:
-                detail = f"a dependency failed ({status.reason.value if status.reason else ''})"
-                return JobStatus(
-                    state=JobState.FAILED, reason=FailureReason.CANCELLED, detail=detail
-                )
-            if status.state is not JobState.DONE:
-                return PENDING
-        return None
-
     def _start(self, chunk: Chunk) -> None:
         request = chunk.request
         log_dir = request.log_dir
@@ -254,7 +232,6 @@ class LocalExecutor:
                 chunk.process = subprocess.Popen(
                     argv,
                     cwd=request.workdir,
-                    env={**os.environ, **request.env},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -5,6 +5,10 @@ the chunk's process (which leads its own process group). A resumed dispatcher or
 from the command line reads the file, checks that the pid still names *that* process (its
 start time in ``/proc`` must match, so a recycled pid is never signalled) and signals the
 group. This module only reads, writes and signals; it keeps no state.
+
+It computes no folder: every path comes from its caller. The local executor puts a pid file
+in the folder its ``BatchRequest`` names as ``log_dir`` (``RunLayout.logs_dir(task)``), and
+looks for another instance's under ``run_root/logs/*/``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Running: the Slurm executor: sbatch array jobs, scancel, and states from sacct or squeue.
 
-Every scheduler call goes through ``run_command`` and is counted in ``calls`` (one key per
-program), so tests and benchmarks can assert on the load reflow puts on the controller.
+Every scheduler call (sbatch, sacct, squeue, scontrol, scancel, sacctmgr) goes through one
+private method and is counted in ``calls`` (a ``Counter`` keyed by program), so tests and
+benchmarks can assert on the load reflow puts on the controller.
 Failures that retrying may cure (``is_transient_error``) are retried with exponential
 backoff, up to ``max_attempts`` calls; the sleep function is injectable.
 
@@ -25,8 +26,9 @@ How array indices map to elements (the worker must follow the same rule):
 The detail of an ended job names it and says what its end state means, and the last answer
 stays in ``last_states`` (the dispatcher chain picks the jobs its successor waits for from
 it). Beyond the protocol: ``sbatch`` submits any script with the same retries (the
-dispatcher's own turns), ``scripts`` renders without submitting (dry runs), and
-``submit_limit`` reads the user's ``MaxSubmitJobs`` from sacctmgr.
+dispatcher's own turns), ``scripts`` renders without submitting (dry runs),
+``submit_limit`` reads the user's ``MaxSubmitJobs`` from sacctmgr, and ``queued`` tells
+which job ids are still queued or running (one squeue call, not retried).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import contextlib
 import dataclasses
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +69,7 @@ MAX_ARRAY_SPEC_CHARS = 4096
 """The longest ``--array`` value (throttle included) slurmctld accepts; longer ones are refused
 with "Pathname of a file, directory or other parameter too long"."""
 
+_ACTIVE = (JobState.PENDING, JobState.RUNNING)
 _BENIGN_SCANCEL = ("invalid job id specified", "already completing or completed")
 
 
@@ -111,7 +115,7 @@ class SlurmExecutor:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         if max_array_size is not None and max_array_size < 1:
             raise ValueError(f"max_array_size must be positive, got {max_array_size}")
-        self.calls: dict[str, int] = {}
+        self.calls: Counter[str] = Counter()
         self.last_states: dict[str, JobStatus] = {}
         self._max_array_size = max_array_size
         self._timeout_s = timeout_s
@@ -250,6 +254,24 @@ class SlurmExecutor:
         }
         return dict(self.last_states)
 
+    def queued(self, job_ids: Sequence[str], /) -> set[str] | None:
+        """Return which of ``job_ids`` are still queued or running, from one ``squeue`` call.
+
+        The call is not retried, so a question about liveness is answered quickly.
+
+        Returns:
+            The ids squeue lists as pending or running; None when squeue fails (other than
+            for ids it no longer knows), so that nothing can be said.
+        """
+        wanted = list(dict.fromkeys(job_ids))
+        if not wanted:
+            return set()
+        try:
+            found = self._squeue(wanted, attempts=1)
+        except SubmissionError:
+            return None
+        return {job_id for job_id in wanted if job_id in found and found[job_id].state in _ACTIVE}
+
     def max_array_size(self) -> int:
         """Return the cluster's ``MaxArraySize`` (read from ``scontrol`` at most once)."""
         if self._max_array_size is None:
@@ -300,23 +322,27 @@ class SlurmExecutor:
             return {}
         raise SubmissionError(f"sacct failed: {_message(result)}")
 
-    def _squeue(self, job_ids: list[str]) -> dict[str, JobStatus]:
+    def _squeue(self, job_ids: list[str], *, attempts: int | None = None) -> dict[str, JobStatus]:
         argv = ["squeue", "-h", "-r", "-t", "all", f"--Format={SQUEUE_FORMAT}"]
-        result = self._run("squeue", [*argv, "-j", _parents(job_ids)])
+        result = self._run("squeue", [*argv, "-j", _parents(job_ids)], attempts=attempts)
         if result.ok:
             return parse_squeue(result.stdout)
         if "invalid job id specified" in result.stderr.lower():
             return {}
         raise SubmissionError(f"squeue failed: {_message(result)}")
 
-    def _run(self, tool: str, argv: list[str]) -> CommandResult:
-        """Run one Slurm command, retrying transient failures with exponential backoff."""
-        for attempt in range(self._max_attempts):
-            self.calls[tool] = self.calls.get(tool, 0) + 1
+    def _run(self, tool: str, argv: list[str], *, attempts: int | None = None) -> CommandResult:
+        """Run one Slurm command, retrying transient failures with exponential backoff.
+
+        The one place this executor starts a scheduler command; each call counts in ``calls``.
+        """
+        attempts = self._max_attempts if attempts is None else attempts
+        for attempt in range(attempts):
+            self.calls[tool] += 1
             result = run_command(argv, timeout_s=self._timeout_s, env=self._env)
             if result.ok or not is_transient_error(result.stderr):
                 return result
-            if attempt + 1 < self._max_attempts:
+            if attempt + 1 < attempts:
                 self._sleep(min(self._backoff_s * 2**attempt, self._max_backoff_s))
         return result
 

@@ -7,7 +7,7 @@ Two parsers read the script, and every interpolated value is quoted for the one 
   takes a backslash as an escape (also inside quotes) and treats an unquoted ``#`` as the
   start of a comment. Values that need it are written in double quotes with ``\`` and ``"``
   escaped. sbatch reads the script line by line, so a newline in such a value is refused.
-- The ``export`` lines and the ``exec`` line are read by bash; every value goes through
+- The ``exec`` line is read by bash; every argument goes through
   ``shlex.quote`` (single quotes keep newlines, ``$(...)`` and backticks literal); a carriage
   return is written as ``$'\r'``, because sbatch refuses any script containing ``\r\n``.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError
@@ -28,7 +28,6 @@ from reflow.definition.resources import format_mem, format_time
 from reflow.running.executors.base import BatchRequest
 
 _SBATCH_SAFE = re.compile(r"""^[^\s"'\\#]+$""")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARRAY_SPEC = re.compile(r"^\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*$")
 
 
@@ -47,8 +46,7 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     Raises:
         SubmissionError: If a value cannot be written safely: a newline or NUL in an
             ``#SBATCH`` value, a backslash in the log directory or task name (sbatch then
-            stops expanding ``%A``/``%a``), an environment name that is not a shell
-            identifier, a NUL in an environment value or an argument, or an empty command.
+            stops expanding ``%A``/``%a``), a NUL in an argument, or an empty command.
         ValueError: If ``array`` is not an index spec (a bug in the caller).
     """
     if not _ARRAY_SPEC.match(array):
@@ -59,7 +57,6 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     lines = ["#!/bin/bash"]
     lines += [_directive(request, option, value) for option, value in _options(request, array)]
     lines.append("")
-    lines += _exports(request.task, request.env)
     for arg in argv:
         _refuse_nul(request.task, "command", arg)
     lines.append("exec -- " + " ".join(_shell_quote(arg) for arg in argv))
@@ -89,10 +86,6 @@ def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
         ("--constraint", res.constraint),
     ]
     options += [(option, str(value)) for option, value in wanted if value is not None]
-    if request.after:
-        # afterany: a failed input must not leave this job pending forever; the worker
-        # reports missing inputs itself.
-        options.append(("--dependency", "afterany:" + ":".join(dict.fromkeys(request.after))))
     options += [(extra, None) for extra in res.extra]
     pattern = _log_pattern(request)
     options += [
@@ -136,22 +129,6 @@ def _sbatch_quote(text: str) -> str:
     if _SBATCH_SAFE.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _exports(task: str, env: Mapping[str, str]) -> list[str]:
-    lines = []
-    for name in sorted(env):
-        if not _ENV_NAME.match(name):
-            raise SubmissionError(
-                f"environment variable name {name!r} is not a shell identifier",
-                task=task,
-                param="env",
-                value=name,
-                hint="use letters, digits and underscores, not starting with a digit",
-            )
-        _refuse_nul(task, "env", env[name])
-        lines.append(f"export {name}={_shell_quote(env[name])}")
-    return lines
 
 
 def _shell_quote(text: str) -> str:

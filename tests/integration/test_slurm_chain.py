@@ -1,0 +1,309 @@
+"""The Slurm dispatcher chain on fake scheduler commands, with a real run directory.
+
+A real flow (``tests/flows/chaos_steps.py``: ``prepare`` fans out to ``work`` and ``check``,
+which ``total`` gathers) is submitted with ``REFLOW_MODE=slurm`` while fake ``sbatch``,
+``sacct``, ``squeue``, ``scontrol``, ``scancel`` and ``sacctmgr`` are first on ``PATH``. The
+fakes log every call and answer from canned responses (``sbatch`` hands out ids from 1000
+on), so a test knows exactly what each turn asked the scheduler. Nothing runs a job by
+itself: a test runs an array element's rendered script with bash, as a compute node would,
+and starts the next turn as Slurm would, with ``SLURM_JOB_ID`` set to the successor's id.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reflow.running.commands.status import load_status
+from reflow.running.dispatch.slurm_chain import dispatcher_alive, run_turn_and_chain
+from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.ranges import expand
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.sqlite import SqliteStore
+from tests.flows.chaos_steps import wf
+from tests.unit.test_slurm_executor import REFUSED, TRANSIENT, FakeSlurm
+
+
+@pytest.fixture
+def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
+    for name in list(os.environ):
+        if name.startswith(("REFLOW_", "SLURM_")):
+            monkeypatch.delenv(name)
+    fake = FakeSlurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("REFLOW_MODE", "slurm")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return fake
+
+
+def submit(root: Path, **params: Any) -> RunLayout:
+    """Submit the flow; its first turn runs here and now, as ``submit`` does on Slurm."""
+    run = wf.submit(run_dir=root, **params)
+    return RunLayout(root, run.run_id)
+
+
+def run_record(layout: RunLayout) -> tuple[str, str, dict[str, Any]]:
+    """The run's state, message and dispatcher record, as the store has them."""
+    store = SqliteStore.open(layout.root)
+    try:
+        run = store.run(layout.run_id)
+        return run.state, run.message, dict(run.dispatcher)
+    finally:
+        store.close()
+
+
+def state_counts(layout: RunLayout) -> dict[str, dict[str, int]]:
+    store = SqliteStore.open(layout.root)
+    try:
+        return store.state_counts(layout.run_id)
+    finally:
+        store.close()
+
+
+def turn(
+    fake: FakeSlurm, layout: RunLayout, monkeypatch: pytest.MonkeyPatch, job_id: str | None
+) -> Counter[str]:
+    """Run one turn as job ``job_id`` (None: by hand); return the scheduler calls it made."""
+    if job_id is None:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    else:
+        monkeypatch.setenv("SLURM_JOB_ID", job_id)
+    before = len(fake.tools())
+    run_turn_and_chain(layout)
+    return Counter(fake.tools()[before:])
+
+
+def run_element(script: Path, job_id: str, index: int) -> None:
+    """Run one array element's batch script as a compute node would."""
+    env = {**os.environ, "SLURM_ARRAY_JOB_ID": job_id, "SLURM_ARRAY_TASK_ID": str(index)}
+    env["SLURM_JOB_ID"] = f"{job_id}_{index}"
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=120)
+
+
+def sbatch_script(call: list[str]) -> Path:
+    return Path(call[-1])
+
+
+def task_of(call: list[str]) -> str:
+    """The task of an array job's sbatch call (its script is ``<task>-<batch>.sh``)."""
+    return sbatch_script(call).name.split("-")[0]
+
+
+def array_size(call: list[str]) -> int:
+    """How many elements the ``--array`` line of a submitted script holds."""
+    lines = sbatch_script(call).read_text().splitlines()
+    spec = next(line for line in lines if line.startswith("#SBATCH --array="))
+    return len(expand(spec.removeprefix("#SBATCH --array=").split("%")[0]))
+
+
+def options_of(call: list[str]) -> dict[str, str]:
+    """``--name=value`` options of one sbatch call."""
+    return dict(arg[2:].split("=", 1) for arg in call if arg.startswith("--") and "=" in arg)
+
+
+def start_with_prepare_done(
+    fake: FakeSlurm, root: Path, monkeypatch: pytest.MonkeyPatch, **params: Any
+) -> tuple[RunLayout, Counter[str]]:
+    """Submit (prepare is job 1000, the successor 1001), run prepare, then turn as 1001.
+
+    The turn finds prepare's result and so has nothing in flight to ask sacct about.
+    """
+    layout = submit(root, **params)
+    run_element(sbatch_script(fake.calls("sbatch")[0]), "1000", 0)
+    return layout, turn(fake, layout, monkeypatch, "1001")
+
+
+def test_first_turn_submits_prepare_and_a_successor_that_waits_for_it(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    layout = submit(tmp_path / "runs", count=4)
+    prepare, successor = slurm.calls("sbatch")
+    assert sbatch_script(prepare).name.startswith("prepare-")
+    options = options_of(successor)
+    assert options["dependency"] == "afterany:1000"
+    assert "begin" not in options
+    assert options["job-name"] == "chaos.dispatch"
+    assert options["output"] == str(layout.slurm_dispatcher_log)
+    assert sbatch_script(successor) == layout.dispatcher_script
+    exec_line = layout.dispatcher_script.read_text().splitlines()[-1]
+    assert exec_line.endswith(
+        f"-m reflow.running.dispatch --run-dir {layout.root} --run-id {layout.run_id} --slurm-turn"
+    )
+    state, _, record = run_record(layout)
+    assert state == "running"
+    assert record["pending_jobs"] == ["1001"]
+    assert record["waits_for"] == 1
+    assert record["submit_budget"] == 5000  # sacctmgr names no limit
+    # One scontrol per executor, two sacctmgr for the budget, nothing to ask sacct about yet.
+    assert Counter(slurm.tools()) == {"scontrol": 1, "sacctmgr": 2, "sbatch": 2}
+
+
+def test_budget_from_max_submit_jobs_holds_instances_back_and_waits_on_the_oldest_job(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slurm.respond("sacctmgr", {"stdout": "6||normal\n"}, {"stdout": "normal||\n"})
+    layout, calls = start_with_prepare_done(slurm, tmp_path / "runs", monkeypatch, count=4)
+    _, _, record = run_record(layout)
+    assert record["submit_budget"] == 5  # MaxSubmitJobs 6, one job left for the successor
+    counts = state_counts(layout)
+    submitted = sum(by_state.get("submitted", 0) for by_state in counts.values())
+    ready = sum(by_state.get("ready", 0) for by_state in counts.values())
+    assert (submitted, ready) == (5, 3)
+    arrays = slurm.calls("sbatch")[2:-1]
+    assert sorted(task_of(call) for call in arrays) == ["check", "work"]
+    assert sum(array_size(call) for call in arrays) == 5
+    assert options_of(slurm.calls("sbatch")[-1])["dependency"] == "afterany:1002"
+    assert record["pending_jobs"] == ["1004"]
+    # The budget was asked once per run: no sacctmgr in this turn.
+    assert calls == {"scontrol": 1, "sbatch": 3}
+
+
+def test_budget_from_config_asks_sacctmgr_nothing(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", "2")
+    layout, calls = start_with_prepare_done(slurm, tmp_path / "runs", monkeypatch, count=4)
+    assert "sacctmgr" not in slurm.tools()
+    counts = state_counts(layout)
+    assert sum(c.get("submitted", 0) for c in counts.values()) == 2
+    assert sum(c.get("ready", 0) for c in counts.values()) == 6
+    assert run_record(layout)[2]["submit_budget"] == 2
+    assert calls == {"scontrol": 1, "sbatch": 2}
+    assert options_of(slurm.calls("sbatch")[-1])["dependency"] == "afterany:1002"
+
+
+def test_successor_waits_only_for_jobs_still_queued(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout, calls = start_with_prepare_done(slurm, tmp_path / "runs", monkeypatch, count=2)
+    assert calls == {"scontrol": 1, "sbatch": 3}  # work, check, the successor
+    arrays = slurm.calls("sbatch")[2:4]
+    ids = {task_of(call): str(1002 + number) for number, call in enumerate(arrays)}
+    work_id, check_id = ids["work"], ids["check"]
+    assert options_of(slurm.calls("sbatch")[4])["dependency"] == "afterany:1002:1003"
+    check_script = next(sbatch_script(call) for call in arrays if task_of(call) == "check")
+    for index in range(2):
+        run_element(check_script, check_id, index)
+    slurm.respond(
+        "sacct",
+        {"stdout": f"{check_id}_[0-1]|COMPLETED|0:0\n{work_id}_[0-1]|RUNNING|0:0\n"},
+    )
+    calls = turn(slurm, layout, monkeypatch, "1004")
+    # total (the gather of check) is job 1005; work still runs; check has ended.
+    assert options_of(slurm.calls("sbatch")[-1])["dependency"] == f"afterany:{work_id}:1005"
+    assert calls == {"scontrol": 1, "sacct": 1, "sbatch": 2}
+    assert run_record(layout)[2]["pending_jobs"] == ["1006"]
+
+
+def test_without_queued_jobs_the_successor_starts_after_the_idle_delay(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = submit(tmp_path / "runs", count=2)
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0)
+    limit = "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy"
+    slurm.respond("sbatch", {"rc": 1, "stderr": limit}, {"rc": 1, "stderr": limit})
+    calls = turn(slurm, layout, monkeypatch, "1001")
+    successor = options_of(slurm.calls("sbatch")[-1])
+    assert "dependency" not in successor
+    assert successor["begin"] == "now+15"
+    counts = state_counts(layout)
+    assert counts["work"] == {"ready": 2}
+    assert counts["check"] == {"ready": 2}
+    assert run_record(layout)[2]["waits_for"] == 0
+    assert calls == {"scontrol": 1, "sbatch": 3}
+
+
+def test_successor_submission_is_retried_on_a_transient_failure(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    slurm.respond("sbatch", {"stdout": "500\n"}, {"rc": 1, "stderr": TRANSIENT})
+    layout = submit(tmp_path / "runs", count=2)
+    calls = slurm.calls("sbatch")
+    assert len(calls) == 3
+    assert calls[1] == calls[2]  # the same successor, asked again
+    assert options_of(calls[2])["dependency"] == "afterany:500"
+    state, _, record = run_record(layout)
+    assert state == "running"
+    assert record["pending_jobs"] == ["1000"]  # the id of the accepted attempt
+
+
+def test_a_refused_successor_fails_the_run_with_sbatchs_message(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    slurm.respond("sbatch", {"stdout": "500\n"}, {"rc": 1, "stderr": REFUSED})
+    layout = submit(tmp_path / "runs", count=2)
+    assert len(slurm.calls("sbatch")) == 2  # a refusal is not retried
+    state, message, record = run_record(layout)
+    assert state == "failed"
+    assert "cannot submit the next dispatcher turn" in message
+    assert "Invalid partition name specified" in message
+    assert record["pending_jobs"] == []
+
+
+def test_a_turn_started_by_hand_cancels_the_pending_successor(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = submit(tmp_path / "runs", count=2)
+    assert run_record(layout)[2]["pending_jobs"] == ["1001"]
+    slurm.respond("sacct", {"stdout": "1000_0|PENDING|0:0\n"})
+    calls = turn(slurm, layout, monkeypatch, None)
+    assert slurm.calls("scancel") == [["1001"]]
+    assert options_of(slurm.calls("sbatch")[-1])["dependency"] == "afterany:1000"
+    assert run_record(layout)[2]["pending_jobs"] == ["1002"]
+    # Nothing new to submit, so no scontrol: only sacct, the successor and its scancel.
+    assert calls == {"sacct": 1, "sbatch": 1, "scancel": 1}
+
+
+def test_a_turn_run_as_the_pending_successor_cancels_nothing(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = submit(tmp_path / "runs", count=2)
+    slurm.respond("sacct", {"stdout": "1000_0|PENDING|0:0\n"})
+    turn(slurm, layout, monkeypatch, "1001")
+    assert slurm.calls("scancel") == []
+    assert run_record(layout)[2]["pending_jobs"] == ["1002"]
+
+
+def test_liveness_asks_squeue_through_the_executor(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = submit(tmp_path / "runs", count=2)
+    _, _, record = run_record(layout)
+    invalid = {"rc": 1, "stderr": "slurm_load_jobs error: Invalid job id specified\n"}
+    slurm.respond(
+        "squeue",
+        {"stdout": "1001|PENDING|Dependency|0\n"},
+        invalid,
+        {"rc": 1, "stderr": "squeue: error: Socket timed out on send/recv operation\n"},
+        {"stdout": "1001|COMPLETED|None|0\n"},
+    )
+    answers = []
+    for _ in range(3):
+        executor = SlurmExecutor()
+        answers.append(dispatcher_alive(layout, record, executor))
+        assert executor.calls == {"squeue": 1}
+    assert answers == [True, False, None]
+    # An older record (a turn has recorded a new successor meanwhile) is not a stall.
+    older = {**record, "pending_jobs": ["999"]}
+    assert dispatcher_alive(layout, older, SlurmExecutor()) is True
+    assert dispatcher_alive(layout, {"pending_jobs": []}, SlurmExecutor()) is None
+    assert slurm.tools().count("squeue") == 4
+
+
+def test_status_reports_the_successor_alive_from_one_squeue_call(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    layout = submit(tmp_path / "runs", count=2)
+    slurm.respond("squeue", {"stdout": "1001|RUNNING|None|0\n"})
+    before = len(slurm.tools())
+    status = load_status(layout.root, layout.run_id)
+    assert status["dispatcher"]["alive"] is True
+    assert slurm.tools()[before:] == ["squeue"]
+    assert (
+        load_status(layout.root, layout.run_id, ask_scheduler=False)["dispatcher"]["alive"] is None
+    )
