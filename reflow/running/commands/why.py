@@ -22,7 +22,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import InstanceRow, SqliteStore
 
-_EXAMPLES = 3
+_FILES = 3
 _ELEMENTS = 10
 _SUCCEEDED = ("done", "cached")
 
@@ -45,7 +45,6 @@ class _Group:
     detail: str
     compared_with: str | None
     elements: list[int] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
 
 
 def explain(root: Path, run_id: str | None, task: str | None = None) -> dict[str, Any]:
@@ -74,8 +73,6 @@ def write_why(data: Mapping[str, Any], out: IO[str], *, as_json: bool) -> None:
                 f"  {entry['task']:<{width}}  {group['count']:>6}  {group['reason']}"
                 f"{': ' + group['detail'] if group['detail'] else ''}{where}\n"
             )
-            for example in group["examples"]:
-                out.write(f"  {'':<{width}}          {example}\n")
 
 
 class _Reader:
@@ -159,7 +156,6 @@ class _Reader:
                     "count": len(g.elements),
                     "elements": g.elements[:_ELEMENTS],
                     "compared_with": g.compared_with,
-                    "examples": g.examples,
                 }
                 for g in sorted(groups.values(), key=lambda g: -len(g.elements))
             ],
@@ -183,8 +179,7 @@ class _Reader:
         found: list[tuple[str, str]] = []
         if str(old.get("version")) != str(spec.get("version")):
             found.append(("version", f"{old.get('version')!r} -> {spec.get('version')!r}"))
-        if name in this.code and name in prev.code and this.code[name] != prev.code[name]:
-            found.append(("code", f"the body of {spec.get('qualname') or name}() changed"))
+        found.extend(_code_change(spec, old))
         found.extend(_param_changes(name, spec, this.params, prev.params))
         return found
 
@@ -226,8 +221,20 @@ class _Reader:
             }
         )
         if files:
-            return [("upstream file", f"{source}: " + ", ".join(files[:_EXAMPLES]))]
+            return [("upstream file", f"{source}: " + ", ".join(files[:_FILES]))]
         return [("upstream output", f"{source}'s output changed")]
+
+
+def _code_change(spec: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The code hash in the identity (``on_code_change = "rerun"`` only), if it changed."""
+    new_code, old_code = spec.get("code") or "", old.get("code") or ""
+    if new_code == old_code:
+        return []
+    if new_code and old_code:
+        return [("code", f"the body of {spec.get('qualname') or spec['name']}() changed")]
+    if new_code:
+        return [("code", 'on_code_change = "rerun" put the code hash into the identity')]
+    return [("code", "the code hash no longer enters the identity")]
 
 
 def _param_changes(
@@ -242,7 +249,7 @@ def _param_changes(
             continue
         files = _file_changes(json.dumps(old), json.dumps(new))
         if files and _without_fingerprints(old) == _without_fingerprints(new):
-            detail = ", ".join(f"{path} ({kind})" for path, kind in files[:_EXAMPLES])
+            detail = ", ".join(f"{path} ({kind})" for path, kind in files[:_FILES])
             found.append(("input file", f"{flag}: {detail}"))
         else:
             found.append(("parameter", f"{flag}: {_show(old)} -> {_show(new)}"))

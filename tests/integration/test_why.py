@@ -1,0 +1,169 @@
+"""``why`` and edited code: every reason a run gives for an instance that was not cached."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from tests.integration.flowfiles import calls, counts, submit_and_wait
+
+FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Param, Result, RunDir, Workflow
+
+wf = Workflow("why")
+
+
+def log(run_dir: Path, task: str, what: str) -> None:
+    with (run_dir / f"{task}.calls").open("a") as handle:
+        handle.write(what + "\\n")
+
+
+@wf.job(version=VERSION)
+def prepare(count: Annotated[int, Param(help="items")] = 2) -> list[str]:
+    return [f"f{i}" for i in range(count)]
+
+
+@wf.array_job(cache=CACHE)
+def convert(
+    item: Annotated[str, Result(step="prepare")],
+    scale: Annotated[int, Param(help="scale")] = 1,
+    run_dir: RunDir = RunDir(),
+) -> Path:
+    BODY
+    log(run_dir, "convert", item)
+    path = run_dir / "out" / (item + ".txt")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(item * scale)
+    return path
+
+
+@wf.job()
+def publish(
+    paths: Annotated[list[Path], Result(step="convert")], run_dir: RunDir = RunDir()
+) -> int:
+    log(run_dir, "publish", str(len(paths)))
+    return sum(len(p.read_text()) for p in paths)
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def write(folder: Path, *, version: str = "1", cache: bool = True, body: str = "pass") -> Path:
+    flow = folder / "why_flow.py"
+    text = textwrap.dedent(FLOW).replace("VERSION", repr(version)).replace("CACHE", str(cache))
+    flow.write_text(text.replace("BODY", body))
+    return flow
+
+
+def why(flow: Path, run_dir: Path, run_id: str) -> dict[str, set[tuple[str, str, int]]]:
+    """``task -> {(reason, detail, count)}`` from ``why RUN --json``."""
+    done = subprocess.run(
+        [sys.executable, str(flow), "why", run_id, "--run-dir", str(run_dir), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=flow.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    assert data["run_id"] == run_id
+    return {
+        t["task"]: {(r["reason"], r["detail"], r["count"]) for r in t["reasons"]}
+        for t in data["tasks"]
+    }
+
+
+def test_why_names_the_reason_of_every_rerun(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    flow = write(tmp_path)
+    first, _ = submit_and_wait(flow, run_dir)
+    first_run = "no earlier instance of this element in the run directory"
+    assert why(flow, run_dir, first) == {
+        "prepare": {("first run", first_run, 1)},
+        "convert": {("first run", first_run, 2)},
+        "publish": {("first run", first_run, 1)},
+    }
+    scaled, _ = submit_and_wait(flow, run_dir, "--scale", "2")
+    reasons = why(flow, run_dir, scaled)
+    assert reasons["convert"] == {("parameter", "--scale: 1 -> 2", 2)}
+    ((kind, detail, count),) = reasons["publish"]
+    assert (kind, count) == ("upstream file", 1)
+    assert detail.startswith("convert: ")
+    assert "f0.txt (size)" in detail
+    assert set(reasons) == {"convert", "publish"}  # prepare came from the cache
+
+    bumped, _ = submit_and_wait(write(tmp_path, version="2"), run_dir, "--scale", "2")
+    assert why(flow, run_dir, bumped) == {"prepare": {("version", "'1' -> '2'", 1)}}
+
+    forced, _ = submit_and_wait(flow, run_dir, "--scale", "2", "--force-task", "publish")
+    assert why(flow, run_dir, forced) == {"publish": {("forced", "--force-task publish", 1)}}
+
+    uncached, _ = submit_and_wait(
+        write(tmp_path, version="2", cache=False), run_dir, "--scale", "2"
+    )
+    assert why(flow, run_dir, uncached)["convert"] == {
+        ("cache=False", "the task never uses the cache", 2)
+    }
+
+
+def submit(flow: Path, run_dir: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "REFLOW_MODE": "local",
+        "REFLOW_ON_CODE_CHANGE": mode,
+        "XDG_CONFIG_HOME": str(flow.parent / "config"),
+    }
+    return subprocess.run(
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=flow.parent,
+        env=env,
+    )
+
+
+def test_edited_code_warns_and_reuses_or_reruns_and_formatting_does_neither(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "runs"
+    assert submit(write(tmp_path), run_dir, "warn").returncode == 0
+    # A comment, a docstring and reformatting are not a change of code.
+    cosmetic = '"""Convert one item."""\n    # only a comment\n    pass  # still nothing'
+    quiet = submit(write(tmp_path, body=cosmetic), run_dir, "warn")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "warning" not in quiet.stderr
+    assert sorted(calls(run_dir, "convert")) == ["f0", "f1"]
+    edited = write(tmp_path, body="assert item")
+    warned = submit(edited, run_dir, "warn")
+    assert warned.returncode == 0, warned.stderr
+    (line,) = [line for line in warned.stderr.splitlines() if line.startswith("warning")]
+    assert "convert: its code changed since 2 cached result(s) were made" in line
+    assert "--force-task convert" in line
+    assert len(calls(run_dir, "convert")) == 2  # reused: nothing reran
+    ignored = submit(edited, run_dir, "ignore")
+    assert "warning" not in ignored.stderr
+    rerun = submit(edited, run_dir, "rerun")
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(calls(run_dir, "convert")) == ["f0", "f0", "f1", "f1"]
+    run_id = rerun.stdout.split("submitted run ", 1)[1].split()[0]
+    assert why(edited, run_dir, run_id)["convert"] == {
+        ("code", 'on_code_change = "rerun" put the code hash into the identity', 2)
+    }
+    edited_again = write(tmp_path, body="assert item, item")
+    rerun_again = submit(edited_again, run_dir, "rerun")
+    run_id = rerun_again.stdout.split("submitted run ", 1)[1].split()[0]
+    assert why(edited, run_dir, run_id)["convert"] == {("code", "the body of convert() changed", 2)}
+    assert len(calls(run_dir, "convert")) == 6
+    _, again = submit_and_wait(edited, run_dir)  # warn again: the rerun results are current
+    assert counts(again)["convert"] == {"cached": 2}
