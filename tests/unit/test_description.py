@@ -38,7 +38,7 @@ def test_manifest_has_the_documented_keys():
     assert (data["format"], data["workflow"]) == (FORMAT, "all_rules")
     task = data["tasks"][0]
     assert set(task) == {
-        "name", "array", "module", "qualname", "version", "cache", "fingerprint", "verify",
+        "name", "array", "module", "qualname", "version", "cache", "fingerprint", "code", "verify",
             "run_dir_arg",
         "returns", "resources", "after", "params", "inputs",
     }  # fmt: skip
