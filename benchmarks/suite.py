@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks import dispatch, local, migration, slurm, startup
+from benchmarks import dispatch, local, migration, slurm, startup, trust
 from benchmarks.measure import BenchmarkError, Row
 
-GROUPS = ("startup", "plan", "cached", "status", "migrate", "local", "slurm")
+GROUPS = ("startup", "plan", "cached", "status", "migrate", "trust", "local", "slurm")
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (200,)
 QUICK_LOCAL_SIZE = 40
@@ -145,6 +145,10 @@ class _Suite:
                 "migrate",
                 migration.NAME,
                 migration.SIZE,
+            )
+        if "trust" in self.groups:
+            self._attempt(
+                "trust", lambda: trust.run(self.repeat, self.scratch, quick=self.quick), "trust"
             )
         if "local" in self.groups:
             self._attempt("local executor", self._local, "local", "local executor")

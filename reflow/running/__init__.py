@@ -14,6 +14,7 @@
 - ``commands``: the command handlers, status, progress and the ``reflow`` console script.
   May import everything in ``running``.
 - ``config`` (the config file and ``REFLOW_*``), ``process`` (the one way to run a
-  subprocess), ``ranges`` (index lists as range specs) and ``fingerprints`` (of files and
-  directories) import nothing else from ``running``; every room may import them.
+  subprocess), ``ranges`` (index lists as range specs), ``fingerprints`` (of files and
+  directories) and ``codehash`` (of a task's code) import nothing else from ``running``;
+  every room may import them.
 """

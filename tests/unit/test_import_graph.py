@@ -10,7 +10,7 @@ import reflow
 
 PACKAGE = Path(reflow.__file__).parent
 FACADES = {"reflow", "reflow.cli", "reflow.run", "reflow.workflow"}
-SHARED = {"config", "fingerprints", "process", "ranges"}
+SHARED = {"codehash", "config", "fingerprints", "process", "ranges"}
 """Rooms of ``reflow.running`` every other room may import."""
 ROOMS = {
     "rundir": set(),
@@ -23,6 +23,7 @@ ROOMS = {
     "process": set(),
     "ranges": set(),
     "fingerprints": set(),
+    "codehash": set(),
 }
 """What each room of ``reflow.running`` may import besides itself and ``SHARED``."""
 

@@ -20,7 +20,7 @@ from reflow.planning.encoding import loads
 from reflow.planning.paths import tagged_paths
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.store.sqlite import SqliteStore
 
 _FILES = 3
 _ELEMENTS = 10
@@ -83,6 +83,8 @@ class _Reader:
         self.store = SqliteStore.open(self.root)
         self.recorded: dict[str, _Recorded] = {}
         self.outputs: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+        self.changes: dict[tuple[str, str, str, int | None], list[tuple[str, str]]] = {}
+        self.answers: dict[tuple[str, str, tuple[int | None, ...]], list[tuple[str, str]]] = {}
 
     def __enter__(self) -> _Reader:
         return self
@@ -132,20 +134,23 @@ class _Reader:
         return self.outputs[key]
 
     def task(self, this: _Recorded, name: str) -> dict[str, Any]:
-        rows = [r for r in self.store.instances(this.run_id, name) if r.state != "cached"]
-        earlier = self.store.earlier_instances(this.run_id, name) if rows else {}
+        rows = self.store.uncached_instances(this.run_id, name)
+        elements = [element for element, _identity in rows]
+        earlier = self.store.earlier_instances(this.run_id, name, elements) if rows else {}
         groups: dict[tuple[str, str, str | None], _Group] = {}
         shared: dict[str | None, list[tuple[str, str]]] = {}
-        for row in rows:
-            prev = earlier.get(row.element)
+        for element, identity in rows:
+            prev = earlier.get(element)
             prev_run = prev[0] if prev else None
             if prev_run not in shared:
                 shared[prev_run] = self.task_reasons(this, name, prev_run)
-            reasons = shared[prev_run] or self.element_reasons(this, name, row, prev)
+            reasons = shared[prev_run] or self.element_reasons(this, name, element, identity, prev)
             for reason, detail in reasons:
                 key = (reason, detail, prev_run)
-                group = groups.setdefault(key, _Group(reason, detail, prev_run))
-                group.elements.append(row.element)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(reason, detail, prev_run)
+                group.elements.append(element)
         return {
             "task": name,
             "instances": len(rows),
@@ -184,32 +189,64 @@ class _Reader:
         return found
 
     def element_reasons(
-        self, this: _Recorded, name: str, row: InstanceRow, prev: tuple[str, str, str] | None
+        self,
+        this: _Recorded,
+        name: str,
+        element: int,
+        identity: str,
+        prev: tuple[str, str, str] | None,
     ) -> list[tuple[str, str]]:
         """Why one element reran when its task's own parameters, version and code did not."""
         assert prev is not None  # task_reasons answers "first run"
         prev_run, prev_identity, prev_state = prev
-        element = row.element
-        if row.identity == prev_identity:
+        if identity == prev_identity:
             if prev_state not in _SUCCEEDED:
                 return [("earlier attempt", f"it was {prev_state} in run {prev_run}")]
             return [("stale", "its cached output was found stale by verification")]
+        sources = self.sources(this, name)
+        # Only a 1:1 chain makes the answer depend on the element; else one answer serves all.
+        key = (
+            name,
+            prev_run,
+            tuple(element if self.is_chain(s, this.run_id, prev_run) else None for s in sources),
+        )
+        if key not in self.answers:
+            changed = [
+                reason
+                for source in sources
+                for reason in self.upstream_changes(source, this.run_id, prev_run, element)
+            ]
+            self.answers[key] = changed or [("inputs", "the data it consumes changed")]
+        return self.answers[key]
+
+    def sources(self, this: _Recorded, name: str) -> tuple[str, ...]:
         spec = this.tasks[name]
-        sources = [s for inp in spec.get("inputs", []) for s in inp["sources"]]
-        changed = [
-            reason
-            for source in dict.fromkeys(sources)
-            for reason in self.upstream_changes(source, this.run_id, prev_run, element)
-        ]
-        return changed or [("inputs", "the data it consumes changed")]
+        return tuple(dict.fromkeys(s for inp in spec.get("inputs", []) for s in inp["sources"]))
+
+    def is_chain(self, source: str, run_id: str, prev_run: str) -> bool:
+        new, old = self.task_outputs(run_id, source), self.task_outputs(prev_run, source)
+        return len(new) == len(old) > 1
 
     def upstream_changes(
         self, source: str, run_id: str, prev_run: str, element: int
     ) -> list[tuple[str, str]]:
+        """How ``source``'s outputs that ``element`` may consume differ between the two runs."""
         new = self.task_outputs(run_id, source)
         old = self.task_outputs(prev_run, source)
-        same_index = element in new and element in old and len(new) == len(old)
-        keys: Iterable[int] = [element] if same_index and len(new) > 1 else sorted(new)
+        same_index = len(new) == len(old) > 1 and element in new
+        key = (source, run_id, prev_run, element if same_index else None)
+        if key not in self.changes:
+            keys = [element] if same_index else sorted(new)
+            self.changes[key] = self._changes(source, new, old, keys)
+        return self.changes[key]
+
+    def _changes(
+        self,
+        source: str,
+        new: Mapping[int, tuple[str, str]],
+        old: Mapping[int, tuple[str, str]],
+        keys: Iterable[int],
+    ) -> list[tuple[str, str]]:
         changed = [k for k in keys if new.get(k, ("", ""))[1] != old.get(k, ("", ""))[1]]
         if not changed:
             return []

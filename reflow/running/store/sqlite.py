@@ -282,20 +282,44 @@ class SqliteStore:
             )
         )
 
-    def earlier_instances(self, run_id: str, task: str) -> dict[int, tuple[str, str, str]]:
-        """``element -> (run id, identity, state)`` of each element's most recent earlier instance.
-
-        Earlier means of a run created before ``run_id``, in this run directory.
-        """
-        rows = self._db.execute(
-            "SELECT element, run_id, identity, state FROM (SELECT i.element, i.run_id,"
-            " i.identity, i.state, row_number() OVER (PARTITION BY i.element"
-            " ORDER BY r.created DESC, r.run_id DESC) AS n FROM instances i"
-            " JOIN runs r ON r.run_id = i.run_id WHERE i.task = ? AND i.run_id != ?"
-            " AND r.created <= (SELECT created FROM runs WHERE run_id = ?)) WHERE n = 1",
-            (task, run_id, run_id),
+    def uncached_instances(self, run_id: str, task: str) -> list[tuple[int, str]]:
+        """``(element, identity)`` of the run's instances of ``task`` not taken from the cache."""
+        return list(
+            self._db.execute(
+                "SELECT element, identity FROM instances WHERE run_id = ? AND task = ?"
+                " AND state != 'cached' ORDER BY element",
+                (run_id, task),
+            )
         )
-        return {element: (run, identity, state) for element, run, identity, state in rows}
+
+    def earlier_instances(
+        self, run_id: str, task: str, elements: Sequence[int]
+    ) -> dict[int, tuple[str, str, str]]:
+        """``element -> (run id, identity, state)``: each element's most recent earlier instance.
+
+        Earlier means of a run of this run directory created before ``run_id``. The runs are
+        read newest first, each by its primary key, until every element has one.
+        """
+        wanted = set(elements)
+        found: dict[int, tuple[str, str, str]] = {}
+        runs = self._db.execute(
+            "SELECT t.run_id FROM tasks t JOIN runs r ON r.run_id = t.run_id WHERE t.task = ?"
+            " AND t.run_id != ? AND r.created <= (SELECT created FROM runs WHERE run_id = ?)"
+            " ORDER BY r.created DESC, r.run_id DESC",
+            (task, run_id, run_id),
+        ).fetchall()
+        for (earlier,) in runs:
+            if not wanted:
+                break
+            rows = self._db.execute(
+                "SELECT element, identity, state FROM instances WHERE run_id = ? AND task = ?",
+                (earlier, task),
+            )
+            for element, identity, state in rows:
+                if element in wanted:
+                    found[element] = (earlier, identity, state)
+                    wanted.discard(element)
+        return found
 
     def outputs_by_run(self, task: str) -> dict[str, int]:
         """``run id -> number of cached outputs of task`` by the run that made them."""
