@@ -6,6 +6,7 @@ the run is recorded in the store, so a run the store knows always has a manifest
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import IO, Any
 
-from reflow.definition.errors import UsageError, suggest
+from reflow.definition.errors import ConfigError, UsageError, suggest
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.spec import FingerprintMode
 from reflow.definition.types import conforms
@@ -75,6 +76,8 @@ def submit_workflow(
             )
     root = resolve_run_dir(run_dir, config)
     mode = choose_mode(config)
+    if mode != "dry-run":
+        check_python(config)
     run_id = new_run_id(wf.name)
     manifest = build_manifest(
         wf, graph, run_id, values, python=config.python, fingerprint=config.fingerprint
@@ -154,6 +157,36 @@ def _choices_hint(option: SubmitOption) -> str | None:
     if ref.kind == "literal":
         return "choose one of " + ", ".join(repr(v) for v in ref.values)
     return None
+
+
+def check_python(config: Config) -> None:
+    """Refuse a configured interpreter that cannot run here, naming where it was set.
+
+    Workers and dispatcher turns start it; a path this host cannot see (a compute node's
+    own) is let through, since it may exist there.
+    """
+    python = config.python
+    if python is None:
+        return
+    where = config.source_of("executor.python") or "[executor] python"
+    found = shutil.which(python) if "/" not in python else python
+    if found is not None and not Path(found).is_absolute():
+        found = str(Path(found).absolute())
+    if found is None or (Path(found).exists() and not os.access(found, os.X_OK)):
+        raise ConfigError(
+            f"the interpreter {python!r} (from {where}) "
+            + ("cannot be run: it is not executable" if found else "is not on PATH"),
+            param="executor.python",
+            value=python,
+            hint="point it at a python3 with reflow installed, or unset it to use this one",
+        )
+    if "/" in python and not Path(python).exists() and Path(python).parent.exists():
+        raise ConfigError(
+            f"the interpreter {python!r} (from {where}) does not exist",
+            param="executor.python",
+            value=python,
+            hint="point it at a python3 with reflow installed, or unset it to use this one",
+        )
 
 
 def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Path:
