@@ -1,4 +1,7 @@
-"""A configured interpreter that cannot run is refused at submit, naming where it was set."""
+"""A configured interpreter that cannot run is refused at submit, naming where it was set.
+
+A path in a folder the submitting host cannot see is let through: it may exist on the nodes.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ FLOW = Path(__file__).resolve().parents[1] / "flows" / "demo_steps.py"
 @pytest.mark.parametrize(
     ("python", "says"),
     [
-        ("/opt/nowhere/bin/python3", "does not exist"),
+        ("{folder}/python3.99", "does not exist"),
         ("no-such-python", "is not on PATH"),
         ("{not_executable}", "cannot be run: it is not executable"),
     ],
@@ -23,7 +26,7 @@ FLOW = Path(__file__).resolve().parents[1] / "flows" / "demo_steps.py"
 def test_a_broken_interpreter_is_one_line_at_submit(tmp_path: Path, python: str, says: str) -> None:
     plain = tmp_path / "python3"
     plain.write_text("#!/bin/sh\n")
-    python = python.format(not_executable=plain)
+    python = python.format(not_executable=plain, folder=tmp_path)
     run_dir = tmp_path / "runs"
     env = {
         **os.environ,
