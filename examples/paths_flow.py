@@ -2,10 +2,11 @@
 
 ``download`` writes one CSV file per day and returns their paths; ``summarize`` reads one
 file per array element and writes a JSON summary next to it; ``report`` gathers the
-summaries into one number. A task returning ``Path`` (or ``list[Path]``) is verified by the
-files' existence, and ``report`` adds its own check with ``verify=``. The cache trusts
-finished work on a plain ``submit``; ``submit --verify`` (and ``retry``) check it first and
-recompute only what went missing:
+summaries into one number. Every returned ``Path`` carries its file's fingerprint, so a file
+that changes reruns what reads it; ``summarize`` fingerprints by content, so a summary
+rewritten with the same bytes keeps ``report`` cached. ``report`` adds its own check with
+``verify=``. The cache trusts finished work on a plain ``submit``; ``submit --verify`` (and
+``retry``) check the files first and recompute only what went missing or changed:
 
     python examples/paths_flow.py submit --run-dir /tmp/paths-demo --days 3 --wait
     rm /tmp/paths-demo/summaries/day1.json
@@ -36,7 +37,7 @@ def download(
     return paths
 
 
-@wf.array_job(mem="500M")
+@wf.array_job(mem="500M", fingerprint="content")
 def summarize(
     csv_file: Annotated[Path, Result(step="download")], run_dir: RunDir = RunDir()
 ) -> Path:

@@ -103,9 +103,10 @@ def test_paths_are_verified_and_a_missing_file_is_recomputed(tmp_path: Path) -> 
     run_id = submit(tmp_path, "paths_flow.py", "--days", "3")
     summaries = tmp_path / "run" / "summaries"
     assert sorted(p.name for p in summaries.iterdir()) == ["day0.json", "day1.json", "day2.json"]
-    assert outputs(tmp_path, run_id, "summarize") == [
-        {PATH_TAG: str(summaries / f"day{day}.json")} for day in range(3)
-    ]
+    paths = [output[PATH_TAG] for output in outputs(tmp_path, run_id, "summarize")]
+    assert paths == [str(summaries / f"day{day}.json") for day in range(3)]
+    # Each path carries the fingerprint its worker took.
+    assert all(o["$fp"].startswith("content:") for o in outputs(tmp_path, run_id, "summarize"))
     total = outputs(tmp_path, run_id, "report")[0]
     assert total == sum(sum(d * 10 + h % 7 for h in range(24)) for d in range(3))
 

@@ -34,8 +34,6 @@ which job ids are still queued or running (one squeue call, not retried).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -49,20 +47,23 @@ from reflow.running.executors.slurm_query import (
     QOS_LIMIT_FORMAT,
     SACCT_FORMAT,
     SQUEUE_FORMAT,
-    describe_failure,
+    explained,
     is_accounting_disabled,
     is_limit_error,
     is_transient_error,
+    parent_ids,
     parse_assoc_submit_limits,
     parse_max_array_size,
     parse_qos_submit_limits,
     parse_sacct,
     parse_sbatch_job_id,
     parse_squeue,
+    scancel_targets,
 )
 from reflow.running.executors.slurm_script import render
 from reflow.running.process import CommandResult, run_command
 from reflow.running.ranges import chunk, compress
+from reflow.running.rundir.layout import write_atomic
 from reflow.running.worker.command import array_offset_args
 
 MAX_ARRAY_SPEC_CHARS = 4096
@@ -150,7 +151,7 @@ class SlurmExecutor:
         scheduler_ids: list[str] = []
         job_ids: list[str] = []
         for plan, text in zip(plans, scripts, strict=True):
-            _write_text(plan.script_path, text)
+            write_atomic(plan.script_path, text)
             try:
                 parent = self.sbatch(plan.script_path, task=request.task)
             except SubmissionError:
@@ -224,7 +225,7 @@ class SlurmExecutor:
         Raises:
             SubmissionError: If scancel fails for another reason.
         """
-        targets = _scancel_targets(job_ids)
+        targets = scancel_targets(job_ids)
         if not targets:
             return
         result = self._run("scancel", ["scancel", *targets])
@@ -250,7 +251,7 @@ class SlurmExecutor:
             found.update((job_id, queued[job_id]) for job_id in missing if job_id in queued)
         unknown = JobStatus(state=JobState.UNKNOWN, detail="not known to sacct or squeue")
         self.last_states = {
-            job_id: _explained(job_id, found.get(job_id, unknown)) for job_id in wanted
+            job_id: explained(job_id, found.get(job_id, unknown)) for job_id in wanted
         }
         return dict(self.last_states)
 
@@ -313,7 +314,7 @@ class SlurmExecutor:
         return plans
 
     def _sacct(self, job_ids: list[str]) -> dict[str, JobStatus]:
-        argv = ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", _parents(job_ids)]
+        argv = ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", parent_ids(job_ids)]
         result = self._run("sacct", argv)
         if result.ok:
             return parse_sacct(result.stdout)
@@ -324,7 +325,7 @@ class SlurmExecutor:
 
     def _squeue(self, job_ids: list[str], *, attempts: int | None = None) -> dict[str, JobStatus]:
         argv = ["squeue", "-h", "-r", "-t", "all", f"--Format={SQUEUE_FORMAT}"]
-        result = self._run("squeue", [*argv, "-j", _parents(job_ids)], attempts=attempts)
+        result = self._run("squeue", [*argv, "-j", parent_ids(job_ids)], attempts=attempts)
         if result.ok:
             return parse_squeue(result.stdout)
         if "invalid job id specified" in result.stderr.lower():
@@ -364,15 +365,6 @@ def script_paths(script_path: Path, count: int) -> tuple[Path, ...]:
     )
 
 
-def _explained(job_id: str, status: JobStatus) -> JobStatus:
-    """Name the job in the detail of an ended job, and say what its end state means."""
-    if status.state not in (JobState.DONE, JobState.FAILED):
-        return status
-    explanation = describe_failure(status.detail)
-    detail = f"Slurm job {job_id} ended {status.detail}"
-    return dataclasses.replace(status, detail=f"{detail}: {explanation}" if explanation else detail)
-
-
 def _check_elements(elements: Sequence[int]) -> None:
     if len(set(elements)) != len(elements):
         raise ValueError(f"batch elements must be distinct, got {len(elements)} with repeats")
@@ -380,34 +372,6 @@ def _check_elements(elements: Sequence[int]) -> None:
         raise ValueError(f"batch elements must not be negative, got {min(elements)}")
 
 
-def _parents(job_ids: Sequence[str]) -> str:
-    return ",".join(dict.fromkeys(job_id.partition("_")[0] for job_id in job_ids))
-
-
-def _scancel_targets(job_ids: Sequence[str]) -> list[str]:
-    """Group ``P_i`` ids per array as ``P_[spec]`` so one call stays short."""
-    targets: list[str] = []
-    elements: dict[str, list[int]] = {}
-    for job_id in dict.fromkeys(job_ids):
-        parent, _, index = job_id.partition("_")
-        if index.isdigit():
-            elements.setdefault(parent, []).append(int(index))
-        else:
-            targets.append(job_id)
-    for parent, indices in elements.items():
-        spec = compress(indices)
-        targets.append(f"{parent}_{spec}" if spec.isdigit() else f"{parent}_[{spec}]")
-    return targets
-
-
 def _message(result: CommandResult) -> str:
     text = result.stderr.strip() or result.stdout.strip()
     return " ".join(text.split()) or f"exit status {result.returncode}"
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary name, so no half script is ever seen."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)

@@ -7,11 +7,13 @@ expanded to one ``"<job id>_<index>"`` key per element.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Sequence
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.executors.base import FailureReason, JobState, JobStatus
-from reflow.running.ranges import expand
+from reflow.running.ranges import compress, expand
 
 SACCT_FORMAT = "JobID,State,ExitCode"
 """The ``sacct --format`` that ``parse_sacct`` reads (with ``-X -n -P``)."""
@@ -250,3 +252,33 @@ def _status(state_text: str, code: int, signal: int, detail: str) -> JobStatus:
             state=JobState.FAILED, reason=_FAILED[state], exit_code=exit_code, detail=detail
         )
     return JobStatus(state=JobState.UNKNOWN, detail=detail)
+
+
+def explained(job_id: str, status: JobStatus) -> JobStatus:
+    """Name the job in the detail of an ended job, and say what its end state means."""
+    if status.state not in (JobState.DONE, JobState.FAILED):
+        return status
+    explanation = describe_failure(status.detail)
+    detail = f"Slurm job {job_id} ended {status.detail}"
+    return dataclasses.replace(status, detail=f"{detail}: {explanation}" if explanation else detail)
+
+
+def parent_ids(job_ids: Sequence[str]) -> str:
+    """The array job ids of ``job_ids`` (``123`` for ``123_4``), comma-separated, once each."""
+    return ",".join(dict.fromkeys(job_id.partition("_")[0] for job_id in job_ids))
+
+
+def scancel_targets(job_ids: Sequence[str]) -> list[str]:
+    """Group ``P_i`` ids per array as ``P_[spec]`` so one call stays short."""
+    targets: list[str] = []
+    elements: dict[str, list[int]] = {}
+    for job_id in dict.fromkeys(job_ids):
+        parent, _, index = job_id.partition("_")
+        if index.isdigit():
+            elements.setdefault(parent, []).append(int(index))
+        else:
+            targets.append(job_id)
+    for parent, indices in elements.items():
+        spec = compress(indices)
+        targets.append(f"{parent}_{spec}" if spec.isdigit() else f"{parent}_[{spec}]")
+    return targets
