@@ -60,6 +60,7 @@ class Case:
     fix: tuple[str, ...] = ()
     argparse: bool = False
     script: bool = False
+    stdin: str = ""
     never: tuple[str, ...] = ()
     known: str = ""
 
@@ -244,3 +245,20 @@ BAD_FLOW_SCRIPT = textwrap.dedent(
         raise SystemExit(wf.cli())
     """
 )
+
+
+GOOD_FLOW_SCRIPT = textwrap.dedent(
+    """
+    from reflow import Workflow
+
+    wf = Workflow("piped")
+
+    @wf.job()
+    def task() -> int:
+        return 1
+
+    if __name__ == "__main__":
+        raise SystemExit(wf.cli())
+    """
+)
+"""A valid flow, for cases that run it in a way a worker cannot follow (``python -``)."""

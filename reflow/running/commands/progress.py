@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.running.commands.hints import console_command
 from reflow.running.commands.status import STATE_ORDER, load_status
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 
@@ -192,14 +193,13 @@ def render_summary(data: Mapping[str, Any], state: str, elapsed_s: float) -> str
         for example in group["examples"][:_EXAMPLE_LOGS]:
             lines.append(f"    [{example['element']}] {example['error']}")
             lines.append(f"        log: {example['log']}")
-    where = f"--run-dir {root}"
     if data["failures"]:
         task = data["failures"][0]["task"]
-        lines.append(f"  read a log:  reflow logs {run_id} {task} {where}")
+        lines.append(f"  read a log:  {console_command('logs', run_id, root, task)}")
     if state in ("failed", "cancelled", "stalled"):
-        lines.append(f"  run again:   reflow retry {run_id} {where}")
+        lines.append(f"  run again:   {console_command('retry', run_id, root)}")
     if state == "stalled":
         lines.insert(1, "  the run's dispatcher is no longer running")
     elif state not in TERMINAL_RUN_STATES:
-        lines.append(f"  follow it:   reflow status {run_id} {where}")
+        lines.append(f"  follow it:   {console_command('status', run_id, root)}")
     return "\n".join(lines) + "\n"

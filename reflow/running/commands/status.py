@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reflow.definition.errors import UsageError
+from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.rundir.layout import RunLayout
@@ -121,7 +122,7 @@ def render_status(status: dict[str, Any]) -> str:
     if status["dispatcher"].get("alive") is False:
         lines.append(
             "  the dispatcher is not running; continue the run with: "
-            f"retry {status['run_id']} --run-dir {status['run_dir']}"
+            + console_command("retry", status["run_id"], status["run_dir"])
         )
     width = max(len(t["task"]) for t in status["tasks"]) if status["tasks"] else 4
     lines.append(
