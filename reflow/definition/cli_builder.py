@@ -134,6 +134,11 @@ def build_parser(
     status.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     _add_run_dir(status)
     status.add_argument("--json", action="store_true", help="print everything as JSON")
+    status.add_argument(
+        "--failed",
+        action="store_true",
+        help="list every failed and cancelled element: task, index, reason, error, log",
+    )
 
     cancel = commands.add_parser("cancel", help="cancel a run's active work")
     cancel.add_argument("run_id", metavar="RUN_ID")

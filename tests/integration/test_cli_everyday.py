@@ -187,3 +187,64 @@ def test_the_console_script_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> N
             [console_script(), command, "--run-dir", str(run_dir)], tmp_path, env
         )
         assert (code, stderr) == (141, ""), command
+
+
+MIXED_FAILURES_FLOW = """
+from typing import Annotated
+from reflow import Result, Workflow
+
+wf = Workflow("mixed")
+
+
+@wf.job()
+def items() -> list[int]:
+    return list(range(7))
+
+
+@wf.array_job()
+def check(item: Annotated[int, Result(step="items")]) -> int:
+    if item % 3 == 1:
+        raise ValueError(f"bad value {item}")
+    if item % 3 == 2:
+        raise KeyError(f"key{item}")
+    return item
+"""
+
+
+def test_failures_are_grouped_by_exception_type_and_listed_in_full(tmp_path: Path) -> None:
+    flow = write(tmp_path / "mixed_flow.py", MIXED_FAILURES_FLOW + CLI_TAIL)
+    env = environment(tmp_path)
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "  check: 2 failed (exception: ValueError)\n" in done.stdout
+    assert "  check: 2 failed (exception: KeyError)\n" in done.stdout
+    run_id = done.stdout.split()[2]
+
+    def status(*extra: str) -> str:
+        shown = subprocess.run(
+            [console_script(), "status", run_id, "--run-dir", str(run_dir), *extra],
+            env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+        )  # fmt: skip
+        return shown.stdout
+
+    data = json.loads(status("--json"))
+    groups = {(g["task"], g["type"]): g for g in data["failures"]}
+    assert set(groups) == {("check", "ValueError"), ("check", "KeyError")}
+    assert [e["element"] for e in groups["check", "ValueError"]["examples"]] == [1, 4]
+    assert [(e["element"], e["type"]) for e in data["failed"]] == [
+        (1, "ValueError"), (2, "KeyError"), (4, "ValueError"), (5, "KeyError"),
+    ]  # fmt: skip
+    assert data["failed"][1]["error"] == "KeyError: 'key2'"
+    assert data["failed"][1]["log"] == str(run_dir / "runs" / run_id / "logs" / "check" / "2.log")
+    listed = status("--failed").splitlines()
+    assert listed[0] == f"run {run_id}: 4 failed or cancelled element(s)"
+    assert listed[2].startswith("  check[1]  failed  exception  ValueError: bad value 1  /")
+    assert [line.split()[0] for line in listed[2:]] == [
+        "check[1]", "check[2]", "check[4]", "check[5]",
+    ]  # fmt: skip
+    for line in listed[2:]:
+        assert Path(line.split()[-1]).is_file(), line

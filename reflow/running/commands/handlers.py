@@ -20,7 +20,7 @@ from reflow.definition.graph import Graph
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.commands.hints import flow_command, interrupted_line
 from reflow.running.commands.progress import wait_for_run
-from reflow.running.commands.status import load_status, render_status
+from reflow.running.commands.status import load_status, render_failed, render_status
 from reflow.running.commands.submission import resolve_run_dir, submit_workflow
 from reflow.running.config import load_config
 from reflow.running.dispatch.control import cancel_run, retry_run
@@ -63,7 +63,10 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     command = args.command
     if command == "status":
         data = load_status(root, args.run_id)
-        out.write(json.dumps(data, indent=2) + "\n" if args.json else render_status(data))
+        if args.json:
+            out.write(json.dumps(data, indent=2) + "\n")
+        else:
+            out.write(render_failed(data) if args.failed else render_status(data))
         return 0
     if command == "cancel":
         count = cancel_run(root, args.run_id, args.task)
