@@ -180,6 +180,16 @@ def bad_default(wf: Workflow) -> None:
     def task(count: int = "three") -> None: ...  # type: ignore[assignment]
 
 
+def no_annotation(wf: Workflow) -> None:
+    @wf.job()
+    def task(count=3) -> None: ...
+
+
+def none_default_without_none(wf: Workflow) -> None:
+    @wf.job()
+    def task(count: int = None) -> None: ...  # type: ignore[assignment]  # noqa: RUF013
+
+
 def partition_with_space(wf: Workflow) -> None:
     @wf.job(partition="gpu nodes")
     def task() -> None: ...
