@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 def install_error_hook() -> None:
     """Report a ``ReflowError`` that escapes a flow script as one line and exit code 2.
 
-    A decorator raises ``DefinitionError`` while the flow file is still being executed,
-    before ``cli()`` can catch it; this hook gives that error the same one-line form.
-    Other exceptions keep Python's traceback.
+    A ``DefinitionError`` can escape while the flow file is still being executed, before
+    ``cli()`` can catch it (a bad flow name, ``include()``, or ``wf.submit()`` called by the
+    script); this hook reports it as ``cli()`` does. Other exceptions keep Python's traceback.
     """
     previous = sys.excepthook
     if getattr(previous, "_reflow", False):

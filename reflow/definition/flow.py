@@ -138,7 +138,9 @@ class Flow:
             The function itself, unchanged, or a decorator that registers and returns it.
 
         Raises:
-            DefinitionError: When an option or the signature is invalid.
+            DefinitionError: When an option or the signature is invalid. A ``Workflow``
+                defined in a flow script records the error instead, and ``graph()`` reports
+                every recorded error together.
         """
         if func is not None:
             self._register(func, **options)
