@@ -51,8 +51,11 @@ def invocation(wf: Workflow, argv: Sequence[str] | None) -> str:
     """How the user ran the flow, to start copy-pasteable hints: ``python examples/flow.py``.
 
     From the real command line it is ``sys.argv[0]`` exactly as given (relative or
-    absolute); for ``cli(argv)`` called from Python it is the flow file's name.
+    absolute), or ``python -m package.flow`` for a flow run as a module; for ``cli(argv)``
+    called from Python it is the flow file's name.
     """
+    if argv is None and wf.defined_in == "__main__" and wf.defined_as:
+        return f"python -m {wf.defined_as}"
     if argv is None and sys.argv and sys.argv[0]:
         return f"python {shlex.quote(sys.argv[0])}"
     if wf.defined_file:

@@ -248,3 +248,18 @@ def test_failures_are_grouped_by_exception_type_and_listed_in_full(tmp_path: Pat
     ]  # fmt: skip
     for line in listed[2:]:
         assert Path(line.split()[-1]).is_file(), line
+
+
+def test_a_flow_run_as_a_module_is_named_as_a_module_in_hints(tmp_path: Path) -> None:
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "pkg" / "flow.py", QUICK_FLOW + CLI_TAIL)
+    done = subprocess.run(
+        [sys.executable, "-m", "pkg.flow", "submit", "--greetin", "x"],
+        cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True,
+        timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        'error: unrecognized arguments: --greetin x; did you mean "--greeting"?;'
+        " see: python -m pkg.flow submit --help\n"
+    )
