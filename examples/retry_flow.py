@@ -8,7 +8,7 @@ cached. The walk-through:
     mkdir -p /tmp/inbox && printf '1\n2\n' > /tmp/inbox/a.txt
     printf '3\nfour\n' > /tmp/inbox/b.txt      # "four" is not a number
     python examples/retry_flow.py submit --run-dir /tmp/retry-demo --inbox /tmp/inbox --wait
-    reflow status --run-dir /tmp/retry-demo          # parse: 1 failed (exception), with its log
+    reflow status --run-dir /tmp/retry-demo    # parse: 1 failed (exception: ValueError), its log
     reflow logs RUN_ID parse --run-dir /tmp/retry-demo
     printf '3\n4\n' > /tmp/inbox/b.txt              # fix the cause
     reflow retry RUN_ID --run-dir /tmp/retry-demo --wait

@@ -3,6 +3,7 @@
 from reflow.definition.errors import (
     ConfigError,
     DefinitionError,
+    FlowDefinitionError,
     ReflowError,
     StoreError,
     SubmissionError,
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "DefinitionError",
     "Flow",
+    "FlowDefinitionError",
     "Param",
     "ReflowError",
     "Result",

@@ -50,12 +50,22 @@ class Run:
     def wait(
         self, timeout: float | None = None, *, progress: bool = False, file: IO[str] | None = None
     ) -> str:
-        """Block until the run ends (or ``timeout`` seconds pass); return its state."""
+        """Block until the run ends (or ``timeout`` seconds pass); return its state.
+
+        Interrupting the wait (Ctrl-C, a notebook's stop button) does not stop the run: one
+        line on stderr says how to follow or cancel it, and ``KeyboardInterrupt`` is raised
+        again without reflow's frames in its traceback.
+        """
         # lazy: importing reflow stays fast; the running layer loads on first use
+        from reflow.running.commands.hints import interrupted_line
         from reflow.running.commands.progress import wait_for_run
 
         out = (file or sys.stdout) if progress else None
-        return wait_for_run(self.run_dir, self.run_id, timeout_s=timeout, out=out)
+        try:
+            return wait_for_run(self.run_dir, self.run_id, timeout_s=timeout, out=out)
+        except KeyboardInterrupt:
+            sys.stderr.write(interrupted_line(self.run_id, self.run_dir) + "\n")
+        raise KeyboardInterrupt(f"stopped following run {self.run_id}; it goes on")
 
     def cancel(self, task: str | None = None) -> int:
         """Cancel all active work, or one task's; return how many instances were cancelled."""

@@ -37,6 +37,9 @@ class Workflow(Flow):
         self.defined_file: str | None = caller.get("__file__")
         self.defined_as: str | None = getattr(caller.get("__spec__"), "name", None)
         if self.defined_in == "__main__" and self.defined_file:
+            # A flow script reports every definition error at once, when its graph is built.
+            self._collects_problems = True
+            self._where = Path(self.defined_file).name
             # lazy: keeps --help, dag and describe fast
             from reflow.cli import install_error_hook
 

@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+from argparse import Namespace
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NoReturn
 
+from reflow.definition.errors import UsageError, suggest
 from reflow.definition.options import SubmitOption
 from reflow.definition.types import TypeRef
 
@@ -18,19 +21,92 @@ COMMANDS = (
     "submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe",
 )  # fmt: skip
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
+NONE_WORD = "none"
+"""The value that passes None to an optional parameter (``--limit none``)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a finite number (nan and inf cannot be stored as JSON)"
+        )
+    return value
+
+
+_finite_float.__name__ = "float"
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "str": str,
     "int": int,
-    "float": float,
+    "float": _finite_float,
     "path": Path,
 }
+
+
+def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, except that ``none`` gives None (for an ``X | None`` parameter)."""
+
+    def convert_or_none(text: str) -> Any:
+        return None if text == NONE_WORD else convert(text)
+
+    convert_or_none.__name__ = getattr(convert, "__name__", "value")
+    return convert_or_none
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that takes no abbreviated flags and reports errors as one line.
+
+    A bad argument raises ``UsageError`` naming the (sub)command's help, instead of printing
+    argparse's usage block and exiting; flags must be spelled out (``--min-qual`` is not
+    ``--min-quality``). Subcommands made with ``add_parser`` are ``CommandParser``s too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Raise ``UsageError`` with the message and where to read this command's help."""
+        raise UsageError(message, hint=f"see: {self.prog} --help")
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Namespace:
+    """Parse ``argv``; an unknown flag is reported with its subcommand's help, not the top's.
+
+    Raises:
+        UsageError: When an argument is missing, unknown or malformed.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        owner = subcommands(parser).get(getattr(args, "command", None) or "", parser)
+        flags = [flag for action in owner._actions for flag in action.option_strings]
+        raise UsageError(
+            f"unrecognized arguments: {' '.join(extras)}",
+            suggestion=suggest(extras[0].split("=")[0], flags),
+            hint=f"see: {owner.prog} --help",
+        )
+    return args
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each subcommand of ``parser`` (argparse keeps them on private fields)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def build_parser(
     prog: str, workflow: str, options: Sequence[SubmitOption]
 ) -> argparse.ArgumentParser:
-    """Return the full command-line parser of a workflow."""
-    parser = argparse.ArgumentParser(
+    """Return the full command-line parser of a workflow.
+
+    Args:
+        prog: How the user runs the flow (``python flow.py``); help and hints start with it.
+        workflow: The workflow's name.
+        options: The ``submit`` parameters.
+    """
+    parser = CommandParser(
         prog=prog,
         description=f"reflow workflow {workflow!r}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,6 +136,11 @@ def build_parser(
     status.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     _add_run_dir(status)
     status.add_argument("--json", action="store_true", help="print everything as JSON")
+    status.add_argument(
+        "--failed",
+        action="store_true",
+        help="list every failed and cancelled element: task, index, reason, error, log",
+    )
 
     cancel = commands.add_parser("cancel", help="cancel a run's active work")
     cancel.add_argument("run_id", metavar="RUN_ID")
@@ -125,11 +206,13 @@ def _add_run_dir(parser: argparse.ArgumentParser) -> None:
 def _add_option(group: argparse._ArgumentGroup, option: SubmitOption) -> None:
     ref = option.type.args[0] if option.type.kind == "optional" else option.type
     kwargs: dict[str, Any] = {"dest": option.key}
+    # `--x none` passes None to an optional scalar (not to a bool, a list or a Literal)
+    takes_none = option.type.kind == "optional" and ref.kind in _CONVERTERS
     if ref.kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
         item = ref.item if ref.is_list else ref
-        kwargs["type"] = _converter(item)
+        kwargs["type"] = _or_none(_converter(item)) if takes_none else _converter(item)
         kwargs["metavar"] = _metavar(option)
         if item.kind == "literal":
             kwargs["choices"] = list(item.values)
@@ -142,12 +225,14 @@ def _add_option(group: argparse._ArgumentGroup, option: SubmitOption) -> None:
         kwargs["default"] = option.default
     flags = [option.short, option.flag] if option.short else [option.flag]
     # Set after construction: Python 3.10's BooleanOptionalAction appends its own default.
-    group.add_argument(*flags, **kwargs).help = _help(option)
+    group.add_argument(*flags, **kwargs).help = _help(option, accepts_none=takes_none)
 
 
-def _help(option: SubmitOption) -> str:
+def _help(option: SubmitOption, *, accepts_none: bool) -> str:
     text = option.help or ""
     suffix = "required" if option.is_required else f"default: {_shown(option.default)}"
+    if accepts_none:
+        suffix += f"; pass {NONE_WORD} for None"
     text = f"{text} ({suffix})" if text else f"({suffix})"
     return text.replace("%", "%%")
 

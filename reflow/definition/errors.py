@@ -6,7 +6,7 @@ one-line message from them: where, what is wrong, how to fix it. Bugs are not ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -83,3 +83,37 @@ class StoreError(ReflowError):
 
 class EncodingError(ReflowError):
     """A value cannot be encoded as JSON to cross a process boundary."""
+
+
+class FlowDefinitionError(DefinitionError):
+    """Several definition errors of one flow, reported together: ``3 errors in flow.py:``.
+
+    ``errors`` holds each ``DefinitionError`` with its own fields; the message numbers them,
+    one per line.
+    """
+
+    def __init__(self, errors: Sequence[DefinitionError], *, where: str) -> None:
+        self.errors = tuple(errors)
+        self.where = where
+        super().__init__(f"{len(self.errors)} errors in {where}")
+
+    def _render(self) -> str:
+        lines = [f"{len(self.errors)} errors in {self.where}:"]
+        lines.extend(f"  {number}. {error}" for number, error in enumerate(self.errors, 1))
+        return "\n".join(lines)
+
+
+def raise_collected(problems: Sequence[DefinitionError], *, where: str) -> None:
+    """Raise nothing, the one problem, or every problem as ``FlowDefinitionError``."""
+    flat: list[DefinitionError] = []
+    for problem in problems:
+        flat.extend(problem.errors if isinstance(problem, FlowDefinitionError) else [problem])
+    if len(flat) == 1:
+        raise flat[0]
+    if flat:
+        raise FlowDefinitionError(flat, where=where)
+
+
+def article(noun: str) -> str:
+    """``an int``, ``a str``: the noun with the indefinite article that reads right."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

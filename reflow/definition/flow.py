@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar, overload
 
-from reflow.definition.errors import DefinitionError, suggest
+from reflow.definition.errors import DefinitionError, raise_collected, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into
-from reflow.definition.resources import build_resources
+from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import (
     FINGERPRINT_MODES,
     InputSpec,
@@ -91,6 +91,12 @@ class Flow:
     def __init__(self, name: str) -> None:
         self.name = check_name("flow", name)
         self._tasks: dict[str, TaskSpec] = {}
+        # Set by a Workflow defined in a script: decorators record their problems, and
+        # graph() reports them all at once instead of the first one stopping the file.
+        self._collects_problems = False
+        self._problems: list[DefinitionError] = []
+        self._broken: dict[str, None] = {}  # tasks that could not be declared, in order
+        self._where = f"workflow {self.name!r}"
 
     @property
     def tasks(self) -> Mapping[str, TaskSpec]:
@@ -98,8 +104,18 @@ class Flow:
         return dict(self._tasks)
 
     def graph(self) -> Graph:
-        """Validate every task together and return the graph; raise ``DefinitionError``."""
-        return build_graph(self.name, self._tasks)
+        """Validate every task together and return the graph.
+
+        Raises:
+            DefinitionError: The one problem found, or ``FlowDefinitionError`` with every one.
+        """
+        return build_graph(
+            self.name,
+            self._tasks,
+            recorded=self._problems,
+            broken=self._broken.keys(),
+            where=self._where,
+        )
 
     def validate(self) -> None:
         """Check references, cycles, types and flags; raise ``DefinitionError`` on a problem."""
@@ -132,7 +148,9 @@ class Flow:
             The function itself, unchanged, or a decorator that registers and returns it.
 
         Raises:
-            DefinitionError: When an option or the signature is invalid.
+            DefinitionError: When an option or the signature is invalid. A ``Workflow``
+                defined in a flow script records the error instead, and ``graph()`` reports
+                every recorded error together.
         """
         if func is not None:
             self._register(func, **options)
@@ -190,7 +208,14 @@ class Flow:
             raise
 
     def _register(self, func: Callable[..., Any], **options: Any) -> None:
-        self._add(_spec_from_options(func, options))
+        try:
+            self._add(_spec_from_options(func, options))
+        except DefinitionError as err:
+            if not self._collects_problems:
+                raise
+            self._problems.append(err)
+            name = options.get("name") or getattr(func, "__name__", "")
+            self._broken[str(name)] = None
 
     def _add(self, spec: TaskSpec) -> None:
         if spec.name in self._tasks:
@@ -200,6 +225,9 @@ class Flow:
                 value=spec.name,
                 hint="rename the function, pass name=, or include() with a prefix",
             )
+        if self._collects_problems:  # graph() checks every edge
+            self._tasks[spec.name] = spec
+            return
         candidate = {**self._tasks, spec.name: spec}
         edges_into(spec, candidate)
         for other in self._tasks.values():
@@ -236,22 +264,39 @@ def _spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Tas
             param=unknown[0],
             suggestion=suggest(unknown[0], _OPTION_KEYS),
         )
-    _check_options(name, options)
-    resources = build_resources(
-        task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
-    )
-    return task_spec_from_function(
-        func,
-        name=name,
-        is_array=options.get("array", False),
-        resources=resources,
-        after=tuple(dict.fromkeys(options.get("after", ()))),
-        version=str(options.get("version", "1")),
-        cache=options.get("cache", True),
-        verify=options.get("verify"),
-        fingerprint=options.get("fingerprint"),
-        code_deps=tuple(options.get("code_deps", ())),
-    )
+    problems: list[DefinitionError] = []  # options and signature are checked, then reported
+    checked = options
+    try:
+        _check_options(name, options)
+    except DefinitionError as err:
+        problems.append(err)
+        checked = {}  # the signature is still read, with the default options
+    resources = Resources()
+    try:
+        resources = build_resources(
+            task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
+        )
+    except DefinitionError as err:
+        problems.append(err)
+    spec = None
+    try:
+        spec = task_spec_from_function(
+            func,
+            name=name,
+            is_array=checked.get("array", False),
+            resources=resources,
+            after=tuple(dict.fromkeys(checked.get("after", ()))),
+            version=str(checked.get("version", "1")),
+            cache=checked.get("cache", True),
+            verify=checked.get("verify"),
+            fingerprint=checked.get("fingerprint"),
+            code_deps=tuple(checked.get("code_deps", ())),
+        )
+    except DefinitionError as err:
+        problems.append(err)
+    raise_collected(problems, where=f"task {name!r}")
+    assert spec is not None  # raise_collected raised otherwise
+    return spec
 
 
 def _check_options(name: str, options: dict[str, Any]) -> None:

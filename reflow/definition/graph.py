@@ -1,16 +1,17 @@
 """Definition: the validated task graph: references, cycles, wiring, topological order. Pure.
 
 ``build_graph`` is the one place a set of task specs becomes a graph. Every problem it finds
-is a ``DefinitionError`` naming the task, the parameter and the fix.
+is a ``DefinitionError`` naming the task, the parameter and the fix; it finds them all before
+raising, so a flow with three mistakes reports three.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
-from reflow.definition.errors import DefinitionError, suggest
+from reflow.definition.errors import DefinitionError, raise_collected, suggest
 from reflow.definition.options import submit_options
 from reflow.definition.spec import TaskSpec
 from reflow.definition.wiring import EdgeMode, check_sources, infer_mode
@@ -61,20 +62,48 @@ class Graph:
         return found
 
 
-def build_graph(name: str, tasks: Mapping[str, TaskSpec]) -> Graph:
-    """Validate ``tasks`` (in registration order) and return the graph."""
-    if not tasks:
+def build_graph(
+    name: str,
+    tasks: Mapping[str, TaskSpec],
+    *,
+    recorded: Sequence[DefinitionError] = (),
+    broken: Set[str] = frozenset(),
+    where: str = "",
+) -> Graph:
+    """Validate ``tasks`` (in registration order) and return the graph.
+
+    Every problem is found before any is raised: one is raised as it is, several together
+    as ``FlowDefinitionError``. ``recorded`` are problems found while the tasks were declared;
+    ``broken`` names tasks that could not be declared, so references to them are not
+    reported a second time.
+
+    Raises:
+        DefinitionError: The one problem, or ``FlowDefinitionError`` listing all of them.
+    """
+    problems = list(recorded)
+    if not tasks and not problems:
         raise DefinitionError(
             f"workflow {name!r} has no tasks", hint="decorate a function with @wf.job()"
         )
     for spec in tasks.values():
-        _check_references(spec, tasks)
-    order = _topological_order(tasks)
+        problems.extend(_reference_problems(spec, tasks, broken))
+    order, cycle = _topological_order(tasks)
+    if cycle is not None:
+        problems.append(cycle)
     edges: list[Edge] = []
     for spec in tasks.values():
-        edges.extend(edges_into(spec, tasks))
-        _check_array_source(spec, edges)
-    submit_options(tasks.values())
+        incomplete = any(source not in tasks for source in spec.upstream)
+        try:
+            edges.extend(edges_into(spec, tasks))
+            if not incomplete:
+                _check_array_source(spec, edges)
+        except DefinitionError as err:
+            problems.append(err)
+    try:
+        submit_options(tasks.values())
+    except DefinitionError as err:
+        problems.append(err)
+    raise_collected(problems, where=where or f"workflow {name!r}")
     rank = {task: i for i, task in enumerate(order)}
     edges.sort(key=lambda e: rank[e.target])
     return Graph(name=name, tasks=tuple(tasks[t] for t in order), edges=tuple(edges))
@@ -99,36 +128,47 @@ def edges_into(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> list[Edge]:
     return edges
 
 
-def _check_references(spec: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
+def _reference_problems(
+    spec: TaskSpec, tasks: Mapping[str, TaskSpec], broken: Set[str]
+) -> list[DefinitionError]:
+    problems = []
+    names = [*tasks, *(name for name in broken if name not in tasks)]
     for inp in spec.inputs:
         for source in inp.sources:
-            if source not in tasks:
-                raise DefinitionError(
-                    f'Result(step="{source}") names no task',
-                    task=spec.name,
-                    param=inp.name,
-                    value=source,
-                    suggestion=suggest(source, tasks),
-                    hint=_known(tasks),
+            if source not in tasks and source not in broken:
+                problems.append(
+                    DefinitionError(
+                        f'Result(step="{source}") names no task',
+                        task=spec.name,
+                        param=inp.name,
+                        value=source,
+                        suggestion=suggest(source, names),
+                        hint=_known(names),
+                    )
                 )
     for source in spec.after:
         if source == spec.name:
-            raise DefinitionError(
-                "lists itself in after=[...]", task=spec.name, param="after", value=source
+            problems.append(
+                DefinitionError(
+                    "lists itself in after=[...]", task=spec.name, param="after", value=source
+                )
             )
-        if source not in tasks:
-            raise DefinitionError(
-                f'after=["{source}"] names no task',
-                task=spec.name,
-                param="after",
-                value=source,
-                suggestion=suggest(source, tasks),
-                hint=_known(tasks),
+        elif source not in tasks and source not in broken:
+            problems.append(
+                DefinitionError(
+                    f'after=["{source}"] names no task',
+                    task=spec.name,
+                    param="after",
+                    value=source,
+                    suggestion=suggest(source, names),
+                    hint=_known(names),
+                )
             )
+    return problems
 
 
-def _known(tasks: Mapping[str, TaskSpec]) -> str:
-    return "the tasks are " + ", ".join(tasks)
+def _known(names: Sequence[str]) -> str:
+    return "the tasks are " + ", ".join(names)
 
 
 def _check_array_source(spec: TaskSpec, edges: list[Edge]) -> None:
@@ -143,10 +183,18 @@ def _check_array_source(spec: TaskSpec, edges: list[Edge]) -> None:
     )
 
 
-def _topological_order(tasks: Mapping[str, TaskSpec]) -> list[str]:
-    """Kahn's algorithm; ties break by registration order, so the order is deterministic."""
+def _topological_order(tasks: Mapping[str, TaskSpec]) -> tuple[list[str], DefinitionError | None]:
+    """Kahn's algorithm; ties break by registration order, so the order is deterministic.
+
+    Upstream names that are not tasks are left out (they are reported elsewhere); a cycle is
+    returned as a problem next to the order of the tasks outside it.
+    """
     position = {task: i for i, task in enumerate(tasks)}
-    waiting = {task: set(spec.upstream) for task, spec in tasks.items()}
+    # names that are no task, and a task after itself, are reported by _reference_problems
+    waiting = {
+        task: {up for up in spec.upstream if up in tasks and up != task}
+        for task, spec in tasks.items()
+    }
     users: dict[str, list[str]] = {task: [] for task in tasks}
     for task, ups in waiting.items():
         for up in ups:
@@ -163,13 +211,13 @@ def _topological_order(tasks: Mapping[str, TaskSpec]) -> list[str]:
                 heapq.heappush(ready, (position[user], user))
     if len(order) < len(tasks):
         cycle = _find_cycle({t: ups for t, ups in waiting.items() if ups})
-        raise DefinitionError(
+        return order, DefinitionError(
             f"tasks form a cycle: {' -> '.join(cycle)}",
             task=cycle[0],
             value=cycle,
             hint="remove one of these dependencies",
         )
-    return order
+    return order, None
 
 
 def _find_cycle(waiting: Mapping[str, set[str]]) -> list[str]:

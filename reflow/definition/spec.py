@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # 3.10 turns a None default into Optional[...]; typing_extensions undoes that
     from typing_extensions import get_type_hints
 
-from reflow.definition.errors import DefinitionError
+from reflow.definition.errors import DefinitionError, article, raise_collected
 from reflow.definition.markers import Namespace, Param, Result, RunDir
 from reflow.definition.resources import Resources
 from reflow.definition.types import TypeRef, UnsupportedTypeError, conforms, from_annotation
@@ -131,31 +131,34 @@ def task_spec_from_function(
     params: list[ParamSpec] = []
     inputs: list[InputSpec] = []
     run_dir_arg: str | None = None
+    problems: list[DefinitionError] = []  # every parameter is checked, then all are reported
     for parameter in inspect.signature(func).parameters.values():
-        _check_kind(name, parameter)
         annotation = hints.get(parameter.name, inspect.Parameter.empty)
-        if _is_run_dir(annotation):
-            if run_dir_arg is not None:
-                raise DefinitionError(
-                    f"declares RunDir twice (also as {run_dir_arg!r})",
-                    task=name,
-                    param=parameter.name,
-                    hint="keep one RunDir parameter",
-                )
-            run_dir_arg = parameter.name
-            continue
-        marker, base = _split_annotated(name, parameter, annotation)
-        if isinstance(marker, Result):
-            inputs.append(_input_spec(name, parameter, base, marker))
-        else:
-            params.append(_param_spec(name, parameter, base, marker or Param()))
+        try:
+            _check_kind(name, parameter)
+            if _is_run_dir(annotation):
+                _check_one_run_dir(name, parameter, run_dir_arg)
+                run_dir_arg = parameter.name
+                continue
+            marker, base = _split_annotated(name, parameter, annotation)
+            if isinstance(marker, Result):
+                inputs.append(_input_spec(name, parameter, base, marker))
+            else:
+                params.append(_param_spec(name, parameter, base, marker or Param()))
+        except DefinitionError as err:
+            problems.append(err)
+    try:
+        returns = _return_type(name, hints)
+    except DefinitionError as err:
+        problems.append(err)
+    raise_collected(problems, where=f"task {name!r}")
     return TaskSpec(
         name=name,
         is_array=is_array,
         params=tuple(params),
         inputs=tuple(inputs),
         run_dir_arg=run_dir_arg,
-        returns=_return_type(name, hints),
+        returns=returns,
         resources=resources,
         after=after,
         version=version,
@@ -168,6 +171,16 @@ def task_spec_from_function(
         verify=verify,
         code_deps=code_deps,
     )
+
+
+def _check_one_run_dir(task: str, parameter: inspect.Parameter, earlier: str | None) -> None:
+    if earlier is not None:
+        raise DefinitionError(
+            f"declares RunDir twice (also as {earlier!r})",
+            task=task,
+            param=parameter.name,
+            hint="keep one RunDir parameter",
+        )
 
 
 def _check_kind(task: str, parameter: inspect.Parameter) -> None:
@@ -257,13 +270,30 @@ def _input_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Resu
 def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Param) -> ParamSpec:
     default = parameter.default
     if base is inspect.Parameter.empty:
-        base = type(default) if default not in (inspect.Parameter.empty, None) else str
+        shown = {inspect.Parameter.empty: "str", None: "str | None"}.get(
+            default, type(default).__name__
+        )
+        given = "" if default is inspect.Parameter.empty else f" = {default!r}"
+        raise DefinitionError(
+            "has no type annotation, which its command-line flag needs",
+            task=task,
+            param=parameter.name,
+            hint=f"annotate it, e.g. {parameter.name}: {shown}{given}",
+        )
     ref = _type_of(task, parameter.name, base)
     _check_cli_type(task, parameter.name, ref)
     value = UNSET if default is inspect.Parameter.empty else _normalize_default(default)
+    if value is None and ref.kind != "optional":
+        raise DefinitionError(
+            f"has default None, but its type {ref} does not allow None",
+            task=task,
+            param=parameter.name,
+            value=None,
+            hint=f"write {parameter.name}: {ref} | None = None",
+        )
     if value is not UNSET and value is not None and not conforms(default, ref):
         raise DefinitionError(
-            f"has default {default!r}, which is not a {ref}",
+            f"has default {default!r}, which is not {article(str(ref))}",
             task=task,
             param=parameter.name,
             value=default,

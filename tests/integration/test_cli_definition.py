@@ -85,8 +85,8 @@ def test_demo_describe_is_the_json_manifest():
 
 
 def test_demo_submit_help_lists_the_workflow_flags():
-    out = ok(DEMO, "submit", "--help")
-    assert out.startswith("usage: demo_flow.py submit")
+    out = ok("examples/demo_flow.py", "submit", "--help")
+    assert out.startswith("usage: python examples/demo_flow.py submit")
     words = " ".join(out.split())  # column widths follow the terminal
     for expected in [
         "--run-dir DIR",
@@ -158,24 +158,28 @@ def test_include_submit_help():
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "command"),
     [
-        ["frobnicate"],
-        [],
-        ["dag", "--format", "png2"],
-        ["submit", "--start", "2025-01-01", "--end", "x", "--bucket", "b", "--model", "gfs"],
-        ["submit", "--end", "x", "--bucket", "b"],
-        ["submit", "--start", "a", "--end", "b", "--bucket", "c", "--count", "3"],
+        (["frobnicate"], ""),
+        ([], ""),
+        (["dag", "--format", "png2"], " dag"),
+        (["submit", "--start", "2025-01-01", "--end", "x", "--bucket", "b", "--model", "gfs"],
+         " submit"),
+        (["submit", "--end", "x", "--bucket", "b"], " submit"),
+        (["submit", "--start", "a", "--end", "b", "--bucket", "c", "--count", "3"], " submit"),
+        (["submit", "--start", "a", "--end", "b", "--buck", "c"], " submit"),
+        (["status", "--run", "d"], " status"),
     ],
-    ids=["unknown-command", "no-command", "bad-format", "bad-choice", "missing", "unknown-flag"],
-)
-def test_bad_argv_prints_usage_and_exits_2(argv):
-    result = run(DEMO, *argv)
+    ids=["unknown-command", "no-command", "bad-format", "bad-choice", "missing", "unknown-flag",
+         "abbreviated-flag", "abbreviated-status-flag"],
+)  # fmt: skip
+def test_bad_argv_is_one_error_line_with_the_commands_help(argv, command):
+    result = run("examples/demo_flow.py", *argv)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("usage: demo_flow.py")
-    assert "error:" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.endswith(f"; see: python examples/demo_flow.py{command} --help\n")
 
 
 BROKEN_FLOWS = {
@@ -246,3 +250,65 @@ def test_definition_error_is_one_line_and_exit_2(tmp_path, body, command):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+THREE_MISTAKES = """
+    from typing import Annotated
+
+    from reflow import Result, Workflow
+
+    wf = Workflow("broken")
+
+
+    @wf.job(mem="4GG")
+    def prepare(count: int = None) -> list[str]:
+        return []
+
+
+    @wf.array_job()
+    def convert(item: Annotated[str, Result(step="prepare")], level=3) -> str:
+        return item
+
+
+    @wf.job()
+    def publish(paths: Annotated[list[str], Result(step="convrt")]) -> str:
+        return ""
+
+
+    if __name__ == "__main__":
+        raise SystemExit(wf.cli())
+"""
+
+
+@pytest.mark.parametrize("command", [["dag"], ["submit", "--help"]])
+def test_every_definition_error_of_a_flow_file_is_reported_at_once(tmp_path, command):
+    flow = tmp_path / "three_mistakes.py"
+    flow.write_text(textwrap.dedent(THREE_MISTAKES))
+    result = run(flow, *command, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: 4 errors in three_mistakes.py:"
+    assert lines[1].startswith("  1. prepare(mem): mem='4GG' is not a memory size;")
+    assert lines[2] == (
+        "  2. prepare(count): has default None, but its type int does not allow None;"
+        " write count: int | None = None"
+    )
+    assert lines[3] == (
+        "  3. convert(level): has no type annotation, which its command-line flag needs;"
+        " annotate it, e.g. level: int = 3"
+    )
+    assert lines[4].startswith('  4. publish(paths): Result(step="convrt") names no task;')
+    assert 'did you mean "convert"' in lines[4]
+    assert len(lines) == 5
+
+
+def test_a_flow_imported_as_a_module_stops_at_its_first_broken_task(tmp_path):
+    (tmp_path / "three_mistakes.py").write_text(textwrap.dedent(THREE_MISTAKES))
+    result = run("-c", "import three_mistakes", cwd=tmp_path)
+    assert result.returncode == 1
+    tail = result.stderr.splitlines()[-3:]
+    assert tail[0].endswith("FlowDefinitionError: 2 errors in task 'prepare':")
+    assert tail[1].startswith("  1. prepare(mem): mem='4GG'")
+    assert tail[2].startswith("  2. prepare(count): has default None")

@@ -148,10 +148,15 @@ def test_runs_status_and_logs_read_a_failed_run(
     status = reflow(tmp_path, "status", "--run-dir", run_dir)
     assert status.returncode == 0, status.stderr
     assert f"run {run_id} (inbox): FAILED" in status.stdout
-    assert "parse: 1 failed (exception)" in status.stdout
+    assert "parse: 1 failed (exception: ValueError)" in status.stdout
     data = json.loads(reflow(tmp_path, "status", run_id, "--run-dir", run_dir, "--json").stdout)
     (group,) = data["failures"]
-    assert (group["task"], group["reason"], group["count"]) == ("parse", "exception", 1)
+    assert (group["task"], group["reason"], group["type"], group["count"]) == (
+        "parse",
+        "exception",
+        "ValueError",
+        1,
+    )
     assert group["examples"][0]["element"] == 1
 
     failed_log = reflow(tmp_path, "logs", run_id, "parse", "--run-dir", run_dir)
@@ -253,7 +258,7 @@ def test_wait_summary_names_the_failed_elements_and_their_logs(
     summary = printed[printed.index(f"run {run_id} failed after") :]
     assert re.match(rf"run {run_id} failed after [\d.]+s: 2 done, 1 failed\n", summary)
     assert "  not started: total\n" in summary
-    assert "  parse: 1 failed (exception)\n" in summary
+    assert "  parse: 1 failed (exception: ValueError)\n" in summary
     assert "'four' is not a number" in summary
     assert f"log: {run_dir}/runs/{run_id}/logs/parse/1.log" in summary
     assert f"reflow logs {run_id} parse --run-dir {run_dir}" in summary

@@ -146,7 +146,7 @@ def test_retry_walkthrough_fails_shows_why_and_succeeds_after_the_fix(tmp_path: 
     status = flow(tmp_path, "retry_flow.py", "status", run_id, "--run-dir", tmp_path / "run")
     assert status.returncode == 0, status.stderr
     assert "FAILED" in status.stdout
-    assert "parse: 1 failed (exception)" in status.stdout
+    assert "parse: 1 failed (exception: ValueError)" in status.stdout
     assert "line 2: 'four' is not a number" in status.stdout
     assert counts(tmp_path, run_id)["parse"] == {"done": 1, "failed": 1}
 

@@ -60,6 +60,7 @@ class Case:
     fix: tuple[str, ...] = ()
     argparse: bool = False
     script: bool = False
+    stdin: str = ""
     never: tuple[str, ...] = ()
     known: str = ""
 
@@ -179,6 +180,16 @@ def bad_default(wf: Workflow) -> None:
     def task(count: int = "three") -> None: ...  # type: ignore[assignment]
 
 
+def no_annotation(wf: Workflow) -> None:
+    @wf.job()
+    def task(count=3) -> None: ...
+
+
+def none_default_without_none(wf: Workflow) -> None:
+    @wf.job()
+    def task(count: int = None) -> None: ...  # type: ignore[assignment]  # noqa: RUF013
+
+
 def partition_with_space(wf: Workflow) -> None:
     @wf.job(partition="gpu nodes")
     def task() -> None: ...
@@ -244,3 +255,20 @@ BAD_FLOW_SCRIPT = textwrap.dedent(
         raise SystemExit(wf.cli())
     """
 )
+
+
+GOOD_FLOW_SCRIPT = textwrap.dedent(
+    """
+    from reflow import Workflow
+
+    wf = Workflow("piped")
+
+    @wf.job()
+    def task() -> int:
+        return 1
+
+    if __name__ == "__main__":
+        raise SystemExit(wf.cli())
+    """
+)
+"""A valid flow, for cases that run it in a way a worker cannot follow (``python -``)."""

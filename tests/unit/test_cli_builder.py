@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 import pytest
 
-from reflow.definition.cli_builder import COMMANDS, build_parser, collect_params
+from reflow.definition.cli_builder import (
+    COMMANDS,
+    build_parser,
+    collect_params,
+    parse_command_line,
+)
+from reflow.definition.errors import UsageError
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.spec import UNSET
 from reflow.definition.types import from_annotation
@@ -105,30 +111,28 @@ def test_local_parameter_has_a_task_prefixed_flag_and_key():
     ],
     ids=repr,
 )
-def test_bad_values_exit_with_usage(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        parser_for().parse_args(["submit", *REQUIRED, *argv])
-    assert info.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+def test_bad_values_are_one_usage_error_naming_the_submit_help(argv):
+    with pytest.raises(UsageError) as info:
+        parse_command_line(parser_for(), ["submit", *REQUIRED, *argv])
+    assert info.value.hint == "see: flow.py submit --help"
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(
     ("missing", "flag"), [(["--years", "2020"], "-n/--name"), (["-n", "x"], "--years")]
 )
-def test_required_parameters_must_be_given(missing, flag, capsys):
-    with pytest.raises(SystemExit) as info:
+def test_required_parameters_must_be_given(missing, flag):
+    with pytest.raises(UsageError, match="required") as info:
         parser_for().parse_args(["submit", *missing])
-    assert info.value.code == 2
-    assert flag in capsys.readouterr().err
+    assert flag in str(info.value)
 
 
-def test_required_bool_needs_one_of_its_flags(capsys):
+def test_required_bool_needs_one_of_its_flags():
     options = (option(bool),)
     parser = build_parser("p", "w", options)
     assert collect_params(parser.parse_args(["submit", "--no-x"]), options) == {"x": False}
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="--x/--no-x"):
         parser.parse_args(["submit"])
-    assert "--x/--no-x" in capsys.readouterr().err
 
 
 def test_optional_list_of_paths():
@@ -151,7 +155,7 @@ def test_help_lists_every_flag_with_help_and_default():
         "-m {era5,icon}, --model {era5,icon} Model (default: 'era5')",
         "--level {1,2,3} (default: 1)",
         "--tags TAGS [TAGS ...] (default: ['a', 'b'])",
-        "--seed SEED (default: None)",
+        "--seed SEED (default: None; pass none for None)",
         "--ingest-chunk INGEST_CHUNK Chunk size (default: 256)",
     ]:
         assert expected in text, expected
@@ -208,11 +212,10 @@ def test_every_command_is_a_subcommand():
             assert tuple(action.choices) == COMMANDS
 
 
-def test_a_command_is_required(capsys):
-    with pytest.raises(SystemExit) as info:
+def test_a_command_is_required():
+    with pytest.raises(UsageError, match="COMMAND") as info:
         parser_for().parse_args([])
-    assert info.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    assert info.value.hint == "see: flow.py --help"
 
 
 def test_collect_params_keeps_only_option_keys():
@@ -221,9 +224,58 @@ def test_collect_params_keeps_only_option_keys():
     assert set(collect_params(args, OPTIONS)) == {o.key for o in OPTIONS}
 
 
-def test_literal_int_refuses_text_that_is_no_choice(capsys):
+def test_literal_int_refuses_text_that_is_no_choice():
     parser = build_parser("p", "w", (option(Literal[1, 2], default=1),))
     assert parser.parse_args(["submit", "--x", "2"]).x == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="invalid choice: 'one'"):
         parser.parse_args(["submit", "--x", "one"])
-    assert "invalid choice: 'one'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["submit", *REQUIRED, "--min-qual", "3"], "submit"),
+        (["submit", *REQUIRED, "--wai"], "submit"),
+        (["submit", *REQUIRED, "--cou", "3"], "submit"),
+        (["status", "--run", "d"], "status"),
+        (["retry", "r1", "--no-ver"], "retry"),
+    ],
+    ids=repr,
+)
+def test_abbreviated_flags_are_refused_with_the_subcommand_help(argv, command):
+    with pytest.raises(UsageError, match="unrecognized arguments") as info:
+        parse_command_line(parser_for(), argv)
+    assert info.value.hint == f"see: flow.py {command} --help"
+
+
+def test_an_unknown_flag_suggests_the_near_one():
+    with pytest.raises(UsageError) as info:
+        parse_command_line(parser_for(), ["submit", *REQUIRED, "--modle", "icon"])
+    assert info.value.suggestion == "--model"
+
+
+@pytest.mark.parametrize("annotation", [int | None, float | None, str | None, Path | None])
+def test_none_passes_none_to_an_optional_parameter(annotation):
+    options = (option(annotation, default=None),)
+    args = build_parser("p", "w", options).parse_args(["submit", "--x", "none"])
+    assert collect_params(args, options) == {"x": None}
+
+
+def test_an_optional_int_still_converts_numbers():
+    options = (option(int | None, default=None),)
+    args = build_parser("p", "w", options).parse_args(["submit", "--x", "7"])
+    assert collect_params(args, options) == {"x": 7}
+
+
+def test_none_is_refused_where_none_is_not_allowed():
+    with pytest.raises(UsageError, match="invalid int value: 'none'"):
+        build_parser("p", "w", (option(int, default=1),)).parse_args(["submit", "--x", "none"])
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN", "1e400"])
+@pytest.mark.parametrize("annotation", [float, float | None])
+def test_non_finite_floats_are_refused_at_parse_time(text, annotation):
+    parser = build_parser("p", "w", (option(annotation, default=1.0),))
+    with pytest.raises(UsageError, match="not a finite number") as info:
+        parser.parse_args(["submit", f"--x={text}"])
+    assert repr(text) in str(info.value)

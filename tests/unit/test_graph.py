@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reflow import DefinitionError, Result, Workflow
+from reflow import DefinitionError, FlowDefinitionError, Result, Workflow
 from reflow.definition.graph import Edge, build_graph
 from reflow.definition.spec import InputSpec, TaskSpec
 from reflow.definition.types import TypeRef
@@ -289,3 +289,37 @@ def test_order_does_not_depend_on_anything_but_registration_order(dag):
     assert first == again
     rebuilt = build_graph("g", {t.name: t for t in first.tasks})
     assert rebuilt.tasks == first.tasks
+
+
+def test_every_graph_problem_is_reported_together_with_its_fields():
+    error = graph_error(
+        job("a", reads=("b",)),
+        job("b", reads=("a",)),
+        job("c", reads=("prepar",)),
+        job("d", after=("setup",)),
+    )
+    assert isinstance(error, FlowDefinitionError)
+    assert [(e.task, e.param, e.value) for e in error.errors] == [
+        ("c", "in_prepar", "prepar"),
+        ("d", "after", "setup"),
+        ("b", None, ["b", "a", "b"]),
+    ]
+    lines = str(error).splitlines()
+    assert lines[0] == "3 errors in workflow 'g':"
+    assert lines[1].startswith('  1. c(in_prepar): Result(step="prepar") names no task')
+    assert lines[3].startswith("  3. b: tasks form a cycle: b -> a -> b")
+
+
+def test_a_reference_to_a_task_that_could_not_be_declared_is_not_reported_again():
+    tasks = {"c": job("c", reads=("prepare",))}
+    recorded = (DefinitionError("bad", task="prepare"),)
+    with pytest.raises(DefinitionError) as info:
+        build_graph("g", tasks, broken={"prepare"}, recorded=recorded)
+    assert not isinstance(info.value, FlowDefinitionError)
+    assert info.value.task == "prepare"
+
+
+def test_a_single_graph_problem_is_raised_as_it_is():
+    error = graph_error(job("c", reads=("prepar",)))
+    assert not isinstance(error, FlowDefinitionError)
+    assert error.suggestion is None

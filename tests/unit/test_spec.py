@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 import pytest
 
 from reflow import DefinitionError, Flow, Param, Result, RunDir
+from reflow.definition.errors import FlowDefinitionError
 from reflow.definition.resources import Resources
-from reflow.definition.spec import UNSET, InputSpec, TaskSpec, task_spec_from_function
+from reflow.definition.spec import InputSpec, TaskSpec, task_spec_from_function
 from reflow.definition.types import TypeRef, from_annotation
 
 STR = TypeRef("str")
@@ -94,23 +95,58 @@ def test_annotated_return_type_is_unwrapped():
 
 
 @pytest.mark.parametrize(
-    ("default", "expected"),
-    [(3, TypeRef("int")), (0.5, TypeRef("float")), (True, TypeRef("bool")), ("x", STR)],
-)
-def test_plain_parameter_without_annotation_takes_its_default_type(default, expected):
+    ("default", "fix"),
+    [(3, "value: int = 3"), (0.5, "value: float = 0.5"), ("x", "value: str = 'x'"),
+     (None, "value: str | None = None")],
+)  # fmt: skip
+def test_plain_parameter_without_annotation_is_refused_with_the_annotation_to_write(default, fix):
     def prepare(value=default):
         return value
 
-    (param,) = spec_of(prepare).params
-    assert (param.type, param.default) == (expected, default)
+    error = refused(prepare)
+    assert (error.task, error.param) == ("prepare", "value")
+    assert "has no type annotation" in str(error)
+    assert error.hint == f"annotate it, e.g. {fix}"
 
 
-def test_plain_parameter_without_annotation_or_default_is_a_required_str():
+def test_plain_parameter_without_annotation_or_default_is_refused():
     def prepare(value):
         return value
 
-    (param,) = spec_of(prepare).params
-    assert (param.type, param.is_required, param.default) == (STR, True, UNSET)
+    assert refused(prepare).hint == "annotate it, e.g. value: str"
+
+
+@pytest.mark.parametrize(("annotation", "shown"), [(int, "int"), (list[str], "list[str]")])
+def test_none_default_of_a_type_without_none_is_refused_with_the_optional_fix(annotation, shown):
+    def prepare(n: annotation = None) -> None:  # type: ignore[valid-type]
+        return None
+
+    error = refused(prepare)
+    assert (error.task, error.param, error.value) == ("prepare", "n", None)
+    assert f"its type {shown} does not allow None" in str(error)
+    assert error.hint == f"write n: {shown} | None = None"
+
+
+def test_a_mismatched_default_names_the_type_with_the_right_article():
+    def prepare(count: int = "three") -> None:  # type: ignore[assignment]
+        return None
+
+    assert "which is not an int" in str(refused(prepare))
+
+
+def test_every_bad_parameter_of_one_task_is_reported_together():
+    def prepare(a, b: int = None, *rest: int) -> None:  # type: ignore[assignment]  # noqa: RUF013
+        return None
+
+    error = refused(prepare)
+    assert isinstance(error, FlowDefinitionError)
+    assert [(e.task, e.param) for e in error.errors] == [
+        ("prepare", "a"), ("prepare", "b"), ("prepare", "rest"),
+    ]  # fmt: skip
+    lines = str(error).splitlines()
+    assert lines[0] == "3 errors in task 'prepare':"
+    assert lines[1].startswith("  1. prepare(a): has no type annotation")
+    assert lines[3].startswith("  3. prepare(rest): takes *args")
 
 
 def test_none_default_is_not_unset():

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import cast
 
-from reflow.definition.cli_builder import build_parser
+from reflow.definition.cli_builder import CommandParser, build_parser, parse_command_line
 from reflow.definition.errors import ReflowError
+from reflow.running.commands.exits import EXIT_INTERRUPTED, EXIT_USAGE, pipe_closed
 from reflow.running.commands.handlers import run_store_command
 
 STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why")
@@ -25,7 +27,7 @@ STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why")
 def build_console_parser() -> argparse.ArgumentParser:
     """Return the parser of ``reflow``: the run-directory commands of a flow file's CLI."""
     source = _subcommands(build_parser("reflow", "", ()))
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="reflow",
         description="Inspect and steer the runs in a run directory, without the flow file.",
         epilog="Submitting, dag and describe belong to the flow file: python flow.py --help",
@@ -35,7 +37,11 @@ def build_console_parser() -> argparse.ArgumentParser:
         sub, help_text = source[name]
         # The copied actions include the source's -h, so the new parser adds no second one.
         commands.add_parser(
-            name, parents=[sub], add_help=False, help=help_text, description=sub.description
+            name,
+            parents=[cast(CommandParser, sub)],
+            add_help=False,
+            help=help_text,
+            description=sub.description,
         )
     return parser
 
@@ -52,17 +58,26 @@ def _subcommands(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``reflow COMMAND ...`` and return the exit code (2 for a ``ReflowError``)."""
+    """Run ``reflow COMMAND ...`` and return the exit code (see ``exits``).
+
+    A ``ReflowError`` (a bad flag included) is one line on stderr and exit code 2.
+    """
     parser = build_console_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 2
-    try:
-        return run_store_command(args, out=sys.stdout)
+        args = parse_command_line(parser, argv)
+        code = run_store_command(args, out=sys.stdout)
+        sys.stdout.flush()
+    except SystemExit as stop:  # --help
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except ReflowError as err:
         sys.stderr.write(f"error: {err}\n")
-        return 2
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return pipe_closed(sys.stdout)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

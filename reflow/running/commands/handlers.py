@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -16,9 +17,11 @@ from typing import IO, Any
 from reflow.definition.diagram import render_dot
 from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
+from reflow.running.commands.exits import EXIT_INTERRUPTED
+from reflow.running.commands.hints import flow_command, interrupted_line
 from reflow.running.commands.progress import wait_for_run
 from reflow.running.commands.results import write_result
-from reflow.running.commands.status import load_status, render_status
+from reflow.running.commands.status import load_status, render_failed, render_status
 from reflow.running.commands.submission import resolve_run_dir, submit_workflow
 from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
@@ -41,11 +44,16 @@ def run_command(
     params: dict[str, Any],
     *,
     out: IO[str],
+    invocation: str = "python flow.py",
 ) -> int:
-    """Run the parsed command ``args.command`` and return the exit code."""
+    """Run the parsed command ``args.command`` and return the exit code.
+
+    ``invocation`` is how the user ran the flow (``python examples/flow.py``); the printed
+    hints start with it.
+    """
     command = args.command
     if command == "submit":
-        return _submit(wf, args, params, out)
+        return _submit(wf, args, params, out, invocation)
     if command == "dag":
         return _dag_image(graph, args.format, args.output, out)
     return run_store_command(args, out=out)
@@ -57,7 +65,10 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     command = args.command
     if command == "status":
         data = load_status(root, args.run_id)
-        out.write(json.dumps(data, indent=2) + "\n" if args.json else render_status(data))
+        if args.json:
+            out.write(json.dumps(data, indent=2) + "\n")
+        else:
+            out.write(render_failed(data) if args.failed else render_status(data))
         return 0
     if command == "cancel":
         count = cancel_run(root, args.run_id, args.task)
@@ -81,9 +92,12 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
 
 
 def _submit(
-    wf: SubmittableWorkflow, args: argparse.Namespace, params: dict[str, Any], out: IO[str]
+    wf: SubmittableWorkflow,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    out: IO[str],
+    invocation: str,
 ) -> int:
-
     run = submit_workflow(
         wf,
         run_dir=args.run_dir,
@@ -98,15 +112,24 @@ def _submit(
         return 0
     out.write(
         f"submitted run {run.run_id} (executor: {run.executor})\n"
-        f"  status: {Path(wf.defined_file or 'flow.py').name} status {run.run_id}"
-        f" --run-dir {run.run_dir}\n"
+        f"  status: {flow_command(invocation, 'status', run.run_id, run.run_dir)}\n"
     )
     return _follow(run.run_dir, run.run_id, out) if args.wait else 0
 
 
 def _follow(root: Path, run_id: str, out: IO[str]) -> int:
-    """Show progress until the run ends, then its summary; 0 only if it succeeded."""
-    return 0 if wait_for_run(root, run_id, out=out) == "succeeded" else 1
+    """Show progress until the run ends, then its summary; 0 only if it succeeded.
+
+    Ctrl-C stops following, not the run: one line says so and how to follow or cancel it,
+    and the exit code is 130.
+    """
+    try:
+        return 0 if wait_for_run(root, run_id, out=out) == "succeeded" else 1
+    except KeyboardInterrupt:
+        out.flush()
+        after_echo = "\n" if sys.stderr.isatty() else ""  # the terminal echoed ^C
+        sys.stderr.write(f"{after_echo}{interrupted_line(run_id, root)}\n")
+        return EXIT_INTERRUPTED
 
 
 def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
@@ -181,7 +204,6 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
 
 
 def _dag_image(graph: Graph, fmt: str, output: Path | None, out: IO[str]) -> int:
-
     dot = shutil.which("dot")
     if dot is None:
         raise UsageError(

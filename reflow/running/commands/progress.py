@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from reflow.running.commands.status import STATE_ORDER, load_status
+from reflow.running.commands.hints import console_command
+from reflow.running.commands.status import STATE_ORDER, group_label, load_status
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 
 _POLL_S = 0.2
@@ -53,7 +54,8 @@ def wait_for_run(
         ask = now - last_asked >= _ASK_SCHEDULER_EVERY_S
         if ask:
             last_asked = now
-        data = load_status(Path(run_dir), run_id, ask_scheduler=ask)
+        # failed elements are read once, for the summary, not on every poll
+        data = load_status(Path(run_dir), run_id, ask_scheduler=ask, failures=False)
         state = _final_state(data)
         if state is None and deadline is not None and time.monotonic() > deadline:
             state = str(data["state"])
@@ -63,6 +65,7 @@ def wait_for_run(
             break
         time.sleep(poll_interval_s(time.monotonic() - started))
     if view is not None:
+        data = load_status(Path(run_dir), run_id, ask_scheduler=False)
         view.finish(render_summary(data, state, time.monotonic() - started))
     return state
 
@@ -188,18 +191,17 @@ def render_summary(data: Mapping[str, Any], state: str, elapsed_s: float) -> str
         f"  {t['task']} could not be planned: {t['error']}" for t in data["tasks"] if t["error"]
     )
     for group in data["failures"]:
-        lines.append(f"  {group['task']}: {group['count']} {group['state']} ({group['reason']})")
+        lines.append(f"  {group_label(group)}")
         for example in group["examples"][:_EXAMPLE_LOGS]:
             lines.append(f"    [{example['element']}] {example['error']}")
             lines.append(f"        log: {example['log']}")
-    where = f"--run-dir {root}"
     if data["failures"]:
         task = data["failures"][0]["task"]
-        lines.append(f"  read a log:  reflow logs {run_id} {task} {where}")
+        lines.append(f"  read a log:  {console_command('logs', run_id, root, task)}")
     if state in ("failed", "cancelled", "stalled"):
-        lines.append(f"  run again:   reflow retry {run_id} {where}")
+        lines.append(f"  run again:   {console_command('retry', run_id, root)}")
     if state == "stalled":
         lines.insert(1, "  the run's dispatcher is no longer running")
     elif state not in TERMINAL_RUN_STATES:
-        lines.append(f"  follow it:   reflow status {run_id} {where}")
+        lines.append(f"  follow it:   {console_command('status', run_id, root)}")
     return "\n".join(lines) + "\n"

@@ -1,27 +1,33 @@
 """Running: a run's status as data (for ``--json`` and notebooks) and as a table.
 
-Built from a few grouped queries, never from every instance, so it stays fast for runs with
-100,000 elements. Failures are grouped by task and reason with a few example elements.
+Built from a few grouped queries and one query for the failed and cancelled elements, so it
+stays fast for runs with 100,000 elements. Failures are grouped by task, reason and exception
+type (a ``ValueError`` and a ``KeyError`` of one task are two groups) with a few example
+elements; every failed element is listed too (``failed``), for ``--json`` and ``--failed``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from reflow.definition.errors import UsageError
+from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.sqlite import InstanceRow, SqliteStore
 
 STATE_ORDER = ("done", "cached", "submitted", "ready", "failed", "cancelled")
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
+_EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
 def dispatcher_alive(info: dict[str, Any]) -> bool | None:
@@ -47,12 +53,19 @@ def dispatcher_alive(info: dict[str, Any]) -> bool | None:
 
 
 def build_status(
-    store: SqliteStore, layout: RunLayout, task_names: list[str], *, ask_scheduler: bool = True
+    store: SqliteStore,
+    layout: RunLayout,
+    task_names: list[str],
+    *,
+    ask_scheduler: bool = True,
+    failures: bool = True,
 ) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-able data.
 
     With ``ask_scheduler`` a Slurm run's dispatcher job is looked up (one ``squeue`` call);
-    without it, ``dispatcher.alive`` is None for Slurm runs.
+    without it, ``dispatcher.alive`` is None for Slurm runs. Without ``failures`` the
+    failed elements are not read (``failures`` and ``failed`` are empty), which is what
+    progress needs while a run goes on.
     """
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
@@ -70,26 +83,11 @@ def build_status(
                 "error": error,
             }
         )
-    failures = []
-    for task, state, reason, count in store.failure_groups(layout.run_id):
-        examples = [
-            {
-                "element": row.element,
-                "error": row.error or "",
-                "attempts": row.attempts,
-                "log": str(layout.log(task, row.element)),
-            }
-            for row in store.failure_examples(layout.run_id, task, reason, _EXAMPLES)
-        ]
-        failures.append(
-            {
-                "task": task,
-                "state": state,
-                "reason": reason or state,
-                "count": count,
-                "examples": examples,
-            }
-        )
+    failed = (
+        failed_elements(layout, store.instances_in(layout.run_id, ("failed", "cancelled")))
+        if failures
+        else []
+    )
     alive = None
     if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
         alive = slurm_dispatcher_alive(layout, run.dispatcher, SlurmExecutor())
@@ -105,9 +103,78 @@ def build_status(
         "message": run.message,
         "dispatcher": {**run.dispatcher, "alive": alive},
         "tasks": tasks,
-        "failures": failures,
+        "failures": failure_groups(failed),
+        "failed": failed,
         "run_dir": str(layout.root),
     }
+
+
+def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:
+    """Every failed or cancelled element: task, index, state, reason, exception type, log."""
+    elements = []
+    log_dirs: dict[str, str] = {}  # one Path per task, not per element: 100,000 add up
+    for row in rows:
+        reason = row.reason or row.state
+        error = row.error or ""
+        match = _EXCEPTION_TYPE.match(error) if reason == "exception" else None
+        if row.task not in log_dirs:
+            log_dirs[row.task] = str(layout.logs_dir(row.task))
+        elements.append(
+            {
+                "task": row.task,
+                "element": row.element,
+                "state": row.state,
+                "reason": reason,
+                "type": match.group(1) if match else "",
+                "error": error,
+                "attempts": row.attempts,
+                "log": f"{log_dirs[row.task]}/{row.element}.log",
+            }
+        )
+    return elements
+
+
+def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed elements grouped by task, state, reason and exception type, largest first.
+
+    Each group has its ``count`` and up to three ``examples`` (the lowest indices).
+    """
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for element in failed:
+        key = (element["task"], element["state"], element["reason"], element["type"])
+        group = groups.setdefault(
+            key,
+            {"task": key[0], "state": key[1], "reason": key[2], "type": key[3], "count": 0,
+             "examples": []},
+        )  # fmt: skip
+        group["count"] += 1
+        if len(group["examples"]) < _EXAMPLES:
+            group["examples"].append(
+                {k: element[k] for k in ("element", "error", "attempts", "log")}
+            )
+    order = {task: i for i, task in enumerate(dict.fromkeys(k[0] for k in groups))}
+    return sorted(groups.values(), key=lambda g: (order[g["task"]], -g["count"]))
+
+
+def group_label(group: dict[str, Any]) -> str:
+    """``parse: 2 failed (exception: ValueError)``."""
+    kind = f"{group['reason']}: {group['type']}" if group["type"] else group["reason"]
+    return f"{group['task']}: {group['count']} {group['state']} ({kind})"
+
+
+def render_failed(status: dict[str, Any]) -> str:
+    """Every failed or cancelled element, one line each, for ``status --failed``."""
+    if not status["failed"]:
+        return f"run {status['run_id']}: no failed or cancelled elements\n"
+    lines = [f"run {status['run_id']}: {len(status['failed'])} failed or cancelled element(s)"]
+    lines.append("  task[index]  state  reason  error  log")
+    for element in status["failed"]:
+        kind = element["reason"]
+        lines.append(
+            f"  {element['task']}[{element['element']}]  {element['state']}  {kind}"
+            f"  {element['error'] or '-'}  {element['log']}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -122,7 +189,7 @@ def render_status(status: dict[str, Any]) -> str:
     if status["dispatcher"].get("alive") is False:
         lines.append(
             "  the dispatcher is not running; continue the run with: "
-            f"retry {status['run_id']} --run-dir {status['run_dir']}"
+            + console_command("retry", status["run_id"], status["run_dir"])
         )
     width = max(len(t["task"]) for t in status["tasks"]) if status["tasks"] else 4
     lines.append(
@@ -136,16 +203,19 @@ def render_status(status: dict[str, Any]) -> str:
         )
         lines.append(f"  {task['task'].ljust(width)}  {size:>8}  {cells}{note}")
     for group in status["failures"]:
-        lines.append(f"  {group['task']}: {group['count']} {group['state']} ({group['reason']})")
+        lines.append(f"  {group_label(group)}")
         for example in group["examples"]:
             lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
     return "\n".join(lines) + "\n"
 
 
-def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True) -> dict[str, Any]:
+def load_status(
+    run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True, failures: bool = True
+) -> dict[str, Any]:
     """The status of ``run_id`` (the latest run when None) in ``run_dir``, as data.
 
-    ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness.
+    ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness;
+    ``failures=False`` skips reading the failed elements.
     """
     store = SqliteStore.open(Path(run_dir))
     try:
@@ -157,6 +227,6 @@ def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
         tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler)
+        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
     finally:
         store.close()

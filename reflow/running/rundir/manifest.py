@@ -77,6 +77,14 @@ def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
             value=wf.name,
             hint="move the tasks into a module (e.g. flow.py) and import the workflow from it",
         )
+    if module == "__main__" and file and file.startswith("<"):
+        # ``python - <<EOF`` names the script "<stdin>": there is no file for a worker to run
+        raise UsageError(
+            f"workflow {wf.name!r} was read from standard input ({file}), where a worker "
+            "cannot import it",
+            value=file,
+            hint="save the script as a file (e.g. flow.py) and run: python flow.py submit ...",
+        )
     sys_path = [str(Path.cwd())]
     if file:
         top = Path(file).resolve().parent

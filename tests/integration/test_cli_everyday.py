@@ -1,0 +1,265 @@
+"""Everyday use of a flow's command line, run as a user would: hints that can be pasted,
+Ctrl-C while following a run, and output piped into a reader that stops early.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from tests.integration.test_console import SLOW_FLOW, console_script, environment
+from tests.reliability.processes import wait_for_workers
+
+DEADLINE_S = 120
+CLI_TAIL = '\nif __name__ == "__main__":\n    raise SystemExit(wf.cli())\n'
+QUICK_FLOW = """
+from reflow import Workflow
+
+wf = Workflow("quick")
+
+
+@wf.job()
+def hello(greeting: str = "hi", ratio: float | None = 0.5) -> str:
+    return f"{greeting} {ratio}"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_submit_prints_a_status_command_that_runs_as_pasted(tmp_path: Path) -> None:
+    write(tmp_path / "my flows" / "flow v1.py", QUICK_FLOW + CLI_TAIL)
+    run_dir = tmp_path / "run dir"
+    env = environment(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "my flows/flow v1.py", "submit", "--run-dir", str(run_dir),
+         "--ratio", "none", "--wait"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.split()[2]
+    hint = f"python 'my flows/flow v1.py' status {run_id} --run-dir '{run_dir}'"
+    assert f"  status: {hint}\n" in done.stdout
+    words = shlex.split(hint)
+    pasted = subprocess.run(
+        [sys.executable, *words[1:]],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert pasted.returncode == 0, pasted.stderr
+    assert "SUCCEEDED" in pasted.stdout
+    data = json.loads(
+        subprocess.run(
+            [console_script(), "status", run_id, "--run-dir", str(run_dir), "--json"],
+            env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert data["state"] == "succeeded"
+
+
+def start_following(tmp_path: Path, argv: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``argv`` in ``tmp_path``; return it and the run id once its elements run."""
+    process = subprocess.Popen(
+        argv, cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    run_id = ""
+    watchdog = threading.Timer(DEADLINE_S, process.kill)  # reading a line has no deadline
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            if line.startswith("submitted run "):
+                run_id = line.split()[2]
+            if "2 running" in line:
+                break
+    finally:
+        watchdog.cancel()
+    assert process.poll() is None, "the run ended or never started"
+    assert run_id, "no run id printed"
+    return process, run_id
+
+
+def stop_run(tmp_path: Path, run_dir: Path, run_id: str) -> dict[str, object]:
+    """Cancel the run (it must still be there to cancel) and return its status before."""
+    env = environment(tmp_path)
+    status = subprocess.run(
+        [console_script(), "status", run_id, "--run-dir", str(run_dir), "--json"],
+        env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+    )  # fmt: skip
+    subprocess.run(
+        [console_script(), "cancel", run_id, "--run-dir", str(run_dir)],
+        env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+    )  # fmt: skip
+    wait_for_workers(run_dir)
+    data: dict[str, object] = json.loads(status.stdout)
+    return data
+
+
+def test_ctrl_c_during_submit_wait_is_one_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    flow = write(tmp_path / "slow_flow.py", SLOW_FLOW + CLI_TAIL)
+    run_dir = tmp_path / "run"
+    process, run_id = start_following(
+        tmp_path, [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"]
+    )
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode == 130
+    assert stderr.count("\n") == 1, stderr
+    assert f"stopped following run {run_id}; it goes on in the background" in stderr
+    assert f"follow it: reflow status {run_id} --run-dir {run_dir};" in stderr
+    assert f"cancel it: reflow cancel {run_id} --run-dir {run_dir}" in stderr
+    assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
+
+
+def test_ctrl_c_in_run_wait_prints_the_line_and_raises_keyboard_interrupt(
+    tmp_path: Path,
+) -> None:
+    script = write(
+        tmp_path / "notebook_like.py",
+        SLOW_FLOW
+        # the guard matters: a worker imports this file to find the tasks
+        + '\nif __name__ == "__main__":\n'
+        + "    import sys\n"
+        + "    run = wf.submit(run_dir=sys.argv[1])\n"
+        + "    print('submitted run', run.run_id, flush=True)\n"
+        + "    run.wait(progress=True)\n",
+    )
+    run_dir = tmp_path / "run"
+    process, run_id = start_following(tmp_path, [sys.executable, str(script), str(run_dir)])
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode != 0
+    lines = stderr.splitlines()
+    assert lines[0].startswith(f"stopped following run {run_id}; it goes on"), stderr
+    assert f"reflow cancel {run_id} --run-dir {run_dir}" in lines[0]
+    assert lines[-1] == f"KeyboardInterrupt: stopped following run {run_id}; it goes on"
+    assert "reflow/running" not in stderr, stderr
+    assert "During handling" not in stderr
+    assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
+
+
+def closed_reader(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``argv`` with a stdout pipe whose reader is gone at once (like ``| head -0``)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, stdout=write_end, stderr=subprocess.PIPE, text=True,
+            timeout=DEADLINE_S, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    flow = write(tmp_path / "quick_flow.py", QUICK_FLOW + CLI_TAIL)
+    env = {**environment(tmp_path), "REFLOW_MODE": "dry-run"}
+    run_dir = tmp_path / "run"
+    for argv in (
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir)],
+        [sys.executable, str(flow), "describe"],
+        [sys.executable, str(flow), "dag"],
+    ):
+        code, stderr = closed_reader(argv, tmp_path, env)
+        assert (code, stderr) == (141, ""), argv
+
+
+def test_the_console_script_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    flow = write(tmp_path / "quick_flow.py", QUICK_FLOW + CLI_TAIL)
+    env = environment(tmp_path)
+    run_dir = tmp_path / "run"
+    subprocess.run(
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"],
+        cwd=tmp_path, env=env, capture_output=True, timeout=DEADLINE_S, check=True,
+    )  # fmt: skip
+    for command in ("runs", "status"):
+        code, stderr = closed_reader(
+            [console_script(), command, "--run-dir", str(run_dir)], tmp_path, env
+        )
+        assert (code, stderr) == (141, ""), command
+
+
+MIXED_FAILURES_FLOW = """
+from typing import Annotated
+from reflow import Result, Workflow
+
+wf = Workflow("mixed")
+
+
+@wf.job()
+def items() -> list[int]:
+    return list(range(7))
+
+
+@wf.array_job()
+def check(item: Annotated[int, Result(step="items")]) -> int:
+    if item % 3 == 1:
+        raise ValueError(f"bad value {item}")
+    if item % 3 == 2:
+        raise KeyError(f"key{item}")
+    return item
+"""
+
+
+def test_failures_are_grouped_by_exception_type_and_listed_in_full(tmp_path: Path) -> None:
+    flow = write(tmp_path / "mixed_flow.py", MIXED_FAILURES_FLOW + CLI_TAIL)
+    env = environment(tmp_path)
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "  check: 2 failed (exception: ValueError)\n" in done.stdout
+    assert "  check: 2 failed (exception: KeyError)\n" in done.stdout
+    run_id = done.stdout.split()[2]
+
+    def status(*extra: str) -> str:
+        shown = subprocess.run(
+            [console_script(), "status", run_id, "--run-dir", str(run_dir), *extra],
+            env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=True,
+        )  # fmt: skip
+        return shown.stdout
+
+    data = json.loads(status("--json"))
+    groups = {(g["task"], g["type"]): g for g in data["failures"]}
+    assert set(groups) == {("check", "ValueError"), ("check", "KeyError")}
+    assert [e["element"] for e in groups["check", "ValueError"]["examples"]] == [1, 4]
+    assert [(e["element"], e["type"]) for e in data["failed"]] == [
+        (1, "ValueError"), (2, "KeyError"), (4, "ValueError"), (5, "KeyError"),
+    ]  # fmt: skip
+    assert data["failed"][1]["error"] == "KeyError: 'key2'"
+    assert data["failed"][1]["log"] == str(run_dir / "runs" / run_id / "logs" / "check" / "2.log")
+    listed = status("--failed").splitlines()
+    assert listed[0] == f"run {run_id}: 4 failed or cancelled element(s)"
+    assert listed[2].startswith("  check[1]  failed  exception  ValueError: bad value 1  /")
+    assert [line.split()[0] for line in listed[2:]] == [
+        "check[1]", "check[2]", "check[4]", "check[5]",
+    ]  # fmt: skip
+    for line in listed[2:]:
+        assert Path(line.split()[-1]).is_file(), line
+
+
+def test_a_flow_run_as_a_module_is_named_as_a_module_in_hints(tmp_path: Path) -> None:
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "pkg" / "flow.py", QUICK_FLOW + CLI_TAIL)
+    done = subprocess.run(
+        [sys.executable, "-m", "pkg.flow", "submit", "--greetin", "x"],
+        cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True,
+        timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        'error: unrecognized arguments: --greetin x; did you mean "--greeting"?;'
+        " see: python -m pkg.flow submit --help\n"
+    )
