@@ -16,6 +16,7 @@ from reflow.definition.types import TypeRef
 
 COMMANDS = (
     "submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe",
+    "watch",
 )  # fmt: skip
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
@@ -60,6 +61,7 @@ def build_parser(
     status.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     _add_run_dir(status)
     status.add_argument("--json", action="store_true", help="print everything as JSON")
+    status.add_argument("--watch", action="store_true", help="print it again until the run ends")
 
     cancel = commands.add_parser("cancel", help="cancel a run's active work")
     cancel.add_argument("run_id", metavar="RUN_ID")
@@ -102,6 +104,10 @@ def build_parser(
     why.add_argument("--task", metavar="TASK", help="only this task")
     _add_run_dir(why)
     why.add_argument("--json", action="store_true", help="print the reasons as JSON")
+
+    watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
+    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    _add_run_dir(watch)
 
     dag = commands.add_parser("dag", help="draw the task graph")
     dag.add_argument("--format", choices=DAG_FORMATS, default="text", help="default: text")
