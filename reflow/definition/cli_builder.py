@@ -105,10 +105,6 @@ def build_parser(
     _add_run_dir(why)
     why.add_argument("--json", action="store_true", help="print the reasons as JSON")
 
-    watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
-    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
-    _add_run_dir(watch)
-
     dag = commands.add_parser("dag", help="draw the task graph")
     dag.add_argument("--format", choices=DAG_FORMATS, default="text", help="default: text")
     dag.add_argument(
@@ -116,6 +112,10 @@ def build_parser(
     )
 
     commands.add_parser("describe", help="print the JSON manifest of the workflow")
+
+    watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
+    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    _add_run_dir(watch)
     return parser
 
 
