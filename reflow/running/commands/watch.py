@@ -49,10 +49,11 @@ def watch_run(root: Path, run_id: str | None, *, out: IO[str]) -> int:
         0 when the user leaves the view (``q`` or Ctrl-C) or, without a terminal, when the
         run ended.
     """
-    run_id = str(load_status(root, run_id, ask_scheduler=False)["run_id"])
+    first = load_status(root, run_id, ask_scheduler=False)
+    run_id = str(first["run_id"])
     if not (out is sys.stdout and is_terminal(out) and sys.stdin.isatty()):
         return watch_status(root, run_id, out=out)
-    session = WatchSession(root, run_id)
+    session = WatchSession(root, run_id, first)
     try:
         curses.wrapper(session.run)
     except KeyboardInterrupt:
@@ -70,8 +71,16 @@ def watch_status(
     """Print the status table every ``interval_s`` until the run ends or its dispatcher is gone.
 
     On a terminal the screen is cleared before each table; elsewhere a table is printed only
-    when it changed, so a log stays short. Returns 0.
+    when it changed, so a log stays short. Returns 0, also when Ctrl-C stops it early.
     """
+    try:
+        _print_tables(root, run_id, out, interval_s)
+    except KeyboardInterrupt:
+        out.write("\n")
+    return 0
+
+
+def _print_tables(root: Path, run_id: str | None, out: IO[str], interval_s: float) -> None:
     tty = is_terminal(out)
     last_asked = -ASK_SCHEDULER_EVERY_S
     shown = ""
@@ -89,7 +98,7 @@ def watch_status(
         shown = text
         out.flush()
         if has_ended(data):
-            return 0
+            return
         time.sleep(interval_s)
 
 
@@ -124,7 +133,7 @@ def read_tail(path: Path, count: int) -> list[str]:
 class WatchSession:
     """The live view's state and its loop: read the store, draw, answer keys."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
+    def __init__(self, root: Path, run_id: str, status: dict[str, Any]) -> None:
         self.root = root
         self.run_id = run_id
         self.started = False
@@ -132,7 +141,7 @@ class WatchSession:
         self.show_log = False
         self.message = ""
         self.confirming: str | None = None
-        self.status: dict[str, Any] = {}
+        self.status = status
         self._alive: bool | None = None
         self._retried: dict[str, tuple[int, int]] = {}
         self._log: tuple[str, list[str]] = ("", [])
@@ -147,7 +156,7 @@ class WatchSession:
         screen.keypad(True)
         while True:
             if time.monotonic() - self._loaded >= REFRESH_S:
-                self.refresh()
+                self._refresh_or_say()
             self.draw(screen)
             key = screen.getch()
             if key == curses.KEY_RESIZE:
@@ -172,6 +181,14 @@ class WatchSession:
             store.close()
         self.selected = min(self.selected, max(0, len(self.status["tasks"]) - 1))
         self._log = self._read_log() if self.show_log else ("", [])
+
+    def _refresh_or_say(self) -> None:
+        """Refresh; a store that cannot be read now (say it is locked) is said, not fatal."""
+        try:
+            self.refresh()
+        except ReflowError as err:
+            self._loaded = time.monotonic()
+            self.message = f"error: {err}"
 
     def view(self) -> ViewState:
         """What ``layout`` needs besides the status."""
@@ -241,7 +258,7 @@ class WatchSession:
             self.message = action()
         except ReflowError as err:
             self.message = f"error: {err}"
-        self.refresh()
+        self._refresh_or_say()
 
     def _read_log(self) -> tuple[str, list[str]]:
         """The selected task's first failed element's log (else its first element's)."""
