@@ -265,3 +265,16 @@ def test_the_store_counts_elements_submitted_more_than_once(tmp_path: Path) -> N
         assert store.retried_counts("r1") == {"a": (2, 3)}
     finally:
         store.close()
+
+
+def test_a_terminal_curses_does_not_know_gets_the_plain_table(
+    tmp_path: Path, pane_factory: Callable[[list[str]], Pane]
+) -> None:
+    run_dir, run_id = submit(tmp_path, hold=False)
+    wait_until(lambda: load_status(run_dir, run_id)["state"] == "failed", "the run to fail")
+    command = [sys.executable, str(FLOW), "watch", run_id, "--run-dir", str(run_dir)]
+    pane = pane_factory(["env", "TERM=nosuchterm", *command])
+    assert pane.exit_code() == 0
+    after = pane.wait_for(lambda s: "watch has ended" in s, "the shell after the table")
+    assert any(line.startswith(f"run {run_id} (watched): FAILED  executor=local") for line in after)
+    assert not any(HELP_START in line for line in after)
