@@ -19,6 +19,7 @@ from reflow.definition.types import TypeRef
 
 COMMANDS = (
     "submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe",
+    "watch",
 )  # fmt: skip
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 NONE_WORD = "none"
@@ -141,6 +142,7 @@ def build_parser(
         action="store_true",
         help="list every failed and cancelled element: task, index, reason, error, log",
     )
+    status.add_argument("--watch", action="store_true", help="print it again until the run ends")
 
     cancel = commands.add_parser("cancel", help="cancel a run's active work")
     cancel.add_argument("run_id", metavar="RUN_ID")
@@ -191,6 +193,10 @@ def build_parser(
     )
 
     commands.add_parser("describe", help="print the JSON manifest of the workflow")
+
+    watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
+    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    _add_run_dir(watch)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Running: what the user calls: command handlers, submit, status, progress, console script.
 
 Owns the handlers behind ``cli()`` and the ``reflow`` script (``handlers``, ``console``),
-turning a ``submit`` into a run (``submission``), a run's status (``status``) and following
-a run (``progress``). May import everything in ``reflow.running``; nothing there imports it.
+turning a ``submit`` into a run (``submission``), a run's status (``status``), following
+a run (``progress``) and its live full-screen view (``watch``, laid out by ``watch_view``).
+May import everything in ``reflow.running``; nothing there imports it.
 """

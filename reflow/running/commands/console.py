@@ -20,7 +20,7 @@ from reflow.definition.errors import ReflowError
 from reflow.running.commands.exits import EXIT_INTERRUPTED, EXIT_USAGE, pipe_closed
 from reflow.running.commands.handlers import run_store_command
 
-STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why")
+STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why", "watch")
 """The commands of a flow file's CLI that the console script offers."""
 
 

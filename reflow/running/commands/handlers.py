@@ -23,6 +23,7 @@ from reflow.running.commands.progress import wait_for_run
 from reflow.running.commands.results import write_result
 from reflow.running.commands.status import load_status, render_failed, render_status
 from reflow.running.commands.submission import resolve_run_dir, submit_workflow
+from reflow.running.commands.watch import watch_run, watch_status
 from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
 from reflow.running.dispatch.control import cancel_run, retry_run
@@ -63,6 +64,10 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     """Commands that need only the run directory: status, cancel, retry, runs, logs, result, why."""
     root = run_dir_of(args.run_dir)
     command = args.command
+    if command == "watch":
+        return watch_run(root, args.run_id, out=out)
+    if command == "status" and args.watch:
+        return watch_status(root, args.run_id, out=out)
     if command == "status":
         data = load_status(root, args.run_id)
         if args.json:

@@ -266,6 +266,15 @@ class SqliteStore:
             counts.setdefault(task, {})[state] = count
         return counts
 
+    def retried_counts(self, run_id: str) -> dict[str, tuple[int, int]]:
+        """``task -> (elements submitted more than once, most attempts)`` for the run."""
+        rows = self._db.execute(
+            "SELECT task, count(*), max(attempts) FROM instances WHERE run_id = ?"
+            " AND attempts > 1 GROUP BY task",
+            (run_id,),
+        )
+        return {str(task): (int(count), int(most)) for task, count, most in rows}
+
     def instance_counts(self) -> dict[str, int]:
         """``run id -> number of instances`` for every run, in one query."""
         rows = self._db.execute("SELECT run_id, count(*) FROM instances GROUP BY run_id")
