@@ -183,20 +183,29 @@ class Flow:
             return func
         return self.job(array=True, **options)
 
-    def include(self, flow: Flow, *, prefix: str | None = None) -> None:
+    def include(
+        self, flow: Flow, *, prefix: str | None = None, bind: Mapping[str, str] | None = None
+    ) -> None:
         """Copy ``flow``'s tasks into this one, renamed ``<prefix>_<task>`` when given.
 
         References between the included tasks (``Result`` and ``after``) are renamed too.
+        A reference to a step that ``flow`` does not define is *external*: ``bind`` maps
+        each such local name to a task of this workflow (``bind={"clean": "raw_clean"}``),
+        so that a reusable flow never hard-codes another flow's prefix. An external name
+        that is neither bound nor a task here is an error that lists the candidates.
         Nothing is added when any task cannot be.
 
         Raises:
-            DefinitionError: When a (renamed) task name is already taken, or types do not fit.
+            DefinitionError: When a (renamed) task name is already taken, types do not fit,
+                or an external name is unbound or bound to no task.
         """
         if not isinstance(flow, Flow):
             raise DefinitionError(f"include() takes a Flow, not {type(flow).__name__}")
         if prefix is not None:
             check_name("prefix", prefix)
+        bound = self._check_bind(flow, dict(bind or {}))
         rename = {name: f"{prefix}_{name}" if prefix else name for name in flow._tasks}
+        rename.update(bound)
         # Copy first: ``flow`` may be this flow itself, and a failure must leave no half include.
         specs = [_renamed(spec, rename) for spec in flow._tasks.values()]
         before = dict(self._tasks)
@@ -206,6 +215,58 @@ class Flow:
         except DefinitionError:
             self._tasks = before
             raise
+
+    def _check_bind(self, flow: Flow, bind: dict[str, str]) -> dict[str, str]:
+        """Check ``include(bind=)`` against ``flow``'s external names; return it."""
+        own = set(flow._tasks)
+        external = {
+            source
+            for spec in flow._tasks.values()
+            for source in (*(s for inp in spec.inputs for s in inp.sources), *spec.after)
+            if source not in own
+        }
+        candidates = ", ".join(sorted(self._tasks)) or "none yet"
+        for local, target in bind.items():
+            if not isinstance(local, str) or not isinstance(target, str):
+                raise DefinitionError(
+                    f"include(bind=) maps names to task names, not {local!r}: {target!r}",
+                    value=bind,
+                    hint='write bind={"clean": "raw_clean"}',
+                )
+            if local not in external:
+                raise DefinitionError(
+                    f"include(bind=) binds {local!r}, which flow {flow.name!r} does not use",
+                    param="bind",
+                    value=local,
+                    suggestion=suggest(local, external),
+                    hint=f"its external steps: {', '.join(sorted(external)) or 'none'}",
+                )
+            if target not in self._tasks:
+                raise DefinitionError(
+                    f"include(bind=) binds {local!r} to {target!r}, which is no task of"
+                    f" {self.name!r}",
+                    param="bind",
+                    value=target,
+                    suggestion=suggest(target, self._tasks),
+                    hint=f"define it before the include; its tasks: {candidates}",
+                )
+        unbound = sorted(external - set(bind) - set(self._tasks))
+        if unbound:
+            name = unbound[0]
+            users = sorted(
+                spec.name
+                for spec in flow._tasks.values()
+                if name in spec.after or any(name in inp.sources for inp in spec.inputs)
+            )
+            raise DefinitionError(
+                f"flow {flow.name!r} uses the external step {name!r} (in {', '.join(users)}),"
+                " which is neither bound nor a task here",
+                param="bind",
+                value=name,
+                hint=f'bind it: include(..., bind={{"{name}": TASK}}) with TASK one of:'
+                f" {candidates}",
+            )
+        return bind
 
     def _register(self, func: Callable[..., Any], **options: Any) -> None:
         try:

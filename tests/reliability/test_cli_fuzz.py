@@ -23,7 +23,18 @@ from tests.flows.demo_steps import wf as demo_wf
 from tests.flows.param_types import wf as params_wf
 from tests.reliability.processes import wait_for_workers
 
-COMMANDS = ("submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe")
+COMMANDS = (
+    "submit",
+    "status",
+    "cancel",
+    "retry",
+    "runs",
+    "logs",
+    "result",
+    "why",
+    "dag",
+    "describe",
+)
 FLAGS = (
     "--run-dir", "--count", "--name", "-n", "--years", "--model", "-m", "--level", "--ratio",
     "--dry", "--no-dry", "--seed", "--tags", "--output", "-o", "--ingest-chunk", "--force",
