@@ -8,6 +8,7 @@ elements; every failed element is listed too (``failed``), for ``--json`` and ``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -70,7 +71,7 @@ def build_status(
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
     planned = store.planned_tasks(layout.run_id)
-    tasks = []
+    tasks: list[dict[str, Any]] = []
     for name in task_names:
         task_counts = counts.get(name, {})
         error = planned[name][2] if name in planned else ""
@@ -83,6 +84,8 @@ def build_status(
                 "error": error,
             }
         )
+    if any(counts.get(name, {}).get("submitted") for name in task_names):
+        _count_arrived(store, layout, tasks)
     failed = (
         failed_elements(layout, store.instances_in(layout.run_id, ("failed", "cancelled")))
         if failures
@@ -107,6 +110,47 @@ def build_status(
         "failed": failed,
         "run_dir": str(layout.root),
     }
+
+
+def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, Any]]) -> None:
+    """Count submitted elements whose result file is there but not ingested yet as finished.
+
+    One directory read per task with submitted elements, and a read of each such file (they
+    are small) to tell done from failed; no scheduler call. ``arrived`` says how many of a
+    task's counts come from result files the dispatcher has not ingested yet.
+    """
+    by_task: dict[str, list[InstanceRow]] = {}
+    for row in store.instances_in(layout.run_id, ("submitted",)):
+        by_task.setdefault(row.task, []).append(row)
+    for entry in tasks:
+        rows = by_task.get(entry["task"], [])
+        if not rows:
+            continue
+        try:
+            present = {item.name for item in os.scandir(layout.results_dir(entry["task"]))}
+        except OSError:
+            continue
+        arrived = {"done": 0, "failed": 0}
+        for row in rows:
+            path = layout.result(row.task, row.element, str(row.batch))
+            if path.name in present:
+                arrived["done" if _is_ok(path) else "failed"] += 1
+        total = arrived["done"] + arrived["failed"]
+        if not total:
+            continue
+        counts = dict(entry["counts"])
+        counts["submitted"] -= total
+        for state, count in arrived.items():
+            counts[state] = counts.get(state, 0) + count
+        entry["counts"] = {s: counts[s] for s in STATE_ORDER if counts.get(s)}
+        entry["arrived"] = total
+
+
+def _is_ok(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("ok") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:
