@@ -10,8 +10,9 @@ Two templates per size N, each a run directory of the benchmark flow (``fanout_f
   cached.
 
 Only the setup takes shortcuts: a worker's result for ``prepare`` is written with reflow's
-result writer, and the N convert outputs of run A go into the store with one batched SQL
-statement instead of N worker processes. What the benchmarks time is the unchanged
+result writer, and the N convert outputs of run A go into the store through the store's own
+``mark_submitted`` and ``ingest_results`` (one batch, no worker processes and no result
+files). What the benchmarks time is the unchanged
 dispatcher code.
 """
 
@@ -35,7 +36,9 @@ from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Sub
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import build_manifest, write_manifest
 from reflow.running.rundir.results import result_text, write_result
+from reflow.running.store.records import Ended
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 RUN_OPTIONS = {"force": False, "force_tasks": [], "verify": False}
 _PENDING = JobStatus(state=JobState.PENDING)
@@ -151,21 +154,30 @@ def build_cached(root: Path, count: int) -> tuple[Template, Template]:
 
 
 def _mark_done(store: SqliteStore, run_id: str, task: str, compute: Any) -> None:
-    """Record every instance of ``task`` as done, with the output ``compute(item)``."""
+    """Record every instance of ``task`` as done, with the output ``compute(item)``.
+
+    As one batch would: submitted under one batch id, then every result ingested.
+    """
     rows = store.instances(run_id, task)
     names = fanout_flow.prepare(len(rows))
     now = time.time()
-    outputs = []
+    batch = "setup"
+    store.mark_submitted(
+        run_id, task, batch, [(row.element, f"setup.{row.element}") for row in rows]
+    )
+    ended = []
     for row in rows:
         text = to_text(to_json(compute(names[row.element])))
-        outputs.append((row.identity, task, text, value_hash(text), now, run_id))
-    store.execute_many(
-        [
-            ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
-            (
-                "UPDATE instances SET state = 'done', started = ?, ended = ?, attempts = 1"
-                " WHERE run_id = ? AND task = ?",
-                [(now, now, run_id, task)],
-            ),
-        ]
-    )
+        ended.append(
+            Ended(
+                task=task,
+                element=row.element,
+                batch=batch,
+                identity=row.identity,
+                state=InstanceState.DONE,
+                started=now,
+                ended=now,
+                output=(text, value_hash(text)),
+            )
+        )
+    store.ingest_results(run_id, ended)

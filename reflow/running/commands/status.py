@@ -16,21 +16,26 @@ from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
+from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState, RunState
 
-STATE_ORDER = ("done", "cached", "submitted", "ready", "failed", "cancelled")
+_S = InstanceState
+STATE_ORDER = tuple(
+    s.value for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED)
+)
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
 
 
-def dispatcher_alive(info: dict[str, Any]) -> bool | None:
+def dispatcher_alive(info: DispatcherRecord) -> bool | None:
     """Whether the local dispatcher process still runs (None when it cannot be told)."""
-    pid = info.get("pid")
-    if info.get("kind") != "local":
+    pid = info.pid
+    if info.kind != "local":
         return None
-    if not isinstance(pid, int):
-        starting = info.get("starting")
-        recent = isinstance(starting, float) and time.time() - starting < _START_GRACE_S
+    if pid is None:
+        starting = info.starting
+        recent = starting is not None and time.time() - starting < _START_GRACE_S
         return None if recent else False
     try:
         os.kill(pid, 0)
@@ -90,19 +95,20 @@ def build_status(
             }
         )
     alive = None
-    if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
+    is_running = run.state is RunState.RUNNING
+    if is_running and run.dispatcher.kind == "slurm" and ask_scheduler:
         alive = slurm_dispatcher_alive(layout, run.dispatcher)
-    elif run.state == "running" and run.dispatcher.get("kind") != "slurm":
+    elif is_running and run.dispatcher.kind != "slurm":
         alive = dispatcher_alive(run.dispatcher)
     return {
         "run_id": run.run_id,
         "workflow": run.workflow,
-        "state": run.state,
+        "state": run.state.value,
         "executor": run.executor,
         "created": run.created,
         "updated": run.updated,
         "message": run.message,
-        "dispatcher": {**run.dispatcher, "alive": alive},
+        "dispatcher": {**run.dispatcher.as_dict(), "alive": alive},
         "tasks": tasks,
         "failures": failures,
         "run_dir": str(layout.root),
