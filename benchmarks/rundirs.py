@@ -82,19 +82,15 @@ def new_run(root: Path, count: int) -> RunLayout:
     run_id = new_run_id(wf.name)
     manifest = build_manifest(wf, graph, run_id, values)
     layout = RunLayout(root, run_id)
-    store = SqliteStore.open(root, create=True)
-    try:
+    with SqliteStore.open(root, create=True) as store:
         write_manifest(layout, manifest)
         store.create_run(run_id=run_id, workflow=wf.name, executor="local", options=RUN_OPTIONS)
-    finally:
-        store.close()
     return layout
 
 
 def finish_prepare(layout: RunLayout, count: int) -> None:
     """Turn once (submits ``prepare``), write its result as a worker would, ingest it."""
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         dispatcher = make_dispatcher(layout, store, NullExecutor())
         dispatcher.turn()
         (row,) = store.instances(layout.run_id, "prepare")
@@ -119,8 +115,6 @@ def finish_prepare(layout: RunLayout, count: int) -> None:
         dispatcher.ingest()
         if store.state_counts(layout.run_id).get("prepare") != {"done": 1}:
             raise RuntimeError("the prepare result was not ingested")
-    finally:
-        store.close()
 
 
 def build_planned(root: Path, count: int) -> Template:
@@ -138,8 +132,7 @@ def build_cached(root: Path, count: int) -> tuple[Template, Template]:
     """
     first = new_run(root, count)
     finish_prepare(first, count)
-    store = SqliteStore.open(root)
-    try:
+    with SqliteStore.open(root) as store:
         dispatcher = make_dispatcher(first, store, NullExecutor())
         dispatcher.plan_and_persist(RUN_OPTIONS)
         _mark_done(store, first.run_id, "convert", fanout_flow.convert)
@@ -147,8 +140,6 @@ def build_cached(root: Path, count: int) -> tuple[Template, Template]:
         _mark_done(store, first.run_id, "finalize", lambda _item: count)
         if dispatcher.settle() != "succeeded":
             raise RuntimeError("the first run did not succeed")
-    finally:
-        store.close()
     second = new_run(root, count)
     return Template(root, first.run_id), Template(root, second.run_id)
 

@@ -152,8 +152,7 @@ def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True
 
     ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness.
     """
-    store = SqliteStore.open(Path(run_dir))
-    try:
+    with SqliteStore.open(Path(run_dir)) as store:
         if run_id is None:
             runs = store.runs()
             if not runs:
@@ -163,5 +162,3 @@ def load_status(run_dir: Path, run_id: str | None, *, ask_scheduler: bool = True
         layout = RunLayout(Path(run_dir), run_id)
         tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
         return build_status(store, layout, tasks, ask_scheduler=ask_scheduler)
-    finally:
-        store.close()
