@@ -268,22 +268,23 @@ class StoreWrites:
         Attempts go back to 0; the tasks in ``replan`` lose their rows and are planned
         again; the run reopens; all in one transaction. A failed or cancelled run always
         reopens (it may hold tasks not planned yet); a succeeded run reopens only when
-        there is something to rerun.
+        there is something to rerun: an element that was still failed or cancelled, or a
+        task to replan.
 
         Returns:
             Whether the run is ``running`` afterwards.
         """
         reopen_from = [RunState.FAILED, RunState.CANCELLED]
-        if elements or replan:
-            reopen_from.append(RunState.SUCCEEDED)
         with self._transaction() as db:
-            db.executemany(
+            reset = db.executemany(
                 "UPDATE instances SET state = ?, attempts = 0, reason = NULL, error = NULL,"  # noqa: S608 - state names from the enums
                 " ended = NULL WHERE run_id = ? AND task = ? AND element = ?"
                 f" AND state IN ({sql_list(FAILED)})",
                 [(_S.READY.value, run_id, task, element) for task, element in elements],
             )
             _forget(db, run_id, replan)
+            if reset.rowcount > 0 or replan:
+                reopen_from.append(RunState.SUCCEEDED)
             db.execute(
                 "UPDATE runs SET state = ?, message = '', updated = ? WHERE run_id = ?"  # noqa: S608 - state names from the enums
                 f" AND state IN ({sql_list(reopen_from)})",
