@@ -367,7 +367,7 @@ class InstanceMachine(RuleBasedStateMachine):
 
 
 InstanceMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=150,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
