@@ -64,12 +64,9 @@ def run_demo(repeat: int, scratch: Path) -> Row:
 
 def _convert_span_s(root: Path, size: int) -> float:
     """Seconds from the first ``convert`` submission to the end of the last element."""
-    store = SqliteStore.open(root)
-    try:
+    with SqliteStore.open(root) as store:
         (run,) = store.runs()
         rows = store.instances(run.run_id, "convert")
-    finally:
-        store.close()
     if len(rows) != size or any(r.state != "done" for r in rows):
         raise BenchmarkError(f"the local run did not finish all {size} convert elements")
     first = min(r.submitted for r in rows if r.submitted is not None)

@@ -10,8 +10,9 @@ Two templates per size N, each a run directory of the benchmark flow (``fanout_f
   cached.
 
 Only the setup takes shortcuts: a worker's result for ``prepare`` is written with reflow's
-result writer, and the N convert outputs of run A go into the store with one batched SQL
-statement instead of N worker processes. What the benchmarks time is the unchanged
+result writer, and the N convert outputs of run A go into the store through the store's own
+``mark_submitted`` and ``ingest_results`` (one batch, no worker processes and no result
+files). What the benchmarks time is the unchanged
 dispatcher code.
 """
 
@@ -35,7 +36,9 @@ from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Sub
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import build_manifest, write_manifest
 from reflow.running.rundir.results import result_text, write_result
+from reflow.running.store.records import Ended
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 RUN_OPTIONS = {"force": False, "force_tasks": [], "verify": False}
 _PENDING = JobStatus(state=JobState.PENDING)
@@ -79,19 +82,15 @@ def new_run(root: Path, count: int) -> RunLayout:
     run_id = new_run_id(wf.name)
     manifest = build_manifest(wf, graph, run_id, values)
     layout = RunLayout(root, run_id)
-    store = SqliteStore.open(root, create=True)
-    try:
+    with SqliteStore.open(root, create=True) as store:
         write_manifest(layout, manifest)
         store.create_run(run_id=run_id, workflow=wf.name, executor="local", options=RUN_OPTIONS)
-    finally:
-        store.close()
     return layout
 
 
 def finish_prepare(layout: RunLayout, count: int) -> None:
     """Turn once (submits ``prepare``), write its result as a worker would, ingest it."""
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         dispatcher = make_dispatcher(layout, store, NullExecutor())
         dispatcher.turn()
         (row,) = store.instances(layout.run_id, "prepare")
@@ -116,8 +115,6 @@ def finish_prepare(layout: RunLayout, count: int) -> None:
         dispatcher.ingest()
         if store.state_counts(layout.run_id).get("prepare") != {"done": 1}:
             raise RuntimeError("the prepare result was not ingested")
-    finally:
-        store.close()
 
 
 def build_planned(root: Path, count: int) -> Template:
@@ -135,8 +132,7 @@ def build_cached(root: Path, count: int) -> tuple[Template, Template]:
     """
     first = new_run(root, count)
     finish_prepare(first, count)
-    store = SqliteStore.open(root)
-    try:
+    with SqliteStore.open(root) as store:
         dispatcher = make_dispatcher(first, store, NullExecutor())
         dispatcher.plan_and_persist(RUN_OPTIONS)
         _mark_done(store, first.run_id, "convert", fanout_flow.convert)
@@ -144,28 +140,35 @@ def build_cached(root: Path, count: int) -> tuple[Template, Template]:
         _mark_done(store, first.run_id, "finalize", lambda _item: count)
         if dispatcher.settle() != "succeeded":
             raise RuntimeError("the first run did not succeed")
-    finally:
-        store.close()
     second = new_run(root, count)
     return Template(root, first.run_id), Template(root, second.run_id)
 
 
 def _mark_done(store: SqliteStore, run_id: str, task: str, compute: Any) -> None:
-    """Record every instance of ``task`` as done, with the output ``compute(item)``."""
+    """Record every instance of ``task`` as done, with the output ``compute(item)``.
+
+    As one batch would: submitted under one batch id, then every result ingested.
+    """
     rows = store.instances(run_id, task)
     names = fanout_flow.prepare(len(rows))
     now = time.time()
-    outputs = []
+    batch = "setup"
+    store.mark_submitted(
+        run_id, task, batch, [(row.element, f"setup.{row.element}") for row in rows]
+    )
+    ended = []
     for row in rows:
         text = to_text(to_json(compute(names[row.element])))
-        outputs.append((row.identity, task, text, value_hash(text), now, run_id))
-    store.execute_many(
-        [
-            ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
-            (
-                "UPDATE instances SET state = 'done', started = ?, ended = ?, attempts = 1"
-                " WHERE run_id = ? AND task = ?",
-                [(now, now, run_id, task)],
-            ),
-        ]
-    )
+        ended.append(
+            Ended(
+                task=task,
+                element=row.element,
+                batch=batch,
+                identity=row.identity,
+                state=InstanceState.DONE,
+                started=now,
+                ended=now,
+                output=(text, value_hash(text)),
+            )
+        )
+    store.ingest_results(run_id, ended)

@@ -11,6 +11,8 @@ and starts the next turn as Slurm would, with ``SLURM_JOB_ID`` set to the succes
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 from collections import Counter
@@ -24,6 +26,7 @@ from reflow.running.dispatch.slurm_chain import dispatcher_alive, run_turn_and_c
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.ranges import expand
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from tests.flows.chaos_steps import wf
 from tests.unit.test_slurm_executor import REFUSED, TRANSIENT, FakeSlurm
@@ -49,12 +52,16 @@ def submit(root: Path, **params: Any) -> RunLayout:
 
 def run_record(layout: RunLayout) -> tuple[str, str, dict[str, Any]]:
     """The run's state, message and dispatcher record, as the store has them."""
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         run = store.run(layout.run_id)
-        return run.state, run.message, dict(run.dispatcher)
-    finally:
-        store.close()
+    record = dataclasses.asdict(run.dispatcher)
+    record["pending_jobs"] = list(run.dispatcher.pending_jobs)
+    return run.state, run.message, record
+
+
+def as_record(data: dict[str, Any]) -> DispatcherRecord:
+    """A dispatcher record from the data ``run_record`` gives."""
+    return DispatcherRecord.from_json(json.dumps(data))
 
 
 def state_counts(layout: RunLayout) -> dict[str, dict[str, int]]:
@@ -285,13 +292,13 @@ def test_liveness_asks_squeue_through_the_executor(
     answers = []
     for _ in range(3):
         executor = SlurmExecutor()
-        answers.append(dispatcher_alive(layout, record, executor))
+        answers.append(dispatcher_alive(layout, as_record(record), executor))
         assert executor.calls == {"squeue": 1}
     assert answers == [True, False, None]
     # An older record (a turn has recorded a new successor meanwhile) is not a stall.
     older = {**record, "pending_jobs": ["999"]}
-    assert dispatcher_alive(layout, older, SlurmExecutor()) is True
-    assert dispatcher_alive(layout, {"pending_jobs": []}, SlurmExecutor()) is None
+    assert dispatcher_alive(layout, as_record(older), SlurmExecutor()) is True
+    assert dispatcher_alive(layout, DispatcherRecord(), SlurmExecutor()) is None
     assert slurm.tools().count("squeue") == 4
 
 

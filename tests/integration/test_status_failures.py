@@ -4,8 +4,11 @@ read with one query over the failed elements, in about a second.
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from reflow.running.commands.status import build_status, render_failed, render_status
 from reflow.running.rundir.layout import RunLayout
@@ -22,7 +25,7 @@ def failed_run(root: Path) -> SqliteStore:
          "ValueError: bad" if i % 2 else f"KeyError: 'k{i}'")
         for i in range(ELEMENTS)
     ]  # fmt: skip
-    store.execute_many(
+    seed(store,
         [
             ("INSERT INTO tasks (run_id, task, plan, size) VALUES (?, ?, ?, ?)",
              [("big", "convert", "{}", ELEMENTS)]),
@@ -53,3 +56,14 @@ def test_every_failed_element_of_a_large_run_is_read_with_one_query(tmp_path: Pa
     assert len(table.splitlines()) < 20
     assert "convert: 50000 failed (exception: KeyError)" in table
     assert len(render_failed(data).splitlines()) == ELEMENTS + 2
+
+
+def seed(store: SqliteStore, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    """Write rows the way no reflow command would, to set up a state to look at."""
+    db = sqlite3.connect(store.path)
+    try:
+        with db:
+            for sql, rows in statements:
+                db.executemany(sql, rows)
+    finally:
+        db.close()

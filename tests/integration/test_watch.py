@@ -12,10 +12,11 @@ import re
 import select
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,7 @@ def test_the_store_counts_elements_submitted_more_than_once(tmp_path: Path) -> N
     store = SqliteStore.open(tmp_path, create=True)
     try:
         store.create_run(run_id="r1", workflow="w", executor="local", options={})
-        store.execute_many(
+        seed(store,
             [
                 (
                     "INSERT INTO instances (run_id, task, element, identity, state, attempts)"
@@ -278,3 +279,14 @@ def test_a_terminal_curses_does_not_know_gets_the_plain_table(
     after = pane.wait_for(lambda s: "watch has ended" in s, "the shell after the table")
     assert any(line.startswith(f"run {run_id} (watched): FAILED  executor=local") for line in after)
     assert not any(HELP_START in line for line in after)
+
+
+def seed(store: SqliteStore, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    """Write rows the way no reflow command would, to set up a state to look at."""
+    db = sqlite3.connect(store.path)
+    try:
+        with db:
+            for sql, rows in statements:
+                db.executemany(sql, rows)
+    finally:
+        db.close()

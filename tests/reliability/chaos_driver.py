@@ -56,7 +56,7 @@ def main() -> int:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     if args.mode == "drive":
-        state = drive_locally(layout, slots=args.slots)
+        state: str = drive_locally(layout, slots=args.slots).value
     else:
         state = run_turns(layout, args.slots)
     sys.stdout.write(f"{state}\n")

@@ -53,8 +53,8 @@ def dispatcher_pid(root: Path, run_id: str, since: float) -> int:
 
     def recorded() -> bool:
         info = run_row(root, run_id).dispatcher
-        if isinstance(info.get("pid"), int) and info.get("started", 0.0) >= since:
-            found.append(info["pid"])
+        if info.pid is not None and (info.started or 0.0) >= since:
+            found.append(info.pid)
         return bool(found)
 
     wait_until(recorded, "the dispatcher to record its pid")

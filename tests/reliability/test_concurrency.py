@@ -25,6 +25,7 @@ from reflow.running.commands.console import build_console_parser
 from reflow.running.commands.handlers import run_store_command
 from reflow.running.store import schema as store_schema
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import RunState
 from tests.flows.chaos_steps import wf as chaos_wf
 from tests.reliability.processes import wait_for_workers
 
@@ -91,7 +92,7 @@ def finish(root: Path, run_ids: list[str], poll: Callable[[], None]) -> dict[str
         poll()
         store = SqliteStore.open(root)
         try:
-            states = {run.run_id: run.state for run in store.runs()}
+            states = {run.run_id: run.state.value for run in store.runs()}
         finally:
             store.close()
         if all(states.get(run_id) != "running" for run_id in run_ids):
@@ -188,16 +189,9 @@ def test_threads_writing_and_reading_one_store(
             for number in range(25):
                 run_id = f"w{writer}-{number}"
                 store.create_run(run_id=run_id, workflow="w", executor="local", options={})
-                rows = [(run_id, "t", e, f"{run_id}-{e}", "ready", 0.0) for e in range(50)]
-                store.execute_many(
-                    [
-                        ("INSERT INTO tasks (run_id, task, plan, size) VALUES (?, 't', 'p', 50)",
-                         [(run_id,)]),
-                        ("INSERT INTO instances (run_id, task, element, identity, state, ended)"
-                         " VALUES (?, ?, ?, ?, ?, ?)", rows),
-                    ]
-                )  # fmt: skip
-                store.finish_run(run_id, "succeeded", "")
+                identities = [f"{run_id}-{e}" for e in range(50)]
+                store.persist_plan(run_id, "t", plan_id="p", identities=identities, cached=())
+                store.finish_run(run_id, RunState.SUCCEEDED, "")
         except Exception as err:  # noqa: BLE001 - collected for the assertion
             errors.append(f"writer {writer}: {type(err).__name__}: {err}")
         finally:

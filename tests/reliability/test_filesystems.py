@@ -27,6 +27,7 @@ from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from reflow.running.store import schema as store_schema
 from reflow.running.store.schema import StoreConnection, configure
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import RunState
 from tests.flows.demo_steps import wf as demo_wf
 from tests.reliability.processes import is_alive, wait_until
 
@@ -153,7 +154,8 @@ def test_a_disk_filling_at_each_write_of_a_submit_leaves_whole_runs(small_fs: Pa
     assert any("cannot write the run manifest" in line for line in failures), failures
     assert any("cannot use the store" in line for line in failures), failures
     assert done.returncode == 0, "a submit with enough free space succeeds"
-    pid = SqliteStore.open(root).runs()[-1].dispatcher.get("pid")
+    with SqliteStore.open(root) as store:
+        pid = store.runs()[-1].dispatcher.pid
     if isinstance(pid, int):
         wait_until(lambda: not is_alive(pid), "the last dispatcher to end")
 
@@ -238,7 +240,7 @@ def test_without_shared_memory_the_store_falls_back_to_the_rollback_journal(
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     store = SqliteStore(connection, path)
     store.create_run(run_id="r1", workflow="w", executor="local", options={})
-    store.set_run("r1", message="rollback journal")
+    store.finish_run("r1", RunState.SUCCEEDED, "rollback journal")
     assert [(r.run_id, r.message) for r in store.runs()] == [("r1", "rollback journal")]
     assert store.integrity_problems() == []
     store.close()

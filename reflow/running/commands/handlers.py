@@ -26,11 +26,12 @@ from reflow.running.commands.submission import resolve_run_dir, submit_workflow
 from reflow.running.commands.watch import watch_run, watch_status
 from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
-from reflow.running.dispatch.control import cancel_run, retry_run
+from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.process import run_command as run_process
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import SubmittableWorkflow, read_manifest
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState, RunState
 
 
 def run_dir_of(value: Path | None) -> Path:
@@ -80,8 +81,11 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         out.write(f"cancelled {count} instance(s) of run {args.run_id}\n")
         return 0
     if command == "retry":
-        count = retry_run(root, args.run_id, args.task, verify=args.verify)
-        out.write(f"run {args.run_id}: {count} instance(s) will run again\n")
+        retried = retry(root, args.run_id, args.task, verify=args.verify)
+        if not retried.resumed:
+            out.write(f"run {args.run_id}: nothing to retry; it succeeded and stays so\n")
+            return 0
+        out.write(f"run {args.run_id}: {retried.count} instance(s) will run again\n")
         return _follow(root, args.run_id, out) if args.wait else 0
     if command == "runs":
         return _runs(root, args.json, out)
@@ -129,7 +133,7 @@ def _follow(root: Path, run_id: str, out: IO[str]) -> int:
     and the exit code is 130.
     """
     try:
-        return 0 if wait_for_run(root, run_id, out=out) == "succeeded" else 1
+        return 0 if wait_for_run(root, run_id, out=out) == RunState.SUCCEEDED else 1
     except KeyboardInterrupt:
         out.flush()
         after_echo = "\n" if sys.stderr.isatty() else ""  # the terminal echoed ^C
@@ -138,17 +142,14 @@ def _follow(root: Path, run_id: str, out: IO[str]) -> int:
 
 
 def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
-    store = SqliteStore.open(root)
-    try:
+    with SqliteStore.open(root) as store:
         runs = store.runs()
         sizes = store.instance_counts()
-    finally:
-        store.close()
     rows: list[dict[str, Any]] = [
         {
             "run_id": run.run_id,
             "workflow": run.workflow,
-            "state": run.state,
+            "state": run.state.value,
             "executor": run.executor,
             "created": run.created,
             "instances": sizes.get(run.run_id, 0),
@@ -169,12 +170,9 @@ def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
 
 
 def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -> int:
-    store = SqliteStore.open(root)
-    try:
+    with SqliteStore.open(root) as store:
         store.run(run_id)
         rows = store.instances(run_id, task)
-    finally:
-        store.close()
     layout = RunLayout(root, run_id)
     if not rows:
         names = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
@@ -187,7 +185,7 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
             hint="it waits for its upstream tasks" if waits else f"tasks: {', '.join(names)}",
         )
     if index is None:
-        failed = [r for r in rows if r.state == "failed"]
+        failed = [r for r in rows if r.state is InstanceState.FAILED]
         chosen = (failed or rows)[0]
     else:
         matching = [r for r in rows if r.element == index]

@@ -17,7 +17,10 @@ from typing import IO, Any
 
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.status import STATE_ORDER, group_label, load_status
-from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
+from reflow.running.store.states import RUN_FINAL, InstanceState, RunState
+
+_STALLED = "stalled"
+_WORDS = {InstanceState.SUBMITTED.value: "running", InstanceState.READY.value: "queued"}
 
 _POLL_S = 0.2
 _MAX_POLL_S = 2.0
@@ -81,10 +84,10 @@ def poll_interval_s(elapsed_s: float) -> float:
 
 def _final_state(data: Mapping[str, Any]) -> str | None:
     """The state to stop at, or None while the run goes on."""
-    if data["state"] in TERMINAL_RUN_STATES:
+    if data["state"] in RUN_FINAL:
         return str(data["state"])
     if data["dispatcher"].get("alive") is False:
-        return "stalled"
+        return _STALLED
     return None
 
 
@@ -153,7 +156,7 @@ def task_line(task: Mapping[str, Any], width: int) -> str:
         return f"{name}  {_bar(0, 1)}  error: {task['error']}"
     if total is None:
         return f"{name}  {_bar(0, 1)}  ?  waiting"
-    finished = counts.get("done", 0) + counts.get("cached", 0)
+    finished = counts.get(InstanceState.DONE, 0) + counts.get(InstanceState.CACHED, 0)
     digits = len(str(total))
     states = ", ".join(f"{counts[s]} {_word(s)}" for s in STATE_ORDER if counts.get(s))
     return f"{name}  {_bar(finished, total)}  {finished:>{digits}}/{total}  {states or 'planned'}"
@@ -161,7 +164,7 @@ def task_line(task: Mapping[str, Any], width: int) -> str:
 
 def _word(state: str) -> str:
     """How a state reads in a progress line: instances handed to the executor are running."""
-    return {"submitted": "running", "ready": "queued"}.get(state, state)
+    return _WORDS.get(state, state)
 
 
 def _bar(finished: int, total: int) -> str:
@@ -198,10 +201,10 @@ def render_summary(data: Mapping[str, Any], state: str, elapsed_s: float) -> str
     if data["failures"]:
         task = data["failures"][0]["task"]
         lines.append(f"  read a log:  {console_command('logs', run_id, root, task)}")
-    if state in ("failed", "cancelled", "stalled"):
+    if state in (RunState.FAILED, RunState.CANCELLED, _STALLED):
         lines.append(f"  run again:   {console_command('retry', run_id, root)}")
-    if state == "stalled":
+    if state == _STALLED:
         lines.insert(1, "  the run's dispatcher is no longer running")
-    elif state not in TERMINAL_RUN_STATES:
+    elif state not in RUN_FINAL:
         lines.append(f"  follow it:   {console_command('status', run_id, root)}")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,8 @@ from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.store.records import InstanceRow
+from reflow.running.store.sqlite import SqliteStore
 
 _SUCCEEDED = ("done", "cached")
 

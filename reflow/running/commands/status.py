@@ -23,22 +23,27 @@ from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispat
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.store.records import DispatcherRecord, InstanceRow
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState, RunState
 
-STATE_ORDER = ("done", "cached", "submitted", "ready", "failed", "cancelled")
+_S = InstanceState
+STATE_ORDER = tuple(
+    s.value for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED)
+)
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
-def dispatcher_alive(info: dict[str, Any]) -> bool | None:
+def dispatcher_alive(info: DispatcherRecord) -> bool | None:
     """Whether the local dispatcher process still runs (None when it cannot be told)."""
-    pid = info.get("pid")
-    if info.get("kind") != "local":
+    pid = info.pid
+    if info.kind != "local":
         return None
-    if not isinstance(pid, int):
-        starting = info.get("starting")
-        recent = isinstance(starting, float) and time.time() - starting < _START_GRACE_S
+    if pid is None:
+        starting = info.starting
+        recent = starting is not None and time.time() - starting < _START_GRACE_S
         return None if recent else False
     try:
         os.kill(pid, 0)
@@ -87,24 +92,28 @@ def build_status(
     if any(counts.get(name, {}).get("submitted") for name in task_names):
         _count_arrived(store, layout, tasks)
     failed = (
-        failed_elements(layout, store.instances_in(layout.run_id, ("failed", "cancelled")))
+        failed_elements(
+            layout,
+            store.instances_in(layout.run_id, (InstanceState.FAILED, InstanceState.CANCELLED)),
+        )
         if failures
         else []
     )
     alive = None
-    if run.state == "running" and run.dispatcher.get("kind") == "slurm" and ask_scheduler:
+    is_running = run.state is RunState.RUNNING
+    if is_running and run.dispatcher.kind == "slurm" and ask_scheduler:
         alive = slurm_dispatcher_alive(layout, run.dispatcher, SlurmExecutor())
-    elif run.state == "running" and run.dispatcher.get("kind") != "slurm":
+    elif is_running and run.dispatcher.kind != "slurm":
         alive = dispatcher_alive(run.dispatcher)
     return {
         "run_id": run.run_id,
         "workflow": run.workflow,
-        "state": run.state,
+        "state": run.state.value,
         "executor": run.executor,
         "created": run.created,
         "updated": run.updated,
         "message": run.message,
-        "dispatcher": {**run.dispatcher, "alive": alive},
+        "dispatcher": {**run.dispatcher.as_dict(), "alive": alive},
         "tasks": tasks,
         "failures": failure_groups(failed),
         "failed": failed,
@@ -120,7 +129,7 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
     task's counts come from result files the dispatcher has not ingested yet.
     """
     by_task: dict[str, list[InstanceRow]] = {}
-    for row in store.instances_in(layout.run_id, ("submitted",)):
+    for row in store.instances_in(layout.run_id, (InstanceState.SUBMITTED,)):
         by_task.setdefault(row.task, []).append(row)
     for entry in tasks:
         rows = by_task.get(entry["task"], [])
@@ -261,8 +270,7 @@ def load_status(
     ``ask_scheduler=False`` skips the scheduler query for a Slurm dispatcher's liveness;
     ``failures=False`` skips reading the failed elements.
     """
-    store = SqliteStore.open(Path(run_dir))
-    try:
+    with SqliteStore.open(Path(run_dir)) as store:
         if run_id is None:
             runs = store.runs()
             if not runs:
@@ -272,5 +280,3 @@ def load_status(
         layout = RunLayout(Path(run_dir), run_id)
         tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
         return build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
-    finally:
-        store.close()

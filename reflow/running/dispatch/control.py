@@ -6,7 +6,7 @@ is removed from the cache, and its task and everything downstream of it are plan
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from typing import Any
 
 from reflow.definition.description import graph_from_description
@@ -19,7 +19,16 @@ from reflow.running.executors.local import LocalExecutor
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import ACTIVE_STATES, SqliteStore
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """What ``retry`` did: how many instances run again, and whether the run goes on."""
+
+    count: int
+    resumed: bool
 
 
 def executor_for(mode: str, layout: RunLayout) -> Any:
@@ -41,38 +50,20 @@ def _check_task(graph: Graph, task: str | None) -> None:
 
 
 def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
-    """Cancel the run's active instances (of ``task`` only when given); return how many."""
+    """Cancel the run's active instances (of ``task`` only when given); return how many.
+
+    A run that already ended keeps its state: only a running run becomes ``cancelled``.
+    """
     layout = RunLayout(root, run_id)
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         run = store.run(run_id)
         _check_task(graph_from_description(read_manifest(layout)["description"]), task)
-        active = [
-            row
-            for row in store.instances_in(run_id, ACTIVE_STATES)
-            if task is None or row.task == task
-        ]
-        now = time.time()
-        with store.transaction() as db:
-            if task is None:
-                db.execute(
-                    "UPDATE runs SET state = 'cancelled', message = 'cancelled by the user',"
-                    " updated = ? WHERE run_id = ? AND state = 'running'",
-                    (now, run_id),
-                )
-            db.executemany(
-                "UPDATE instances SET state = 'cancelled', reason = 'cancelled', ended = ?,"
-                " error = 'cancelled by the user' WHERE run_id = ? AND task = ? AND element = ?"
-                " AND state IN ('ready', 'submitted')",
-                [(now, run_id, row.task, row.element) for row in active],
-            )
-        job_ids = [str(row.job_id) for row in active if row.job_id]
-        extra = run.dispatcher.get("pending_jobs", []) if task is None else []
-        if job_ids or extra:
-            executor_for(run.executor, layout).cancel([*job_ids, *extra])
-        return len(active)
-    finally:
-        store.close()
+        active = store.cancel(run_id, task)
+    job_ids = [str(row.job_id) for row in active if row.job_id]
+    extra = list(run.dispatcher.pending_jobs) if task is None else []
+    if job_ids or extra:
+        executor_for(run.executor, layout).cancel([*job_ids, *extra])
+    return len(active)
 
 
 def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool = True) -> int:
@@ -80,17 +71,23 @@ def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool =
 
     Returns the number of instances that will run again (not counting stale upstream ones).
     """
+    return retry(root, run_id, task, verify=verify).count
+
+
+def retry(root: Any, run_id: str, task: str | None = None, *, verify: bool = True) -> Retried:
+    """``retry_run``, also saying whether the run goes on.
+
+    A succeeded run with nothing to rerun is left as it is (``resumed`` is False); a failed,
+    cancelled or running one gets a dispatcher again.
+    """
     layout = RunLayout(root, run_id)
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         run = store.run(run_id)
         manifest = read_manifest(layout)
         graph = graph_from_description(manifest["description"])
         _check_task(graph, task)
         retried = [
-            row
-            for row in store.instances_in(run_id, ("failed", "cancelled"))
-            if task is None or row.task == task
+            row for row in store.instances_in(run_id, FAILED) if task is None or row.task == task
         ]
         planned = store.planned_tasks(run_id)
         broken = [t for t, (_p, _s, err) in planned.items() if err and task in (None, t)]
@@ -99,22 +96,11 @@ def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool =
             targets = {row.task for row in retried} | set(broken) | ({task} if task else set())
             stale = _stale_tasks(store, graph, run_id, targets, make_validator(manifest))
         replan = set(broken) | stale | graph.downstream(stale)
-        statements: list[tuple[str, list[tuple[Any, ...]]]] = [
-            (
-                "UPDATE instances SET state = 'ready', attempts = 0, reason = NULL, error = NULL,"
-                " ended = NULL WHERE run_id = ? AND task = ? AND element = ?"
-                " AND state IN ('failed', 'cancelled')",
-                [(run_id, row.task, row.element) for row in retried],
-            ),
-            ("DELETE FROM instances WHERE run_id = ? AND task = ?", [(run_id, t) for t in replan]),
-            ("DELETE FROM tasks WHERE run_id = ? AND task = ?", [(run_id, t) for t in replan]),
-        ]
-        store.execute_many(statements)
-        store.set_run(run_id, state="running", message="")
+        elements = [(row.task, row.element) for row in retried]
+        resumed = store.reset_for_retry(run_id, elements, replan)
+    if resumed:
         launch(layout, run.executor)
-        return len(retried)
-    finally:
-        store.close()
+    return Retried(len(retried), resumed)
 
 
 def _stale_tasks(
@@ -128,7 +114,7 @@ def _stale_tasks(
         ancestors |= ups
         frontier = ups
     stale: set[str] = set()
-    doomed: list[tuple[str]] = []
+    doomed: list[str] = []
     for name in ancestors:
         spec = graph.task(name)
         if not (holds_path(spec.returns) or spec.has_verify):
@@ -139,6 +125,6 @@ def _stale_tasks(
             finished = outputs.get(row.element)
             if finished is not None and not validate(spec, finished):
                 stale.add(name)
-                doomed.append((row.identity,))
-    store.execute_many([("DELETE FROM outputs WHERE identity = ?", doomed)])
+                doomed.append(row.identity)
+    store.forget_outputs(doomed)
     return stale

@@ -24,7 +24,6 @@ from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
-    FINISHED_STATES,
     Finished,
     TaskPlan,
     TaskProgress,
@@ -38,10 +37,19 @@ from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.store.records import InstanceRow
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import (
+    ACTIVE,
+    FAILED,
+    FINISHED,
+    RUN_FINAL,
+    InstanceState,
+    RunState,
+)
 from reflow.running.worker.command import worker_command
 
-TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_RUN_STATES = RUN_FINAL
 
 
 @dataclass(kw_only=True)
@@ -64,7 +72,7 @@ class Dispatcher:
         """The run this dispatcher drives."""
         return self.layout.run_id
 
-    def turn(self) -> str:
+    def turn(self) -> RunState:
         """Run one turn and return the run's state afterwards."""
         run = self.store.run(self.run_id)
         if run.state in TERMINAL_RUN_STATES:
@@ -101,7 +109,7 @@ class Dispatcher:
         complete = {
             task
             for task, (_plan, size, error) in planned.items()
-            if not error and sum(counts.get(task, {}).get(s, 0) for s in FINISHED_STATES) == size
+            if not error and sum(counts.get(task, {}).get(s, 0) for s in FINISHED) == size
         }
         # Outputs are read only for the upstreams of tasks that can be planned now, not on
         # every turn for a task that still waits on something else.
@@ -147,44 +155,29 @@ class Dispatcher:
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
-        size = len(task_plan.identities)
         if task_plan.runnable:
             write_inputs(self.layout, task_plan.task, plan_id, task_plan.inputs)
-        cached = task_plan.cached
-        # One statement for every element: sqlite expands the JSON list itself, which is
-        # several times faster than executemany over 100,000 Python tuples.
-        elements = json.dumps(
-            ["c" + i if e in cached else "r" + i for e, i in enumerate(task_plan.identities)]
-        )
-        self.store.execute_many(
-            [
-                ("DELETE FROM outputs WHERE identity = ?", [(i,) for i in task_plan.rejected]),
-                (
-                    "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [(self.run_id, task_plan.task, plan_id, size, task_plan.error)],
-                ),
-                (
-                    "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"
-                    " ended) SELECT ?, ?, key, substr(value, 2), CASE substr(value, 1, 1)"
-                    " WHEN 'c' THEN 'cached' ELSE 'ready' END, CASE substr(value, 1, 1)"
-                    " WHEN 'c' THEN ? END FROM json_each(?)",
-                    [(self.run_id, task_plan.task, time.time(), elements)],
-                ),
-            ]
+        self.store.persist_plan(
+            self.run_id,
+            task_plan.task,
+            plan_id=plan_id,
+            identities=task_plan.identities,
+            cached=task_plan.cached,
+            error=task_plan.error,
+            rejected=task_plan.rejected,
         )
 
     # 4. Submit ready instances: one batch per task.
 
     def submit_ready(self) -> None:
         """Hand every ready instance to the executor, one batch per task, within the budget."""
-        ready = self.store.instances_in(self.run_id, ["ready"])
+        ready = self.store.instances_in(self.run_id, [InstanceState.READY])
         if not ready:
             return
         room = len(ready)
         if self.submit_budget is not None:
             counts = self.store.state_counts(self.run_id)
-            queued = sum(c.get("submitted", 0) for c in counts.values())
+            queued = sum(c.get(InstanceState.SUBMITTED, 0) for c in counts.values())
             room = max(0, self.submit_budget - queued)
         by_task: dict[str, list[InstanceRow]] = defaultdict(list)
         for row in ready[:room]:
@@ -219,70 +212,55 @@ class Dispatcher:
         )
         self.layout.logs_dir(task).mkdir(parents=True, exist_ok=True)
         self.layout.results_dir(task).mkdir(parents=True, exist_ok=True)
-        now = time.time()
         try:
             submission = self.executor.submit(request)
         except SubmissionLimitError:
             return  # a submit limit is reached: the instances stay ready for a later turn
         except SubmissionError as err:
             reason = FailureReason.SUBMISSION.value
-            failed = [(now, reason, err.problem, self.run_id, task, r.element) for r in rows]
-            self.store.execute_many(
-                [
-                    (
-                        "UPDATE instances SET state = 'failed', ended = ?, reason = ?,"
-                        " error = ? WHERE run_id = ? AND task = ? AND element = ?"
-                        " AND state = 'ready'",
-                        failed,
-                    )
-                ]
-            )
+            self.store.fail_submission(self.run_id, task, elements, reason, err.problem)
             return
         self.submitted_jobs.extend(submission.scheduler_ids)
-        updates = [
-            (batch, job_id, now, self.run_id, task, element)
-            for element, job_id in zip(elements, submission.job_ids, strict=True)
-        ]
-        self.store.execute_many(
-            [
-                (
-                    "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
-                    " created) VALUES (?, ?, ?, 'submitted', ?, ?)",
-                    [(self.run_id, batch, task, json.dumps(submission.scheduler_ids), now)],
-                ),
-                (
-                    "UPDATE instances SET state = 'submitted', batch = ?, job_id = ?,"
-                    " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
-                    " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
-                    " AND state = 'ready'",
-                    updates,
-                ),
-            ]
+        jobs = list(zip(elements, submission.job_ids, strict=True))
+        self.store.mark_submitted(
+            self.run_id, task, batch, jobs, scheduler_ids=submission.scheduler_ids
         )
 
     # 5. Settle the run's state.
 
-    def settle(self) -> str:
-        """Set and return the run's state: running, succeeded or failed."""
+    def settle(self) -> RunState:
+        """Set and return the run's state: running, or how it ended."""
         counts = self.store.state_counts(self.run_id)
         planned = self.store.planned_tasks(self.run_id)
-        active = sum(c.get(s, 0) for c in counts.values() for s in ("ready", "submitted"))
+        active = sum(c.get(s, 0) for c in counts.values() for s in ACTIVE)
         if active:
-            return "running"
-        all_planned = len(planned) == len(self.graph.tasks)
-        errors = [t for t, (_p, _s, error) in planned.items() if error]
-        unfinished = sum(
-            n for c in counts.values() for s, n in c.items() if s not in FINISHED_STATES
-        )
-        if all_planned and not errors and not unfinished:
-            state, message = "succeeded", ""
-        else:
-            # Nothing active, yet not done: a failure (or an upstream failure) blocks the rest.
-            failed = unfinished + len(errors)
-            state, message = "failed", f"{failed} instance(s) failed or could not be planned"
+            return RunState.RUNNING
+        state, message = _ending(counts, planned, len(self.graph.tasks))
         if not self.store.finish_run(self.run_id, state, message):
             return self.store.run(self.run_id).state
         return state
+
+
+def _ending(
+    counts: Mapping[str, Mapping[str, int]],
+    planned: Mapping[str, tuple[str, int, str]],
+    task_count: int,
+) -> tuple[RunState, str]:
+    """How a run with nothing active ends, and the message that says why."""
+    errors = [t for t, (_p, _s, error) in planned.items() if error]
+    unfinished = sum(n for c in counts.values() for s, n in c.items() if s not in FINISHED)
+    if len(planned) == task_count and not errors and not unfinished:
+        return RunState.SUCCEEDED, ""
+    cancelled = sum(c.get(InstanceState.CANCELLED, 0) for c in counts.values())
+    if cancelled and cancelled == unfinished and not errors:
+        tasks = sorted(t for t, c in counts.items() if c.get(InstanceState.CANCELLED))
+        return RunState.CANCELLED, (
+            f"{cancelled} instance(s) of {', '.join(tasks)} cancelled by the user;"
+            " retry runs them again"
+        )
+    # Nothing active, yet not done: a failure (or an upstream failure) blocks the rest.
+    failed = sum(c.get(s, 0) for c in counts.values() for s in FAILED) + len(errors)
+    return RunState.FAILED, f"{failed} instance(s) failed or could not be planned"
 
 
 @contextmanager

@@ -26,7 +26,9 @@ from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import write_manifest
+from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState, RunState
 
 _IDLE_WAIT_S = 0.25
 
@@ -42,16 +44,17 @@ def start_run(
     Raises:
         StoreError: The run could not be recorded, or its dispatcher could not start.
     """
-    store = SqliteStore.open(layout.root, create=True)
+    starting = DispatcherRecord(kind="local", starting=time.time())
     try:
-        write_manifest(layout, manifest)
-        store.create_run(
-            run_id=layout.run_id,
-            workflow=str(manifest["workflow"]),
-            executor=mode,
-            options=options,
-            dispatcher={"kind": "local", "starting": time.time()} if mode == "local" else {},
-        )
+        with SqliteStore.open(layout.root, create=True) as store:
+            write_manifest(layout, manifest)
+            store.create_run(
+                run_id=layout.run_id,
+                workflow=str(manifest["workflow"]),
+                executor=mode,
+                options=options,
+                dispatcher=starting if mode == "local" else None,
+            )
     except (OSError, StoreError) as err:
         shutil.rmtree(layout.run, ignore_errors=True)
         if isinstance(err, StoreError):
@@ -61,8 +64,6 @@ def start_run(
             value=str(layout.manifest),
             hint="free space in the run directory (or make it writable) and submit again",
         ) from err
-    finally:
-        store.close()
     try:
         launch(layout, mode)
     except (OSError, StoreError, subprocess.CalledProcessError) as err:
@@ -81,11 +82,8 @@ def launch(layout: RunLayout, mode: str) -> None:
         run_turn_and_chain(layout)
         return
     layout.run.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore.open(layout.root)
-    try:
-        store.set_run(layout.run_id, dispatcher={"kind": "local", "starting": time.time()})
-    finally:
-        store.close()
+    with SqliteStore.open(layout.root) as store:
+        store.set_dispatcher(layout.run_id, DispatcherRecord(kind="local", starting=time.time()))
     with layout.dispatcher_log.open("ab") as log:
         # The child forks once more and exits, so the dispatcher is adopted by init and
         # the submitting process (a notebook, a shell) keeps no child to reap.
@@ -102,47 +100,62 @@ def launch(layout: RunLayout, mode: str) -> None:
         )
 
 
-def drive_locally(layout: RunLayout, *, slots: int | None = None) -> str:
+def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
     """Run turns with a local executor until the run ends; return its final state."""
     with dispatcher_lock(layout) as mine:
         if not mine:
-            return "running"
-        store = SqliteStore.open(layout.root)
-        try:
+            return RunState.RUNNING
+        with SqliteStore.open(layout.root) as store:
             config = load_config()
-            executor = LocalExecutor(slots=slots or config.local_slots, run_root=layout.run)
-            dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
-            store.set_run(
-                layout.run_id,
-                dispatcher={
-                    "kind": "local",
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "started": time.time(),
-                },
+            executor = _CancelAwareExecutor(
+                store, layout.run_id, slots=slots or config.local_slots, run_root=layout.run
             )
+            dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
+            record = DispatcherRecord(
+                kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
+            )
+            store.set_dispatcher(layout.run_id, record)
             while True:
                 state = dispatcher.turn()
                 if state in TERMINAL_RUN_STATES:
-                    if state == "cancelled":
+                    if state is RunState.CANCELLED:
                         executor.cancel(executor.active_job_ids())
                     return state
-                _drop_cancelled(store, layout.run_id, executor)
                 executor.wait_for_progress(_IDLE_WAIT_S)
-        finally:
-            store.close()
 
 
-def _drop_cancelled(store: SqliteStore, run_id: str, executor: Any) -> None:
-    """Stop queued or running local work whose instances were cancelled from elsewhere."""
-    active = executor.active_job_ids()
-    if not active:
-        return
-    # Only cancelled instances: an active chunk also holds elements already ingested as done.
-    cancelled = {str(row.job_id) for row in store.instances_in(run_id, ["cancelled"])}
-    stale = [job for job in active if job in cancelled]
-    if stale:
-        executor.cancel(stale)
+class _CancelAwareExecutor(LocalExecutor):
+    """The local executor of a dispatcher, dropping work cancelled from elsewhere.
+
+    Before it starts queued work it drops (and stops) the chunks whose instances were
+    cancelled by another process (``cancel --task``).
+
+    A cancel commits to the store before it stops the processes it can see, so work this
+    executor starts later is checked against the store first. One grouped count per poll
+    (how many are cancelled, and the latest cancel's time) tells whether anything was
+    cancelled since the last look.
+    """
+
+    def __init__(self, store: SqliteStore, run_id: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._store = store
+        self._run_id = run_id
+        self._cancelled_seen: tuple[int, float | None] | None = None
+
+    def poll(self) -> None:
+        """Drop cancelled work, then reap and start as the local executor does."""
+        active = self.active_job_ids()
+        if active:
+            mark = self._store.cancel_mark(self._run_id)
+            if mark != self._cancelled_seen:
+                self._cancelled_seen = mark
+                rows = self._store.instances_in(self._run_id, [InstanceState.CANCELLED])
+                ids = {str(row.job_id) for row in rows}
+                # Only cancelled instances: a chunk may hold elements already done.
+                stale = [job for job in active if job in ids]
+                if stale:
+                    self.cancel(stale)
+        super().poll()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

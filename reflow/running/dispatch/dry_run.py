@@ -29,6 +29,7 @@ from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from reflow.running.rundir.manifest import write_manifest
 from reflow.running.store.schema import check_version, store_problem
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import RunState
 
 
 def dry_run(
@@ -40,8 +41,7 @@ def dry_run(
         if (root / STORE_NAME).exists():
             _copy_store(root / STORE_NAME, copy / STORE_NAME)
         layout = RunLayout(copy, str(manifest["run_id"]))
-        store = SqliteStore.open(copy, create=True)
-        try:
+        with SqliteStore.open(copy, create=True) as store:
             _record_run(layout, store, manifest, options)
             is_slurm = shutil.which("sbatch") is not None
             out.write(
@@ -53,10 +53,8 @@ def dry_run(
             dispatcher = make_dispatcher(layout, store, executor)
             state = dispatcher.turn()
             _write_summary(out, store, layout.run_id, dispatcher.graph.tasks)
-            if is_slurm and state == "running":
+            if is_slurm and state is RunState.RUNNING:
                 _write_successor(out, RunLayout(root, layout.run_id), manifest, executor.ids)
-        finally:
-            store.close()
 
 
 def _copy_store(source_path: Path, target_path: Path) -> None:

@@ -11,30 +11,25 @@ import os
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from reflow.running.executors.base import Executor, FailureReason, JobState
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import ResultProblem, read_result
-from reflow.running.store.sqlite import InstanceRow, SqliteStore
+from reflow.running.store.records import Ended, InstanceRow
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 _MAX_LOST_RESUBMITS = 3
-_MARK_FINISHED = (
-    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?, host = ?,"
-    " peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ? AND batch = ?"
-    " AND state = 'submitted'"
-)
 
 
 def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[InstanceRow]:
     """Ingest the result files of submitted instances; return those still without one."""
-    in_flight = store.instances_in(run_id, ["submitted"])
+    in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
     waiting: list[InstanceRow] = []
     by_task: dict[str, list[InstanceRow]] = defaultdict(list)
     for row in in_flight:
         by_task[row.task].append(row)
-    outputs: list[tuple[Any, ...]] = []
-    finished: list[tuple[Any, ...]] = []
+    ended: list[Ended] = []
     for task, rows in by_task.items():
         present = _file_names(layout.results_dir(task))
         for row in rows:
@@ -46,45 +41,39 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
                 path, run_id=run_id, task=task, element=row.element, batch=str(row.batch)
             )
             if isinstance(record, ResultProblem):
-                finished.append(_failed_row(run_id, row, "result", record.reason))
-                continue
-            if record.ok:
-                outputs.append(
-                    (
-                        row.identity,
-                        task,
-                        record.output_text,
-                        record.output_hash,
-                        time.time(),
-                        run_id,
+                ended.append(_failed(row, "result", record.reason))
+            elif record.ok:
+                ended.append(
+                    Ended(
+                        task=task,
+                        element=row.element,
+                        batch=str(row.batch),
+                        identity=row.identity,
+                        state=InstanceState.DONE,
+                        started=record.started,
+                        ended=record.ended,
+                        host=record.host,
+                        peak_rss_mb=record.peak_rss_mb,
+                        output=(str(record.output_text), str(record.output_hash)),
                     )
                 )
-                state, reason, error = "done", None, None
             else:
-                state, reason = "failed", FailureReason.EXCEPTION.value
-                error = f"{record.error_type}: {record.error_message}"
-            finished.append(
-                (
-                    state,
-                    record.started,
-                    record.ended,
-                    reason,
-                    error,
-                    record.host,
-                    record.peak_rss_mb,
-                    run_id,
-                    task,
-                    row.element,
-                    row.batch,
+                ended.append(
+                    Ended(
+                        task=task,
+                        element=row.element,
+                        batch=str(row.batch),
+                        identity=row.identity,
+                        state=InstanceState.FAILED,
+                        started=record.started,
+                        ended=record.ended,
+                        reason=FailureReason.EXCEPTION.value,
+                        error=f"{record.error_type}: {record.error_message}",
+                        host=record.host,
+                        peak_rss_mb=record.peak_rss_mb,
+                    )
                 )
-            )
-    if finished:
-        store.execute_many(
-            [
-                ("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)", outputs),
-                (_MARK_FINISHED, finished),
-            ]
-        )
+    store.ingest_results(run_id, ended)
     return waiting
 
 
@@ -102,8 +91,8 @@ def reconcile_jobs(
     if not in_flight:
         return
     states = executor.states([str(r.job_id) for r in in_flight])
-    failed: list[tuple[Any, ...]] = []
-    lost: list[tuple[Any, ...]] = []
+    failed: list[Ended] = []
+    lost: list[tuple[str, int, str, bool]] = []
     for row in in_flight:
         status = states.get(str(row.job_id))
         if status is None or status.state in (JobState.PENDING, JobState.RUNNING):
@@ -115,7 +104,7 @@ def reconcile_jobs(
         is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
         unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
         if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
-            lost.append((int(unstarted), run_id, row.task, row.element, row.batch))
+            lost.append((row.task, row.element, str(row.batch), unstarted))
             continue
         reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)
         detail = status.detail or (
@@ -123,19 +112,11 @@ def reconcile_jobs(
             if status.state is JobState.DONE
             else f"exit code {status.exit_code}"
         )
-        failed.append(_failed_row(run_id, row, reason.value, detail))
+        failed.append(_failed(row, reason.value, detail))
     if not (lost or failed):
         return  # the usual case while jobs run: no write transaction at all
-    store.execute_many(
-        [
-            (
-                "UPDATE instances SET state = 'ready', attempts = attempts - ? WHERE run_id = ?"
-                " AND task = ? AND element = ? AND batch = ? AND state = 'submitted'",
-                lost,
-            ),
-            (_MARK_FINISHED, failed),
-        ]
-    )
+    store.requeue_lost(run_id, lost)
+    store.fail_lost(run_id, failed)
 
 
 def _file_names(folder: Path) -> set[str]:
@@ -145,18 +126,18 @@ def _file_names(folder: Path) -> set[str]:
         return set()
 
 
-def _failed_row(run_id: str, row: InstanceRow, reason: str, error: str) -> tuple[Any, ...]:
-    """Parameters of the instance update that marks ``row`` failed."""
-    return (
-        "failed",
-        row.started,
-        time.time(),
-        reason,
-        error,
-        row.host,
-        row.peak_rss_mb,
-        run_id,
-        row.task,
-        row.element,
-        row.batch,
+def _failed(row: InstanceRow, reason: str, error: str) -> Ended:
+    """How ``row`` ends when its job left no usable result."""
+    return Ended(
+        task=row.task,
+        element=row.element,
+        batch=str(row.batch),
+        identity=row.identity,
+        state=InstanceState.FAILED,
+        started=row.started,
+        ended=time.time(),
+        reason=reason,
+        error=error,
+        host=row.host,
+        peak_rss_mb=row.peak_rss_mb,
     )

@@ -4,7 +4,7 @@ No process stays on the login node. ``submit`` runs the first turn itself; each 
 submits its successor with ``--dependency=afterany:<the run's jobs still queued>``, so Slurm
 starts the next turn when that work has ended (when the submit budget holds instances back,
 when the oldest of those jobs has ended, so the queue refills early). The pending
-successor's id is recorded in the run's ``dispatcher["pending_jobs"]``, so ``cancel`` removes
+successor's id is recorded in the run's dispatcher record (``pending_jobs``), so ``cancel`` removes
 it too, and a turn that finds its run cancelled or finished submits nothing.
 
 A turn that the scheduler or the store cannot serve (sacct down, a locked store) is tried
@@ -38,7 +38,9 @@ from reflow.running.dispatch.dispatcher import (
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState, RunState
 
 DEFAULT_SUBMIT_BUDGET = 5000
 """Most instances a run keeps queued at once when neither config nor sacctmgr says."""
@@ -51,33 +53,30 @@ _DISPATCHER_MEM_MB = 1024
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
 
 
-def run_turn_and_chain(layout: RunLayout) -> str:
+def run_turn_and_chain(layout: RunLayout) -> RunState:
     """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one."""
     with dispatcher_lock(layout) as mine:
         if not mine:
-            return "running"
+            return RunState.RUNNING
         config = load_config()
-        store = SqliteStore.open(layout.root)
-        try:
+        with SqliteStore.open(layout.root) as store:
             return _turn(layout, store, config)
-        finally:
-            store.close()
 
 
-def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
+def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     run = store.run(layout.run_id)
     if run.state in TERMINAL_RUN_STATES:
         return run.state
-    info = dict(run.dispatcher) if run.dispatcher.get("kind") == "slurm" else {}
+    info = run.dispatcher if run.dispatcher.kind == "slurm" else DispatcherRecord()
     own_job = os.environ.get("SLURM_JOB_ID")
     # A turn started by hand (retry, resume) while a successor waits would fork the chain.
-    stale = [str(job) for job in info.get("pending_jobs") or [] if str(job) != own_job]
+    stale = [job for job in info.pending_jobs if job != own_job]
     executor = SlurmExecutor(max_array_size=config.max_array_size)
     budget = submit_budget(config, info, executor)
-    info.update(
+    info = info.replace(
         kind="slurm",
         submit_budget=budget,
-        turns=int(info.get("turns", 0)) + 1,
+        turns=info.turns + 1,
         host=socket.gethostname(),
         job_id=own_job,
         turn_at=time.time(),
@@ -92,12 +91,11 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> str:
         return _retry_later(layout, store, config, executor, dispatcher, info, problem)
     except ReflowError as err:
         return _retry_later(layout, store, config, executor, dispatcher, info, err)
-    info.pop("errors", None)
-    info.pop("last_error", None)
-    if state != "running":
-        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
+    info = info.replace(errors=0, last_error=None)
+    if state is not RunState.RUNNING:
+        store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
         # Cancelled while this turn ran: that cancel may not have seen this turn's jobs.
-        cancelled = dispatcher.submitted_jobs if state == "cancelled" else []
+        cancelled = dispatcher.submitted_jobs if state is RunState.CANCELLED else []
         _cancel_quietly(executor, [*stale, *cancelled])
         return state
     after, delay_s = waits_for(store, layout.run_id, executor, dispatcher)
@@ -118,10 +116,10 @@ def _chain(
     config: Config,
     executor: SlurmExecutor,
     dispatcher: Dispatcher,
-    info: dict[str, Any],
+    info: DispatcherRecord,
     after: Sequence[str],
     delay_s: int | None,
-) -> str:
+) -> RunState:
     """Submit the successor and record it; undo this turn's jobs if the run ended meanwhile."""
     try:
         successor = submit_successor(
@@ -129,14 +127,14 @@ def _chain(
         )
     except SubmissionError as err:
         message = f"cannot submit the next dispatcher turn: {err}; fix it, then retry the run"
-        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
-        store.finish_run(layout.run_id, "failed", message)
+        store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
+        store.finish_run(layout.run_id, RunState.FAILED, message)
         return store.run(layout.run_id).state
-    store.set_run(
-        layout.run_id, dispatcher={**info, "pending_jobs": [successor], "waits_for": len(after)}
+    store.set_dispatcher(
+        layout.run_id, info.replace(pending_jobs=(successor,), waits_for=len(after))
     )
     state = store.run(layout.run_id).state
-    if state != "running":
+    if state is not RunState.RUNNING:
         # Cancelled while this turn ran: its cancel may not have seen what this turn submitted.
         _cancel_quietly(executor, [successor, *dispatcher.submitted_jobs])
     return state
@@ -148,15 +146,16 @@ def _retry_later(
     config: Config,
     executor: SlurmExecutor,
     dispatcher: Dispatcher,
-    info: dict[str, Any],
+    info: DispatcherRecord,
     err: ReflowError,
-) -> str:
+) -> RunState:
     """A turn failed on scheduler or store trouble: try again later, or give up."""
-    errors = int(info.get("errors", 0)) + 1
-    info.update(errors=errors, last_error=str(err))
+    errors = info.errors + 1
+    info = info.replace(errors=errors, last_error=str(err))
     if errors >= MAX_TURN_ERRORS:
-        store.set_run(layout.run_id, dispatcher={**info, "pending_jobs": []})
-        store.finish_run(layout.run_id, "failed", f"{errors} dispatcher turns failed: {err}")
+        store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
+        message = f"{errors} dispatcher turns failed: {err}"
+        store.finish_run(layout.run_id, RunState.FAILED, message)
         return store.run(layout.run_id).state
     after = list(dispatcher.submitted_jobs)
     return _chain(
@@ -164,7 +163,7 @@ def _retry_later(
     )
 
 
-def submit_budget(config: Config, info: Mapping[str, Any], executor: SlurmExecutor) -> int:
+def submit_budget(config: Config, info: DispatcherRecord, executor: SlurmExecutor) -> int:
     """The most instances the run keeps queued: config, else the cluster's limit, else 5000.
 
     The cluster's limit (``MaxSubmitJobs`` of the user's associations and their QOS) is asked
@@ -173,8 +172,8 @@ def submit_budget(config: Config, info: Mapping[str, Any], executor: SlurmExecut
     """
     if config.submit_budget is not None:
         return config.submit_budget
-    known = info.get("submit_budget")
-    if isinstance(known, int) and known > 0:
+    known = info.submit_budget
+    if known is not None and known > 0:
         return known
     limit = executor.submit_limit(_user())
     return DEFAULT_SUBMIT_BUDGET if limit is None else max(1, limit - 1)
@@ -191,7 +190,7 @@ def waits_for(
     """
     fresh = set(dispatcher.submitted_jobs)
     queued: set[str] = set()
-    for row in store.instances_in(run_id, ["submitted"]):
+    for row in store.instances_in(run_id, [InstanceState.SUBMITTED]):
         if not row.job_id:
             continue
         parent = str(row.job_id).partition("_")[0]
@@ -201,7 +200,7 @@ def waits_for(
     if not queued:
         return [], _IDLE_DELAY_S
     ordered = sorted(queued, key=lambda job: (len(job), job))
-    held_back = any(c.get("ready", 0) for c in store.state_counts(run_id).values())
+    held_back = any(c.get(InstanceState.READY, 0) for c in store.state_counts(run_id).values())
     return (ordered[:1] if held_back else ordered), None
 
 
@@ -266,7 +265,7 @@ def submit_successor(
 
 
 def dispatcher_alive(
-    layout: RunLayout, info: Mapping[str, Any], executor: SlurmExecutor
+    layout: RunLayout, info: DispatcherRecord, executor: SlurmExecutor
 ) -> bool | None:
     """Whether the run's next Slurm turn is still queued or running (one ``squeue`` call).
 
@@ -281,7 +280,7 @@ def dispatcher_alive(
         and the record, read again, still names the same turns of a running run (a turn that
         ended while this asked has recorded its successor by then).
     """
-    pending = [str(job) for job in info.get("pending_jobs") or []]
+    pending = list(info.pending_jobs)
     if not pending:
         return None
     queued = executor.queued(pending)
@@ -289,12 +288,9 @@ def dispatcher_alive(
         return None
     if queued:
         return True
-    store = SqliteStore.open(layout.root)
-    try:
+    with SqliteStore.open(layout.root) as store:
         run = store.run(layout.run_id)
-    finally:
-        store.close()
-    return run.state != "running" or run.dispatcher.get("pending_jobs") != info["pending_jobs"]
+    return run.state is not RunState.RUNNING or run.dispatcher.pending_jobs != info.pending_jobs
 
 
 def _user() -> str:

@@ -11,71 +11,37 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.records import (
+    INSTANCE_COLUMNS,
+    RUN_COLUMNS,
+    InstanceRow,
+    RunRow,
+    instance_row,
+    run_row,
+)
 from reflow.running.store.schema import (
     BUSY_TIMEOUT_MS,
     StoreConnection,
     configure,
     store_problem,
 )
+from reflow.running.store.states import FAILED, FINISHED, InstanceState, RunState, sql_list
+from reflow.running.store.writes import StoreWrites
 
 _SCAN_ABOVE = 10_000
 
-ACTIVE_STATES = ("ready", "submitted")
-"""Instance states that are not final: planned to run, or handed to an executor."""
 
+class SqliteStore(StoreWrites):
+    """The run directory's store: ``with SqliteStore.open(root) as store: ...``.
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRow:
-    """One run as the store records it."""
-
-    run_id: str
-    workflow: str
-    created: float
-    state: str
-    executor: str
-    options: dict[str, Any]
-    dispatcher: dict[str, Any]
-    updated: float
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
-    """One element of one task in one run."""
-
-    task: str
-    element: int
-    identity: str
-    state: str
-    attempts: int
-    batch: str | None
-    job_id: str | None
-    submitted: float | None
-    started: float | None
-    ended: float | None
-    reason: str | None
-    error: str | None
-    host: str | None
-    peak_rss_mb: float | None
-
-
-_INSTANCE_COLUMNS = (
-    "task, element, identity, state, attempts, batch, job_id, submitted, started, ended, "
-    "reason, error, host, peak_rss_mb"
-)
-
-
-class SqliteStore:
-    """The run directory's store. Open with ``SqliteStore.open(root)``."""
+    Reads are here; every write is a method named by intent (``StoreWrites``).
+    """
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -140,50 +106,22 @@ class SqliteStore:
         """Close the connection."""
         self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands, or none of it."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # Runs
 
-    def create_run(
-        self,
-        *,
-        run_id: str,
-        workflow: str,
-        executor: str,
-        options: Mapping[str, Any],
-        dispatcher: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record a new run in state ``running``."""
-        now = time.time()
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO runs (run_id, workflow, created, state, executor, options,"
-                " dispatcher, updated) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                (
-                    run_id,
-                    workflow,
-                    now,
-                    executor,
-                    json.dumps(options),
-                    json.dumps(dispatcher or {}),
-                    now,
-                ),
-            )
-
     def run(self, run_id: str) -> RunRow:
-        """Return one run; raise ``UsageError``-like ``StoreError`` if it does not exist."""
+        """Return one run.
+
+        Raises:
+            UsageError: There is no such run (near matches are suggested).
+        """
         row = self._db.execute(
-            "SELECT run_id, workflow, created, state, executor, options, dispatcher, updated,"
-            " message FROM runs WHERE run_id = ?",
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?",  # noqa: S608 - our columns
             (run_id,),
         ).fetchone()
         if row is None:
@@ -194,38 +132,14 @@ class SqliteStore:
                 suggestion=suggest(run_id, known),
                 hint="list the runs with the runs command",
             )
-        return _run_row(row)
+        return run_row(row)
 
     def runs(self) -> list[RunRow]:
         """Every run, oldest first."""
         rows = self._db.execute(
-            "SELECT run_id, workflow, created, state, executor, options, dispatcher, updated,"
-            " message FROM runs ORDER BY created, run_id"
+            f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created, run_id"  # noqa: S608
         ).fetchall()
-        return [_run_row(row) for row in rows]
-
-    def finish_run(self, run_id: str, state: str, message: str) -> bool:
-        """Move a running run to a final state; False when it was no longer running."""
-        with self.transaction() as db:
-            cursor = db.execute(
-                "UPDATE runs SET state = ?, message = ?, updated = ? WHERE run_id = ?"
-                " AND state = 'running'",
-                (state, message, time.time(), run_id),
-            )
-            return cursor.rowcount == 1
-
-    def set_run(self, run_id: str, **fields: Any) -> None:
-        """Update some of a run's columns (``state``, ``dispatcher``, ``message``, ...)."""
-        values = {
-            k: json.dumps(v) if k in ("options", "dispatcher") else v for k, v in fields.items()
-        }
-        values["updated"] = time.time()
-        assignments = ", ".join(f"{key} = ?" for key in values)
-        with self.transaction() as db:
-            db.execute(
-                f"UPDATE runs SET {assignments} WHERE run_id = ?",  # noqa: S608 - column names are ours
-                (*values.values(), run_id),
-            )
+        return [run_row(row) for row in rows]
 
     # Tasks and instances
 
@@ -238,23 +152,24 @@ class SqliteStore:
 
     def instances(self, run_id: str, task: str | None = None) -> list[InstanceRow]:
         """The run's instances (of one task when given), by task and element."""
-        query = f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE run_id = ?"  # noqa: S608
+        query = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ?"  # noqa: S608
         args: tuple[Any, ...] = (run_id,)
         if task is not None:
             query += " AND task = ?"
             args = (run_id, task)
         return [
-            InstanceRow(*row) for row in self._db.execute(query + " ORDER BY task, element", args)
+            instance_row(row) for row in self._db.execute(query + " ORDER BY task, element", args)
         ]
 
-    def instances_in(self, run_id: str, states: Sequence[str]) -> list[InstanceRow]:
+    def instances_in(self, run_id: str, states: Iterable[InstanceState]) -> list[InstanceRow]:
         """The run's instances in any of ``states``."""
-        marks = ",".join("?" * len(states))
+        wanted = [state.value for state in states]
+        marks = ",".join("?" * len(wanted))
         query = (
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances"  # noqa: S608
+            f"SELECT {INSTANCE_COLUMNS} FROM instances"  # noqa: S608
             f" WHERE run_id = ? AND state IN ({marks}) ORDER BY task, element"
         )
-        return [InstanceRow(*row) for row in self._db.execute(query, (run_id, *states))]
+        return [instance_row(row) for row in self._db.execute(query, (run_id, *wanted))]
 
     def state_counts(self, run_id: str) -> dict[str, dict[str, int]]:
         """``task -> state -> count`` for the run."""
@@ -275,6 +190,14 @@ class SqliteStore:
         )
         return {str(task): (int(count), int(most)) for task, count, most in rows}
 
+    def cancel_mark(self, run_id: str) -> tuple[int, float | None]:
+        """How many of the run's instances are cancelled, and when the latest was."""
+        count, latest = self._db.execute(
+            "SELECT count(*), max(ended) FROM instances WHERE run_id = ? AND state = ?",
+            (run_id, InstanceState.CANCELLED.value),
+        ).fetchone()
+        return int(count), latest
+
     def instance_counts(self) -> dict[str, int]:
         """``run id -> number of instances`` for every run, in one query."""
         rows = self._db.execute("SELECT run_id, count(*) FROM instances GROUP BY run_id")
@@ -284,9 +207,9 @@ class SqliteStore:
         """``(element, output JSON text, output hash)`` of every finished element of a task."""
         return list(
             self._db.execute(
-                "SELECT i.element, o.value, o.hash FROM instances i JOIN outputs o"
+                "SELECT i.element, o.value, o.hash FROM instances i JOIN outputs o"  # noqa: S608
                 " ON o.identity = i.identity WHERE i.run_id = ? AND i.task = ?"
-                " AND i.state IN ('done', 'cached') ORDER BY i.element",
+                f" AND i.state IN ({sql_list(FINISHED)}) ORDER BY i.element",
                 (run_id, task),
             )
         )
@@ -369,8 +292,8 @@ class SqliteStore:
         """``(task, state, reason, count)`` of the run's failed and cancelled instances."""
         return list(
             self._db.execute(
-                "SELECT task, state, coalesce(reason, ''), count(*) FROM instances"
-                " WHERE run_id = ? AND state IN ('failed', 'cancelled')"
+                "SELECT task, state, coalesce(reason, ''), count(*) FROM instances"  # noqa: S608 - state names from the enums
+                f" WHERE run_id = ? AND state IN ({sql_list(FAILED)})"
                 " GROUP BY task, state, reason ORDER BY task, count(*) DESC",
                 (run_id,),
             )
@@ -381,17 +304,11 @@ class SqliteStore:
     ) -> list[InstanceRow]:
         """A few failed or cancelled instances of ``task`` with ``reason``."""
         query = (
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND task = ?"  # noqa: S608
-            " AND state IN ('failed', 'cancelled') AND coalesce(reason, '') = ?"
+            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND task = ?"  # noqa: S608
+            f" AND state IN ({sql_list(FAILED)}) AND coalesce(reason, '') = ?"
             " ORDER BY element LIMIT ?"
         )
-        return [InstanceRow(*row) for row in self._db.execute(query, (run_id, task, reason, limit))]
-
-    def execute_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        """Run several ``executemany`` statements in one transaction."""
-        with self.transaction() as db:
-            for sql, rows in statements:
-                db.executemany(sql, rows)
+        return [instance_row(row) for row in self._db.execute(query, (run_id, task, reason, limit))]
 
     def integrity_problems(self) -> list[str]:
         """Sqlite's integrity check plus reflow's own consistency rules; empty when sound."""
@@ -399,14 +316,14 @@ class SqliteStore:
         checks = {
             "instance of an unknown run": "SELECT count(*) FROM instances i LEFT JOIN runs r"
             " ON r.run_id = i.run_id WHERE r.run_id IS NULL",
-            "finished instance without output": "SELECT count(*) FROM instances i LEFT JOIN"
-            " outputs o ON o.identity = i.identity WHERE i.state IN ('done', 'cached')"
+            "finished instance without output": "SELECT count(*) FROM instances i LEFT JOIN"  # noqa: S608 - state names from the enums
+            f" outputs o ON o.identity = i.identity WHERE i.state IN ({sql_list(FINISHED)})"
             " AND o.identity IS NULL AND i.run_id IN (SELECT run_id FROM runs"
-            " WHERE state = 'succeeded')",
+            f" WHERE state = '{RunState.SUCCEEDED.value}')",
             "instance of an unplanned task": "SELECT count(*) FROM instances i LEFT JOIN tasks t"
             " ON t.run_id = i.run_id AND t.task = i.task WHERE t.task IS NULL",
-            "submitted instance without job": "SELECT count(*) FROM instances WHERE"
-            " state = 'submitted' AND (job_id IS NULL OR batch IS NULL)",
+            "submitted instance without job": "SELECT count(*) FROM instances WHERE"  # noqa: S608 - state names from the enums
+            f" state = '{InstanceState.SUBMITTED.value}' AND (job_id IS NULL OR batch IS NULL)",
         }
         for name, sql in checks.items():
             count = self._db.execute(sql).fetchone()[0]
@@ -425,17 +342,3 @@ def _remove_new(path: Path, made: Sequence[Path] | None) -> None:
     for folder in made:
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-def _run_row(row: Sequence[Any]) -> RunRow:
-    return RunRow(
-        run_id=row[0],
-        workflow=row[1],
-        created=row[2],
-        state=row[3],
-        executor=row[4],
-        options=json.loads(row[5]),
-        dispatcher=json.loads(row[6]),
-        updated=row[7],
-        message=row[8],
-    )

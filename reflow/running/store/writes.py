@@ -1,0 +1,341 @@
+"""Running: every statement that changes the store, behind methods named by intent.
+
+Each method is one transaction and moves instances only as ``states.INSTANCE_TRANSITIONS``
+allows; each statement keeps a guard on the state it moves from (and on the batch, for what
+a job did), so a dispatcher step repeated after a crash changes nothing twice and a result
+is ingested at most once. Many rows go in one statement (``json_each``) or one
+``executemany``, never one transaction per element.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from reflow.running.store.records import INSTANCE_COLUMNS as _COLUMNS
+from reflow.running.store.records import DispatcherRecord, Ended, InstanceRow, instance_row
+from reflow.running.store.states import (
+    ACTIVE,
+    FAILED,
+    InstanceState,
+    RunState,
+    sql_list,
+)
+
+_S = InstanceState
+_ENDED = (
+    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?, host = ?,"  # noqa: S608 - state names from the enums
+    f" peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ? AND batch = ?"
+    f" AND state = '{_S.SUBMITTED.value}'"
+)
+_OUTPUT = (
+    "INSERT OR REPLACE INTO outputs (identity, task, value, hash, created, run_id)"  # noqa: S608 - state names from the enums
+    " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM instances WHERE run_id = ?"
+    f" AND task = ? AND element = ? AND batch = ? AND state = '{_S.SUBMITTED.value}')"
+)
+_CANCELLED_BY_USER = "cancelled by the user"
+
+
+class StoreWrites:
+    """The write half of ``SqliteStore``: one method per reason to change the store."""
+
+    _db: sqlite3.Connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Runs
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        executor: str,
+        options: Mapping[str, Any],
+        dispatcher: DispatcherRecord | None = None,
+    ) -> None:
+        """Record a new run in state ``running``."""
+        now = time.time()
+        record = dispatcher or DispatcherRecord()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, workflow, created, state, executor, options,"
+                " dispatcher, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    workflow,
+                    now,
+                    RunState.RUNNING.value,
+                    executor,
+                    json.dumps(options),
+                    record.to_json(),
+                    now,
+                ),
+            )
+
+    def finish_run(self, run_id: str, state: RunState, message: str) -> bool:
+        """Move a running run to a final state; False when it was no longer running."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET state = ?, message = ?, updated = ? WHERE run_id = ?"
+                " AND state = ?",
+                (state.value, message, time.time(), run_id, RunState.RUNNING.value),
+            )
+            return cursor.rowcount == 1
+
+    def set_dispatcher(self, run_id: str, record: DispatcherRecord) -> None:
+        """Record what is known of the run's dispatcher."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET dispatcher = ?, updated = ? WHERE run_id = ?",
+                (record.to_json(), time.time(), run_id),
+            )
+
+    # Planning and submitting
+
+    def persist_plan(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        plan_id: str,
+        identities: Sequence[str],
+        cached: Collection[int],
+        error: str = "",
+        rejected: Sequence[str] = (),
+    ) -> None:
+        """Record a planned task: its instances, ``ready`` or ``cached`` (elements in ``cached``).
+
+        Outputs in ``rejected`` (cache hits that no longer verify) leave the cache. A task
+        that is already planned keeps its rows.
+        """
+        # One statement for every element: sqlite expands the JSON list itself, which is
+        # several times faster than executemany over 100,000 Python tuples.
+        elements = json.dumps(
+            ["c" + i if e in cached else "r" + i for e, i in enumerate(identities)]
+        )
+        with self._transaction() as db:
+            db.executemany("DELETE FROM outputs WHERE identity = ?", [(i,) for i in rejected])
+            db.execute(
+                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, task, plan_id, len(identities), error),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"  # noqa: S608 - state names from the enums
+                " ended) SELECT ?, ?, key, substr(value, 2), CASE substr(value, 1, 1)"
+                f" WHEN 'c' THEN '{_S.CACHED.value}' ELSE '{_S.READY.value}' END,"
+                " CASE substr(value, 1, 1) WHEN 'c' THEN ? END FROM json_each(?)",
+                (run_id, task, time.time(), elements),
+            )
+
+    def mark_submitted(
+        self,
+        run_id: str,
+        task: str,
+        batch: str,
+        jobs: Sequence[tuple[int, str]],
+        *,
+        scheduler_ids: Sequence[str] = (),
+    ) -> None:
+        """Ready instances handed to the executor: ``jobs`` holds ``(element, job id)``.
+
+        The batch itself is recorded with the scheduler's ids (``batches``): the record of
+        every submission, which instances alone lose when an element is submitted again.
+        """
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
+                " created) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, batch, task, _S.SUBMITTED.value, json.dumps(list(scheduler_ids)), now),
+            )
+            db.executemany(
+                "UPDATE instances SET state = ?, batch = ?, job_id = ?,"
+                " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
+                " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
+                " AND state = ?",
+                [
+                    (_S.SUBMITTED.value, batch, job, now, run_id, task, element, _S.READY.value)
+                    for element, job in jobs
+                ],
+            )
+
+    def fail_submission(
+        self, run_id: str, task: str, elements: Sequence[int], reason: str, error: str
+    ) -> None:
+        """The scheduler refused a batch: its ready instances fail with its message."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE instances SET state = ?, ended = ?, reason = ?, error = ?"
+                " WHERE run_id = ? AND task = ? AND element = ? AND state = ?",
+                [
+                    (_S.FAILED.value, now, reason, error, run_id, task, e, _S.READY.value)
+                    for e in elements
+                ],
+            )
+
+    # What jobs did
+
+    def ingest_results(self, run_id: str, ended: Sequence[Ended]) -> int:
+        """Record what submitted instances did: outputs and final rows in one transaction.
+
+        Only instances still ``submitted`` in the same batch change, and an output enters
+        the cache only with its instance, so a result read twice is ingested once.
+
+        Returns:
+            How many instances moved.
+        """
+        if not ended:
+            return 0
+        now = time.time()
+        outputs = [
+            (e.identity, e.task, *e.output, now, run_id, run_id, e.task, e.element, e.batch)
+            for e in ended
+            if e.output is not None
+        ]
+        with self._transaction() as db:
+            db.executemany(_OUTPUT, outputs)
+            cursor = db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended])
+            return cursor.rowcount
+
+    def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
+        """Fail submitted instances whose job ended without a result; return how many."""
+        if not ended:
+            return 0
+        with self._transaction() as db:
+            return db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended]).rowcount
+
+    def requeue_lost(self, run_id: str, lost: Sequence[tuple[str, int, str, bool]]) -> int:
+        """Submitted instances whose job vanished become ready again; return how many.
+
+        ``lost`` holds ``(task, element, batch, never started)``: an attempt that never
+        started is given back.
+        """
+        if not lost:
+            return 0
+        with self._transaction() as db:
+            cursor = db.executemany(
+                "UPDATE instances SET state = ?, attempts = attempts - ? WHERE run_id = ?"
+                " AND task = ? AND element = ? AND batch = ? AND state = ?",
+                [
+                    (_S.READY.value, int(unstarted), run_id, task, element, batch,
+                     _S.SUBMITTED.value)
+                    for task, element, batch, unstarted in lost
+                ],
+            )  # fmt: skip
+            return cursor.rowcount
+
+    # Cancel and retry
+
+    def cancel(self, run_id: str, task: str | None = None) -> list[InstanceRow]:
+        """Cancel the run's active instances (of ``task`` only when given); return them.
+
+        Without ``task`` a running run becomes ``cancelled``; a run that already ended keeps
+        its state.
+        """
+        now = time.time()
+        query = f"SELECT {_COLUMNS} FROM instances WHERE run_id = ?"  # noqa: S608 - our columns
+        query += f" AND state IN ({sql_list(ACTIVE)})"
+        args: tuple[Any, ...] = (run_id,)
+        if task is not None:
+            query, args = query + " AND task = ?", (run_id, task)
+        with self._transaction() as db:
+            active = [instance_row(row) for row in db.execute(query, args)]
+            if task is None:
+                db.execute(
+                    "UPDATE runs SET state = ?, message = ?, updated = ? WHERE run_id = ?"
+                    " AND state = ?",
+                    (RunState.CANCELLED.value, _CANCELLED_BY_USER, now, run_id,
+                     RunState.RUNNING.value),
+                )  # fmt: skip
+            db.executemany(
+                "UPDATE instances SET state = ?, reason = ?, ended = ?, error = ?"  # noqa: S608 - state names from the enums
+                " WHERE run_id = ? AND task = ? AND element = ?"
+                f" AND state IN ({sql_list(ACTIVE)})",
+                [
+                    (_S.CANCELLED.value, _S.CANCELLED.value, now, _CANCELLED_BY_USER, run_id,
+                     row.task, row.element)
+                    for row in active
+                ],
+            )  # fmt: skip
+        return active
+
+    def reset_for_retry(
+        self, run_id: str, elements: Sequence[tuple[str, int]], replan: Collection[str] = ()
+    ) -> bool:
+        """Retry: failed and cancelled ``elements`` become ready, ``replan`` is forgotten.
+
+        Attempts go back to 0; the tasks in ``replan`` lose their rows and are planned
+        again; the run reopens; all in one transaction. A failed or cancelled run always
+        reopens (it may hold tasks not planned yet); a succeeded run reopens only when
+        there is something to rerun: an element that was still failed or cancelled, or a
+        task to replan.
+
+        Returns:
+            Whether the run is ``running`` afterwards.
+        """
+        reopen_from = [RunState.FAILED, RunState.CANCELLED]
+        with self._transaction() as db:
+            reset = db.executemany(
+                "UPDATE instances SET state = ?, attempts = 0, reason = NULL, error = NULL,"  # noqa: S608 - state names from the enums
+                " ended = NULL WHERE run_id = ? AND task = ? AND element = ?"
+                f" AND state IN ({sql_list(FAILED)})",
+                [(_S.READY.value, run_id, task, element) for task, element in elements],
+            )
+            _forget(db, run_id, replan)
+            if reset.rowcount > 0 or replan:
+                reopen_from.append(RunState.SUCCEEDED)
+            db.execute(
+                "UPDATE runs SET state = ?, message = '', updated = ? WHERE run_id = ?"  # noqa: S608 - state names from the enums
+                f" AND state IN ({sql_list(reopen_from)})",
+                (RunState.RUNNING.value, time.time(), run_id),
+            )
+            (state,) = db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return bool(state == RunState.RUNNING.value)
+
+    def forget_tasks(self, run_id: str, tasks: Collection[str]) -> None:
+        """Delete the instances and plans of ``tasks``, so the next turn plans them again."""
+        with self._transaction() as db:
+            _forget(db, run_id, tasks)
+
+    def forget_outputs(self, identities: Sequence[str]) -> None:
+        """Remove outputs from the cache (they no longer verify)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM outputs WHERE identity = ?", [(i,) for i in identities])
+
+
+def _forget(db: sqlite3.Connection, run_id: str, tasks: Collection[str]) -> None:
+    rows = [(run_id, task) for task in tasks]
+    db.executemany("DELETE FROM instances WHERE run_id = ? AND task = ?", rows)
+    db.executemany("DELETE FROM tasks WHERE run_id = ? AND task = ?", rows)
+
+
+def _ended_row(run_id: str, e: Ended) -> tuple[Any, ...]:
+    return (
+        e.state.value,
+        e.started,
+        e.ended,
+        e.reason,
+        e.error,
+        e.host,
+        e.peak_rss_mb,
+        run_id,
+        e.task,
+        e.element,
+        e.batch,
+    )
