@@ -29,6 +29,7 @@ EXEMPT = {
 }
 WORDS = {
     ("reflow/running/commands/progress.py", "running"): "progress's word for submitted instances",
+    ("reflow/running/commands/status.py", "failed"): "status --json's key for the failed elements",
 }
 """Literals that are words for people, not states, with the reason."""
 NAMES = frozenset({s.value for s in InstanceState} | {s.value for s in RunState})
@@ -68,11 +69,19 @@ def state_literals(text: str) -> list[tuple[int, str]]:
     return found
 
 
+OLD_SCHEMAS = {
+    ROOT / "benchmarks" / "migration.py": "builds a store of schema version 1, to migrate it",
+}
+"""Modules that write stores of an older schema, which the store itself never writes."""
+
+
 def test_only_the_store_writes_runs_instances_tasks_and_outputs() -> None:
     found = {
         str(path.relative_to(ROOT)): writes
         for path in sources("reflow", "benchmarks")
-        if STORE not in path.parents and (writes := store_writes(path.read_text()))
+        if STORE not in path.parents
+        and path not in OLD_SCHEMAS
+        and (writes := store_writes(path.read_text()))
     }
     assert found == {}
 

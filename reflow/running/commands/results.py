@@ -8,18 +8,17 @@ An element that has not succeeded is a one-line error that names its state and w
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path, PurePath
 from typing import IO, Any
 
 from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
+from reflow.running.commands.hints import console_command
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-
-_SUCCEEDED = ("done", "cached")
+from reflow.running.store.states import FINISHED, InstanceState
 
 
 def element_result(root: Path, run_id: str, task: str, index: int | None = None) -> Any:
@@ -115,12 +114,12 @@ def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[i
 
 def _value(root: Path, run_id: str, row: InstanceRow, outputs: dict[int, str]) -> Any:
     where = f"{row.task}[{row.element}]"
-    if row.state not in _SUCCEEDED:
+    if row.state not in FINISHED:
         why = f" ({row.reason}: {row.error})" if row.error else ""
         hint = {
-            "failed": f"read its log: reflow logs {run_id} {row.task} {row.element} "
-            f"--run-dir {shlex.quote(str(root))}",
-            "cancelled": f"run it again: reflow retry {run_id} --run-dir {shlex.quote(str(root))}",
+            InstanceState.FAILED: "read its log: "
+            + console_command("logs", run_id, root, row.task, str(row.element)),
+            InstanceState.CANCELLED: "run it again: " + console_command("retry", run_id, root),
         }.get(row.state, "wait for the run to finish")
         raise UsageError(
             f"{where} of run {run_id} is {row.state}{why}, so it has no result",

@@ -33,6 +33,9 @@ STATE_ORDER = tuple(
 )
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
+_SUBMITTED = InstanceState.SUBMITTED.value
+_DONE = InstanceState.DONE.value
+_FAILED = InstanceState.FAILED.value
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
@@ -89,7 +92,7 @@ def build_status(
                 "error": error,
             }
         )
-    if any(counts.get(name, {}).get("submitted") for name in task_names):
+    if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
         _count_arrived(store, layout, tasks)
     failed = (
         failed_elements(
@@ -139,16 +142,16 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
             present = {item.name for item in os.scandir(layout.results_dir(entry["task"]))}
         except OSError:
             continue
-        arrived = {"done": 0, "failed": 0}
+        arrived = {_DONE: 0, _FAILED: 0}
         for row in rows:
             path = layout.result(row.task, row.element, str(row.batch))
             if path.name in present:
-                arrived["done" if _is_ok(path) else "failed"] += 1
-        total = arrived["done"] + arrived["failed"]
+                arrived[_DONE if _is_ok(path) else _FAILED] += 1
+        total = arrived[_DONE] + arrived[_FAILED]
         if not total:
             continue
         counts = dict(entry["counts"])
-        counts["submitted"] -= total
+        counts[_SUBMITTED] -= total
         for state, count in arrived.items():
             counts[state] = counts.get(state, 0) + count
         entry["counts"] = {s: counts[s] for s in STATE_ORDER if counts.get(s)}

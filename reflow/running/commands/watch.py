@@ -27,6 +27,7 @@ from reflow.running.dispatch.control import cancel_run, retry_run
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 REFRESH_S = 1.0
 PLAIN_REFRESH_S = 2.0
@@ -269,7 +270,7 @@ class WatchSession:
         failed = [
             example["element"]
             for group in self.status["failures"]
-            if group["task"] == name and group["state"] == "failed"
+            if group["task"] == name and group["state"] == InstanceState.FAILED
             for example in group["examples"]
         ]
         if failed:

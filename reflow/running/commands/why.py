@@ -21,10 +21,10 @@ from reflow.planning.paths import tagged_paths
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import FINISHED
 
 _FILES = 3
 _ELEMENTS = 10
-_SUCCEEDED = ("done", "cached")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,7 @@ class _Reader:
         assert prev is not None  # task_reasons answers "first run"
         prev_run, prev_identity, prev_state = prev
         if identity == prev_identity:
-            if prev_state not in _SUCCEEDED:
+            if prev_state not in FINISHED:
                 return [("earlier attempt", f"it was {prev_state} in run {prev_run}")]
             return [("stale", "its cached output was found stale by verification")]
         sources = self.sources(this, name)

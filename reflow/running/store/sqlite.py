@@ -219,8 +219,8 @@ class SqliteStore(StoreWrites):
         return list(
             self._db.execute(
                 "SELECT element, identity FROM instances WHERE run_id = ? AND task = ?"
-                " AND state != 'cached' ORDER BY element",
-                (run_id, task),
+                " AND state != ? ORDER BY element",
+                (run_id, task, InstanceState.CACHED.value),
             )
         )
 

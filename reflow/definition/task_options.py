@@ -1,0 +1,178 @@
+"""Definition: the options of ``@job`` and ``@array_job``, checked and read into a ``TaskSpec``.
+
+Every problem of one task's options, resources and signature is gathered and raised
+together, so a flow script reports them all at once. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypedDict
+
+from reflow.definition.errors import DefinitionError, raise_collected, suggest
+from reflow.definition.resources import Resources, build_resources
+from reflow.definition.spec import FINGERPRINT_MODES, TaskSpec, task_spec_from_function
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_name(kind: str, name: object) -> str:
+    """Return ``name`` if it is a valid flow, task or prefix name; raise otherwise."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise DefinitionError(
+            f"{kind} name {name!r} is not valid",
+            value=name,
+            hint="use letters, digits and underscores, starting with a letter",
+        )
+    return name
+
+
+class TaskOptions(TypedDict, total=False):
+    """The options of ``@job`` and ``@array_job`` (besides ``array=``), all optional.
+
+    ``name`` renames the task; resources are ``cpus``, ``mem`` (``"4G"``), ``time``
+    (``"HH:MM:SS"``), ``gpus``, ``partition``, ``account``, ``qos``, ``constraint``, ``extra``
+    (more sbatch options) and ``array_limit`` (elements running at once); ``after`` orders the
+    task after others; ``version`` and ``cache`` steer caching; ``fingerprint`` says how the
+    files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
+    config's ``[cache] fingerprint`` when not given); ``code_deps`` lists helper functions
+    whose code counts as the task's own; ``verify`` checks a cached output before it is
+    trusted.
+    """
+
+    name: str | None
+    cpus: int | None
+    mem: str | int | None
+    time: str | int | None
+    gpus: int | str | None
+    partition: str | None
+    account: str | None
+    qos: str | None
+    constraint: str | None
+    extra: Sequence[str]
+    array_limit: int | None
+    after: Sequence[str]
+    version: str | int
+    cache: bool
+    fingerprint: Literal["stat", "content", "path"] | None
+    code_deps: Sequence[Callable[..., Any]]
+    verify: Callable[[Any], bool] | None
+
+
+_RESOURCE_KEYS = (
+    "cpus",
+    "mem",
+    "time",
+    "gpus",
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "extra",
+    "array_limit",
+)
+_OPTION_KEYS = frozenset({*TaskOptions.__annotations__, "array"})
+
+
+def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> TaskSpec:
+    if not callable(func):
+        raise DefinitionError(f"@job decorates functions, not {type(func).__name__}")
+    given = options.get("name")
+    name = check_name("task", getattr(func, "__name__", "") if given is None else given)
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise DefinitionError(
+            f"unknown option {unknown[0]}=",
+            task=name,
+            param=unknown[0],
+            suggestion=suggest(unknown[0], _OPTION_KEYS),
+        )
+    problems: list[DefinitionError] = []  # options and signature are checked, then reported
+    checked = options
+    try:
+        _check_options(name, options)
+    except DefinitionError as err:
+        problems.append(err)
+        checked = {}  # the signature is still read, with the default options
+    resources = Resources()
+    try:
+        resources = build_resources(
+            task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
+        )
+    except DefinitionError as err:
+        problems.append(err)
+    spec = None
+    try:
+        spec = task_spec_from_function(
+            func,
+            name=name,
+            is_array=checked.get("array", False),
+            resources=resources,
+            after=tuple(dict.fromkeys(checked.get("after", ()))),
+            version=str(checked.get("version", "1")),
+            cache=checked.get("cache", True),
+            verify=checked.get("verify"),
+            fingerprint=checked.get("fingerprint"),
+            code_deps=tuple(checked.get("code_deps", ())),
+        )
+    except DefinitionError as err:
+        problems.append(err)
+    raise_collected(problems, where=f"task {name!r}")
+    assert spec is not None  # raise_collected raised otherwise
+    return spec
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Check the options that are not resources (``build_resources`` checks those)."""
+    after = options.get("after", ())
+    if not isinstance(after, (list, tuple)) or not all(isinstance(a, str) for a in after):
+        raise DefinitionError(
+            f"after={after!r} must be a list of task names",
+            task=name,
+            param="after",
+            value=after,
+            hint='write after=["cleanup"]',
+        )
+    version = options.get("version", "1")
+    if isinstance(version, bool) or not isinstance(version, (str, int)) or version == "":
+        raise DefinitionError(
+            f"version={version!r} must be a non-empty str or an int",
+            task=name,
+            param="version",
+            value=version,
+        )
+    verify = options.get("verify")
+    if verify is not None and not callable(verify):
+        raise DefinitionError(
+            f"verify={verify!r} is not callable",
+            task=name,
+            param="verify",
+            value=verify,
+            hint="pass a function taking the output and returning True when it is still valid",
+        )
+    deps = options.get("code_deps", ())
+    if not isinstance(deps, (list, tuple)) or not all(callable(d) for d in deps):
+        raise DefinitionError(
+            f"code_deps={deps!r} must be a list of functions",
+            task=name,
+            param="code_deps",
+            value=deps,
+            hint="write code_deps=[helper] with the helper functions the task calls",
+        )
+    fingerprint = options.get("fingerprint")
+    if fingerprint is not None and fingerprint not in FINGERPRINT_MODES:
+        raise DefinitionError(
+            f"fingerprint={fingerprint!r} is not a fingerprint mode",
+            task=name,
+            param="fingerprint",
+            value=fingerprint,
+            suggestion=suggest(str(fingerprint), FINGERPRINT_MODES),
+            hint="choose one of " + ", ".join(repr(m) for m in FINGERPRINT_MODES),
+        )
+    for flag in ("cache", "array"):
+        value = options.get(flag, False)
+        if not isinstance(value, bool):
+            raise DefinitionError(
+                f"{flag}={value!r} must be True or False", task=name, param=flag, value=value
+            )
