@@ -219,14 +219,14 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
     # Turn 1 (in submit) submits prepare; dispatcher turns 2 and 3 submit convert and finalize;
     # turn 4 ends the run. Each of turns 1-3 submits its successor.
     assert arrays_by_name(jobs) == {
-        "sdemo.prepare": 1,
-        "sdemo.convert": 1,
-        "sdemo.finalize": 1,
-        "sdemo.dispatch": 3,
+        "prepare.sdemo": 1,
+        "convert.sdemo": 1,
+        "finalize.sdemo": 1,
+        "dispatch.sdemo": 3,
     }
-    task_jobs = {job.parent for job in jobs if not job.name.endswith(".dispatch")}
+    task_jobs = {job.parent for job in jobs if not job.name.startswith("dispatch.")}
     assert task_jobs == {ids[0] for _task, _batch, ids in recorded}
-    assert sum(job.name == "sdemo.convert" for job in jobs) == FANOUT
+    assert sum(job.name == "convert.sdemo" for job in jobs) == FANOUT
     assert all(job.state == "COMPLETED" for job in jobs)
     sbatch_calls = [c for turn in logged_calls(demo_run.calls_log).values() for c in turn]
     assert sum(tool == "sbatch" for tool, _args in sbatch_calls) == 6
@@ -235,7 +235,7 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
 def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
     calls = logged_calls(demo_run.calls_log)
     jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
-    dispatch_jobs = {job.parent for job in jobs if job.name == "sdemo.dispatch"}
+    dispatch_jobs = {job.parent for job in jobs if job.name == "dispatch.sdemo"}
     # The last turn only ingests and ends the run: it calls nothing, so it logs nothing.
     assert "login" in calls
     assert set(calls) <= {"login", *dispatch_jobs}
@@ -270,8 +270,8 @@ def test_resubmit_with_two_inputs_changed_submits_one_array_of_exactly_the_misse
     assert [len(ids) for ids in convert] == [1]
     assert array_specs(demo_run.run_dir, run_id, "convert") == ["3,17"]
     jobs = accounted_jobs(demo_run.run_dir, run_id, workdirs.made[0], since)
-    assert arrays_by_name(jobs)["sdemo.convert"] == 1
-    assert {j.job_id for j in jobs if j.name == "sdemo.convert"} == {
+    assert arrays_by_name(jobs)["convert.sdemo"] == 1
+    assert {j.job_id for j in jobs if j.name == "convert.sdemo"} == {
         f"{convert[0][0]}_3",
         f"{convert[0][0]}_17",
     }
@@ -308,16 +308,16 @@ def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
 
     text = dry_run(demo_run.run_dir, count=FANOUT, **{**DEMO, "bucket": "other"})
     # prepare is cached; convert (new bucket) would be one array of all 50 elements.
-    assert "#SBATCH --job-name=sdemo.convert" in text
+    assert "#SBATCH --job-name=convert.sdemo" in text
     assert f"#SBATCH --array=0-{FANOUT - 1}" in text
     assert f"--run-dir {demo_run.run_dir}" in text
-    assert "#SBATCH --job-name=sdemo.prepare" not in text
-    assert "--job-name=sdemo.dispatch" in text
+    assert "#SBATCH --job-name=prepare.sdemo" not in text
+    assert "--job-name=dispatch.sdemo" in text
     assert snapshot(demo_run.run_dir) == before
 
     fresh = tmp_path / "fresh"
     text = dry_run(fresh, count=FANOUT, **DEMO)
-    assert "#SBATCH --job-name=sdemo.prepare" in text
+    assert "#SBATCH --job-name=prepare.sdemo" in text
     assert "#SBATCH --array=0\n" in text
     assert not fresh.exists()
     assert squeue_jobs(workdir) == []
@@ -352,8 +352,8 @@ def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
     assert max(max(each) for each in indices) < limit
     assert sum(len(each) for each in indices) == count
     jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
-    assert arrays_by_name(jobs)["sdemo.convert"] == 4
-    assert sum(job.name == "sdemo.convert" for job in jobs) == count
+    assert arrays_by_name(jobs)["convert.sdemo"] == 4
+    assert sum(job.name == "convert.sdemo" for job in jobs) == count
     assert output(run_dir, run_id, "finalize") == [f"{count} files"]
 
 
@@ -372,7 +372,7 @@ def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
     jobs = [
         job
         for job in accounted_jobs(run_dir, run_id, workdirs.made[0], since)
-        if not job.name.endswith(".dispatch")
+        if not job.name.startswith("dispatch.")
     ]
     assert len(jobs) == count + 2
     # At equal seconds an end is counted before a submission (sacct has 1 s resolution).
@@ -403,10 +403,10 @@ def test_transient_sbatch_failures_are_retried_and_the_run_completes(
     jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
     by_name = arrays_by_name(jobs)
     assert by_name == {
-        "sdemo.prepare": 1,
-        "sdemo.convert": 1,
-        "sdemo.finalize": 1,
-        "sdemo.dispatch": 3,
+        "prepare.sdemo": 1,
+        "convert.sdemo": 1,
+        "finalize.sdemo": 1,
+        "dispatch.sdemo": 3,
     }
     assert int(counter.read_text()) == 2 + sum(by_name.values())
 
