@@ -232,6 +232,104 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
     assert sum(tool == "sbatch" for tool, _args in sbatch_calls) == 6
 
 
+def stores_job_comments() -> bool:
+    """Whether sacct shows ``--comment``: ``AccountingStoreFlags=job_comment`` is set."""
+    flags = [
+        line.partition("=")[2]
+        for line in slurm("scontrol", "show", "config").splitlines()
+        if line.split("=")[0].strip() == "AccountingStoreFlags"
+    ]
+    return any("job_comment" in value for value in flags)
+
+
+def test_squeue_and_sacct_show_task_first_names_and_the_run_id_comment(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    run_dir = tmp_path / "runs"
+    since = time.time()
+    run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=3, **DEMO)
+    workdir = workdirs.made[0]
+    comment = f"reflow:{run_id}"
+    seen: set[str] = set()
+
+    def listed_with_comment() -> bool:
+        text = slurm("squeue", "-h", "-r", "-o", "%j|%k|%Z")
+        rows = [line.split("|") for line in text.splitlines()]
+        seen.update(r[0] for r in rows if len(r) == 3 and r[1:] == [comment, str(workdir)])
+        return bool(seen) or run_state(run_dir, run_id) != "running"
+
+    wait_until(listed_with_comment, f"a job of {run_id} in squeue")
+    assert seen, "the run ended before squeue listed one of its jobs"
+    assert seen <= {"prepare.sdemo", "convert.sdemo", "finalize.sdemo", "dispatch.sdemo"}
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    wanted = {job for _task, _batch, ids in batches(run_dir, run_id) for job in ids}
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 2))
+    deadline = time.monotonic() + 30
+    while True:
+        fields = "--format=JobID,JobName%30,Comment%60,WorkDir%400"
+        text = slurm("sacct", "-X", "-n", "-P", "-S", start, fields)
+        rows = [line.split("|") for line in text.splitlines()]
+        mine = [r for r in rows if len(r) == 4 and r[3] == str(workdir)]
+        if wanted <= {r[0].partition("_")[0] for r in mine} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    names = Counter(r[1] for r in mine)
+    assert set(names) == {"prepare.sdemo", "convert.sdemo", "finalize.sdemo", "dispatch.sdemo"}
+    assert names["convert.sdemo"] == 3
+    if stores_job_comments():
+        assert {r[2] for r in mine} == {comment}
+
+
+def test_each_array_task_leaves_at_most_one_scheduler_file_and_no_empty_file(
+    demo_run: DemoRun,
+) -> None:
+    layout = RunLayout(demo_run.run_dir, demo_run.run_id)
+    logs = sorted(
+        path.relative_to(layout.run) for path in layout.run.glob("logs/**/*") if path.is_file()
+    )
+    # convert prints only for files numbered ...3; every other element succeeded silently.
+    printing = [e for e in range(FANOUT) if e % 10 == 3]
+    assert [str(path) for path in logs if path.suffix != ".out"] == sorted(
+        f"logs/convert/{e}.log" for e in printing
+    )
+    assert not [path for path in logs if path.suffix == ".out"]
+    task_files = [
+        path
+        for folder in ("logs", "results", "scripts", "batches", "inputs")
+        for path in (layout.run / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert [path for path in task_files if path.stat().st_size == 0] == []
+    assert len(task_files) < 2 * (FANOUT + 2)
+
+
+def reflow_logs(flow: Path, run_dir: Path, run_id: str, *args: str) -> str:
+    """``logs RUN_ID ARGS`` through the flow file's CLI; its output."""
+    result = subprocess.run(
+        [sys.executable, str(flow), "logs", run_id, *args, "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_logs_shows_an_elements_output_and_no_output_for_a_silent_one(
+    demo_run: DemoRun,
+) -> None:
+    flow = Path(slurm_demo.__file__)
+    third = reflow_logs(flow, demo_run.run_dir, demo_run.run_id, "convert", "3")
+    assert "3.log (done)" in third
+    assert "==> reflow: convert[3] batch " in third
+    assert "converting era5-2025-01-01-2025-01-31-003.nc\n" in third
+    assert "scheduler's output" not in third
+    fourth = reflow_logs(flow, demo_run.run_dir, demo_run.run_id, "convert", "4")
+    assert "4.log (done)\n(no output)\n" in fourth
+
+
 def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
     calls = logged_calls(demo_run.calls_log)
     jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
@@ -568,6 +666,12 @@ def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_comple
             assert {"timeout": "TIMEOUT", "hang": "CANCELLED", "oom": "OUT_OF_MEMORY"}[
                 fault
             ] in example["error"]
+        shown = reflow_logs(Path(slurm_faults.__file__), run_dir, run_id, "work", "1")
+        assert "==> reflow: work[1] batch " in shown
+        slurm_says = {"timeout": "DUE TO TIME LIMIT", "hang": "CANCELLED AT"}.get(fault)
+        if slurm_says is not None:
+            assert "(the scheduler's output of job " in shown, shown
+            assert slurm_says in shown.partition("(the scheduler's output of job ")[2], shown
 
     for run_dir, run_id in runs.values():
         (run_dir / "fixed").touch()
