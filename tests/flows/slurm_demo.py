@@ -3,7 +3,8 @@
 As in the spec, ``prepare`` takes ``--start``, ``--end`` and ``--model`` and ``convert`` a
 ``--bucket``; ``--count`` sets the fan-out and ``--revise 3,17`` renames those files, so that
 exactly those elements of ``convert`` miss the cache on a resubmit. ``convert`` asks for one
-cpu (the spec's four would run two elements at a time on the eight-slot test node).
+cpu (the spec's four would run two elements at a time on the eight-slot test node) and
+prints a line only for files whose number ends in 3, so that only those elements have a log.
 """
 
 from typing import Annotated, Literal
@@ -35,6 +36,8 @@ def convert(
     bucket: Annotated[str, Param(help="S3 bucket")],
     run_dir: RunDir = RunDir(),
 ) -> str:
+    if nc_file.removesuffix("-rev.nc").removesuffix(".nc").endswith("3"):
+        print(f"converting {nc_file}")
     return f"/data/{bucket}/{nc_file}.zarr"
 
 

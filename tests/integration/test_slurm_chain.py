@@ -134,7 +134,8 @@ def test_first_turn_submits_prepare_and_a_successor_that_waits_for_it(
     options = options_of(successor)
     assert options["dependency"] == "afterany:1000"
     assert "begin" not in options
-    assert options["job-name"] == "chaos.dispatch"
+    assert options["job-name"] == "dispatch.chaos"
+    assert options["comment"] == f"reflow:{layout.run_id}"
     assert options["output"] == str(layout.slurm_dispatcher_log)
     assert sbatch_script(successor) == layout.dispatcher_script
     exec_line = layout.dispatcher_script.read_text().splitlines()[-1]

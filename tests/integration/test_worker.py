@@ -112,8 +112,14 @@ class RunFixture:
         write_atomic(self.layout.manifest, json.dumps(manifest, indent=1))
 
     def run(
-        self, task: str, *args: str, batch: str = "b1", env: dict[str, str] | None = None
+        self,
+        task: str,
+        *args: str,
+        batch: str = "b1",
+        env: dict[str, str] | None = None,
+        output: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Run the worker; ``output`` takes its stdout and stderr as sbatch's ``--output`` does."""
         argv = [
             sys.executable,
             "-m",
@@ -131,15 +137,28 @@ class RunFixture:
             *args,
         ]
         environ = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
-        return subprocess.run(
-            argv,
-            cwd=self.root,
-            env={**environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        if output is None:
+            return subprocess.run(
+                argv,
+                cwd=self.root,
+                env={**environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("a") as sink:
+            return subprocess.run(
+                argv,
+                cwd=self.root,
+                env={**environ, **(env or {})},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=120,
+                check=False,
+            )
 
     def result(self, task: str, element: int, batch: str = "b1") -> ResultRecord:
         record = self.read(task, element, batch)
@@ -279,6 +298,51 @@ def test_missing_manifest_fails_every_element(run: RunFixture) -> None:
     run.layout.manifest.unlink()
     assert run.run("convert", "--elements", "0-1").returncode == 1
     assert run.result("convert", 0).error_type == "StoreError"
+
+
+def test_a_silent_successful_element_leaves_no_log_and_a_failed_one_keeps_it(
+    run: RunFixture,
+) -> None:
+    proc = run.run("quits", "--elements", "0-1")
+    assert proc.returncode == 1
+    assert run.result("quits", 1).ok
+    assert not run.layout.log("quits", 1).exists()
+    failed = run.log("quits", 0)
+    assert failed.startswith("==> reflow: quits[0] batch b1 on ")
+    assert "<== reflow: quits[0] failed (SystemExit)" in failed
+
+
+def test_a_silent_success_after_a_logged_attempt_appends_to_the_log(run: RunFixture) -> None:
+    run.layout.log("quits", 1).parent.mkdir(parents=True)
+    run.layout.log("quits", 1).write_text("earlier attempt\n")
+    assert run.run("quits", "--elements", "1").returncode == 0
+    log = run.log("quits", 1)
+    assert log.startswith("earlier attempt\n==> reflow: quits[1] batch b1 on ")
+    assert "<== reflow: quits[1] ok after" in log
+
+
+def test_an_array_task_removes_its_scheduler_output_file_when_it_stays_empty(
+    run: RunFixture,
+) -> None:
+    slurm_output = run.layout.logs_dir("quits") / "quits.77_1.out"
+    proc = run.run("quits", env={"SLURM_ARRAY_TASK_ID": "1"}, output=slurm_output)
+    assert proc.returncode == 0
+    assert run.result("quits", 1).ok
+    assert not slurm_output.exists()
+    assert list(run.layout.logs_dir("quits").iterdir()) == []
+
+
+def test_an_array_task_keeps_a_scheduler_output_file_with_text_or_outside_its_logs(
+    run: RunFixture,
+) -> None:
+    written = run.layout.logs_dir("quits") / "quits.77_0.out"
+    written.parent.mkdir(parents=True)
+    written.write_text("slurmstepd: error: something\n")
+    assert run.run("quits", env={"SLURM_ARRAY_TASK_ID": "1"}, output=written).returncode == 0
+    assert written.read_text() == "slurmstepd: error: something\n"
+    elsewhere = run.root / "elsewhere.out"
+    assert run.run("quits", env={"SLURM_ARRAY_TASK_ID": "1"}, output=elsewhere).returncode == 0
+    assert elsewhere.read_text() == ""
 
 
 def test_element_from_the_slurm_array_index(run: RunFixture) -> None:

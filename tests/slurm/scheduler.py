@@ -92,8 +92,8 @@ def accounted_jobs(
     deadline = time.monotonic() + timeout_s
     while True:
         jobs = sacct_jobs(workdir, since)
-        tasks = {job.parent for job in jobs if not job.name.endswith(".dispatch")}
-        turn_jobs = {job.parent for job in jobs if job.name.endswith(".dispatch")}
+        tasks = {job.parent for job in jobs if not job.name.startswith("dispatch.")}
+        turn_jobs = {job.parent for job in jobs if job.name.startswith("dispatch.")}
         ended = all(job.state not in _UNFINISHED for job in jobs)
         if wanted <= tasks and len(turn_jobs) >= turns - 1 and ended:
             return jobs

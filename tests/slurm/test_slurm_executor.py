@@ -17,7 +17,7 @@ from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.executors.slurm_query import parse_max_array_size
-from reflow.running.executors.slurm_script import log_paths
+from reflow.running.executors.slurm_script import output_path
 from reflow.running.process import run_command
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
@@ -85,6 +85,7 @@ ELEMENT_COMMAND = (
     "-c",
     (
         'echo "$SLURM_ARRAY_TASK_ID" > "done.$SLURM_ARRAY_TASK_ID"; '
+        'echo "out $SLURM_ARRAY_TASK_ID"; echo "err $SLURM_ARRAY_TASK_ID" >&2; '
         '[ "$SLURM_ARRAY_TASK_ID" != 3 ] || exit 3'
     ),
 )
@@ -111,9 +112,11 @@ def test_array_elements_complete_and_a_failing_element_reports_exit_code(tmp_pat
     accounting = wait_for_sacct(submission.job_ids)
     assert accounting[failed] == "FAILED|3:0"
     assert all(accounting[f"{parent}_{e}"] == "COMPLETED|0:0" for e in (0, 2, 5, 6))
-    out, err = log_paths(tmp_path / "logs", "step", f"{parent}_0")
-    assert out.exists()
-    assert err.exists()
+    # One scheduler output file per array task, stderr joined into it.
+    assert output_path(tmp_path / "logs", "step", f"{parent}_0").read_text() == "out 0\nerr 0\n"
+    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == sorted(
+        f"step.{parent}_{element}.out" for element in elements
+    )
     assert executor.calls["sbatch"] == 1
 
 
@@ -204,8 +207,7 @@ def test_awkward_paths_and_arguments_reach_the_job_exactly(tmp_path):
     assert states[submission.job_ids[0]].state is JobState.DONE, states
     seen = json.loads((run_dir / "seen.json").read_text())
     assert seen == {"cwd": str(run_dir), "argv": list(args)}
-    out, _ = log_paths(run_dir / "logs", "step", submission.job_ids[0])
-    assert out.exists()
+    assert output_path(run_dir / "logs", "step", submission.job_ids[0]).exists()
 
 
 def test_throttle_limits_running_elements(tmp_path):

@@ -268,7 +268,7 @@ def test_slurmctld_restarted_while_elements_run_the_run_completes_each_element_o
     assert [attempts for _e, _s, _i, attempts, _b in work_rows(run_dir, run_id)] == [1] * count
     assert [task for task, _b, _ids in batches(run_dir, run_id)] == ["prepare", "work", "total"]
     wait_until_no_jobs(workdir, timeout_s=30)
-    work_jobs = [job for job in sacct_jobs(workdir, since) if job.name == "slow.work"]
+    work_jobs = [job for job in sacct_jobs(workdir, since) if job.name == "work.slow"]
     assert sorted(job.job_id.partition("_")[2] for job in work_jobs) == sorted(
         str(element) for element in range(count)
     )
@@ -301,7 +301,7 @@ def node_fail_records(workdir: Path, since: float) -> list[str]:
     return sorted(
         fields[0]
         for fields in (line.split("|") for line in text.splitlines())
-        if len(fields) == 4 and fields[1:] == ["slow.work", str(workdir), "NODE_FAIL"]
+        if len(fields) == 4 and fields[1:] == ["work.slow", str(workdir), "NODE_FAIL"]
     )
 
 

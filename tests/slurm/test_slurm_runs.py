@@ -219,23 +219,121 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
     # Turn 1 (in submit) submits prepare; dispatcher turns 2 and 3 submit convert and finalize;
     # turn 4 ends the run. Each of turns 1-3 submits its successor.
     assert arrays_by_name(jobs) == {
-        "sdemo.prepare": 1,
-        "sdemo.convert": 1,
-        "sdemo.finalize": 1,
-        "sdemo.dispatch": 3,
+        "prepare.sdemo": 1,
+        "convert.sdemo": 1,
+        "finalize.sdemo": 1,
+        "dispatch.sdemo": 3,
     }
-    task_jobs = {job.parent for job in jobs if not job.name.endswith(".dispatch")}
+    task_jobs = {job.parent for job in jobs if not job.name.startswith("dispatch.")}
     assert task_jobs == {ids[0] for _task, _batch, ids in recorded}
-    assert sum(job.name == "sdemo.convert" for job in jobs) == FANOUT
+    assert sum(job.name == "convert.sdemo" for job in jobs) == FANOUT
     assert all(job.state == "COMPLETED" for job in jobs)
     sbatch_calls = [c for turn in logged_calls(demo_run.calls_log).values() for c in turn]
     assert sum(tool == "sbatch" for tool, _args in sbatch_calls) == 6
 
 
+def stores_job_comments() -> bool:
+    """Whether sacct shows ``--comment``: ``AccountingStoreFlags=job_comment`` is set."""
+    flags = [
+        line.partition("=")[2]
+        for line in slurm("scontrol", "show", "config").splitlines()
+        if line.split("=")[0].strip() == "AccountingStoreFlags"
+    ]
+    return any("job_comment" in value for value in flags)
+
+
+def test_squeue_and_sacct_show_task_first_names_and_the_run_id_comment(
+    tmp_path: Path, workdirs: Workdirs
+) -> None:
+    run_dir = tmp_path / "runs"
+    since = time.time()
+    run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=3, **DEMO)
+    workdir = workdirs.made[0]
+    comment = f"reflow:{run_id}"
+    seen: set[str] = set()
+
+    def listed_with_comment() -> bool:
+        text = slurm("squeue", "-h", "-r", "-o", "%j|%k|%Z")
+        rows = [line.split("|") for line in text.splitlines()]
+        seen.update(r[0] for r in rows if len(r) == 3 and r[1:] == [comment, str(workdir)])
+        return bool(seen) or run_state(run_dir, run_id) != "running"
+
+    wait_until(listed_with_comment, f"a job of {run_id} in squeue")
+    assert seen, "the run ended before squeue listed one of its jobs"
+    assert seen <= {"prepare.sdemo", "convert.sdemo", "finalize.sdemo", "dispatch.sdemo"}
+    assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+
+    wanted = {job for _task, _batch, ids in batches(run_dir, run_id) for job in ids}
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 2))
+    deadline = time.monotonic() + 30
+    while True:
+        fields = "--format=JobID,JobName%30,Comment%60,WorkDir%400"
+        text = slurm("sacct", "-X", "-n", "-P", "-S", start, fields)
+        rows = [line.split("|") for line in text.splitlines()]
+        mine = [r for r in rows if len(r) == 4 and r[3] == str(workdir)]
+        if wanted <= {r[0].partition("_")[0] for r in mine} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    names = Counter(r[1] for r in mine)
+    assert set(names) == {"prepare.sdemo", "convert.sdemo", "finalize.sdemo", "dispatch.sdemo"}
+    assert names["convert.sdemo"] == 3
+    if stores_job_comments():
+        assert {r[2] for r in mine} == {comment}
+
+
+def test_each_array_task_leaves_at_most_one_scheduler_file_and_no_empty_file(
+    demo_run: DemoRun,
+) -> None:
+    layout = RunLayout(demo_run.run_dir, demo_run.run_id)
+    logs = sorted(
+        path.relative_to(layout.run) for path in layout.run.glob("logs/**/*") if path.is_file()
+    )
+    # convert prints only for files numbered ...3; every other element succeeded silently.
+    printing = [e for e in range(FANOUT) if e % 10 == 3]
+    assert [str(path) for path in logs if path.suffix != ".out"] == sorted(
+        f"logs/convert/{e}.log" for e in printing
+    )
+    assert not [path for path in logs if path.suffix == ".out"]
+    task_files = [
+        path
+        for folder in ("logs", "results", "scripts", "batches", "inputs")
+        for path in (layout.run / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert [path for path in task_files if path.stat().st_size == 0] == []
+    assert len(task_files) < 2 * (FANOUT + 2)
+
+
+def reflow_logs(flow: Path, run_dir: Path, run_id: str, *args: str) -> str:
+    """``logs RUN_ID ARGS`` through the flow file's CLI; its output."""
+    result = subprocess.run(
+        [sys.executable, str(flow), "logs", run_id, *args, "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_logs_shows_an_elements_output_and_no_output_for_a_silent_one(
+    demo_run: DemoRun,
+) -> None:
+    flow = Path(slurm_demo.__file__)
+    third = reflow_logs(flow, demo_run.run_dir, demo_run.run_id, "convert", "3")
+    assert "3.log (done)" in third
+    assert "==> reflow: convert[3] batch " in third
+    assert "converting era5-2025-01-01-2025-01-31-003.nc\n" in third
+    assert "scheduler's output" not in third
+    fourth = reflow_logs(flow, demo_run.run_dir, demo_run.run_id, "convert", "4")
+    assert "4.log (done)\n(no output)\n" in fourth
+
+
 def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
     calls = logged_calls(demo_run.calls_log)
     jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
-    dispatch_jobs = {job.parent for job in jobs if job.name == "sdemo.dispatch"}
+    dispatch_jobs = {job.parent for job in jobs if job.name == "dispatch.sdemo"}
     # The last turn only ingests and ends the run: it calls nothing, so it logs nothing.
     assert "login" in calls
     assert set(calls) <= {"login", *dispatch_jobs}
@@ -270,8 +368,8 @@ def test_resubmit_with_two_inputs_changed_submits_one_array_of_exactly_the_misse
     assert [len(ids) for ids in convert] == [1]
     assert array_specs(demo_run.run_dir, run_id, "convert") == ["3,17"]
     jobs = accounted_jobs(demo_run.run_dir, run_id, workdirs.made[0], since)
-    assert arrays_by_name(jobs)["sdemo.convert"] == 1
-    assert {j.job_id for j in jobs if j.name == "sdemo.convert"} == {
+    assert arrays_by_name(jobs)["convert.sdemo"] == 1
+    assert {j.job_id for j in jobs if j.name == "convert.sdemo"} == {
         f"{convert[0][0]}_3",
         f"{convert[0][0]}_17",
     }
@@ -308,16 +406,16 @@ def test_dry_run_prints_the_batch_scripts_and_submits_and_writes_nothing(
 
     text = dry_run(demo_run.run_dir, count=FANOUT, **{**DEMO, "bucket": "other"})
     # prepare is cached; convert (new bucket) would be one array of all 50 elements.
-    assert "#SBATCH --job-name=sdemo.convert" in text
+    assert "#SBATCH --job-name=convert.sdemo" in text
     assert f"#SBATCH --array=0-{FANOUT - 1}" in text
     assert f"--run-dir {demo_run.run_dir}" in text
-    assert "#SBATCH --job-name=sdemo.prepare" not in text
-    assert "--job-name=sdemo.dispatch" in text
+    assert "#SBATCH --job-name=prepare.sdemo" not in text
+    assert "--job-name=dispatch.sdemo" in text
     assert snapshot(demo_run.run_dir) == before
 
     fresh = tmp_path / "fresh"
     text = dry_run(fresh, count=FANOUT, **DEMO)
-    assert "#SBATCH --job-name=sdemo.prepare" in text
+    assert "#SBATCH --job-name=prepare.sdemo" in text
     assert "#SBATCH --array=0\n" in text
     assert not fresh.exists()
     assert squeue_jobs(workdir) == []
@@ -352,8 +450,8 @@ def test_fan_out_beyond_max_array_size_is_split_into_arrays_within_the_limit(
     assert max(max(each) for each in indices) < limit
     assert sum(len(each) for each in indices) == count
     jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
-    assert arrays_by_name(jobs)["sdemo.convert"] == 4
-    assert sum(job.name == "sdemo.convert" for job in jobs) == count
+    assert arrays_by_name(jobs)["convert.sdemo"] == 4
+    assert sum(job.name == "convert.sdemo" for job in jobs) == count
     assert output(run_dir, run_id, "finalize") == [f"{count} files"]
 
 
@@ -372,7 +470,7 @@ def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
     jobs = [
         job
         for job in accounted_jobs(run_dir, run_id, workdirs.made[0], since)
-        if not job.name.endswith(".dispatch")
+        if not job.name.startswith("dispatch.")
     ]
     assert len(jobs) == count + 2
     # At equal seconds an end is counted before a submission (sacct has 1 s resolution).
@@ -403,10 +501,10 @@ def test_transient_sbatch_failures_are_retried_and_the_run_completes(
     jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
     by_name = arrays_by_name(jobs)
     assert by_name == {
-        "sdemo.prepare": 1,
-        "sdemo.convert": 1,
-        "sdemo.finalize": 1,
-        "sdemo.dispatch": 3,
+        "prepare.sdemo": 1,
+        "convert.sdemo": 1,
+        "finalize.sdemo": 1,
+        "dispatch.sdemo": 3,
     }
     assert int(counter.read_text()) == 2 + sum(by_name.values())
 
@@ -568,6 +666,12 @@ def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_comple
             assert {"timeout": "TIMEOUT", "hang": "CANCELLED", "oom": "OUT_OF_MEMORY"}[
                 fault
             ] in example["error"]
+        shown = reflow_logs(Path(slurm_faults.__file__), run_dir, run_id, "work", "1")
+        assert "==> reflow: work[1] batch " in shown
+        slurm_says = {"timeout": "DUE TO TIME LIMIT", "hang": "CANCELLED AT"}.get(fault)
+        if slurm_says is not None:
+            assert "(the scheduler's output of job " in shown, shown
+            assert slurm_says in shown.partition("(the scheduler's output of job ")[2], shown
 
     for run_dir, run_id in runs.values():
         (run_dir / "fixed").touch()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest
-from reflow.running.executors.slurm_script import log_paths, render
+from reflow.running.executors.slurm_script import job_comment, job_name, output_path, render
 from reflow.running.process import run_command
 
 _C_SPACE = " \t\n\v\f\r"
@@ -126,7 +126,8 @@ def test_render_writes_every_resource_as_an_sbatch_option():
     script = render(GOLDEN_CASES["full"], array="0-3", worker_args=())
     arguments = sbatch_arguments(script)
     assert arguments == [
-        "--job-name=demo.convert",
+        "--job-name=convert.demo",
+        "--comment=reflow:r1",
         "--array=0-3%10",
         "--cpus-per-task=4",
         "--mem=4G",
@@ -139,7 +140,6 @@ def test_render_writes_every_resource_as_an_sbatch_option():
         "--exclusive",
         "--mail-type=END,FAIL",
         "--output=/runs/demo/r1/logs/convert.%A_%a.out",
-        "--error=/runs/demo/r1/logs/convert.%A_%a.err",
         "--chdir=/runs/demo",
     ]
 
@@ -203,10 +203,24 @@ def test_render_rejects_malformed_array_spec_as_a_bug(array):
         render(make_request(), array=array)
 
 
-def test_log_paths_follow_the_sbatch_output_pattern():
-    out, err = log_paths(Path("/runs/logs"), "convert", "1234_7")
-    assert out == Path("/runs/logs/convert.1234_7.out")
-    assert err == Path("/runs/logs/convert.1234_7.err")
+def test_output_path_follows_the_sbatch_output_pattern():
+    path = output_path(Path("/runs/logs"), "convert", "1234_7")
+    assert path == Path("/runs/logs/convert.1234_7.out")
+
+
+def test_jobs_are_named_task_first_and_carry_the_run_id_as_comment():
+    script = render(make_request(run_id="demo-20250101-120000-ab12cd"), array="0-2")
+    assert option_values(script, "--job-name") == ["convert.demo"]
+    assert option_values(script, "--comment") == ["reflow:demo-20250101-120000-ab12cd"]
+    assert job_name("demo", "convert")[:8] != job_name("demo", "concat")[:8]
+    assert job_comment("r1") == "reflow:r1"
+
+
+def test_each_array_task_writes_one_output_file_with_stderr_joined():
+    arguments = sbatch_arguments(render(make_request(), array="0-2"))
+    assert [a for a in arguments if a.startswith(("--output", "--error", "-o", "-e"))] == [
+        "--output=/runs/demo/r1/logs/convert.%A_%a.out"
+    ]
 
 
 # --- quoting round trips ----------------------------------------------------------------
@@ -299,6 +313,6 @@ def test_render_quotes_arbitrary_text_so_that_it_comes_back_exactly(
     assert option_values(script, "--chdir") == [str(request.workdir)]
     pattern = str(request.log_dir / "convert").replace("%", "%%") + ".%A_%a"
     assert option_values(script, "--output") == [pattern + ".out"]
-    assert option_values(script, "--comment") == [extra]
+    assert option_values(script, "--comment") == ["reflow:r1", extra]
     printed = _run_bash(tmp_path, _echo_script(script))
     assert printed == [*request.command, *args]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -27,6 +28,7 @@ from reflow.running.commands.watch import watch_run, watch_status
 from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
 from reflow.running.dispatch.control import cancel_run, retry
+from reflow.running.executors.slurm_script import output_path
 from reflow.running.process import run_command as run_process
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import SubmittableWorkflow, read_manifest
@@ -201,8 +203,17 @@ def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -
     out.write(f"==> {path} ({chosen.state})\n")
     if path.exists():
         out.write(path.read_text(errors="replace"))
+    elif chosen.state in (InstanceState.DONE, InstanceState.FAILED):
+        out.write("(no output)\n")
     else:
         out.write("(no log yet: the element has not started)\n")
+    # Slurm's own output of the element's array task, kept only when it is not empty.
+    job_id = chosen.job_id or ""
+    if re.fullmatch(r"\d+_\d+", job_id):
+        scheduler = output_path(layout.logs_dir(task), task, job_id)
+        text = scheduler.read_text(errors="replace") if scheduler.is_file() else ""
+        if text:
+            out.write(f"==> {scheduler} (the scheduler's output of job {job_id})\n{text}")
     return 0
 
 

@@ -37,6 +37,7 @@ from reflow.running.dispatch.dispatcher import (
 )
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.executors.slurm_script import job_comment, job_name
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
@@ -212,10 +213,14 @@ def successor_options(
     after: Sequence[str],
     delay_s: int | None,
 ) -> list[str]:
-    """The sbatch options of the next dispatcher turn: a small job that waits for ``after``."""
+    """The sbatch options of the next dispatcher turn: a small job that waits for ``after``.
+
+    It is named ``dispatch.<workflow>`` and carries the run's comment, as the task jobs do.
+    """
     resources = config.dispatcher
     options = [
-        f"--job-name={manifest['workflow']}.dispatch",
+        f"--job-name={job_name(manifest['workflow'], 'dispatch')}",
+        f"--comment={job_comment(layout.run_id)}",
         "--cpus-per-task=1",
         f"--mem={format_mem(resources.mem_mb or _DISPATCHER_MEM_MB)}",
         f"--time={format_time(resources.time_s or _DISPATCHER_TIME_S)}",

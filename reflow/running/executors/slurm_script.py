@@ -11,9 +11,14 @@ Two parsers read the script, and every interpolated value is quoted for the one 
   ``shlex.quote`` (single quotes keep newlines, ``$(...)`` and backticks literal); a carriage
   return is written as ``$'\r'``, because sbatch refuses any script containing ``\r\n``.
 
-Log files are ``<log_dir>/<task>.<job id>.out`` and ``.err`` (``%A_%a`` in sbatch's filename
-pattern), so a retry never overwrites the log of an earlier attempt and ``log_paths`` finds
-them from the job id alone.
+Jobs are named task first, ``<task>.<workflow>``, so that the 8 characters ``squeue`` shows by
+default tell tasks apart, and carry ``--comment=reflow:<run id>`` (``COMMENT_PREFIX``), so that
+``squeue`` and ``sacct`` tell runs apart. Each array task writes one scheduler output file,
+``<log_dir>/<task>.<job id>.out`` (``%A_%a`` in sbatch's filename pattern) with stderr joined
+into it: a retry never overwrites the file of an earlier attempt, and ``output_path`` finds it
+from the job id alone. The worker's own output goes to the element's log, so this file holds
+what Slurm itself reports (a memory kill, a time limit) and the worker removes it when it ends
+empty.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from pathlib import Path
 from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.executors.base import BatchRequest
+
+COMMENT_PREFIX = "reflow:"
+"""Starts the ``--comment`` of every job reflow submits; the run id follows."""
 
 _SBATCH_SAFE = re.compile(r"""^[^\s"'\\#]+$""")
 _ARRAY_SPEC = re.compile(r"^\d+(?:-\d+(?::\d+)?)?(?:,\d+(?:-\d+(?::\d+)?)?)*$")
@@ -63,16 +71,27 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     return "\n".join(lines) + "\n"
 
 
-def log_paths(log_dir: Path, task: str, job_id: str) -> tuple[Path, Path]:
-    """Return the stdout and stderr log paths of one element's job id (``"123_4"``)."""
-    return log_dir / f"{task}.{job_id}.out", log_dir / f"{task}.{job_id}.err"
+def output_path(log_dir: Path, task: str, job_id: str) -> Path:
+    """Return the scheduler output file of one element's job id (``"123_4"``)."""
+    return log_dir / f"{task}.{job_id}.out"
+
+
+def job_name(workflow: str, task: str) -> str:
+    """The job name of a task's array jobs: task first, so ``squeue`` tells tasks apart."""
+    return f"{task}.{workflow}"
+
+
+def job_comment(run_id: str) -> str:
+    """The ``--comment`` of every job of a run, which ``squeue`` and ``sacct`` can show."""
+    return f"{COMMENT_PREFIX}{run_id}"
 
 
 def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
     res = request.resources
     throttle = f"%{res.array_limit}" if res.array_limit is not None else ""
     options: list[tuple[str, str | None]] = [
-        ("--job-name", f"{request.workflow}.{request.task}"),
+        ("--job-name", job_name(request.workflow, request.task)),
+        ("--comment", job_comment(request.run_id)),
         ("--array", array + throttle),
     ]
     wanted: list[tuple[str, object]] = [
@@ -90,7 +109,6 @@ def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
     pattern = _log_pattern(request)
     options += [
         ("--output", f"{pattern}.out"),
-        ("--error", f"{pattern}.err"),
         ("--chdir", str(request.workdir)),
     ]
     return options

@@ -24,6 +24,7 @@ import os
 import reprlib
 import resource
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
     statuses = [_run_element(job, element, run) for element in elements]
+    if args.elements is None:
+        _drop_empty_scheduler_output(layout.logs_dir(args.task))
     return max(statuses, default=0)
 
 
@@ -252,9 +255,11 @@ def _encode(spec: TaskSpec, value: Any) -> _Outcome:
 def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int:
     """Run one element with its output in its log, write its result; return 0 or 1."""
     started = time.time()
-    with _output_to(job.layout.log(job.task, element), _header(job, element)):
+    log = job.layout.log(job.task, element)
+    with _output_to(log, _header(job, element)) as opened:
         outcome = run(element)
         ended = time.time()
+        silent = opened is not None and _printed_nothing(log, opened)
         status = "ok" if outcome.error is None else f"failed ({outcome.error.type})"
         trailer = f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s"
         print(trailer)  # noqa: T201 - the element's log
@@ -279,7 +284,28 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         message = f"reflow: cannot write the result of {job.task}[{element}]: {err}"
         print(message, file=sys.stderr)  # noqa: T201 - the chunk's log
         return 1
+    if silent and outcome.error is None:
+        # Only now: until the result exists, the header is what shows the element started.
+        log.unlink(missing_ok=True)
     return 0 if outcome.error is None else 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Opened:
+    """An element's log as this attempt found it: new or not, and its size after the header."""
+
+    is_new: bool
+    size: int
+
+
+def _printed_nothing(log: Path, opened: _Opened) -> bool:
+    """Whether the log was new and holds only this attempt's header (output flushed first)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        return opened.is_new and log.stat().st_size == opened.size
+    except OSError:
+        return False
 
 
 def _header(job: _Job, element: int) -> str:
@@ -288,10 +314,11 @@ def _header(job: _Job, element: int) -> str:
 
 
 @contextlib.contextmanager
-def _output_to(path: Path, header: str) -> Iterator[None]:
+def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
     """Point file descriptors 1 and 2 at ``path`` (appending), so subprocesses write there.
 
-    When the log cannot be opened, output stays where it was (the chunk's own log).
+    Yields how the log was found, or None when it cannot be opened: output then stays where
+    it was (the chunk's own log).
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -300,14 +327,15 @@ def _output_to(path: Path, header: str) -> Iterator[None]:
         log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as err:
         print(f"reflow: cannot open the log {path}: {err}", file=sys.stderr)  # noqa: T201
-        yield
+        yield None
         return
     saved = os.dup(1), os.dup(2)
     try:
+        is_new = os.fstat(log).st_size == 0
         os.write(log, header.encode())
         os.dup2(log, 1)
         os.dup2(log, 2)
-        yield
+        yield _Opened(is_new=is_new, size=os.fstat(log).st_size)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -315,6 +343,27 @@ def _output_to(path: Path, header: str) -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in (log, *saved):
             os.close(fd)
+
+
+def _drop_empty_scheduler_output(logs_dir: Path) -> None:
+    """Remove the scheduler's output file of this array task if nothing was written to it.
+
+    Slurm creates the file before the job starts; every element's output went to its own
+    log, so the file is empty unless the worker or Slurm had something to say. Only a regular
+    file in ``logs_dir`` that is both this process's stdout and stderr is removed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        out, err = os.fstat(1), os.fstat(2)
+        target = Path("/proc/self/fd/1").readlink()
+        found = target.stat()
+    except OSError:
+        return
+    same = {(s.st_dev, s.st_ino) for s in (out, err, found)}
+    is_empty_file = stat.S_ISREG(out.st_mode) and out.st_size == 0
+    if is_empty_file and len(same) == 1 and target.parent == logs_dir:
+        target.unlink(missing_ok=True)
 
 
 def _error_of(err: BaseException, *, skip_frames: int = 0) -> ResultError:
