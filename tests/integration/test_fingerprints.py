@@ -114,6 +114,12 @@ def test_a_file_changed_after_its_run_is_recomputed_by_submit_verify(
     }
     assert sorted(calls(run_dir, "trim")) == ["S0", "S1", "S1", "S2"]
     assert target.read_text() == "S1 0\n"
+    # Status says how many cached outputs were stale, and why.
+    trim = next(t for t in verified["tasks"] if t["task"] == "trim")
+    reason = "file changed (size)" if change == "edit" else "file missing"
+    assert trim["stale"] == {reason: 1}
+    shown = cli(flow, "status", "--run-dir", str(run_dir), cwd=tmp_path)
+    assert f"trim: 1 cached output(s) were stale and ran again ({reason}: 1)" in shown.stdout
 
 
 def test_a_returned_path_to_nothing_fails_that_element_with_the_reason(tmp_path: Path) -> None:

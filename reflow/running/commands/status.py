@@ -20,6 +20,7 @@ from reflow.definition.errors import UsageError
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
+from reflow.running.dispatch.verification import read_stale
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
@@ -94,6 +95,10 @@ def build_status(
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
         _count_arrived(store, layout, tasks)
+    stale = read_stale(layout)
+    for entry in tasks:
+        if entry["task"] in stale:
+            entry["stale"] = stale[entry["task"]]
     failed = (
         failed_elements(
             layout,
@@ -262,6 +267,13 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"  {group_label(group)}")
         for example in group["examples"]:
             lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
+    for task in status["tasks"]:
+        if task.get("stale"):
+            count = sum(task["stale"].values())
+            why = ", ".join(f"{reason}: {n}" for reason, n in sorted(task["stale"].items()))
+            lines.append(
+                f"  {task['task']}: {count} cached output(s) were stale and ran again ({why})"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ from reflow.definition.errors import UsageError, suggest
 from reflow.definition.graph import Graph
 from reflow.planning.planner import Finished
 from reflow.running.dispatch.drive import launch
-from reflow.running.dispatch.verification import holds_path, make_validator
+from reflow.running.dispatch.verification import holds_path, make_validator, record_stale
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
@@ -94,7 +94,9 @@ def retry(root: Any, run_id: str, task: str | None = None, *, verify: bool = Tru
         stale: set[str] = set()
         if verify:
             targets = {row.task for row in retried} | set(broken) | ({task} if task else set())
-            stale = _stale_tasks(store, graph, run_id, targets, make_validator(manifest))
+            validator = make_validator(manifest)
+            stale = _stale_tasks(store, graph, run_id, targets, validator)
+            record_stale(layout, validator)
         replan = set(broken) | stale | graph.downstream(stale)
         elements = [(row.task, row.element) for row in retried]
         resumed = store.reset_for_retry(run_id, elements, replan)

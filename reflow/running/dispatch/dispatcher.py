@@ -32,7 +32,7 @@ from reflow.planning.planner import (
 )
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
-from reflow.running.dispatch.verification import make_validator
+from reflow.running.dispatch.verification import make_validator, record_stale
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
@@ -147,6 +147,7 @@ class Dispatcher:
         )
         for task_plan in result.tasks:
             self._persist(task_plan)
+        record_stale(self.layout, self.validate)
         return list(result.tasks)
 
     def _lookup(self, task: str, identities: Sequence[str]) -> dict[str, Finished]:

@@ -11,7 +11,9 @@ actually checked.
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from reflow.planning.encoding import from_json
 from reflow.planning.paths import tagged_paths
 from reflow.planning.planner import Finished, Validator
 from reflow.running.fingerprints import differs
+from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.worker.loader import load_workflow
 
 
@@ -30,32 +33,75 @@ def holds_path(ref: TypeRef | None) -> bool:
     return ref is not None and (ref.kind == "path" or any(holds_path(a) for a in ref.args))
 
 
-def make_validator(manifest: Mapping[str, Any]) -> Validator:
-    """A validator for the run's tasks; imports the flow on first use of a ``verify=``."""
-    callables: dict[str, Any] = {}
-    cwd = str(manifest.get("cwd") or str(Path.cwd()))
+class RunValidator:
+    """Checks cached outputs for one run, and counts why the stale ones are stale.
 
-    def user_verify(spec: TaskSpec) -> Any:
-        if spec.name not in callables:
-            workflow = load_workflow(manifest)
-            callables.update({n: t.verify for n, t in workflow.tasks.items()})
-        return callables.get(spec.name)
+    ``stale`` maps a task to ``reason -> count`` for every output it found stale since it was
+    made; ``record_stale`` keeps those counts with the run, for ``status``.
+    """
 
-    def validate(spec: TaskSpec, finished: Finished) -> bool:
+    def __init__(self, manifest: Mapping[str, Any]) -> None:
+        self.manifest = manifest
+        self.cwd = str(manifest.get("cwd") or str(Path.cwd()))
+        self.callables: dict[str, Any] = {}
+        self.stale: dict[str, Counter[str]] = {}
+
+    def __call__(self, spec: TaskSpec, finished: Finished) -> bool:
+        """True when ``finished`` can still be trusted as ``spec``'s output."""
+        reason = self.why_stale(spec, finished)
+        if reason is not None:
+            self.stale.setdefault(spec.name, Counter())[reason] += 1
+        return reason is None
+
+    def why_stale(self, spec: TaskSpec, finished: Finished) -> str | None:
+        """Why ``finished`` is stale ("file changed (mtime)", ...), or None when it is not."""
         for path, recorded in tagged_paths(finished.value):
-            full = os.path.join(cwd, path)  # noqa: PTH118 - hot path
+            full = os.path.join(self.cwd, path)  # noqa: PTH118 - hot path
             if recorded is None:
                 if not os.path.exists(full):  # noqa: PTH110 - hot path
-                    return False
-            elif differs(recorded, Path(full)) is not None:
-                return False
+                    return "file missing"
+                continue
+            changed = differs(recorded, Path(full))
+            if changed is not None:
+                return "file missing" if changed == "missing" else f"file changed ({changed})"
         if spec.has_verify:
-            check = user_verify(spec)
+            check = self._user_verify(spec)
             if check is not None:
                 try:
-                    return bool(check(from_json(finished.value)))
+                    return None if check(from_json(finished.value)) else "verify= returned false"
                 except Exception:  # noqa: BLE001 - a raising verify= means "not valid"
-                    return False
-        return True
+                    return "verify= raised"
+        return None
 
-    return validate
+    def _user_verify(self, spec: TaskSpec) -> Any:
+        if spec.name not in self.callables:
+            workflow = load_workflow(self.manifest)
+            self.callables.update({n: t.verify for n, t in workflow.tasks.items()})
+        return self.callables.get(spec.name)
+
+
+def make_validator(manifest: Mapping[str, Any]) -> RunValidator:
+    """A validator for the run's tasks; imports the flow on first use of a ``verify=``."""
+    return RunValidator(manifest)
+
+
+def record_stale(layout: RunLayout, validator: Validator | None) -> None:
+    """Add what ``validator`` found stale to the run's record of stale outputs."""
+    if not isinstance(validator, RunValidator) or not validator.stale:
+        return
+    counts = read_stale(layout)
+    for task, reasons in validator.stale.items():
+        mine = counts.setdefault(task, {})
+        for reason, count in reasons.items():
+            mine[reason] = mine.get(reason, 0) + count
+    validator.stale.clear()
+    write_atomic(layout.stale_outputs, json.dumps(counts, sort_keys=True))
+
+
+def read_stale(layout: RunLayout) -> dict[str, dict[str, int]]:
+    """``task -> reason -> count`` of the cached outputs this run found stale and recomputed."""
+    try:
+        data = json.loads(layout.stale_outputs.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

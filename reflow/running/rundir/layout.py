@@ -9,6 +9,7 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/dispatcher-<job id>.log      (a Slurm dispatcher turn's output)
     <run_dir>/runs/<run_id>/dispatcher.lock              (held by the one running dispatcher)
     <run_dir>/runs/<run_id>/scripts/dispatcher.sh        (a Slurm dispatcher turn's script)
+    <run_dir>/runs/<run_id>/stale.json                   (cached outputs found stale, why)
     <run_dir>/runs/<run_id>/inputs/<task>-<plan>.jsonl   (+ .idx: byte offset per element)
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
     <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
@@ -67,6 +68,11 @@ class RunLayout:
     def dispatcher_script(self) -> Path:
         """The batch script of a Slurm dispatcher turn."""
         return self.run / "scripts" / "dispatcher.sh"
+
+    @property
+    def stale_outputs(self) -> Path:
+        """Counts, per task and reason, of the cached outputs this run found stale."""
+        return self.run / "stale.json"
 
     def inputs(self, task: str, plan: str) -> Path:
         """Inputs of every element of ``task`` for one planning of it (JSON lines)."""
