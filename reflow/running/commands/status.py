@@ -95,6 +95,10 @@ def build_status(
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
         _count_arrived(store, layout, tasks)
+    if run.state is RunState.RUNNING and any(
+        counts.get(name, {}).get(InstanceState.READY.value) for name in task_names
+    ):
+        _count_shared(store, layout, tasks)
     stale = read_stale(layout)
     for entry in tasks:
         if entry["task"] in stale:
@@ -161,6 +165,23 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
             counts[state] = counts.get(state, 0) + count
         entry["counts"] = {s: counts[s] for s in STATE_ORDER if counts.get(s)}
         entry["arrived"] = total
+
+
+def _count_shared(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, Any]]) -> None:
+    """Say which ready elements wait for another run of the run directory doing the same work."""
+    ready = store.instances_in(layout.run_id, (InstanceState.READY,))
+    claimed = store.claimed_elsewhere(layout.run_id, [row.identity for row in ready])
+    if not claimed:
+        return
+    waiting: dict[str, dict[str, int]] = {}
+    for row in ready:
+        other = claimed.get(row.identity)
+        if other is not None:
+            per_run = waiting.setdefault(row.task, {})
+            per_run[other] = per_run.get(other, 0) + 1
+    for entry in tasks:
+        if entry["task"] in waiting:
+            entry["waits_for_runs"] = waiting[entry["task"]]
 
 
 def _is_ok(path: Path) -> bool:
@@ -268,6 +289,11 @@ def render_status(status: dict[str, Any]) -> str:
         for example in group["examples"]:
             lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
     for task in status["tasks"]:
+        for other, count in (task.get("waits_for_runs") or {}).items():
+            lines.append(
+                f"  {task['task']}: {count} element(s) wait for run {other}, which does the"
+                " same work; this run takes its results"
+            )
         if task.get("stale"):
             count = sum(task["stale"].values())
             why = ", ".join(f"{reason}: {n}" for reason, n in sorted(task["stale"].items()))

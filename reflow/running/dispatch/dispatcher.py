@@ -13,7 +13,7 @@ import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +79,10 @@ class Dispatcher:
             return run.state
         waiting = self.ingest()
         self.reconcile(waiting)
-        self.plan_and_persist(run.options)
-        self.submit_ready()
+        adopted = 1
+        while adopted:  # results taken from another run can make more tasks plannable
+            planned = self.plan_and_persist(run.options)
+            adopted = self.submit_ready(planned_now={plan.task for plan in planned})
         return self.settle()
 
     # 1 and 2. Ingest result files; reconcile what is still in flight with the executor.
@@ -170,11 +172,20 @@ class Dispatcher:
 
     # 4. Submit ready instances: one batch per task.
 
-    def submit_ready(self) -> None:
-        """Hand every ready instance to the executor, one batch per task, within the budget."""
+    def submit_ready(self, *, planned_now: Collection[str] = ()) -> int:
+        """Hand every ready instance to the executor, one batch per task, within the budget.
+
+        Work is shared between the runs of one run directory: a ready instance planned in an
+        earlier turn takes the result another run made meanwhile, and one that another
+        running run is already doing waits for that run (see ``_share``). Returns how many
+        instances were taken from the cache that way.
+        """
         ready = self.store.instances_in(self.run_id, [InstanceState.READY])
+        adopted = 0
+        if ready:
+            ready, adopted = self._share(ready, planned_now)
         if not ready:
-            return
+            return adopted
         room = len(ready)
         if self.submit_budget is not None:
             counts = self.store.state_counts(self.run_id)
@@ -186,6 +197,34 @@ class Dispatcher:
         plans = self.store.planned_tasks(self.run_id)
         for task, rows in by_task.items():
             self._submit_batch(task, plans[task][0], rows)
+        return adopted
+
+    def _share(
+        self, ready: list[InstanceRow], planned_now: Collection[str]
+    ) -> tuple[list[InstanceRow], int]:
+        """The ready instances this run should submit now.
+
+        Those of tasks planned in an earlier turn are looked up in the cache again, and one
+        found there is taken as cached; those whose identity another running run claims
+        (submitted there, or ready in an older run) wait for it, so two runs of the same
+        work into one run directory run each element once.
+        """
+        waited = [row for row in ready if row.task not in planned_now]
+        done = set(self.store.output_hashes([row.identity for row in waited])) if waited else set()
+        if done:
+            by_task: dict[str, list[int]] = defaultdict(list)
+            for row in waited:
+                if row.identity in done:
+                    by_task[row.task].append(row.element)
+            adopted = sum(
+                self.store.adopt_cached(self.run_id, task, elements)
+                for task, elements in by_task.items()
+            )
+        else:
+            adopted = 0
+        claimed = self.store.claimed_elsewhere(self.run_id, [row.identity for row in ready])
+        rest = [row for row in ready if row.identity not in done and row.identity not in claimed]
+        return rest, adopted
 
     def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow]) -> None:
         batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"

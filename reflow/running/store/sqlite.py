@@ -214,6 +214,34 @@ class SqliteStore(StoreWrites):
             )
         )
 
+    def claimed_elsewhere(self, run_id: str, identities: Sequence[str]) -> dict[str, str]:
+        """``identity -> run id`` for those of ``identities`` another run is working on.
+
+        Another running run of this run directory claims an identity when its instance is
+        submitted, or ready in a run created before this one (the older run goes first, so two
+        runs never wait for each other). Without another running run this is one small query.
+        """
+        runs = self._db.execute(
+            "SELECT run_id, created FROM runs WHERE state = ?", (RunState.RUNNING.value,)
+        ).fetchall()
+        mine = next((created for other, created in runs if other == run_id), None)
+        others = [(other, created) for other, created in runs if other != run_id]
+        if not others or not identities or mine is None:
+            return {}
+        wanted = set(identities)
+        found: dict[str, str] = {}
+        for other, created in others:
+            states = [InstanceState.SUBMITTED.value]
+            if (created, other) < (mine, run_id):
+                states.append(InstanceState.READY.value)
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(
+                f"SELECT identity FROM instances WHERE run_id = ? AND state IN ({marks})",  # noqa: S608
+                (other, *states),
+            )
+            found.update((identity, other) for (identity,) in rows if identity in wanted)
+        return found
+
     def uncached_instances(self, run_id: str, task: str) -> list[tuple[int, str]]:
         """``(element, identity)`` of the run's instances of ``task`` not taken from the cache."""
         return list(

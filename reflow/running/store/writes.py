@@ -240,6 +240,24 @@ class StoreWrites:
             )  # fmt: skip
             return cursor.rowcount
 
+    def adopt_cached(self, run_id: str, task: str, elements: Sequence[int]) -> int:
+        """Ready instances whose identity got an output meanwhile become cached.
+
+        Another run of this run directory did the same work first; this run takes its
+        result instead of running it again. Returns how many were taken.
+        """
+        if not elements:
+            return 0
+        now = time.time()
+        with self._transaction() as db:
+            cursor = db.executemany(
+                "UPDATE instances SET state = ?, ended = ? WHERE run_id = ? AND task = ?"
+                " AND element = ? AND state = ?"
+                " AND EXISTS (SELECT 1 FROM outputs o WHERE o.identity = instances.identity)",
+                [(_S.CACHED.value, now, run_id, task, e, _S.READY.value) for e in elements],
+            )
+            return cursor.rowcount
+
     # Cancel and retry
 
     def cancel(self, run_id: str, task: str | None = None) -> list[InstanceRow]:
