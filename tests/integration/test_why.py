@@ -10,7 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.integration.flowfiles import calls, counts, submit_and_wait
+from tests.integration.flowfiles import calls, counts, submit_and_wait, write_flow
+from tests.integration.test_fingerprints import INPUT_FLOW
 
 FLOW = """
 from pathlib import Path
@@ -167,3 +168,27 @@ def test_edited_code_warns_and_reuses_or_reruns_and_formatting_does_neither(
     assert len(calls(run_dir, "convert")) == 6
     _, again = submit_and_wait(edited, run_dir)  # warn again: the rerun results are current
     assert counts(again)["convert"] == {"cached": 2}
+
+
+def test_why_names_an_upstream_output_and_an_edited_input_file(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    submit_and_wait(write_flow(tmp_path), run_dir)
+    # prepare's version 2 returns a new last item: only that convert element's input changed.
+    bumped = write_flow(
+        tmp_path, prepare_version="2", items_expression='f"item{i}" if i < 2 else "new"'
+    )
+    run_id, _ = submit_and_wait(bumped, run_dir)
+    reasons = why(bumped, run_dir, run_id)
+    assert reasons["convert"] == {("upstream output", "prepare's output changed", 1)}
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    flow = inputs / "inputs_flow.py"
+    flow.write_text(textwrap.dedent(INPUT_FLOW))
+    (inputs / "genome.fa").write_text("ACGT\n")
+    submit_and_wait(flow, inputs / "runs", "--reference", "genome.fa")
+    (inputs / "genome.fa").write_text("ACGTACGT\n")
+    run_id, _ = submit_and_wait(flow, inputs / "runs", "--reference", "genome.fa")
+    ((reason, detail, count),) = why(flow, inputs / "runs", run_id)["align"]
+    assert (reason, count) == ("input file", 2)
+    assert detail == f"--reference: {inputs / 'genome.fa'} (size)"
