@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from reflow.running.store.sqlite import SqliteStore
 
 FLOW_TEMPLATE = """
 from pathlib import Path
@@ -119,3 +123,14 @@ def calls(run_dir: Path, task: str) -> list[str]:
     """What the flow's tasks logged about their calls."""
     path = run_dir / f"{task}.calls"
     return path.read_text().split() if path.exists() else []
+
+
+def seed(store: SqliteStore, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+    """Write rows the way no reflow command would, to set up a state to look at."""
+    db = sqlite3.connect(store.path)
+    try:
+        with db:
+            for sql, rows in statements:
+                db.executemany(sql, rows)
+    finally:
+        db.close()

@@ -4,15 +4,13 @@ read with one query over the failed elements, in about a second.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from reflow.running.commands.status import build_status, render_failed, render_status
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
+from tests.integration.flowfiles import seed
 
 ELEMENTS = 100_000
 
@@ -56,14 +54,3 @@ def test_every_failed_element_of_a_large_run_is_read_with_one_query(tmp_path: Pa
     assert len(table.splitlines()) < 20
     assert "convert: 50000 failed (exception: KeyError)" in table
     assert len(render_failed(data).splitlines()) == ELEMENTS + 2
-
-
-def seed(store: SqliteStore, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-    """Write rows the way no reflow command would, to set up a state to look at."""
-    db = sqlite3.connect(store.path)
-    try:
-        with db:
-            for sql, rows in statements:
-                db.executemany(sql, rows)
-    finally:
-        db.close()

@@ -12,11 +12,10 @@ import re
 import select
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 
 from reflow.running.commands.status import load_status
 from reflow.running.store.sqlite import SqliteStore
-from tests.integration.flowfiles import cli
+from tests.integration.flowfiles import cli, seed
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "watch_steps.py"
 DEADLINE_S = 60
@@ -279,14 +278,3 @@ def test_a_terminal_curses_does_not_know_gets_the_plain_table(
     after = pane.wait_for(lambda s: "watch has ended" in s, "the shell after the table")
     assert any(line.startswith(f"run {run_id} (watched): FAILED  executor=local") for line in after)
     assert not any(HELP_START in line for line in after)
-
-
-def seed(store: SqliteStore, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-    """Write rows the way no reflow command would, to set up a state to look at."""
-    db = sqlite3.connect(store.path)
-    try:
-        with db:
-            for sql, rows in statements:
-                db.executemany(sql, rows)
-    finally:
-        db.close()
