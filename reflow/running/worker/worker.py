@@ -260,9 +260,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         outcome = run(element)
         ended = time.time()
         silent = opened is not None and _printed_nothing(log, opened)
-        status = "ok" if outcome.error is None else f"failed ({outcome.error.type})"
-        trailer = f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s"
-        print(trailer)  # noqa: T201 - the element's log
+        print(footer(job.task, element, outcome.error, ended - started))  # noqa: T201 - the log
     text = result_text(
         run_id=job.layout.run_id,
         task=job.task,
@@ -288,6 +286,25 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         # Only now: until the result exists, the header is what shows the element started.
         log.unlink(missing_ok=True)
     return 0 if outcome.error is None else 1
+
+
+FOOTER = "<== reflow: element "
+"""How the last line of an element's log starts when the worker saw the element end."""
+
+
+def footer(task: str, element: int, error: ResultError | None, duration_s: float) -> str:
+    """The last line of an element's log: how it ended and after how long.
+
+    ``<== reflow: element 3 of convert ended: done in 1.2 s``, or ``failed: ValueError: ...``
+    with the first line of the error's message.
+    """
+    if error is None:
+        how = f"done in {duration_s:.1f} s"
+    else:
+        lines = error.message.strip().splitlines()
+        how = f"failed after {duration_s:.1f} s: {error.type}"
+        how += f": {lines[0][:200]}" if lines else ""
+    return f"{FOOTER}{element} of {task} ended: {how}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
