@@ -23,7 +23,7 @@ from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import ACTIVE, RUN_FINAL, InstanceState
-from reflow.running.worker.worker import FOOTER
+from reflow.running.worker.footer import FOOTER
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` reads the log and the store."""

@@ -53,6 +53,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultError, result_text, write_result
 from reflow.running.worker.command import worker_parser
+from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
 
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
@@ -286,25 +287,6 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         # Only now: until the result exists, the header is what shows the element started.
         log.unlink(missing_ok=True)
     return 0 if outcome.error is None else 1
-
-
-FOOTER = "<== reflow: element "
-"""How the last line of an element's log starts when the worker saw the element end."""
-
-
-def footer(task: str, element: int, error: ResultError | None, duration_s: float) -> str:
-    """The last line of an element's log: how it ended and after how long.
-
-    ``<== reflow: element 3 of convert ended: done in 1.2 s``, or ``failed: ValueError: ...``
-    with the first line of the error's message.
-    """
-    if error is None:
-        how = f"done in {duration_s:.1f} s"
-    else:
-        lines = error.message.strip().splitlines()
-        how = f"failed after {duration_s:.1f} s: {error.type}"
-        how += f": {lines[0][:200]}" if lines else ""
-    return f"{FOOTER}{element} of {task} ended: {how}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
