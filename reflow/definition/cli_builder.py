@@ -170,6 +170,12 @@ def build_parser(
     logs.add_argument("task", metavar="TASK")
     logs.add_argument("index", nargs="?", type=int, metavar="INDEX", help="element index")
     _add_run_dir(logs)
+    logs.add_argument("--tail", type=int, metavar="N", help="print only the last N lines")
+    logs.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep printing new lines until the element ends (Ctrl-C stops)",
+    )
 
     result = commands.add_parser("result", help="print a finished element's output")
     result.add_argument("run_id", metavar="RUN_ID")

@@ -206,7 +206,7 @@ def test_prints_and_subprocess_output_land_in_the_elements_log(run: RunFixture) 
     assert "converting item0\n" in first
     assert "child says item0\n" in first
     assert "item1" not in first
-    assert "<== reflow: convert[0] ok after" in first
+    assert "<== reflow: element 0 of convert ended: done in " in first
     retried = run.log("convert", 1)
     assert retried.count("==> reflow: convert[1]") == 2
     assert "batch b2" in retried
@@ -309,7 +309,8 @@ def test_a_silent_successful_element_leaves_no_log_and_a_failed_one_keeps_it(
     assert not run.layout.log("quits", 1).exists()
     failed = run.log("quits", 0)
     assert failed.startswith("==> reflow: quits[0] batch b1 on ")
-    assert "<== reflow: quits[0] failed (SystemExit)" in failed
+    assert "<== reflow: element 0 of quits ended: failed after " in failed
+    assert failed.rstrip().endswith(": SystemExit: 3")
 
 
 def test_a_silent_success_after_a_logged_attempt_appends_to_the_log(run: RunFixture) -> None:
@@ -318,7 +319,7 @@ def test_a_silent_success_after_a_logged_attempt_appends_to_the_log(run: RunFixt
     assert run.run("quits", "--elements", "1").returncode == 0
     log = run.log("quits", 1)
     assert log.startswith("earlier attempt\n==> reflow: quits[1] batch b1 on ")
-    assert "<== reflow: quits[1] ok after" in log
+    assert "<== reflow: element 1 of quits ended: done in " in log
 
 
 def test_an_array_task_removes_its_scheduler_output_file_when_it_stays_empty(

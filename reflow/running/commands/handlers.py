@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -16,10 +15,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from reflow.definition.diagram import render_dot
-from reflow.definition.errors import UsageError, suggest
+from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.commands.hints import flow_command, interrupted_line
+from reflow.running.commands.logs import show_logs
 from reflow.running.commands.progress import wait_for_run
 from reflow.running.commands.results import write_result
 from reflow.running.commands.status import load_status, render_failed, render_status
@@ -28,12 +28,10 @@ from reflow.running.commands.watch import watch_run, watch_status
 from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
 from reflow.running.dispatch.control import cancel_run, retry
-from reflow.running.executors.slurm_script import output_path
 from reflow.running.process import run_command as run_process
-from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import SubmittableWorkflow, read_manifest
+from reflow.running.rundir.manifest import SubmittableWorkflow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState, RunState
+from reflow.running.store.states import RunState
 
 
 def run_dir_of(value: Path | None) -> Path:
@@ -92,7 +90,9 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     if command == "runs":
         return _runs(root, args.json, out)
     if command == "logs":
-        return _logs(root, args.run_id, args.task, args.index, out)
+        return show_logs(
+            root, args.run_id, args.task, args.index, out=out, tail=args.tail, follow=args.follow
+        )
     if command == "why":
         write_why(explain(root, args.run_id, args.task), out, as_json=args.json)
         return 0
@@ -168,52 +168,6 @@ def _runs(root: Path, as_json: bool, out: IO[str]) -> int:
             f"{row['run_id']:<40} {row['state']:<10} {row['executor']:<8}"
             f" {row['instances']:>9}  {created}\n"
         )
-    return 0
-
-
-def _logs(root: Path, run_id: str, task: str, index: int | None, out: IO[str]) -> int:
-    with SqliteStore.open(root) as store:
-        store.run(run_id)
-        rows = store.instances(run_id, task)
-    layout = RunLayout(root, run_id)
-    if not rows:
-        names = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        waits = task in names
-        raise UsageError(
-            f"run {run_id} has no instances of task {task!r}{' yet' if waits else ''}",
-            param="task",
-            value=task,
-            suggestion=None if waits else suggest(task, names),
-            hint="it waits for its upstream tasks" if waits else f"tasks: {', '.join(names)}",
-        )
-    if index is None:
-        failed = [r for r in rows if r.state is InstanceState.FAILED]
-        chosen = (failed or rows)[0]
-    else:
-        matching = [r for r in rows if r.element == index]
-        if not matching:
-            raise UsageError(
-                f"task {task!r} has no element {index}",
-                param="index",
-                value=index,
-                hint=f"elements are 0 to {len(rows) - 1}",
-            )
-        chosen = matching[0]
-    path = layout.log(task, chosen.element)
-    out.write(f"==> {path} ({chosen.state})\n")
-    if path.exists():
-        out.write(path.read_text(errors="replace"))
-    elif chosen.state in (InstanceState.DONE, InstanceState.FAILED):
-        out.write("(no output)\n")
-    else:
-        out.write("(no log yet: the element has not started)\n")
-    # Slurm's own output of the element's array task, kept only when it is not empty.
-    job_id = chosen.job_id or ""
-    if re.fullmatch(r"\d+_\d+", job_id):
-        scheduler = output_path(layout.logs_dir(task), task, job_id)
-        text = scheduler.read_text(errors="replace") if scheduler.is_file() else ""
-        if text:
-            out.write(f"==> {scheduler} (the scheduler's output of job {job_id})\n{text}")
     return 0
 
 

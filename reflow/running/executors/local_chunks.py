@@ -7,6 +7,7 @@ start) is turned here into one ``JobStatus`` per element. Nothing here starts a 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ def element_status(chunk: Chunk, element: int) -> JobStatus:
             state=JobState.FAILED,
             reason=FailureReason.EXIT_CODE,
             exit_code=chunk.returncode,
-            detail=f"chunk {chunk.chunk_id} exited with status {chunk.returncode}",
+            detail=f"chunk {chunk.chunk_id} {how_it_ended(chunk.returncode)}",
         )
     return JobStatus(
         state=JobState.FAILED,
@@ -67,6 +68,20 @@ def element_status(chunk: Chunk, element: int) -> JobStatus:
         exit_code=chunk.returncode,
         detail=f"chunk {chunk.chunk_id} ended (status {chunk.returncode}) before it started",
     )
+
+
+def how_it_ended(returncode: int) -> str:
+    """``exited with status 3``, or the signal that killed the process (a negative status).
+
+    SIGKILL is what the kernel's out-of-memory killer sends, so its line says so.
+    """
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
 
 
 def log_mark(log_dir: Path, element: int) -> tuple[int, int] | None:

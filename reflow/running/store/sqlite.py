@@ -150,13 +150,18 @@ class SqliteStore(StoreWrites):
         )
         return {task: (plan, size, error) for task, plan, size, error in rows}
 
-    def instances(self, run_id: str, task: str | None = None) -> list[InstanceRow]:
-        """The run's instances (of one task when given), by task and element."""
+    def instances(
+        self, run_id: str, task: str | None = None, *, element: int | None = None
+    ) -> list[InstanceRow]:
+        """The run's instances (of one task, and one element of it, when given)."""
         query = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ?"  # noqa: S608
         args: tuple[Any, ...] = (run_id,)
         if task is not None:
             query += " AND task = ?"
             args = (run_id, task)
+        if task is not None and element is not None:
+            query += " AND element = ?"
+            args = (run_id, task, element)
         return [
             instance_row(row) for row in self._db.execute(query + " ORDER BY task, element", args)
         ]
@@ -287,6 +292,20 @@ class SqliteStore(StoreWrites):
             "SELECT run_id, count(*) FROM outputs WHERE task = ? GROUP BY run_id", (task,)
         )
         return {str(run_id): int(count) for run_id, count in rows}
+
+    def output_origin(self, identity: str) -> tuple[str, int | None] | None:
+        """``(run id, element)`` of the instance that made the cached output of ``identity``.
+
+        The element is None when that run no longer holds the instance; the whole answer is
+        None when nothing is cached for ``identity``.
+        """
+        row = self._db.execute(
+            "SELECT o.run_id, min(i.element) FROM outputs o LEFT JOIN instances i"
+            " ON i.run_id = o.run_id AND i.task = o.task AND i.identity = o.identity"
+            " WHERE o.identity = ? GROUP BY o.run_id",
+            (identity,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1])
 
     def output_hashes(self, identities: Sequence[str]) -> dict[str, str]:
         """``identity -> output hash`` for those of ``identities`` in the cache."""

@@ -53,6 +53,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultError, result_text, write_result
 from reflow.running.worker.command import worker_parser
+from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
 
 ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
@@ -260,9 +261,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         outcome = run(element)
         ended = time.time()
         silent = opened is not None and _printed_nothing(log, opened)
-        status = "ok" if outcome.error is None else f"failed ({outcome.error.type})"
-        trailer = f"<== reflow: {job.task}[{element}] {status} after {ended - started:.3f} s"
-        print(trailer)  # noqa: T201 - the element's log
+        print(footer(job.task, element, outcome.error, ended - started))  # noqa: T201 - the log
     text = result_text(
         run_id=job.layout.run_id,
         task=job.task,
