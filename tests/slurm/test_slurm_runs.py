@@ -658,7 +658,8 @@ def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_comple
         assert (example["element"], example["log"]) == (1, str(log))
         assert log.exists()
         text = render_status(data)
-        assert f"({expected[fault]})" in text
+        label = f"{expected[fault]}: RuntimeError" if fault == "raise" else expected[fault]
+        assert f"({label})" in text
         assert f"log: {log}" in text
         if fault == "raise":
             assert "RuntimeError: item 1 cannot be processed" in example["error"]

@@ -85,7 +85,12 @@ class DispatcherRecord:
         """The fields that are set, as JSON-able data (``status --json`` shows them)."""
         data = dataclasses.asdict(self)
         data["pending_jobs"] = list(self.pending_jobs)
-        return {k: v for k, v in data.items() if v not in (None, "", 0, []) or k == "kind"}
+        # "kind" always, and "waits_for" when set: waiting for 0 jobs is worth saying.
+        return {
+            k: v
+            for k, v in data.items()
+            if v not in (None, "", 0, []) or k == "kind" or (k == "waits_for" and v is not None)
+        }
 
     def replace(self, **changes: Any) -> DispatcherRecord:
         """A copy with ``changes``."""
