@@ -45,7 +45,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
     },
     "defaults": {"run_dir": "path"},
-    "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change"},
+    "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change", "cache_from": "paths"},
     "server": {"url": "url"},
 }
 
@@ -67,6 +67,7 @@ _ENV: dict[str, str] = {
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
+    "REFLOW_CACHE_FROM": "cache.cache_from",
     "REFLOW_SERVER_URL": "server.url",
 }
 _ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
@@ -95,6 +96,7 @@ class Config:
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
+    cache_from: tuple[Path, ...] | None = None
     path: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()
 
@@ -159,6 +161,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
+        cache_from=values.get("cache.cache_from"),
         path=None if document is None else file,
         sources=tuple(sorted((key, setting.source) for key, setting in settings.items())),
     )
@@ -306,6 +309,8 @@ def _check(setting: _Setting, home: Path) -> Any:
             choices = ", ".join(repr(m) for m in _CODE_CHANGES)
             raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
         return value
+    if kind == "paths":
+        return _check_paths(setting, name, home)
     if kind == "fingerprint":
         if value not in FINGERPRINT_MODES:
             choices = ", ".join(repr(m) for m in FINGERPRINT_MODES)
@@ -325,6 +330,21 @@ def _check(setting: _Setting, home: Path) -> Any:
     if kind == "path":
         return _expand_home(value.strip(), home)
     return str(_expand_home(value, home)) if value.startswith("~") else value
+
+
+def _check_paths(setting: _Setting, name: str, home: Path) -> tuple[Path, ...]:
+    """A list of folders: a TOML list of strings, or ``:``-separated text (like ``PATH``)."""
+    value = setting.value
+    items = value.split(":") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(
+        isinstance(item, str) and "\n" not in item for item in items
+    ):
+        raise _invalid(
+            setting,
+            f"{name}={value!r} must be a list of run directories",
+            hint=f'write e.g. {name} = ["/scratch/run1", "/scratch/run2"]',
+        )
+    return tuple(_expand_home(item.strip(), home) for item in items if item.strip())
 
 
 def _check_resource(setting: _Setting, option: str, name: str) -> Any:
