@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
 from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
+from reflow.running.config_file import read_toml
 
 Mode = Literal["local", "slurm", "dry-run"]
 CodeChange = Literal["warn", "rerun", "ignore"]
@@ -72,7 +72,6 @@ _ENV: dict[str, str] = {
 }
 _ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
 _DIGITS = re.compile(r"[0-9]+")
-_TOML_LINE = re.compile(r"\s*\(at line (?P<line>\d+), column \d+\)\s*$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +143,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
     """
     env = os.environ if env is None else env
     file, asked_by = _locate(env, path)
-    document = _read_toml(file, asked_by)
+    document = read_toml(file, asked_by)
     settings = _file_settings(document, file) if document is not None else {}
     settings.update(_env_settings(env))
     home = _home(env)
@@ -180,56 +179,6 @@ def _locate(env: Mapping[str, str], path: Path | None) -> tuple[Path, str | None
     if named:
         return _expand_home(named, _home(env)), "REFLOW_CONFIG"
     return default_config_path(env), None
-
-
-def _read_toml(file: Path, asked_by: str | None) -> dict[str, Any] | None:
-    """Parse ``file``; None when the default file does not exist."""
-    if sys.version_info >= (3, 11):
-        import tomllib  # lazy: read only when a config file exists
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
-    param = "REFLOW_CONFIG" if asked_by == "REFLOW_CONFIG" else None
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        if asked_by is None:
-            return None
-        raise ConfigError(
-            f"config file {file} does not exist",
-            param=param,
-            value=str(file),
-            hint="create it, or name a file that exists",
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
-        raise ConfigError(
-            f"cannot read config file {file}: {reason}",
-            param=param,
-            value=str(file),
-            hint="check its permissions" if isinstance(err, OSError) else "save it as UTF-8",
-        ) from err
-    try:
-        document: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _toml_error(file, err, param) from err
-    return document
-
-
-def _toml_error(file: Path, err: ValueError, param: str | None) -> ConfigError:
-    reason = str(err)
-    line = getattr(err, "lineno", None)
-    match = _TOML_LINE.search(reason)
-    if match:
-        reason = reason[: match.start()]
-        line = line or int(match.group("line"))
-    where = f"{file}, line {line}" if line else str(file)
-    return ConfigError(
-        f"{where} is not valid TOML: {reason}",
-        param=param,
-        value=str(file),
-        hint="fix the syntax there (strings need quotes, one key = value per line)",
-    )
 
 
 def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, _Setting]:
