@@ -52,6 +52,7 @@ class Workflow(Flow):
         force: bool = False,
         force_tasks: Sequence[str] = (),
         verify: bool = False,
+        cache_from: Sequence[str | Path] = (),
         **params: Any,
     ) -> Run:
         """Start a run and return its handle at once; the work goes on in the background.
@@ -61,6 +62,8 @@ class Workflow(Flow):
             force: Rerun every task, ignoring the cache.
             force_tasks: Rerun these tasks, ignoring their cache.
             verify: Check cached outputs (``Path`` existence, ``verify=``) before reuse.
+            cache_from: Other run directories whose cached results this run may reuse,
+                read only (default: the config's ``[cache] cache_from``).
             **params: The workflow's parameters by name (local ones as ``task_param``).
 
         Returns:
@@ -68,7 +71,8 @@ class Workflow(Flow):
 
         Raises:
             DefinitionError: When the workflow is not valid.
-            UsageError: When parameters are missing, unknown or of the wrong type.
+            UsageError: When parameters are missing, unknown or of the wrong type, or a
+                ``cache_from`` folder holds no reflow store this reflow can read.
         """
         # lazy: keeps --help, dag and describe fast
         from reflow.run import Run
@@ -81,6 +85,7 @@ class Workflow(Flow):
             force=force,
             force_tasks=force_tasks,
             verify=verify,
+            cache_from=cache_from,
         )
         return Run(submitted.run_dir, submitted.run_id, executor=submitted.executor)
 

@@ -128,6 +128,15 @@ def build_parser(
     submit.add_argument(
         "--verify", action="store_true", help="verify cached outputs before trusting them"
     )
+    submit.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="also reuse cached results of this other run directory, read only (repeatable;"
+        " default: [cache] cache_from in the config, or REFLOW_CACHE_FROM)",
+    )
     submit.add_argument("--wait", action="store_true", help="follow progress until the run ends")
     group = submit.add_argument_group("workflow parameters")
     for option in options:

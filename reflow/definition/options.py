@@ -25,6 +25,7 @@ RESERVED_FLAGS = frozenset(
         "--force-tasks",
         "--command",
         "--verify",
+        "--cache-from",
         "--no-verify",
         "--wait",
         "--help",

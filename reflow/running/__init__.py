@@ -15,6 +15,7 @@
   May import everything in ``running``.
 - ``config`` (the config file and ``REFLOW_*``), ``process`` (the one way to run a
   subprocess), ``ranges`` (index lists as range specs), ``fingerprints`` (of files and
-  directories) and ``codehash`` (of a task's code) import nothing else from ``running``;
+  directories) and ``codehash`` (of a task's code) import nothing else from ``running``,
+  except ``config_file`` (reading the config file's TOML), which only ``config`` imports;
   every room may import them.
 """

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
 from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
+from reflow.running.config_file import read_toml
 
 Mode = Literal["local", "slurm", "dry-run"]
 CodeChange = Literal["warn", "rerun", "ignore"]
@@ -45,7 +45,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
     },
     "defaults": {"run_dir": "path"},
-    "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change"},
+    "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change", "cache_from": "paths"},
     "server": {"url": "url"},
 }
 
@@ -67,11 +67,11 @@ _ENV: dict[str, str] = {
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
+    "REFLOW_CACHE_FROM": "cache.cache_from",
     "REFLOW_SERVER_URL": "server.url",
 }
 _ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
 _DIGITS = re.compile(r"[0-9]+")
-_TOML_LINE = re.compile(r"\s*\(at line (?P<line>\d+), column \d+\)\s*$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +95,7 @@ class Config:
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
+    cache_from: tuple[Path, ...] | None = None
     path: Path | None = None
     sources: tuple[tuple[str, str], ...] = ()
 
@@ -142,7 +143,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
     """
     env = os.environ if env is None else env
     file, asked_by = _locate(env, path)
-    document = _read_toml(file, asked_by)
+    document = read_toml(file, asked_by)
     settings = _file_settings(document, file) if document is not None else {}
     settings.update(_env_settings(env))
     home = _home(env)
@@ -159,6 +160,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
+        cache_from=values.get("cache.cache_from"),
         path=None if document is None else file,
         sources=tuple(sorted((key, setting.source) for key, setting in settings.items())),
     )
@@ -177,56 +179,6 @@ def _locate(env: Mapping[str, str], path: Path | None) -> tuple[Path, str | None
     if named:
         return _expand_home(named, _home(env)), "REFLOW_CONFIG"
     return default_config_path(env), None
-
-
-def _read_toml(file: Path, asked_by: str | None) -> dict[str, Any] | None:
-    """Parse ``file``; None when the default file does not exist."""
-    if sys.version_info >= (3, 11):
-        import tomllib  # lazy: read only when a config file exists
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
-    param = "REFLOW_CONFIG" if asked_by == "REFLOW_CONFIG" else None
-    try:
-        text = file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        if asked_by is None:
-            return None
-        raise ConfigError(
-            f"config file {file} does not exist",
-            param=param,
-            value=str(file),
-            hint="create it, or name a file that exists",
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
-        raise ConfigError(
-            f"cannot read config file {file}: {reason}",
-            param=param,
-            value=str(file),
-            hint="check its permissions" if isinstance(err, OSError) else "save it as UTF-8",
-        ) from err
-    try:
-        document: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _toml_error(file, err, param) from err
-    return document
-
-
-def _toml_error(file: Path, err: ValueError, param: str | None) -> ConfigError:
-    reason = str(err)
-    line = getattr(err, "lineno", None)
-    match = _TOML_LINE.search(reason)
-    if match:
-        reason = reason[: match.start()]
-        line = line or int(match.group("line"))
-    where = f"{file}, line {line}" if line else str(file)
-    return ConfigError(
-        f"{where} is not valid TOML: {reason}",
-        param=param,
-        value=str(file),
-        hint="fix the syntax there (strings need quotes, one key = value per line)",
-    )
 
 
 def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, _Setting]:
@@ -306,6 +258,8 @@ def _check(setting: _Setting, home: Path) -> Any:
             choices = ", ".join(repr(m) for m in _CODE_CHANGES)
             raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
         return value
+    if kind == "paths":
+        return _check_paths(setting, name, home)
     if kind == "fingerprint":
         if value not in FINGERPRINT_MODES:
             choices = ", ".join(repr(m) for m in FINGERPRINT_MODES)
@@ -325,6 +279,21 @@ def _check(setting: _Setting, home: Path) -> Any:
     if kind == "path":
         return _expand_home(value.strip(), home)
     return str(_expand_home(value, home)) if value.startswith("~") else value
+
+
+def _check_paths(setting: _Setting, name: str, home: Path) -> tuple[Path, ...]:
+    """A list of folders: a TOML list of strings, or ``:``-separated text (like ``PATH``)."""
+    value = setting.value
+    items = value.split(":") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(
+        isinstance(item, str) and "\n" not in item for item in items
+    ):
+        raise _invalid(
+            setting,
+            f"{name}={value!r} must be a list of run directories",
+            hint=f'write e.g. {name} = ["/scratch/run1", "/scratch/run2"]',
+        )
+    return tuple(_expand_home(item.strip(), home) for item in items if item.strip())
 
 
 def _check_resource(setting: _Setting, option: str, name: str) -> Any:

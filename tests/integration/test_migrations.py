@@ -164,8 +164,11 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()
     assert tables(store) == tables(tmp_path / "fresh" / "reflow.sqlite")
-    for table in ("runs", "tasks", "instances", "outputs", "batches"):
+    for table in ("runs", "tasks", "instances", "batches"):
         assert rows(store, table) == rows(backup, table)
+    # Every output was made in this run directory: none names another as its origin.
+    assert rows(store, "outputs") == [(*row, "") for row in rows(backup, "outputs")]
+    assert rows(backup, "outputs")
 
 
 def test_status_of_the_migrated_runs_shows_their_states_and_the_failure(run_dir: Path) -> None:

@@ -236,6 +236,24 @@ def foreign_sqlite(ctx: Ctx) -> None:
     db.close()
 
 
+def newer_store(ctx: Ctx) -> None:
+    """A copy of the run directory's store in ``{base}/newer``, of schema version 99."""
+    (ctx.base / "newer").mkdir()
+    with (
+        sqlite3.connect(ctx.root / STORE_NAME) as source,
+        sqlite3.connect(ctx.base / "newer" / STORE_NAME) as target,
+    ):
+        source.backup(target)
+        target.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    source.close()
+    target.close()
+
+
+def damaged_other(ctx: Ctx) -> None:
+    (ctx.base / "damaged").mkdir()
+    (ctx.base / "damaged" / STORE_NAME).write_bytes(b"this is not sqlite" * 100)
+
+
 def empty_store(ctx: Ctx) -> None:
     from reflow.running.store.sqlite import SqliteStore
 

@@ -117,6 +117,7 @@ def _submit(
         force_tasks=args.force_task,
         verify=args.verify,
         by_key=True,
+        cache_from=args.cache_from,
         out=out,
     )
     if run.executor == "dry-run":

@@ -32,6 +32,7 @@ from reflow.running.dispatch.dry_run import dry_run
 from reflow.running.fingerprints import DEFAULT_MODE
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import SubmittableWorkflow, build_manifest
+from reflow.running.store.foreign import ForeignStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,12 +53,14 @@ def submit_workflow(
     force_tasks: Sequence[str] = (),
     verify: bool = False,
     by_key: bool = False,
+    cache_from: Sequence[str | PurePath] = (),
     out: IO[str] | None = None,
 ) -> Submitted:
     """Validate, record and start a run of ``wf``; return where it lives.
 
     ``params`` are keyed by Python name (``start``, ``ingest_chunk``) or, with ``by_key``,
-    by option key as the CLI collects them.
+    by option key as the CLI collects them. ``cache_from`` names other run directories to
+    take cached results from (the config's ``[cache] cache_from`` when empty).
     """
     graph = wf.graph()
     config = load_config()
@@ -75,6 +78,7 @@ def submit_workflow(
                 suggestion=suggest(task, names),
             )
     root = resolve_run_dir(run_dir, config)
+    sources = resolve_cache_from(cache_from, config, root)
     mode = choose_mode(config)
     if mode != "dry-run":
         check_python(config)
@@ -89,7 +93,12 @@ def submit_workflow(
         changed = {task: digest for task, digest in hashes.items() if task not in forced}
         for line in code_change_warnings(root, changed):
             sys.stderr.write(line + "\n")
-    run_options = {"force": force, "force_tasks": list(force_tasks), "verify": verify}
+    run_options = {
+        "force": force,
+        "force_tasks": list(force_tasks),
+        "verify": verify,
+        "cache_from": [str(folder) for folder in sources],
+    }
     if mode == "dry-run":
         dry_run(root, manifest, run_options, out=out or sys.stdout)
         return Submitted(run_dir=root, run_id=run_id, executor="dry-run")
@@ -207,6 +216,46 @@ def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Pa
             hint="choose a directory",
         )
     return path.absolute()
+
+
+def resolve_cache_from(given: Sequence[str | PurePath], config: Config, root: Path) -> list[Path]:
+    """The run directories to take cached results from: absolute, each checked, once each.
+
+    ``given`` wins over the config's ``[cache] cache_from``; relative paths are made absolute
+    in the folder ``submit`` runs in. ``root`` itself is left out: its cache is used anyway.
+
+    Raises:
+        UsageError: A folder does not exist or holds no store this reflow can read (named
+            in the message, with where it was set when it came from the config).
+    """
+    if isinstance(given, (str, PurePath)) or not all(
+        isinstance(entry, (str, PurePath)) for entry in given
+    ):
+        raise UsageError(
+            f"cache_from={given!r} must be a list of run directories",
+            param="cache_from",
+            value=given,
+            hint=f"pass e.g. cache_from=[{str(given)!r}]"
+            if isinstance(given, (str, PurePath))
+            else "pass a list of paths",
+        )
+    chosen = list(given) if given else list(config.cache_from or ())
+    folders: list[Path] = []
+    for entry in chosen:
+        folder = Path(entry).expanduser().absolute()
+        if folder != root and folder not in folders:
+            folders.append(folder)
+    for folder in folders:
+        try:
+            ForeignStore.open(folder).close()
+        except UsageError as err:
+            where = None if given else config.source_of("cache.cache_from")
+            if where is None:
+                raise
+            raise UsageError(
+                f"{err.problem} (from {where})", param=err.param, value=err.value, hint=err.hint
+            ) from err
+    return folders
 
 
 def choose_mode(config: Config) -> str:

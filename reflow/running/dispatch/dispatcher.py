@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reflow.definition.description import graph_from_description
-from reflow.definition.errors import SubmissionError, SubmissionLimitError
+from reflow.definition.errors import SubmissionError, SubmissionLimitError, UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
@@ -37,7 +37,8 @@ from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.store.records import InstanceRow
+from reflow.running.store.foreign import ForeignStore
+from reflow.running.store.records import ImportedOutput, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import (
     ACTIVE,
@@ -66,6 +67,13 @@ class Dispatcher:
     validate: Validator | None = None
     unknown_is_lost: bool = False
     submitted_jobs: list[str] = field(default_factory=list)
+    # Other run directories' stores (the run's ``cache_from``), opened when first needed in
+    # a turn, and the outputs found there per task, until the task's plan is persisted.
+    _cache_from: tuple[Path, ...] = field(default=(), init=False, repr=False)
+    _foreign: list[ForeignStore] | None = field(default=None, init=False, repr=False)
+    _imports: dict[str, dict[str, ImportedOutput]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
     def run_id(self) -> str:
@@ -138,28 +146,62 @@ class Dispatcher:
 
     def plan_and_persist(self, options: Mapping[str, Any]) -> list[TaskPlan]:
         """Plan every plannable task and write instances (cached or ready) and input files."""
-        result = plan(
-            self.graph,
-            self.manifest["params"],
-            self.progress(),
-            self._lookup,
-            force_tasks=options.get("force_tasks", ()),
-            force_all=bool(options.get("force", False)),
-            validate=self.validate if options.get("verify") else None,
-        )
-        for task_plan in result.tasks:
-            self._persist(task_plan)
-        record_stale(self.layout, self.validate)
+        self._cache_from = tuple(Path(folder) for folder in options.get("cache_from", ()))
+        try:
+            result = plan(
+                self.graph,
+                self.manifest["params"],
+                self.progress(),
+                self._lookup,
+                force_tasks=options.get("force_tasks", ()),
+                force_all=bool(options.get("force", False)),
+                validate=self.validate if options.get("verify") else None,
+            )
+            for task_plan in result.tasks:
+                self._persist(task_plan)
+            record_stale(self.layout, self.validate)
+        finally:
+            for foreign in self._foreign or ():
+                foreign.close()
+            self._foreign = None
+            self._imports.clear()
         return list(result.tasks)
 
     def _lookup(self, task: str, identities: Sequence[str]) -> dict[str, Finished]:
+        """Cache hits in this run directory's store, then in the ``cache_from`` stores."""
         found = self.store.cached_outputs(task, identities)
-        return {i: Finished.from_text(value, digest) for i, (value, digest) in found.items()}
+        hits = {i: Finished.from_text(value, digest) for i, (value, digest) in found.items()}
+        if self._cache_from:
+            missing = [i for i in identities if i not in found]
+            if missing:
+                imported = self._lookup_elsewhere(task, missing)
+                hits.update((i, Finished.from_text(o.value, o.hash)) for i, o in imported.items())
+        return hits
+
+    def _lookup_elsewhere(self, task: str, missing: list[str]) -> dict[str, ImportedOutput]:
+        """Outputs of ``missing`` identities in the ``cache_from`` stores: one query each."""
+        if self._foreign is None:
+            self._foreign = _open_foreign(self._cache_from)
+        imported: dict[str, ImportedOutput] = {}
+        for foreign in self._foreign:
+            if not missing:
+                break
+            found = foreign.cached_outputs(task, missing)
+            if found:
+                imported.update(found)
+                missing = [i for i in missing if i not in found]
+        self._imports[task] = imported
+        return imported
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
         if task_plan.runnable:
             write_inputs(self.layout, task_plan.task, plan_id, task_plan.inputs)
+        imports = self._imports.pop(task_plan.task, None)
+        imported = []
+        if imports:
+            used = {task_plan.identities[element] for element in task_plan.cached}
+            imported = [output for identity, output in imports.items() if identity in used]
         self.store.persist_plan(
             self.run_id,
             task_plan.task,
@@ -168,6 +210,7 @@ class Dispatcher:
             cached=task_plan.cached,
             error=task_plan.error,
             rejected=task_plan.rejected,
+            imported=imported,
         )
 
     # 4. Submit ready instances: one batch per task.
@@ -301,6 +344,21 @@ def _ending(
     # Nothing active, yet not done: a failure (or an upstream failure) blocks the rest.
     failed = sum(c.get(s, 0) for c in counts.values() for s in FAILED) + len(errors)
     return RunState.FAILED, f"{failed} instance(s) failed or could not be planned"
+
+
+def _open_foreign(folders: Sequence[Path]) -> list[ForeignStore]:
+    """Open the stores of ``folders`` to read; one that can no longer be read is skipped.
+
+    Submit checked every folder; one removed or replaced since then costs its cache hits,
+    not the run, and a line in the dispatcher's log says so.
+    """
+    stores = []
+    for folder in folders:
+        try:
+            stores.append(ForeignStore.open(folder))
+        except UsageError as err:
+            sys.stderr.write(f"warning: {err}; its cached results are not used\n")
+    return stores
 
 
 @contextmanager

@@ -196,3 +196,19 @@ class Ended:
     host: str | None = None
     peak_rss_mb: float | None = None
     output: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportedOutput:
+    """A cached output found in another run directory's store, as ``persist_plan`` records it.
+
+    ``run_id`` and ``created`` are those of the run that made it there; ``origin`` is that
+    run directory.
+    """
+
+    identity: str
+    value: str
+    hash: str
+    created: float
+    run_id: str
+    origin: str

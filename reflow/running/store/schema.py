@@ -32,6 +32,8 @@ _ENVIRONMENTAL = frozenset({"full", "disk i/o", "readonly", "read-only", "locked
     "not a database",
 }
 
+# ``outputs.origin`` is written where sqlite's ALTER TABLE puts an added column, so that a
+# migrated store and a new one hold the same text in ``sqlite_master``.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,7 +56,7 @@ CREATE INDEX IF NOT EXISTS instances_task ON instances (task, element);
 CREATE TABLE IF NOT EXISTS outputs (
     identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
     created REAL NOT NULL, run_id TEXT NOT NULL
-) WITHOUT ROWID;
+, origin TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
 CREATE TABLE IF NOT EXISTS batches (
     run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,

@@ -317,22 +317,8 @@ class SqliteStore(StoreWrites):
         return dict(rows)
 
     def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache.
-
-        A few identities are looked up by primary key; for many, reading the task's outputs
-        in index order and filtering is several times faster than 100,000 random lookups.
-        """
-        if len(identities) > _SCAN_ABOVE:
-            wanted = set(identities)
-            rows = self._db.execute(
-                "SELECT identity, value, hash FROM outputs WHERE task = ?", (task,)
-            )
-            return {i: (value, digest) for i, value, digest in rows if i in wanted}
-        rows = self._db.execute(
-            "SELECT o.identity, o.value, o.hash FROM json_each(?) AS j"
-            " JOIN outputs AS o ON o.identity = j.value",
-            (json.dumps(list(identities)),),
-        )
+        """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache."""
+        rows = select_outputs(self._db, task, identities, ("value", "hash"))
         return {identity: (value, digest) for identity, value, digest in rows}
 
     def failure_groups(self, run_id: str) -> list[tuple[str, str, str, int]]:
@@ -377,6 +363,30 @@ class SqliteStore(StoreWrites):
             if count:
                 problems.append(f"{count} {name}")
         return problems
+
+
+def select_outputs(
+    db: sqlite3.Connection, task: str, identities: Sequence[str], columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """``(identity, *columns)`` of the outputs of ``task`` among ``identities``, in one query.
+
+    A few identities are looked up by primary key; for many, reading the task's outputs in
+    index order and filtering is several times faster than 100,000 random lookups.
+    ``columns`` are names of ``outputs`` columns, never user text.
+    """
+    wanted = ", ".join(f"o.{column}" for column in columns)
+    if len(identities) > _SCAN_ABOVE:
+        chosen = set(identities)
+        rows = db.execute(
+            f"SELECT o.identity, {wanted} FROM outputs AS o WHERE o.task = ?",  # noqa: S608 - our columns
+            (task,),
+        )
+        return [row for row in rows if row[0] in chosen]
+    return db.execute(
+        f"SELECT o.identity, {wanted} FROM json_each(?) AS j"  # noqa: S608 - our columns
+        " JOIN outputs AS o ON o.identity = j.value",
+        (json.dumps(list(identities)),),
+    ).fetchall()
 
 
 def _remove_new(path: Path, made: Sequence[Path] | None) -> None:

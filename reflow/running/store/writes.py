@@ -17,7 +17,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from reflow.running.store.records import INSTANCE_COLUMNS as _COLUMNS
-from reflow.running.store.records import DispatcherRecord, Ended, InstanceRow, instance_row
+from reflow.running.store.records import (
+    DispatcherRecord,
+    Ended,
+    ImportedOutput,
+    InstanceRow,
+    instance_row,
+)
 from reflow.running.store.states import (
     ACTIVE,
     FAILED,
@@ -116,10 +122,13 @@ class StoreWrites:
         cached: Collection[int],
         error: str = "",
         rejected: Sequence[str] = (),
+        imported: Sequence[ImportedOutput] = (),
     ) -> None:
         """Record a planned task: its instances, ``ready`` or ``cached`` (elements in ``cached``).
 
-        Outputs in ``rejected`` (cache hits that no longer verify) leave the cache. A task
+        Outputs in ``rejected`` (cache hits that no longer verify) leave the cache. Outputs in
+        ``imported`` (cache hits found in other run directories) enter it, in the same
+        transaction as the cached instances that use them, each with its ``origin``. A task
         that is already planned keeps its rows.
         """
         # One statement for every element: sqlite expands the JSON list itself, which is
@@ -129,6 +138,13 @@ class StoreWrites:
         )
         with self._transaction() as db:
             db.executemany("DELETE FROM outputs WHERE identity = ?", [(i,) for i in rejected])
+            if imported:
+                db.executemany(
+                    "INSERT OR IGNORE INTO outputs (identity, task, value, hash, created,"
+                    " run_id, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(i.identity, task, i.value, i.hash, i.created, i.run_id, i.origin)
+                     for i in imported],
+                )  # fmt: skip
             db.execute(
                 "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
                 " VALUES (?, ?, ?, ?, ?)",
