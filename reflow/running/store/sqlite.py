@@ -17,6 +17,7 @@ from typing import Any
 
 from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.history import StoreHistory
 from reflow.running.store.records import (
     INSTANCE_COLUMNS,
     RUN_COLUMNS,
@@ -31,13 +32,13 @@ from reflow.running.store.schema import (
     configure,
     store_problem,
 )
-from reflow.running.store.states import FAILED, FINISHED, InstanceState, RunState, sql_list
+from reflow.running.store.states import FINISHED, InstanceState, RunState, sql_list
 from reflow.running.store.writes import StoreWrites
 
 _SCAN_ABOVE = 10_000
 
 
-class SqliteStore(StoreWrites):
+class SqliteStore(StoreHistory, StoreWrites):
     """The run directory's store: ``with SqliteStore.open(root) as store: ...``.
 
     Reads are here; every write is a method named by intent (``StoreWrites``).
@@ -219,129 +220,10 @@ class SqliteStore(StoreWrites):
             )
         )
 
-    def claimed_elsewhere(self, run_id: str, identities: Sequence[str]) -> dict[str, str]:
-        """``identity -> run id`` for those of ``identities`` another run is working on.
-
-        Another running run of this run directory claims an identity when its instance is
-        submitted, or ready in a run created before this one (the older run goes first, so two
-        runs never wait for each other). Without another running run this is one small query.
-        """
-        runs = self._db.execute(
-            "SELECT run_id, created FROM runs WHERE state = ?", (RunState.RUNNING.value,)
-        ).fetchall()
-        mine = next((created for other, created in runs if other == run_id), None)
-        others = [(other, created) for other, created in runs if other != run_id]
-        if not others or not identities or mine is None:
-            return {}
-        wanted = set(identities)
-        found: dict[str, str] = {}
-        for other, created in others:
-            states = [InstanceState.SUBMITTED.value]
-            if (created, other) < (mine, run_id):
-                states.append(InstanceState.READY.value)
-            marks = ",".join("?" * len(states))
-            rows = self._db.execute(
-                f"SELECT identity FROM instances WHERE run_id = ? AND state IN ({marks})",  # noqa: S608
-                (other, *states),
-            )
-            found.update((identity, other) for (identity,) in rows if identity in wanted)
-        return found
-
-    def uncached_instances(self, run_id: str, task: str) -> list[tuple[int, str]]:
-        """``(element, identity)`` of the run's instances of ``task`` not taken from the cache."""
-        return list(
-            self._db.execute(
-                "SELECT element, identity FROM instances WHERE run_id = ? AND task = ?"
-                " AND state != ? ORDER BY element",
-                (run_id, task, InstanceState.CACHED.value),
-            )
-        )
-
-    def earlier_instances(
-        self, run_id: str, task: str, elements: Sequence[int]
-    ) -> dict[int, tuple[str, str, str]]:
-        """``element -> (run id, identity, state)``: each element's most recent earlier instance.
-
-        Earlier means of a run of this run directory created before ``run_id``. The runs are
-        read newest first, each by its primary key, until every element has one.
-        """
-        wanted = set(elements)
-        found: dict[int, tuple[str, str, str]] = {}
-        runs = self._db.execute(
-            "SELECT t.run_id FROM tasks t JOIN runs r ON r.run_id = t.run_id WHERE t.task = ?"
-            " AND t.run_id != ? AND r.created <= (SELECT created FROM runs WHERE run_id = ?)"
-            " ORDER BY r.created DESC, r.run_id DESC",
-            (task, run_id, run_id),
-        ).fetchall()
-        for (earlier,) in runs:
-            if not wanted:
-                break
-            rows = self._db.execute(
-                "SELECT element, identity, state FROM instances WHERE run_id = ? AND task = ?",
-                (earlier, task),
-            )
-            for element, identity, state in rows:
-                if element in wanted:
-                    found[element] = (earlier, identity, state)
-                    wanted.discard(element)
-        return found
-
-    def outputs_by_run(self, task: str) -> dict[str, int]:
-        """``run id -> number of cached outputs of task`` by the run that made them."""
-        rows = self._db.execute(
-            "SELECT run_id, count(*) FROM outputs WHERE task = ? GROUP BY run_id", (task,)
-        )
-        return {str(run_id): int(count) for run_id, count in rows}
-
-    def output_origin(self, identity: str) -> tuple[str, int | None] | None:
-        """``(run id, element)`` of the instance that made the cached output of ``identity``.
-
-        The element is None when that run no longer holds the instance; the whole answer is
-        None when nothing is cached for ``identity``.
-        """
-        row = self._db.execute(
-            "SELECT o.run_id, min(i.element) FROM outputs o LEFT JOIN instances i"
-            " ON i.run_id = o.run_id AND i.task = o.task AND i.identity = o.identity"
-            " WHERE o.identity = ? GROUP BY o.run_id",
-            (identity,),
-        ).fetchone()
-        return None if row is None else (str(row[0]), row[1])
-
-    def output_hashes(self, identities: Sequence[str]) -> dict[str, str]:
-        """``identity -> output hash`` for those of ``identities`` in the cache."""
-        rows = self._db.execute(
-            "SELECT o.identity, o.hash FROM json_each(?) AS j JOIN outputs AS o"
-            " ON o.identity = j.value",
-            (json.dumps(list(identities)),),
-        )
-        return dict(rows)
-
     def cached_outputs(self, task: str, identities: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``identity -> (output JSON text, hash)`` for those of ``identities`` in the cache."""
         rows = select_outputs(self._db, task, identities, ("value", "hash"))
         return {identity: (value, digest) for identity, value, digest in rows}
-
-    def failure_groups(self, run_id: str) -> list[tuple[str, str, str, int]]:
-        """``(task, state, reason, count)`` of the run's failed and cancelled instances."""
-        return list(
-            self._db.execute(
-                "SELECT task, state, coalesce(reason, ''), count(*) FROM instances"  # noqa: S608 - state names from the enums
-                f" WHERE run_id = ? AND state IN ({sql_list(FAILED)})"
-                " GROUP BY task, state, reason ORDER BY task, count(*) DESC",
-                (run_id,),
-            )
-        )
-
-    def failure_examples(
-        self, run_id: str, task: str, reason: str, limit: int
-    ) -> list[InstanceRow]:
-        """A few failed or cancelled instances of ``task`` with ``reason``."""
-        query = (
-            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND task = ?"  # noqa: S608
-            f" AND state IN ({sql_list(FAILED)}) AND coalesce(reason, '') = ?"
-            " ORDER BY element LIMIT ?"
-        )
-        return [instance_row(row) for row in self._db.execute(query, (run_id, task, reason, limit))]
 
     def integrity_problems(self) -> list[str]:
         """Sqlite's integrity check plus reflow's own consistency rules; empty when sound."""

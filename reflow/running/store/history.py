@@ -1,0 +1,118 @@
+"""Running: the store's reads across runs: earlier instances, origins, work others claim.
+
+``why`` compares a run's instances with each element's most recent earlier instance; the
+code-change warning counts cached outputs by the run that made them; ``logs`` finds the run
+that made a cached element's output; the dispatcher asks which identities another running
+run is already working on, so overlapping runs share work. Reads only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+from reflow.running.store.states import InstanceState, RunState
+
+
+class StoreHistory:
+    """The cross-run reads of ``SqliteStore``."""
+
+    _db: sqlite3.Connection
+
+    def claimed_elsewhere(self, run_id: str, identities: Sequence[str]) -> dict[str, str]:
+        """``identity -> run id`` for those of ``identities`` another run is working on.
+
+        Another running run of this run directory claims an identity when its instance is
+        submitted, or ready in a run created before this one (the older run goes first, so two
+        runs never wait for each other). Without another running run this is one small query.
+        """
+        runs = self._db.execute(
+            "SELECT run_id, created FROM runs WHERE state = ?", (RunState.RUNNING.value,)
+        ).fetchall()
+        mine = next((created for other, created in runs if other == run_id), None)
+        others = [(other, created) for other, created in runs if other != run_id]
+        if not others or not identities or mine is None:
+            return {}
+        wanted = set(identities)
+        found: dict[str, str] = {}
+        for other, created in others:
+            states = [InstanceState.SUBMITTED.value]
+            if (created, other) < (mine, run_id):
+                states.append(InstanceState.READY.value)
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(
+                f"SELECT identity FROM instances WHERE run_id = ? AND state IN ({marks})",  # noqa: S608
+                (other, *states),
+            )
+            found.update((identity, other) for (identity,) in rows if identity in wanted)
+        return found
+
+    def uncached_instances(self, run_id: str, task: str) -> list[tuple[int, str]]:
+        """``(element, identity)`` of the run's instances of ``task`` not taken from the cache."""
+        return list(
+            self._db.execute(
+                "SELECT element, identity FROM instances WHERE run_id = ? AND task = ?"
+                " AND state != ? ORDER BY element",
+                (run_id, task, InstanceState.CACHED.value),
+            )
+        )
+
+    def earlier_instances(
+        self, run_id: str, task: str, elements: Sequence[int]
+    ) -> dict[int, tuple[str, str, str]]:
+        """``element -> (run id, identity, state)``: each element's most recent earlier instance.
+
+        Earlier means of a run of this run directory created before ``run_id``. The runs are
+        read newest first, each by its primary key, until every element has one.
+        """
+        wanted = set(elements)
+        found: dict[int, tuple[str, str, str]] = {}
+        runs = self._db.execute(
+            "SELECT t.run_id FROM tasks t JOIN runs r ON r.run_id = t.run_id WHERE t.task = ?"
+            " AND t.run_id != ? AND r.created <= (SELECT created FROM runs WHERE run_id = ?)"
+            " ORDER BY r.created DESC, r.run_id DESC",
+            (task, run_id, run_id),
+        ).fetchall()
+        for (earlier,) in runs:
+            if not wanted:
+                break
+            rows = self._db.execute(
+                "SELECT element, identity, state FROM instances WHERE run_id = ? AND task = ?",
+                (earlier, task),
+            )
+            for element, identity, state in rows:
+                if element in wanted:
+                    found[element] = (earlier, identity, state)
+                    wanted.discard(element)
+        return found
+
+    def outputs_by_run(self, task: str) -> dict[str, int]:
+        """``run id -> number of cached outputs of task`` by the run that made them."""
+        rows = self._db.execute(
+            "SELECT run_id, count(*) FROM outputs WHERE task = ? GROUP BY run_id", (task,)
+        )
+        return {str(run_id): int(count) for run_id, count in rows}
+
+    def output_origin(self, identity: str) -> tuple[str, int | None] | None:
+        """``(run id, element)`` of the instance that made the cached output of ``identity``.
+
+        The element is None when that run no longer holds the instance; the whole answer is
+        None when nothing is cached for ``identity``.
+        """
+        row = self._db.execute(
+            "SELECT o.run_id, min(i.element) FROM outputs o LEFT JOIN instances i"
+            " ON i.run_id = o.run_id AND i.task = o.task AND i.identity = o.identity"
+            " WHERE o.identity = ? GROUP BY o.run_id",
+            (identity,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1])
+
+    def output_hashes(self, identities: Sequence[str]) -> dict[str, str]:
+        """``identity -> output hash`` for those of ``identities`` in the cache."""
+        rows = self._db.execute(
+            "SELECT o.identity, o.hash FROM json_each(?) AS j JOIN outputs AS o"
+            " ON o.identity = j.value",
+            (json.dumps(list(identities)),),
+        )
+        return dict(rows)
