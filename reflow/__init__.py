@@ -12,6 +12,7 @@ from reflow.definition.errors import (
 )
 from reflow.definition.flow import Flow
 from reflow.definition.markers import Param, Result, RunDir
+from reflow.run import Run
 from reflow.workflow import Workflow
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "Param",
     "ReflowError",
     "Result",
+    "Run",
     "RunDir",
     "StoreError",
     "SubmissionError",

@@ -31,11 +31,11 @@ def fingerprint(path: Path, mode: FingerprintMode) -> str | None:
     """The fingerprint of the file or directory at ``path``; None in ``path`` mode.
 
     Raises:
-        FileNotFoundError: Nothing exists at ``path``.
+        FileNotFoundError: Nothing exists at ``path`` (in every mode, ``path`` included).
     """
+    info = path.stat()
     if mode == "path":
         return None
-    info = path.stat()
     is_dir = os.path.isdir(path)  # noqa: PTH112 - follows links like stat()
     if mode == "stat":
         return _stat_tree(path) if is_dir else f"stat:{info.st_size}:{info.st_mtime_ns}"

@@ -51,6 +51,7 @@ def prepare(count: Annotated[int, Param(help="items")] = 2) -> list[str]:
 @wf.array_job()
 def convert(item: Annotated[str, Result(step="prepare")], run_dir: RunDir = RunDir()) -> Path:
     log("convert", item)
+    print(f"converting {item}")
     path = run_dir / "out" / f"{item}.txt"
     path.parent.mkdir(exist_ok=True)
     path.write_text(item)
@@ -179,6 +180,12 @@ def test_a_new_run_directory_with_cache_from_runs_nothing(flow: Path, first: Pat
               flow.parent)  # fmt: skip
     assert why.returncode == 0, why.stderr
     assert json.loads(why.stdout) == {"run_id": run_id, "tasks": []}  # every instance cached
+    # A cached element's log is its maker's, in the run directory that made it.
+    logs = run([sys.executable, str(flow), "logs", run_id, "convert", "1", "--run-dir", str(b)],
+               flow.parent)  # fmt: skip
+    assert logs.returncode == 0, logs.stderr
+    assert f"in {first}, which made this result" in logs.stdout
+    assert "converting item1" in logs.stdout
 
 
 def test_a_partial_overlap_runs_exactly_the_new_element(flow: Path, first: Path) -> None:

@@ -115,7 +115,7 @@ def test_ctrl_c_during_submit_wait_is_one_line_and_the_run_goes_on(tmp_path: Pat
     assert process.returncode == 130
     assert stderr.count("\n") == 1, stderr
     assert f"stopped following run {run_id}; it goes on in the background" in stderr
-    assert f"follow it: reflow status {run_id} --run-dir {run_dir};" in stderr
+    assert f"follow it: reflow watch {run_id} --run-dir {run_dir};" in stderr
     assert f"cancel it: reflow cancel {run_id} --run-dir {run_dir}" in stderr
     assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
 

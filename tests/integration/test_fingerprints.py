@@ -224,6 +224,11 @@ def test_an_input_file_edited_in_place_reruns_the_tasks_that_declare_it(tmp_path
     assert sorted(calls(run_dir, "align")) == ["S0", "S0", "S1", "S1"]
     _, same = submit_and_wait(flow, run_dir, "--reference", str(reference))
     assert counts(same)["align"] == {"cached": 2}  # relative or absolute: the same file
+    (tmp_path / "sub").mkdir()
+    done = cli(flow, "submit", "--run-dir", str(run_dir), "--reference", "../genome.fa",
+               "--wait", cwd=tmp_path / "sub")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(calls(run_dir, "align")) == ["S0", "S0", "S1", "S1"]  # ../ is normalised
 
 
 def test_a_missing_input_path_is_one_line_at_submit_and_writes_nothing(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ def test_results_of_done_failed_and_unplanned_elements(tmp_path: Path) -> None:
     assert "reflow logs" in failed.stderr
     blocked = result("finalize")
     assert blocked.returncode == 2
-    assert "not been planned" in blocked.stderr
+    assert "never started" in blocked.stderr
+    assert "reflow retry" in blocked.stderr
     unknown = result("convrt", "0")
     assert unknown.returncode == 2
     assert 'did you mean "convert"' in unknown.stderr or "convert" in unknown.stderr

@@ -117,7 +117,7 @@ def test_why_names_the_reason_of_every_rerun(tmp_path: Path) -> None:
     }
 
 
-def submit(flow: Path, run_dir: Path, mode: str) -> subprocess.CompletedProcess[str]:
+def submit(flow: Path, run_dir: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "REFLOW_MODE": "local",
@@ -125,7 +125,7 @@ def submit(flow: Path, run_dir: Path, mode: str) -> subprocess.CompletedProcess[
         "XDG_CONFIG_HOME": str(flow.parent / "config"),
     }
     return subprocess.run(
-        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait"],
+        [sys.executable, str(flow), "submit", "--run-dir", str(run_dir), "--wait", *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -192,3 +192,16 @@ def test_why_names_an_upstream_output_and_an_edited_input_file(tmp_path: Path) -
     ((reason, detail, count),) = why(flow, inputs / "runs", run_id)["align"]
     assert (reason, count) == ("input file", 2)
     assert detail == f"--reference: {inputs / 'genome.fa'} (size)"
+
+
+def test_the_code_warning_counts_only_results_this_run_may_reuse(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    for scale in ("1", "2"):
+        assert submit(write(tmp_path), run_dir, "warn", "--scale", scale).returncode == 0
+    edited = write(tmp_path, body="assert item")
+    warned = submit(edited, run_dir, "warn", "--scale", "1")
+    assert "since 2 cached result(s) were made" in warned.stderr  # not the --scale 2 ones
+    forced = submit(edited, run_dir, "warn", "--scale", "1", "--force-task", "convert")
+    assert forced.returncode == 0, forced.stderr
+    again = submit(edited, run_dir, "warn", "--scale", "1")
+    assert "warning" not in again.stderr  # what the warning advised cleared it

@@ -55,8 +55,11 @@ def test_a_directory_fingerprint_covers_every_file_below_it(tmp_path: Path, mode
     assert differs(recorded, root) is not None
 
 
-def test_path_mode_takes_no_fingerprint(tmp_path: Path) -> None:
-    assert fingerprint(tmp_path / "missing", "path") is None
+def test_path_mode_takes_no_fingerprint_but_wants_the_file(tmp_path: Path) -> None:
+    (tmp_path / "there").write_text("x")
+    assert fingerprint(tmp_path / "there", "path") is None
+    with pytest.raises(FileNotFoundError):
+        fingerprint(tmp_path / "missing", "path")
 
 
 def test_a_fingerprinted_path_reads_back_as_the_same_path() -> None:

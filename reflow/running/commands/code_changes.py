@@ -41,21 +41,33 @@ def record_code(manifest: dict[str, Any], hashes: Mapping[str, str], *, rerun: b
             task["code"] = hashes.get(task["name"], "")
 
 
-def code_change_warnings(root: Path, hashes: Mapping[str, str]) -> list[str]:
-    """One line per task whose cached results in ``root`` were made by other code."""
+def code_change_warnings(
+    root: Path, hashes: Mapping[str, str], manifest: Mapping[str, Any]
+) -> list[str]:
+    """One line per task whose cached results in ``root`` were made by other code.
+
+    Only results made with this run's values of the task's own parameters count (results of
+    other parameter values will not be reused by this run), so a ``--force-task`` that
+    recomputed them leaves nothing to report on the next submit.
+    """
     if not (RunLayout(root, "").store).exists():
         return []
+    keys = _param_keys(manifest)
+    params = manifest.get("params") or {}
     lines = []
-    store = SqliteStore.open(root)
-    try:
-        codes: dict[str, Mapping[str, str]] = {}
+    with SqliteStore.open(root) as store:
+        recorded: dict[str, Mapping[str, Any]] = {}
         for task, digest in hashes.items():
             stale = 0
             for run_id, count in store.outputs_by_run(task).items():
-                if run_id not in codes:
-                    codes[run_id] = _recorded_code(root, run_id)
-                recorded = codes[run_id].get(task)
-                if recorded and recorded != digest:
+                if run_id not in recorded:
+                    recorded[run_id] = _recorded(root, run_id)
+                earlier = recorded[run_id]
+                code = (earlier.get("code") or {}).get(task)
+                same = all(
+                    (earlier.get("params") or {}).get(k) == params.get(k) for k in keys[task]
+                )
+                if code and code != digest and same:
                     stale += count
             if stale:
                 lines.append(
@@ -63,13 +75,22 @@ def code_change_warnings(root: Path, hashes: Mapping[str, str]) -> list[str]:
                     " they are reused where the inputs match. To recompute them: --force-task"
                     f' {task}, or set [cache] on_code_change = "rerun"'
                 )
-    finally:
-        store.close()
     return lines
 
 
-def _recorded_code(root: Path, run_id: str) -> Mapping[str, str]:
+def _param_keys(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``task -> the keys of its own parameters`` in the run's parameters."""
+    keys: dict[str, list[str]] = {}
+    for task in manifest["description"]["tasks"]:
+        keys[task["name"]] = [
+            p["name"] if p["namespace"] == "global" else f"{task['name']}.{p['name']}"
+            for p in task["params"]
+        ]
+    return keys
+
+
+def _recorded(root: Path, run_id: str) -> Mapping[str, Any]:
     try:
-        return read_manifest(RunLayout(root, run_id)).get("code") or {}
+        return read_manifest(RunLayout(root, run_id))
     except StoreError:
         return {}

@@ -26,6 +26,6 @@ def interrupted_line(run_id: str, run_dir: str | Path) -> str:
     """What Ctrl-C while following a run prints: the run goes on; how to follow or stop it."""
     return (
         f"stopped following run {run_id}; it goes on in the background."
-        f" follow it: {console_command('status', run_id, run_dir)};"
+        f" follow it: {console_command('watch', run_id, run_dir)};"
         f" cancel it: {console_command('cancel', run_id, run_dir)}"
     )

@@ -49,8 +49,12 @@ def parameter_json(
 
 
 def _absolute(value: Any, cwd: Path) -> Any:
+    """``value`` with every path absolute in ``cwd`` and normalised (``a/../b`` is ``b``).
+
+    Symbolic links are kept as they are: the same file reached through a link is another path.
+    """
     if isinstance(value, PurePath):
-        return value if value.is_absolute() else cwd / value
+        return Path(os.path.normpath(value if value.is_absolute() else cwd / value))
     if isinstance(value, list):
         return [_absolute(item, cwd) for item in value]
     return value

@@ -108,14 +108,19 @@ def _choose(
 
 
 def _log_of(
-    layout: RunLayout, row: InstanceRow, origin: tuple[str, int | None] | None
+    layout: RunLayout, row: InstanceRow, origin: tuple[str, int | None, str] | None
 ) -> tuple[Path, str]:
-    """The log to show and what the header says of it: a cached element's is its maker's."""
+    """The log to show and what the header says of it: a cached element's is its maker's.
+
+    An output taken from another run directory (``--cache-from``) has its log there.
+    """
     if origin is None:
         return layout.log(row.task, row.element), str(row.state)
-    maker, element = origin
-    path = RunLayout(layout.root, maker).log(row.task, row.element if element is None else element)
-    return path, f"cached: the log of run {maker}, which made this result"
+    maker, element, where = origin
+    root = Path(where) if where else layout.root
+    path = RunLayout(root, maker).log(row.task, row.element if element is None else element)
+    elsewhere = f" in {where}" if where else ""
+    return path, f"cached: the log of run {maker}{elsewhere}, which made this result"
 
 
 def _write_log(path: Path, row: InstanceRow, tail: int | None, out: IO[str]) -> None:

@@ -18,7 +18,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import FINISHED, InstanceState
+from reflow.running.store.states import FINISHED, RUN_FINAL, InstanceState
 
 
 def element_result(root: Path, run_id: str, task: str, index: int | None = None) -> Any:
@@ -87,7 +87,7 @@ def _plain(value: Any) -> Any:
 def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[int, str], bool]:
     store = SqliteStore.open(Path(root))
     try:
-        store.run(run_id)
+        run_state = store.run(run_id).state
         layout = RunLayout(Path(root), run_id)
         tasks = {t["name"]: t for t in read_manifest(layout)["description"]["tasks"]}
         if task not in tasks:
@@ -103,9 +103,15 @@ def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[i
     finally:
         store.close()
     if not rows:
+        if run_state in RUN_FINAL:
+            raise UsageError(
+                f"{task} never started in run {run_id}, which ended {run_state}: a task"
+                " upstream of it did not succeed",
+                value=task,
+                hint="look at the run's status, then " + console_command("retry", run_id, root),
+            )
         raise UsageError(
             f"{task} has not been planned in run {run_id} yet: it waits for the tasks upstream",
-            param="task",
             value=task,
             hint="wait for the run, or look at its status",
         )

@@ -91,7 +91,7 @@ def submit_workflow(
     if (config.on_code_change or "warn") == "warn" and not force and mode != "dry-run":
         forced = set(force_tasks)
         changed = {task: digest for task, digest in hashes.items() if task not in forced}
-        for line in code_change_warnings(root, changed):
+        for line in code_change_warnings(root, changed, manifest):
             sys.stderr.write(line + "\n")
     run_options = {
         "force": force,

@@ -216,8 +216,20 @@ class _Reader:
                 for source in sources
                 for reason in self.upstream_changes(source, this.run_id, prev_run, element)
             ]
-            self.answers[key] = changed or [("inputs", "the data it consumes changed")]
+            self.answers[key] = changed or self.rerun_upstream(this.run_id, sources)
         return self.answers[key]
+
+    def rerun_upstream(self, run_id: str, sources: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The reason when an upstream task ran again under the same identity.
+
+        The cache keeps one output per identity, so an upstream element that ran again in
+        this run (forced, ``cache=False``, or stale) replaced the output the earlier run saw.
+        """
+        again = [s for s in sources if self.store.uncached_instances(run_id, s)]
+        if again:
+            names = ", ".join(again)
+            return [("upstream output", f"{names} ran again in this run and returned other data")]
+        return [("inputs", "the data it consumes changed")]
 
     def sources(self, this: _Recorded, name: str) -> tuple[str, ...]:
         spec = this.tasks[name]

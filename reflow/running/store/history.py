@@ -94,19 +94,20 @@ class StoreHistory:
         )
         return {str(run_id): int(count) for run_id, count in rows}
 
-    def output_origin(self, identity: str) -> tuple[str, int | None] | None:
-        """``(run id, element)`` of the instance that made the cached output of ``identity``.
+    def output_origin(self, identity: str) -> tuple[str, int | None, str] | None:
+        """``(run id, element, run directory)`` of the instance that made ``identity``'s output.
 
-        The element is None when that run no longer holds the instance; the whole answer is
-        None when nothing is cached for ``identity``.
+        The element is None when that run no longer holds the instance here (always so for
+        an output taken from another run directory, named by the third field, "" for this
+        one); the whole answer is None when nothing is cached for ``identity``.
         """
         row = self._db.execute(
-            "SELECT o.run_id, min(i.element) FROM outputs o LEFT JOIN instances i"
+            "SELECT o.run_id, min(i.element), o.origin FROM outputs o LEFT JOIN instances i"
             " ON i.run_id = o.run_id AND i.task = o.task AND i.identity = o.identity"
             " WHERE o.identity = ? GROUP BY o.run_id",
             (identity,),
         ).fetchone()
-        return None if row is None else (str(row[0]), row[1])
+        return None if row is None else (str(row[0]), row[1], str(row[2] or ""))
 
     def output_hashes(self, identities: Sequence[str]) -> dict[str, str]:
         """``identity -> output hash`` for those of ``identities`` in the cache."""
