@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from reflow.running.commands.status import load_status
-from reflow.running.dispatch.slurm_chain import dispatcher_alive, run_turn_and_chain
+from reflow.running.dispatch.liveness import dispatcher_alive
+from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.ranges import expand
 from reflow.running.rundir.layout import RunLayout

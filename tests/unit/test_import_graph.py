@@ -9,7 +9,15 @@ import pytest
 import reflow
 
 PACKAGE = Path(reflow.__file__).parent
-FACADES = {"reflow", "reflow.cli", "reflow.run", "reflow.workflow"}
+FACADES = {
+    "reflow",
+    "reflow.cli",
+    "reflow.run",
+    "reflow.workflow",
+    "reflow.running.commands.handlers",
+}
+"""Where lazy imports of reflow modules may be: the facades, and the command dispatcher (a
+command loads only what it runs, so ``status`` does not load the submit path)."""
 SHARED = {"codehash", "config", "fingerprints", "process", "ranges"}
 """Rooms of ``reflow.running`` every other room may import."""
 ROOMS = {

@@ -19,16 +19,11 @@ from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.commands.hints import flow_command, interrupted_line
-from reflow.running.commands.logs import show_logs
 from reflow.running.commands.progress import wait_for_run
-from reflow.running.commands.results import write_result
 from reflow.running.commands.status import load_status, render_failed, render_status
-from reflow.running.commands.submission import resolve_run_dir, submit_workflow
-from reflow.running.commands.watch import watch_run, watch_status
-from reflow.running.commands.why import explain, write_why
 from reflow.running.config import load_config
-from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.process import run_command as run_process
+from reflow.running.rundir.location import resolve_run_dir
 from reflow.running.rundir.manifest import SubmittableWorkflow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import RunState
@@ -66,8 +61,14 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     root = run_dir_of(args.run_dir)
     command = args.command
     if command == "watch":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.watch import watch_run
+
         return watch_run(root, args.run_id, out=out)
     if command == "status" and args.watch:
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.watch import watch_status
+
         return watch_status(root, args.run_id, out=out)
     if command == "status":
         data = load_status(root, args.run_id)
@@ -77,10 +78,16 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
             out.write(render_failed(data) if args.failed else render_status(data))
         return 0
     if command == "cancel":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.dispatch.control import cancel_run
+
         count = cancel_run(root, args.run_id, args.task)
         out.write(f"cancelled {count} instance(s) of run {args.run_id}\n")
         return 0
     if command == "retry":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.dispatch.control import retry
+
         retried = retry(root, args.run_id, args.task, verify=args.verify)
         if not retried.resumed:
             out.write(f"run {args.run_id}: nothing to retry; it succeeded and stays so\n")
@@ -90,13 +97,22 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     if command == "runs":
         return _runs(root, args.json, out)
     if command == "logs":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.logs import show_logs
+
         return show_logs(
             root, args.run_id, args.task, args.index, out=out, tail=args.tail, follow=args.follow
         )
     if command == "why":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.why import explain, write_why
+
         write_why(explain(root, args.run_id, args.task), out, as_json=args.json)
         return 0
     if command == "result":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.results import write_result
+
         write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
         return 0
     raise AssertionError(command)
@@ -109,6 +125,9 @@ def _submit(
     out: IO[str],
     invocation: str,
 ) -> int:
+    # lazy: a command loads only what it runs, so status and logs start fast
+    from reflow.running.commands.submission import submit_workflow
+
     run = submit_workflow(
         wf,
         run_dir=args.run_dir,

@@ -19,11 +19,11 @@ from typing import Any
 from reflow.definition.errors import UsageError
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
-from reflow.running.dispatch.slurm_chain import dispatcher_alive as slurm_dispatcher_alive
-from reflow.running.dispatch.verification import read_stale
+from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState

@@ -31,6 +31,7 @@ from reflow.running.dispatch.drive import start_run
 from reflow.running.dispatch.dry_run import dry_run
 from reflow.running.fingerprints import DEFAULT_MODE
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.location import resolve_run_dir
 from reflow.running.rundir.manifest import SubmittableWorkflow, build_manifest
 from reflow.running.store.foreign import ForeignStore
 
@@ -196,26 +197,6 @@ def check_python(config: Config) -> None:
             value=python,
             hint="point it at a python3 with reflow installed, or unset it to use this one",
         )
-
-
-def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Path:
-    """The run directory: the argument, else the config's default; absolute."""
-    chosen = run_dir if run_dir is not None else config.run_dir
-    if chosen is None:
-        raise UsageError(
-            "no run directory given",
-            param="run_dir",
-            hint="pass --run-dir DIR (or run_dir=...), or set [defaults] run_dir in the config",
-        )
-    path = Path(chosen).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UsageError(
-            f"run directory {str(path)!r} is a file",
-            param="run_dir",
-            value=str(path),
-            hint="choose a directory",
-        )
-    return path.absolute()
 
 
 def resolve_cache_from(given: Sequence[str | PurePath], config: Config, root: Path) -> list[Path]:

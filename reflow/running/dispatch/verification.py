@@ -11,7 +11,6 @@ actually checked.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -24,7 +23,8 @@ from reflow.planning.encoding import from_json
 from reflow.planning.paths import tagged_paths
 from reflow.planning.planner import Finished, Validator
 from reflow.running.fingerprints import differs
-from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.stale import add_stale
 from reflow.running.worker.loader import load_workflow
 
 
@@ -87,21 +87,6 @@ def make_validator(manifest: Mapping[str, Any]) -> RunValidator:
 
 def record_stale(layout: RunLayout, validator: Validator | None) -> None:
     """Add what ``validator`` found stale to the run's record of stale outputs."""
-    if not isinstance(validator, RunValidator) or not validator.stale:
-        return
-    counts = read_stale(layout)
-    for task, reasons in validator.stale.items():
-        mine = counts.setdefault(task, {})
-        for reason, count in reasons.items():
-            mine[reason] = mine.get(reason, 0) + count
-    validator.stale.clear()
-    write_atomic(layout.stale_outputs, json.dumps(counts, sort_keys=True))
-
-
-def read_stale(layout: RunLayout) -> dict[str, dict[str, int]]:
-    """``task -> reason -> count`` of the cached outputs this run found stale and recomputed."""
-    try:
-        data = json.loads(layout.stale_outputs.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    if isinstance(validator, RunValidator) and validator.stale:
+        add_stale(layout, {task: dict(reasons) for task, reasons in validator.stale.items()})
+        validator.stale.clear()
