@@ -158,8 +158,8 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     backup = run_dir / "reflow.sqlite.bak-v1"
     assert version(backup) == 1
     assert dump(backup) == before
-    assert "instances_task" not in tables(backup)
-    assert "instances_task" in tables(store)
+    assert "origin" not in tables(backup)["outputs"]
+    assert "origin" in tables(store)["outputs"]
     # The migrated store has exactly the schema a new store gets, and keeps every row.
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()

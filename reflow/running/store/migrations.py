@@ -68,21 +68,18 @@ CREATE TABLE IF NOT EXISTS batches (
 """The schema of version 1, as reflow 0.1 created it; ``meta`` holds ``('schema', '1')``."""
 
 
-def _index_elements_and_record_origins(db: sqlite3.Connection) -> None:
-    """1 -> 2: index instances by task and element; give each output an ``origin``.
+def _record_origins(db: sqlite3.Connection) -> None:
+    """1 -> 2: give each output an ``origin``.
 
-    ``why`` compares each instance with the most recent earlier instance of the same task
-    and element, across every run of the run directory; without the index that is a scan.
     ``outputs.origin`` names the other run directory an output was taken from
     (``cache_from``); every output of a version-1 store was made in its own, so it is ``''``.
     """
-    db.execute("CREATE INDEX IF NOT EXISTS instances_task ON instances (task, element)")
     db.execute("ALTER TABLE outputs ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
 
 
 Step = Callable[[sqlite3.Connection], None]
 
-STEPS: tuple[Step, ...] = (_index_elements_and_record_origins,)
+STEPS: tuple[Step, ...] = (_record_origins,)
 """``STEPS[N - 1]`` turns a store of schema version N into one of version N + 1."""
 
 LATEST = len(STEPS) + 1

@@ -52,7 +52,6 @@ CREATE TABLE IF NOT EXISTS instances (
     peak_rss_mb REAL, PRIMARY KEY (run_id, task, element)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
-CREATE INDEX IF NOT EXISTS instances_task ON instances (task, element);
 CREATE TABLE IF NOT EXISTS outputs (
     identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
     created REAL NOT NULL, run_id TEXT NOT NULL
