@@ -107,7 +107,7 @@ def _count_calls(log: Path) -> dict[str, int]:
         if len(parts) < 3:
             continue
         who, tool = parts[1], parts[2]
-        is_turn_job = tool == "sbatch" and ".dispatch" in line
+        is_turn_job = tool == "sbatch" and "--job-name=dispatch." in line
         by_turn = who == "turn" or not follower
         if tool == "sbatch":
             calls["sbatch_turn_jobs" if is_turn_job else "sbatch_arrays"] += 1
