@@ -40,28 +40,40 @@ class Param:
     short: str | None = None
     namespace: Namespace = "global"
     output: bool = False
+    problems: tuple[DefinitionError, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.help, str):
-            raise DefinitionError(f"Param(help={self.help!r}) must be a string")
+        # Recorded, not raised: the decorator reports them with the task and parameter, and
+        # together with every other problem of the flow.
+        found: list[DefinitionError] = []
+        given: dict[str, object] = {"help": self.help, "output": self.output}  # as passed
+        if not isinstance(given["help"], str):
+            found.append(DefinitionError(f"Param(help={self.help!r}) must be a string"))
         if self.short is not None and not (
             isinstance(self.short, str) and _SHORT.match(self.short)
         ):
-            raise DefinitionError(
-                f"Param(short={self.short!r}) is not a short flag",
-                value=self.short,
-                hint='write a dash and one letter, e.g. short="-n"',
+            found.append(
+                DefinitionError(
+                    f"Param(short={self.short!r}) is not a short flag",
+                    value=self.short,
+                    hint='write a dash and one letter, e.g. short="-n"',
+                )
             )
-        if not isinstance(self.output, bool):
-            raise DefinitionError(
-                f"Param(output={self.output!r}) must be True or False", value=self.output
+        if not isinstance(given["output"], bool):
+            found.append(
+                DefinitionError(
+                    f"Param(output={self.output!r}) must be True or False", value=self.output
+                )
             )
         if self.namespace not in ("global", "local"):
-            raise DefinitionError(
-                f"Param(namespace={self.namespace!r}) is not a namespace",
-                value=self.namespace,
-                hint='use namespace="global" or namespace="local"',
+            found.append(
+                DefinitionError(
+                    f"Param(namespace={self.namespace!r}) is not a namespace",
+                    value=self.namespace,
+                    hint='use namespace="global" or namespace="local"',
+                )
             )
+        object.__setattr__(self, "problems", tuple(found))
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -268,6 +268,16 @@ def _input_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Resu
 
 
 def _param_spec(task: str, parameter: inspect.Parameter, base: Any, marker: Param) -> ParamSpec:
+    if marker.problems:  # the marker's own arguments, now with the task and parameter
+        raise_collected(
+            [
+                DefinitionError(
+                    p.problem, task=task, param=parameter.name, value=p.value, hint=p.hint
+                )
+                for p in marker.problems
+            ],
+            where=f"task {task!r}",
+        )
     default = parameter.default
     if base is inspect.Parameter.empty:
         shown = {inspect.Parameter.empty: "str", None: "str | None"}.get(

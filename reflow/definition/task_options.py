@@ -96,12 +96,11 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
         problems.append(err)
         checked = {}  # the signature is still read, with the default options
     resources = Resources()
+    given = {k: options[k] for k in _RESOURCE_KEYS if k in options}
     try:
-        resources = build_resources(
-            task=name, **{k: options[k] for k in _RESOURCE_KEYS if k in options}
-        )
+        resources = build_resources(task=name, **given)
     except DefinitionError as err:
-        problems.append(err)
+        problems.extend(_each_resource_problem(name, given) or [err])
     spec = None
     try:
         spec = task_spec_from_function(
@@ -176,3 +175,14 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             raise DefinitionError(
                 f"{flag}={value!r} must be True or False", task=name, param=flag, value=value
             )
+
+
+def _each_resource_problem(task: str, given: dict[str, Any]) -> list[DefinitionError]:
+    """The problem of every resource option on its own (``mem=`` and ``time=`` both, say)."""
+    found = []
+    for key, value in given.items():
+        try:
+            build_resources(task=task, **{key: value})
+        except DefinitionError as err:
+            found.append(err)
+    return found

@@ -312,3 +312,30 @@ def test_a_flow_imported_as_a_module_stops_at_its_first_broken_task(tmp_path):
     assert tail[0].endswith("FlowDefinitionError: 2 errors in task 'prepare':")
     assert tail[1].startswith("  1. prepare(mem): mem='4GG'")
     assert tail[2].startswith("  2. prepare(count): has default None")
+
+
+def test_marker_and_every_resource_problem_come_out_together(tmp_path):
+    flow = tmp_path / "markers_flow.py"
+    flow.write_text(
+        textwrap.dedent(
+            """
+            from typing import Annotated
+            from reflow import Param, Workflow
+
+            wf = Workflow("multi")
+
+            @wf.job(mem="lots", time="forever", cpus=0)
+            def a(x: Annotated[int, Param(short="x")] = 1) -> int:
+                return x
+
+            if __name__ == "__main__":
+                raise SystemExit(wf.cli())
+            """
+        )
+    )
+    done = run(flow, "dag", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "4 errors in markers_flow.py" in done.stderr
+    for where in ("a(cpus)", "a(mem)", "a(time)", "a(x): Param(short='x')"):
+        assert where in done.stderr
+    assert "Traceback" not in done.stderr

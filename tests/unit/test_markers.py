@@ -2,7 +2,7 @@
 
 import dataclasses
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
@@ -27,23 +27,21 @@ def test_param_is_immutable():
 
 @pytest.mark.parametrize("short", ["n", "--n", "-nn", "-1", "-", ""])
 def test_param_refuses_a_short_flag_that_is_not_dash_and_one_letter(short):
-    with pytest.raises(DefinitionError) as info:
-        Param(short=short)
-    assert info.value.value == short
-    assert info.value.hint is not None
+    (problem,) = Param(short=short).problems
+    assert problem.value == short
+    assert problem.hint is not None
 
 
 def test_param_refuses_an_unknown_namespace():
     bad: Any = "shared"
-    with pytest.raises(DefinitionError) as info:
-        Param(namespace=bad)
-    assert info.value.value == "shared"
+    (problem,) = Param(namespace=bad).problems
+    assert problem.value == "shared"
 
 
 def test_param_refuses_help_that_is_not_a_string():
     bad: Any = 42
-    with pytest.raises(DefinitionError):
-        Param(help=bad)
+    (problem,) = Param(help=bad).problems
+    assert "must be a string" in problem.problem
 
 
 def test_result_with_one_step_has_one_source():
@@ -93,3 +91,16 @@ def test_run_dir_is_a_real_path():
     assert isinstance(run_dir, Path)
     assert isinstance(run_dir, PurePath)
     assert RunDir("/scratch/run") / "x" == Path("/scratch/run/x")
+
+
+def test_a_param_marker_problem_is_reported_by_the_decorator_with_task_and_parameter():
+    from reflow import Workflow
+
+    wf = Workflow("markers")
+
+    def convert(n: Annotated[int, Param(short="x")] = 1) -> int:
+        return n
+
+    with pytest.raises(DefinitionError) as info:
+        wf.job()(convert)
+    assert (info.value.task, info.value.param, info.value.value) == ("convert", "n", "x")
