@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from argparse import Namespace
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePath
@@ -54,6 +55,9 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert_or_none
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECASE)
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that takes no abbreviated flags and reports errors as one line.
 
@@ -65,6 +69,9 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # "-inf" and "-nan" read as (negative) values, as "-1.5" does, so that the float
+        # converter can say why they are refused instead of "expected one argument".
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         """Raise ``UsageError`` with the message and where to read this command's help."""

@@ -279,3 +279,11 @@ def test_non_finite_floats_are_refused_at_parse_time(text, annotation):
     with pytest.raises(UsageError, match="not a finite number") as info:
         parser.parse_args(["submit", f"--x={text}"])
     assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["-inf", "-nan", "-Infinity"])
+def test_a_negative_non_finite_float_after_a_space_is_read_as_a_value(text):
+    parser = build_parser("p", "w", (option(float, default=1.0),))
+    with pytest.raises(UsageError, match="not a finite number"):
+        parser.parse_args(["submit", "--x", text])
+    assert parser.parse_args(["submit", "--x", "-1.5"]).x == -1.5
