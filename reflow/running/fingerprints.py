@@ -56,11 +56,22 @@ def differs(recorded: str, path: Path) -> str | None:
         now = fingerprint(path, mode_of(recorded))
     except OSError:
         return "missing"
-    if now == recorded:
+    if now == recorded or now is None:
         return None
-    if recorded.startswith("stat:") and now and now.startswith("stat:"):
-        return "size" if recorded.split(":")[1] != now.split(":")[1] else "mtime"
-    return "content" if recorded.startswith("content:") else "files"
+    return what_changed(recorded, now)
+
+
+def what_changed(before: str, after: str) -> str:
+    """What differs between two fingerprints of one path: "size", "mtime", "content", ...
+
+    "files" for a directory whose files changed, "fingerprint mode" when the two were taken
+    in different modes.
+    """
+    if before.startswith("stat:") and after.startswith("stat:"):
+        return "size" if before.split(":")[1] != after.split(":")[1] else "mtime"
+    if mode_of(before) != mode_of(after):
+        return "fingerprint mode"
+    return "content" if mode_of(before) == "content" else "files"
 
 
 def _files(root: Path) -> list[tuple[str, os.stat_result, str]]:

@@ -8,7 +8,6 @@ elements; every failed element is listed too (``failed``), for ``--json`` and ``
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -23,6 +22,7 @@ from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatche
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.results import ResultProblem, read_result, result_names
 from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -147,15 +147,17 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
         rows = by_task.get(entry["task"], [])
         if not rows:
             continue
-        try:
-            present = {item.name for item in os.scandir(layout.results_dir(entry["task"]))}
-        except OSError:
-            continue
+        present = result_names(layout.results_dir(entry["task"]))
         arrived = {_DONE: 0, _FAILED: 0}
         for row in rows:
             path = layout.result(row.task, row.element, str(row.batch))
             if path.name in present:
-                arrived[_DONE if _is_ok(path) else _FAILED] += 1
+                record = read_result(
+                    path, run_id=layout.run_id, task=row.task,
+                    element=row.element, batch=str(row.batch),
+                )  # fmt: skip
+                ok = not isinstance(record, ResultProblem) and record.ok
+                arrived[_DONE if ok else _FAILED] += 1
         total = arrived[_DONE] + arrived[_FAILED]
         if not total:
             continue
@@ -182,13 +184,6 @@ def _count_shared(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, A
     for entry in tasks:
         if entry["task"] in waiting:
             entry["waits_for_runs"] = waiting[entry["task"]]
-
-
-def _is_ok(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("ok") is True
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import IO, Any
 from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
 from reflow.planning.paths import tagged_paths
+from reflow.running.fingerprints import what_changed
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
@@ -317,16 +318,8 @@ def _file_changes(old_text: str, new_text: str) -> list[tuple[str, str]]:
         before = old.get(path)
         if before is None or fingerprint is None or before == fingerprint:
             continue
-        found.append((path, _what_changed(before, fingerprint)))
+        found.append((path, what_changed(before, fingerprint)))
     return found
-
-
-def _what_changed(before: str, after: str) -> str:
-    if before.startswith("stat:") and after.startswith("stat:"):
-        return "size" if before.split(":")[1] != after.split(":")[1] else "mtime"
-    if before.split(":")[0] != after.split(":")[0]:
-        return "fingerprint mode"
-    return "content" if before.startswith(("content:", "tree:")) else "files"
 
 
 def _without_fingerprints(value: Any) -> Any:

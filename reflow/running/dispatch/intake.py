@@ -7,14 +7,12 @@ with the scheduler's reason; one whose job never started is requeued.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from reflow.running.executors.base import Executor, FailureReason, JobState
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.results import ResultProblem, read_result
+from reflow.running.rundir.results import ResultProblem, read_result, result_names
 from reflow.running.store.records import Ended, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
@@ -31,7 +29,7 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
         by_task[row.task].append(row)
     ended: list[Ended] = []
     for task, rows in by_task.items():
-        present = _file_names(layout.results_dir(task))
+        present = result_names(layout.results_dir(task))
         for row in rows:
             path = layout.result(task, row.element, str(row.batch))
             if path.name not in present:
@@ -42,35 +40,24 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
             )
             if isinstance(record, ResultProblem):
                 ended.append(_failed(row, "result", record.reason))
-            elif record.ok:
-                ended.append(
-                    Ended(
-                        task=task,
-                        element=row.element,
-                        batch=str(row.batch),
-                        identity=row.identity,
-                        state=InstanceState.DONE,
-                        started=record.started,
-                        ended=record.ended,
-                        host=record.host,
-                        peak_rss_mb=record.peak_rss_mb,
-                        output=(str(record.output_text), str(record.output_hash)),
-                    )
-                )
             else:
+                failed = not record.ok
                 ended.append(
                     Ended(
                         task=task,
                         element=row.element,
                         batch=str(row.batch),
                         identity=row.identity,
-                        state=InstanceState.FAILED,
+                        state=InstanceState.FAILED if failed else InstanceState.DONE,
                         started=record.started,
                         ended=record.ended,
-                        reason=FailureReason.EXCEPTION.value,
-                        error=f"{record.error_type}: {record.error_message}",
+                        reason=FailureReason.EXCEPTION.value if failed else None,
+                        error=f"{record.error_type}: {record.error_message}" if failed else None,
                         host=record.host,
                         peak_rss_mb=record.peak_rss_mb,
+                        output=None
+                        if failed
+                        else (str(record.output_text), str(record.output_hash)),
                     )
                 )
     store.ingest_results(run_id, ended)
@@ -117,13 +104,6 @@ def reconcile_jobs(
         return  # the usual case while jobs run: no write transaction at all
     store.requeue_lost(run_id, lost)
     store.fail_lost(run_id, failed)
-
-
-def _file_names(folder: Path) -> set[str]:
-    try:
-        return {entry.name for entry in os.scandir(folder)}
-    except FileNotFoundError:
-        return set()
 
 
 def _failed(row: InstanceRow, reason: str, error: str) -> Ended:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -225,3 +226,11 @@ def _reject_constant(name: str) -> Any:
 def _utf8(text: str) -> str:
     """Keep text writable as UTF-8: a lone surrogate (odd bytes decoded) is escaped."""
     return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
+
+
+def result_names(folder: Path) -> set[str]:
+    """The names of the result files in a task's results folder: one directory read."""
+    try:
+        return {entry.name for entry in os.scandir(folder)}
+    except FileNotFoundError:
+        return set()
