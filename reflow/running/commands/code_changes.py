@@ -17,6 +17,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.definition.graph import Graph
 from reflow.running.codehash import code_hash
+from reflow.running.commands.why import own_flags
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
@@ -52,7 +53,10 @@ def code_change_warnings(
     """
     if not (RunLayout(root, "").store).exists():
         return []
-    keys = _param_keys(manifest)
+    keys = {
+        task: [key for key, _flag in flags]
+        for task, flags in own_flags(manifest["description"]).items()
+    }
     params = manifest.get("params") or {}
     lines = []
     with SqliteStore.open(root) as store:
@@ -65,7 +69,8 @@ def code_change_warnings(
                 earlier = recorded[run_id]
                 code = (earlier.get("code") or {}).get(task)
                 same = all(
-                    (earlier.get("params") or {}).get(k) == params.get(k) for k in keys[task]
+                    (earlier.get("params") or {}).get(k) == params.get(k)
+                    for k in keys.get(task, [])
                 )
                 if code and code != digest and same:
                     stale += count
@@ -76,17 +81,6 @@ def code_change_warnings(
                     f' {task}, or set [cache] on_code_change = "rerun"'
                 )
     return lines
-
-
-def _param_keys(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
-    """``task -> the keys of its own parameters`` in the run's parameters."""
-    keys: dict[str, list[str]] = {}
-    for task in manifest["description"]["tasks"]:
-        keys[task["name"]] = [
-            p["name"] if p["namespace"] == "global" else f"{task['name']}.{p['name']}"
-            for p in task["params"]
-        ]
-    return keys
 
 
 def _recorded(root: Path, run_id: str) -> Mapping[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.definition.description import options_from_description
 from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
 from reflow.planning.paths import tagged_paths
@@ -38,6 +39,7 @@ class _Recorded:
     code: Mapping[str, str]
     force: bool
     force_tasks: frozenset[str]
+    flags: Mapping[str, list[tuple[str, str]]]  # task -> (key, flag) of its own parameters
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class _Reader:
                 code=manifest.get("code") or {},
                 force=bool(row.options.get("force")),
                 force_tasks=frozenset(row.options.get("force_tasks") or ()),
+                flags=own_flags(manifest["description"]),
             )
         return self.recorded[run_id]
 
@@ -186,7 +189,7 @@ class _Reader:
         if str(old.get("version")) != str(spec.get("version")):
             found.append(("version", f"{old.get('version')!r} -> {spec.get('version')!r}"))
         found.extend(_code_change(spec, old))
-        found.extend(_param_changes(name, spec, this.params, prev.params))
+        found.extend(_param_changes(this.flags.get(name, []), this.params, prev.params))
         return found
 
     def element_reasons(
@@ -287,13 +290,20 @@ def _code_change(spec: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[
     return [("code", "the code hash no longer enters the identity")]
 
 
+def own_flags(description: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """``task -> [(parameter key, flag)]`` of the parameters each task declares."""
+    flags: dict[str, list[tuple[str, str]]] = {}
+    for option in options_from_description(dict(description)):
+        for task in option.tasks:
+            flags.setdefault(task, []).append((option.key, option.flag))
+    return flags
+
+
 def _param_changes(
-    task: str, spec: Mapping[str, Any], now: Mapping[str, Any], before: Mapping[str, Any]
+    flags: list[tuple[str, str]], now: Mapping[str, Any], before: Mapping[str, Any]
 ) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for param in spec.get("params", []):
-        key = param["name"] if param["namespace"] == "global" else f"{task}.{param['name']}"
-        flag = "--" + key.replace(".", "-").replace("_", "-")
+    for key, flag in flags:
         new, old = now.get(key), before.get(key)
         if new == old:
             continue
