@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import UsageError
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
@@ -307,11 +306,7 @@ def load_status(
     ``failures=False`` skips reading the failed elements.
     """
     with SqliteStore.open(Path(run_dir)) as store:
-        if run_id is None:
-            runs = store.runs()
-            if not runs:
-                raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
-            run_id = runs[-1].run_id
+        run_id = run_id or store.latest_run_id()
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
         tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]

@@ -96,11 +96,7 @@ class _Reader:
         self.store.close()
 
     def explain(self, run_id: str | None, task: str | None) -> dict[str, Any]:
-        if run_id is None:
-            runs = self.store.runs()
-            if not runs:
-                raise UsageError(f"{self.root} holds no runs yet", hint="submit one first")
-            run_id = runs[-1].run_id
+        run_id = run_id or self.store.latest_run_id()
         this = self.run(run_id)
         names = list(this.tasks)
         if task is not None and task not in this.tasks:

@@ -135,6 +135,19 @@ class SqliteStore(StoreHistory, StoreWrites):
             )
         return run_row(row)
 
+    def latest_run_id(self) -> str:
+        """The newest run's id.
+
+        Raises:
+            UsageError: The run directory holds no run yet.
+        """
+        row = self._db.execute(
+            "SELECT run_id FROM runs ORDER BY created DESC, run_id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise UsageError(f"{self.path.parent} holds no runs yet", hint="submit one first")
+        return str(row[0])
+
     def runs(self) -> list[RunRow]:
         """Every run, oldest first."""
         rows = self._db.execute(
