@@ -15,12 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from reflow.running.dispatch.dispatcher import (
-    TERMINAL_RUN_STATES,
-    dispatcher_lock,
-    make_dispatcher,
-)
+from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, make_dispatcher
 from reflow.running.dispatch.drive import drive_locally
+from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore

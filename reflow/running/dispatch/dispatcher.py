@@ -7,14 +7,12 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 
 from __future__ import annotations
 
-import fcntl
 import json
 import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from reflow.planning.planner import (
 )
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
+from reflow.running.dispatch.locks import share_lock
 from reflow.running.dispatch.verification import make_validator, record_stale
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
@@ -89,8 +88,8 @@ class Dispatcher:
         self.reconcile(waiting)
         adopted = 1
         while adopted:  # results taken from another run can make more tasks plannable
-            planned = self.plan_and_persist(run.options)
-            adopted = self.submit_ready(planned_now={plan.task for plan in planned})
+            self.plan_and_persist(run.options)
+            adopted = self.submit_ready()
         return self.settle()
 
     # 1 and 2. Ingest result files; reconcile what is still in flight with the executor.
@@ -215,20 +214,25 @@ class Dispatcher:
 
     # 4. Submit ready instances: one batch per task.
 
-    def submit_ready(self, *, planned_now: Collection[str] = ()) -> int:
+    def submit_ready(self) -> int:
         """Hand every ready instance to the executor, one batch per task, within the budget.
 
-        Work is shared between the runs of one run directory: a ready instance planned in an
-        earlier turn takes the result another run made meanwhile, and one that another
-        running run is already doing waits for that run (see ``_share``). Returns how many
-        instances were taken from the cache that way.
+        Work is shared between the runs of one run directory (see ``_share``). Returns how
+        many instances were taken from the cache that way.
         """
-        ready = self.store.instances_in(self.run_id, [InstanceState.READY])
-        adopted = 0
-        if ready:
-            ready, adopted = self._share(ready, planned_now)
-        if not ready:
-            return adopted
+        if not self.store.instances_in(self.run_id, [InstanceState.READY]):
+            return 0
+        if not self.store.others_active(self.run_id):
+            self._submit(self.store.instances_in(self.run_id, [InstanceState.READY]))
+            return 0
+        with share_lock(self.layout):
+            ready = self.store.instances_in(self.run_id, [InstanceState.READY])
+            rest, adopted = self._share(ready)
+            self._submit(rest)
+        return adopted
+
+    def _submit(self, ready: list[InstanceRow]) -> None:
+        """Submit ``ready`` instances, one batch per task, as many as the budget allows."""
         room = len(ready)
         if self.submit_budget is not None:
             counts = self.store.state_counts(self.run_id)
@@ -237,35 +241,30 @@ class Dispatcher:
         by_task: dict[str, list[InstanceRow]] = defaultdict(list)
         for row in ready[:room]:
             by_task[row.task].append(row)
-        plans = self.store.planned_tasks(self.run_id)
+        plans = self.store.planned_tasks(self.run_id) if by_task else {}
         for task, rows in by_task.items():
             self._submit_batch(task, plans[task][0], rows)
-        return adopted
 
-    def _share(
-        self, ready: list[InstanceRow], planned_now: Collection[str]
-    ) -> tuple[list[InstanceRow], int]:
-        """The ready instances this run should submit now.
+    def _share(self, ready: list[InstanceRow]) -> tuple[list[InstanceRow], int]:
+        """The ready instances this run should submit now, and how many it took as cached.
 
-        Those of tasks planned in an earlier turn are looked up in the cache again, and one
-        found there is taken as cached; those whose identity another running run claims
-        (submitted there, or ready in an older run) wait for it, so two runs of the same
-        work into one run directory run each element once.
+        Called under the share lock while another run is active. A ready instance whose
+        result another run made since this run planned it is taken as cached; one whose
+        identity another running run claims (submitted there, or ready in an older run) waits
+        for it. Both are read in one snapshot, and the lock holds until the rest is marked
+        submitted, so two runs of the same work into one run directory run each element once.
         """
-        waited = [row for row in ready if row.task not in planned_now]
-        done = set(self.store.output_hashes([row.identity for row in waited])) if waited else set()
+        done, claimed = self.store.shared_work(self.run_id, [row.identity for row in ready])
+        adopted = 0
         if done:
             by_task: dict[str, list[int]] = defaultdict(list)
-            for row in waited:
+            for row in ready:
                 if row.identity in done:
                     by_task[row.task].append(row.element)
             adopted = sum(
                 self.store.adopt_cached(self.run_id, task, elements)
                 for task, elements in by_task.items()
             )
-        else:
-            adopted = 0
-        claimed = self.store.claimed_elsewhere(self.run_id, [row.identity for row in ready])
         rest = [row for row in ready if row.identity not in done and row.identity not in claimed]
         return rest, adopted
 
@@ -359,22 +358,6 @@ def _open_foreign(folders: Sequence[Path]) -> list[ForeignStore]:
         except UsageError as err:
             sys.stderr.write(f"warning: {err}; its cached results are not used\n")
     return stores
-
-
-@contextmanager
-def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
-    """Hold the run's dispatcher lock; yields False when another dispatcher holds it."""
-    layout.run.mkdir(parents=True, exist_ok=True)
-    with layout.dispatcher_lock.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def make_dispatcher(

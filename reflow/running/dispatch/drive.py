@@ -21,7 +21,8 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.running.config import load_config
 from reflow.running.dispatch.command import dispatcher_command, dispatcher_parser
-from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, dispatcher_lock, make_dispatcher
+from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, make_dispatcher
+from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout

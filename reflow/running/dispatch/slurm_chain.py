@@ -32,9 +32,9 @@ from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.dispatch.dispatcher import (
     TERMINAL_RUN_STATES,
     Dispatcher,
-    dispatcher_lock,
     make_dispatcher,
 )
+from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.executors.base import JobState
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.executors.slurm_script import job_comment, job_name

@@ -4,6 +4,7 @@ One folder holds everything: the sqlite store shared by all runs (which makes th
 across runs) and one subfolder per run with its manifest, inputs, scripts, results and logs::
 
     <run_dir>/reflow.sqlite
+    <run_dir>/reflow.share.lock                          (held while a run claims shared work)
     <run_dir>/runs/<run_id>/manifest.json
     <run_dir>/runs/<run_id>/dispatcher.log               (a local dispatcher's output)
     <run_dir>/runs/<run_id>/dispatcher-<job id>.log      (a Slurm dispatcher turn's output)
@@ -38,6 +39,11 @@ class RunLayout:
     def store(self) -> Path:
         """The sqlite store shared by every run in ``root``."""
         return self.root / STORE_NAME
+
+    @property
+    def share_lock(self) -> Path:
+        """The file a run locks while it decides which work to take from or leave to others."""
+        return self.root / "reflow.share.lock"
 
     @property
     def run(self) -> Path:

@@ -48,6 +48,37 @@ class StoreHistory:
             found.update((identity, other) for (identity,) in rows if identity in wanted)
         return found
 
+    def others_active(self, run_id: str) -> bool:
+        """Whether another run of this run directory runs, or changed since ``run_id`` began.
+
+        Only such a run can have made a result, or claimed work, that ``run_id``'s planning
+        did not see; without one, a run shares nothing and skips the share lock.
+        """
+        row = self._db.execute(
+            "SELECT count(*) FROM runs WHERE run_id != ?1 AND (state = ?2"
+            " OR updated >= (SELECT created FROM runs WHERE run_id = ?1))",
+            (run_id, RunState.RUNNING.value),
+        ).fetchone()
+        return bool(row[0])
+
+    def shared_work(
+        self, run_id: str, identities: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """``(done, claimed)`` for ``identities``, read in one snapshot of the store.
+
+        ``done`` is ``identity -> output hash`` of those now in the cache, ``claimed`` is
+        ``identity -> run id`` of those another run is working on (``claimed_elsewhere``).
+        One read transaction holds both: a result ingested between two separate reads would
+        be neither done in the first nor claimed in the second, and would run twice.
+        """
+        self._db.execute("BEGIN")
+        try:
+            done = self.output_hashes(identities)
+            claimed = self.claimed_elsewhere(run_id, identities)
+        finally:
+            self._db.execute("COMMIT")
+        return done, claimed
+
     def uncached_instances(self, run_id: str, task: str) -> list[tuple[int, str]]:
         """``(element, identity)`` of the run's instances of ``task`` not taken from the cache."""
         return list(
