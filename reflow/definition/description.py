@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path, PurePath
 from typing import Any
 
+from reflow.definition.environment import Environment
 from reflow.definition.errors import StoreError
 from reflow.definition.graph import Graph, build_graph
 from reflow.definition.options import SubmitOption, submit_options
@@ -113,6 +114,8 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
         "run_dir_arg": spec.run_dir_arg,
         "returns": spec.returns.to_json() if spec.returns is not None else None,
         "resources": _resources_json(spec.resources),
+        "setup": list(spec.environment.setup),
+        "env": dict(spec.environment.env),
         "after": list(spec.after),
         "params": [_param_json(p) for p in spec.params],
         "inputs": [
@@ -175,6 +178,9 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         run_dir_arg=data["run_dir_arg"],
         returns=TypeRef.from_json(data["returns"]) if data["returns"] is not None else None,
         resources=Resources(**resources),
+        environment=Environment(
+            setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
+        ),
         after=tuple(data["after"]),
         version=data["version"],
         cache=data["cache"],

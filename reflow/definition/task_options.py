@@ -7,9 +7,10 @@ together, so a flow script reports them all at once. Pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
+from reflow.definition.environment import Environment, build_environment, environment_problems
 from reflow.definition.errors import DefinitionError, raise_collected, suggest
 from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import FINGERPRINT_MODES, TaskSpec, task_spec_from_function
@@ -38,7 +39,8 @@ class TaskOptions(TypedDict, total=False):
     files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
     config's ``[cache] fingerprint`` when not given); ``code_deps`` lists helper functions
     whose code counts as the task's own; ``verify`` checks a cached output before it is
-    trusted.
+    trusted. ``setup`` (shell lines run before the worker, a string or a list) and ``env``
+    (variables, a mapping) make the task's environment on the compute node.
     """
 
     name: str | None
@@ -58,6 +60,9 @@ class TaskOptions(TypedDict, total=False):
     fingerprint: Literal["stat", "content", "path"] | None
     code_deps: Sequence[Callable[..., Any]]
     verify: Callable[[Any], bool] | None
+    # The compute-node environment (``definition/environment.py``).
+    setup: str | Sequence[str]
+    env: Mapping[str, str | int | float]
 
 
 _RESOURCE_KEYS = (
@@ -101,6 +106,7 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
         resources = build_resources(task=name, **given)
     except DefinitionError as err:
         problems.extend(_each_resource_problem(name, given) or [err])
+    environment = _environment(name, options, problems)
     spec = None
     try:
         spec = task_spec_from_function(
@@ -114,6 +120,7 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
             verify=checked.get("verify"),
             fingerprint=checked.get("fingerprint"),
             code_deps=tuple(checked.get("code_deps", ())),
+            environment=environment,
         )
     except DefinitionError as err:
         problems.append(err)
@@ -175,6 +182,16 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             raise DefinitionError(
                 f"{flag}={value!r} must be True or False", task=name, param=flag, value=value
             )
+
+
+def _environment(
+    name: str, options: dict[str, Any], problems: list[DefinitionError]
+) -> Environment:
+    """``setup=`` and ``env=`` checked; each problem is added to ``problems``."""
+    setup, env = options.get("setup"), options.get("env")
+    found = environment_problems(setup, env, task=name)
+    problems.extend(found)
+    return Environment() if found else build_environment(setup, env, task=name)
 
 
 def _each_resource_problem(task: str, given: dict[str, Any]) -> list[DefinitionError]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from reflow.definition.environment import Environment, build_environment, environment_problems
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
 from reflow.definition.resources import Resources, build_resources
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
@@ -43,6 +44,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_TASK_RESOURCES, "resource"),
         **dict.fromkeys(_COUNTS, "count"),
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
+        "setup": "environment",
+        "env": "environment",
     },
     "defaults": {"run_dir": "path"},
     "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change", "cache_from": "paths"},
@@ -79,9 +82,10 @@ class Config:
     """The user's settings from the config file and ``REFLOW_*`` variables, validated.
 
     ``None`` means "not set", so the next layer (the CLI, a decorator, a built-in default)
-    decides. ``sources`` pairs each set key (``"executor.mem"``, ``"defaults.run_dir"``,
-    ``"server.url"``, ...) with where it came from, sorted by key; ``path`` is the config file
-    that was read, or ``None`` when there was none.
+    decides. ``environment`` holds ``[executor] setup`` and ``env`` (file only), which a
+    task's own come after. ``sources`` pairs each set key (``"executor.mem"``,
+    ``"defaults.run_dir"``, ``"server.url"``, ...) with where it came from, sorted by key;
+    ``path`` is the config file that was read, or ``None`` when there was none.
     """
 
     mode: Mode | None = None
@@ -93,6 +97,7 @@ class Config:
     submit_budget: int | None = None
     local_slots: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
+    environment: Environment = field(default_factory=Environment)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
     cache_from: tuple[Path, ...] | None = None
@@ -158,6 +163,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
+        environment=build_environment(values.get("executor.setup"), values.get("executor.env")),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
         cache_from=values.get("cache.cache_from"),
@@ -247,6 +253,12 @@ def _check(setting: _Setting, home: Path) -> Any:
         return _check_resource(setting, name, name)
     if kind == "dispatcher":
         return _check_resource(setting, name.removeprefix("dispatcher_"), name)
+    if kind == "environment":
+        setup, env = (value, None) if name == "setup" else (None, value)
+        problems = environment_problems(setup, env)
+        if problems:
+            raise _invalid(setting, problems[0].problem, hint=problems[0].hint)
+        return value
     if kind == "count":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _invalid(setting, f"{name}={value!r} must be a positive int")

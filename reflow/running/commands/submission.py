@@ -85,7 +85,13 @@ def submit_workflow(
         check_python(config)
     run_id = new_run_id(wf.name)
     manifest = build_manifest(
-        wf, graph, run_id, values, python=config.python, fingerprint=config.fingerprint
+        wf,
+        graph,
+        run_id,
+        values,
+        python=config.python,
+        fingerprint=config.fingerprint,
+        environment=config.environment,
     )
     hashes = task_code_hashes(graph)
     record_code(manifest, hashes, rerun=config.on_code_change == "rerun")

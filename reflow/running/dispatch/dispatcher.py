@@ -35,7 +35,7 @@ from reflow.running.dispatch.verification import make_validator, record_stale
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
-from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.manifest import manifest_environment, read_manifest
 from reflow.running.store.foreign import ForeignStore
 from reflow.running.store.records import ImportedOutput, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -280,6 +280,7 @@ class Dispatcher:
             batch_id=batch,
             elements=elements,
             resources=spec.resources.over(self.defaults),
+            environment=spec.environment.over(manifest_environment(self.manifest)),
             command=worker_command(
                 str(self.manifest.get("python") or sys.executable),
                 run_dir=self.layout.root,

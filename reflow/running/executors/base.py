@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from reflow.definition.environment import Environment
 from reflow.definition.resources import Resources
 
 
@@ -63,6 +64,8 @@ class BatchRequest:
     array index ``i`` to ``elements[i]`` (the dispatcher stores this map in ``map_path``).
     ``command`` is the worker's argument list; the executor adds how the worker finds its
     elements (``--elements`` for local processes, the array index on Slurm).
+    ``environment`` is what the worker runs in: the config's and the task's setup lines and
+    variables, merged.
     """
 
     run_id: str
@@ -75,6 +78,7 @@ class BatchRequest:
     workdir: Path
     log_dir: Path
     script_path: Path
+    environment: Environment = field(default_factory=Environment)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,8 @@
 """Running: the dry-run executor prints what would be submitted; it starts and writes nothing.
 
 ``submit`` prints the task, its elements as ranges, the resources and the worker command (or
-the rendered batch script, given a ``render`` function) to a stream, and returns fake job
+the rendered batch script, given a ``render`` function; or, for a task with setup lines or
+variables, the lines the local executor runs through ``bash -c``) to a stream, and returns fake job
 ids ``dry-<batch>.<element>``. Every job stays ``PENDING``; ``cancel`` does nothing.
 """
 
@@ -14,6 +15,7 @@ from typing import IO
 
 from reflow.definition.resources import Resources, format_mem, format_time
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.launch import launch_lines
 from reflow.running.ranges import compress
 
 _PENDING = JobStatus(state=JobState.PENDING, detail="dry run: nothing was submitted")
@@ -50,6 +52,10 @@ class DryRunExecutor:
         if self.render is not None:
             lines.append(f"  script {request.script_path}:")
             lines.extend(f"    {line}" for line in self.render(request).splitlines())
+        elif not request.environment.is_empty:
+            lines.append("  run by bash -c:")
+            found = launch_lines(request.environment, request.command, task=request.task)
+            lines.extend(f"    {line}" if line else "" for line in found)
         else:
             lines.append(f"  command: {shlex.join(request.command)}")
         self.out.write("\n".join(lines) + "\n")

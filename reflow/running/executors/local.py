@@ -3,7 +3,9 @@
 ``submit`` cuts a batch into chunks (about ``ceil(n / (4 * slots))`` elements, 1 to 1000) and
 queues them; ``poll`` starts queued chunks while slots are free and reaps finished ones,
 never blocking; ``wait_for_progress`` sleeps until a process ends. Each chunk is one
-``request.command + ["--elements", SPEC]`` process leading its own process group, with its
+``request.command + ["--elements", SPEC]`` process leading its own process group (started
+through ``bash -c`` with the lines of ``executors/launch.py`` when the task has setup lines or
+variables, as in a Slurm batch script), with its
 output in ``<log_dir>/chunk-<batch>.<n>.log`` and a pid file beside it, so another process
 (a resumed dispatcher, ``cancel`` from the command line) can see and stop it.
 
@@ -39,6 +41,7 @@ from reflow.running.executors.base import (
     JobStatus,
     Submission,
 )
+from reflow.running.executors.launch import launch_lines
 from reflow.running.executors.local_chunks import (
     RUNNING,
     Chunk,
@@ -223,7 +226,7 @@ class LocalExecutor:
     def _start(self, chunk: Chunk) -> None:
         request = chunk.request
         log_dir = request.log_dir
-        argv = with_elements(request.command, chunk.elements)
+        argv = _launcher(request, with_elements(request.command, chunk.elements))
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             chunk.log_marks = {e: log_mark(log_dir, e) for e in chunk.elements}
@@ -309,9 +312,17 @@ class LocalExecutor:
         return JobStatus(state=JobState.UNKNOWN, detail=f"chunk {chunk_id} ended or is gone")
 
 
+def _launcher(request: BatchRequest, argv: list[str]) -> list[str]:
+    """``argv``, or ``bash -c`` with the lines that make the task's environment first."""
+    if request.environment.is_empty:
+        return argv
+    return ["bash", "-c", "\n".join(launch_lines(request.environment, argv, task=request.task))]
+
+
 def _check_runnable(request: BatchRequest) -> None:
     if not request.command:
         raise ValueError("the batch has no worker command")
+    launch_lines(request.environment, request.command, task=request.task)  # refuses a NUL
     if not request.workdir.is_dir():
         raise SubmissionError(
             f"working directory {request.workdir} does not exist",

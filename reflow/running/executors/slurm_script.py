@@ -7,9 +7,11 @@ Two parsers read the script, and every interpolated value is quoted for the one 
   takes a backslash as an escape (also inside quotes) and treats an unquoted ``#`` as the
   start of a comment. Values that need it are written in double quotes with ``\`` and ``"``
   escaped. sbatch reads the script line by line, so a newline in such a value is refused.
-- The ``exec`` line is read by bash; every argument goes through
+- The body is read by bash: the task's ``env=`` variables, its ``setup=`` lines and the
+  worker's ``exec`` line (``executors/launch.py``). Every value and argument goes through
   ``shlex.quote`` (single quotes keep newlines, ``$(...)`` and backticks literal); a carriage
   return is written as ``$'\r'``, because sbatch refuses any script containing ``\r\n``.
+  Setup lines are the user's shell code and run as written.
 
 Jobs are named task first, ``<task>.<workflow>``, so that the 8 characters ``squeue`` shows by
 default tell tasks apart, and carry ``--comment=reflow:<run id>`` (``COMMENT_PREFIX``), so that
@@ -24,13 +26,13 @@ empty.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.executors.base import BatchRequest
+from reflow.running.executors.launch import launch_lines
 
 COMMENT_PREFIX = "reflow:"
 """Starts the ``--comment`` of every job reflow submits; the run id follows."""
@@ -43,7 +45,8 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     """Render the sbatch script that runs ``request`` as one array job.
 
     Args:
-        request: The batch: names, resources, dependencies, paths, environment, command.
+        request: The batch: names, resources, paths, environment (setup lines, variables),
+            command.
         array: The array index spec without throttle (``"0-99,120"``); the ``%N`` throttle
             comes from ``request.resources.array_limit``.
         worker_args: Arguments appended to ``request.command`` on the ``exec`` line.
@@ -54,7 +57,8 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     Raises:
         SubmissionError: If a value cannot be written safely: a newline or NUL in an
             ``#SBATCH`` value, a backslash in the log directory or task name (sbatch then
-            stops expanding ``%A``/``%a``), a NUL in an argument, or an empty command.
+            stops expanding ``%A``/``%a``), a NUL in an argument, variable or setup line, or
+            an empty command.
         ValueError: If ``array`` is not an index spec (a bug in the caller).
     """
     if not _ARRAY_SPEC.match(array):
@@ -65,9 +69,7 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
     lines = ["#!/bin/bash"]
     lines += [_directive(request, option, value) for option, value in _options(request, array)]
     lines.append("")
-    for arg in argv:
-        _refuse_nul(request.task, "command", arg)
-    lines.append("exec -- " + " ".join(_shell_quote(arg) for arg in argv))
+    lines += launch_lines(request.environment, argv, task=request.task)
     return "\n".join(lines) + "\n"
 
 
@@ -147,23 +149,3 @@ def _sbatch_quote(text: str) -> str:
     if _SBATCH_SAFE.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _shell_quote(text: str) -> str:
-    r"""``shlex.quote``, with carriage returns written as ``$'\r'``.
-
-    sbatch refuses a script that contains ``\r\n`` anywhere, even inside quotes.
-    """
-    if "\r" not in text:
-        return shlex.quote(text)
-    return "$'\\r'".join(shlex.quote(part) for part in text.split("\r"))
-
-
-def _refuse_nul(task: str, param: str, text: str) -> None:
-    if "\x00" in text:
-        raise SubmissionError(
-            f"{text!r} contains a NUL character, which no program can receive",
-            task=task,
-            param=param,
-            value=text,
-        )

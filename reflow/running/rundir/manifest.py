@@ -3,8 +3,9 @@
 A run's manifest says what the run is, so that a dispatcher turn, a worker or the ``reflow``
 script can work from the run directory alone: the workflow's description (the graph,
 without importing user code), the parameters as tagged JSON, where the flow's code lives
-(a module name, the file, the submitting process's ``sys.path``), the interpreter and the
-folder submit ran in. It is written before the run is recorded in the store, so a run the
+(a module name, the file, the submitting process's ``sys.path``), the interpreter, the
+config's compute-node environment (``[executor] setup`` and ``env``) and the folder submit
+ran in. It is written before the run is recorded in the store, so a run the
 store knows always has a manifest.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reflow.definition.description import describe
+from reflow.definition.environment import Environment
 from reflow.definition.errors import StoreError, UsageError
 from reflow.definition.graph import Graph
 from reflow.running.rundir.layout import RunLayout, write_atomic
@@ -45,12 +47,15 @@ def build_manifest(
     *,
     python: str | None = None,
     fingerprint: str | None = None,
+    environment: Environment | None = None,
 ) -> dict[str, Any]:
     """The run's manifest: its description, parameters, flow source, interpreter and folder.
 
     ``fingerprint`` is the config's ``[cache] fingerprint``: how workers fingerprint the files
-    of tasks that set no ``fingerprint=`` of their own.
+    of tasks that set no ``fingerprint=`` of their own; ``environment`` is the config's
+    ``[executor] setup`` and ``env``, which every task's own come after.
     """
+    base = environment or Environment()
     return {
         "format": MANIFEST_FORMAT,
         "run_id": run_id,
@@ -61,7 +66,16 @@ def build_manifest(
         "python": python or sys.executable,
         "cwd": str(Path.cwd()),
         "cache": {"fingerprint": fingerprint or "stat"},
+        "environment": {"setup": list(base.setup), "env": dict(base.env)},
     }
+
+
+def manifest_environment(manifest: Mapping[str, Any]) -> Environment:
+    """The config's environment recorded at submit (empty for a run from before it was)."""
+    data = manifest.get("environment") or {}
+    return Environment(
+        setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
+    )
 
 
 def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 The dispatcher builds the base command (which task, batch and planning); the executor adds
 how the worker finds its elements: ``--elements 0-9,12`` for a local process, or
 ``--array-offset N`` on Slurm, where the element is entry ``N + $SLURM_ARRAY_TASK_ID`` of
-the batch file (with neither, the element is ``$SLURM_ARRAY_TASK_ID`` itself).
+the batch file (with neither, the element is ``$SLURM_ARRAY_TASK_ID`` itself). When a
+setup line of the task's environment failed, the launcher adds ``--setup-failed=LINE:STATUS``
+and ``--setup-output=TEXT``, and the worker fails its elements with that reason instead of
+running them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ WORKER_MODULE = "reflow.running.worker"
 """What ``python -m`` runs; also how a worker process is recognised in ``/proc``."""
 ELEMENTS_FLAG = "--elements"
 ARRAY_OFFSET_FLAG = "--array-offset"
+SETUP_FAILED_FLAG = "--setup-failed"
+SETUP_OUTPUT_FLAG = "--setup-output"
 
 
 def worker_command(
@@ -63,4 +68,15 @@ def worker_parser() -> argparse.ArgumentParser:
     which = parser.add_mutually_exclusive_group()
     which.add_argument(ELEMENTS_FLAG, help="elements to run in this process, e.g. 0-9,12")
     which.add_argument(ARRAY_OFFSET_FLAG, type=int, help="index into the batch's elements")
+    parser.add_argument(SETUP_FAILED_FLAG, metavar="LINE:STATUS", help="a setup line failed")
+    parser.add_argument(SETUP_OUTPUT_FLAG, default="", help="what the failed setup line printed")
     return parser
+
+
+def setup_failure(args: argparse.Namespace) -> str | None:
+    """``setup line 2 failed (exit 127): <its output>``, or None when setup did not fail."""
+    if args.setup_failed is None:
+        return None
+    line, _, status = str(args.setup_failed).partition(":")
+    output = str(args.setup_output).strip()
+    return f"setup line {line} failed (exit {status})" + (f": {output}" if output else "")

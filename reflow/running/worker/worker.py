@@ -8,7 +8,8 @@ Entry point (what executors start, on a compute node or as a local process)::
 ``--elements`` runs those elements one after another in this process; with neither flag the
 element is ``$SLURM_ARRAY_TASK_ID``; with ``--array-offset N`` it is entry ``N +
 $SLURM_ARRAY_TASK_ID`` of the batch file's ``elements``. Each element's prints go to its own
-log, and every outcome, including a flow that cannot be imported, becomes a result file: the
+log, and every outcome, including a flow that cannot be imported or a setup line of the task's
+environment that failed (``--setup-failed``), becomes a result file: the
 worker never writes the store and never fails silently. Exit status: 0 when every element
 succeeded, 1 when any failed, 2 when the command line itself is wrong.
 """
@@ -52,7 +53,7 @@ from reflow.running.rundir.inputs import read_inputs
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultError, result_text, write_result
-from reflow.running.worker.command import worker_parser
+from reflow.running.worker.command import setup_failure, worker_parser
 from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
 
@@ -102,9 +103,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         host=socket.gethostname(),
     )
     run: Callable[[int], _Outcome]
+    failure = setup_failure(args)  # the task's environment could not be made: nothing runs
     try:
-        spec, params = _prepare(job)
-        run = _Called(job, spec, params)
+        if failure is not None:
+            run = _Failed(ResultError(type="SetupError", message=failure, traceback=failure + "\n"))
+        else:
+            run = _Called(job, *_prepare(job))
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
     statuses = [_run_element(job, element, run) for element in elements]
