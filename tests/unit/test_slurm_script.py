@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reflow.definition.environment import Environment
 from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest
@@ -109,6 +110,12 @@ GOLDEN_CASES = {
         command=(
             *("/opt/py env/bin/python", "-m", "reflow.running.worker", "--name", "-x; rm -rf /"),
             "hello $(whoami) `id` 'quoted' \"double\"\nsecond line",
+        ),
+    ),
+    "environment": make_request(
+        environment=Environment(
+            setup=("module load cdo", "source '/sw/my env/bin/activate'"),
+            env=(("EMPTY", ""), ("HOSTILE", "$(rm -rf ~) '\"; echo x\na\rb"), ("N", "4")),
         ),
     ),
 }
