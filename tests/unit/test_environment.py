@@ -4,6 +4,7 @@ config's ``[executor] setup`` and ``env`` checked on load, and how the two merge
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,11 @@ from reflow.definition.errors import ConfigError, DefinitionError, FlowDefinitio
 from reflow.running.config import load_config
 
 
-def errors_of(**options: object) -> list[DefinitionError]:
+def errors_of(**options: Any) -> list[DefinitionError]:
     wf = Workflow("env")
     with pytest.raises(DefinitionError) as caught:
 
-        @wf.job(**options)  # type: ignore[call-overload]
+        @wf.job(**options)
         def task() -> int:
             return 1
 

@@ -82,11 +82,16 @@ def test_the_first_failing_line_ends_the_setup_and_is_passed_to_the_worker(
     later = tmp_path / "later"
     setup = ("true", "echo partial; echo oops >&2; (exit 3)", f"touch {later}")
     argv, _ = launch(tmp_path, Environment(setup=setup), "--elements", "0-2")
-    assert argv == ["--elements", "0-2", "--setup-failed=2:3", "--setup-output=partial\noops"]
+    assert argv == [
+        *("--elements", "0-2", "--setup-failed=2:3"),
+        "--setup-line=echo partial; echo oops >&2; (exit 3)",
+        "--setup-output=partial\noops",
+    ]
     assert not later.exists()
 
 
 def test_a_syntax_error_is_the_lines_failure_not_the_scripts(tmp_path: Path) -> None:
     argv, _ = launch(tmp_path, Environment(setup=("if true; then",)))
     assert argv[0] == "--setup-failed=1:2"
-    assert "syntax error" in argv[1]
+    assert argv[1] == "--setup-line=if true; then"
+    assert "syntax error" in argv[2]

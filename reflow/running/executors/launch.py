@@ -10,9 +10,11 @@ order:
    ``module load`` and ``source`` change the worker's environment, and a syntax error is that
    line's failure, not the script's). Each line's output is kept in a temporary file and then
    copied to the job's stderr (the scheduler output file, or the local chunk's log). The first
-   line that fails ends the setup: the worker is then started with ``--setup-failed=LINE:STATUS``
-   and ``--setup-output=...`` (the last 4000 bytes of its output), and it writes a failed
-   result for every element, whose reason names the line, its exit status and its output;
+   line that fails ends the setup: the worker is then started with
+   ``--setup-failed=NUMBER:STATUS``, ``--setup-line=...`` and ``--setup-output=...`` (the last
+   4000 bytes of its output), and it writes a failed result for every element, whose reason
+   names the line (its number among the merged lines, and its text), its exit status and its
+   output;
 3. ``exec`` of the worker, every argument through ``shlex.quote``.
 
 Without an environment, the lines are the ``exec`` line alone.
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 
 from reflow.definition.environment import Environment
 from reflow.definition.errors import SubmissionError
-from reflow.running.worker.command import SETUP_FAILED_FLAG, SETUP_OUTPUT_FLAG
+from reflow.running.worker.command import SETUP_FAILED_FLAG, SETUP_LINE_FLAG, SETUP_OUTPUT_FLAG
 
 SETUP_OUTPUT_BYTES = 4000
 """How much of a failed setup line's output (its end) becomes the elements' reason."""
@@ -40,6 +42,7 @@ for reflow_line in "${{!reflow_setup[@]}}"; do
     if [ "$reflow_status" -ne 0 ]; then
         reflow_setup_failed=(
             {SETUP_FAILED_FLAG}="$((reflow_line + 1)):$reflow_status"
+            {SETUP_LINE_FLAG}="${{reflow_setup[reflow_line]}}"
             {SETUP_OUTPUT_FLAG}="$(tail -c {SETUP_OUTPUT_BYTES} -- "$reflow_setup_log")"
         )
         break

@@ -4,9 +4,9 @@ The dispatcher builds the base command (which task, batch and planning); the exe
 how the worker finds its elements: ``--elements 0-9,12`` for a local process, or
 ``--array-offset N`` on Slurm, where the element is entry ``N + $SLURM_ARRAY_TASK_ID`` of
 the batch file (with neither, the element is ``$SLURM_ARRAY_TASK_ID`` itself). When a
-setup line of the task's environment failed, the launcher adds ``--setup-failed=LINE:STATUS``
-and ``--setup-output=TEXT``, and the worker fails its elements with that reason instead of
-running them.
+setup line of the task's environment failed, the launcher adds ``--setup-failed=N:STATUS``,
+``--setup-line=TEXT`` and ``--setup-output=TEXT``, and the worker fails its elements with that
+reason instead of running them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ WORKER_MODULE = "reflow.running.worker"
 ELEMENTS_FLAG = "--elements"
 ARRAY_OFFSET_FLAG = "--array-offset"
 SETUP_FAILED_FLAG = "--setup-failed"
+SETUP_LINE_FLAG = "--setup-line"
 SETUP_OUTPUT_FLAG = "--setup-output"
 
 
@@ -69,14 +70,16 @@ def worker_parser() -> argparse.ArgumentParser:
     which.add_argument(ELEMENTS_FLAG, help="elements to run in this process, e.g. 0-9,12")
     which.add_argument(ARRAY_OFFSET_FLAG, type=int, help="index into the batch's elements")
     parser.add_argument(SETUP_FAILED_FLAG, metavar="LINE:STATUS", help="a setup line failed")
+    parser.add_argument(SETUP_LINE_FLAG, default="", help="the setup line that failed")
     parser.add_argument(SETUP_OUTPUT_FLAG, default="", help="what the failed setup line printed")
     return parser
 
 
 def setup_failure(args: argparse.Namespace) -> str | None:
-    """``setup line 2 failed (exit 127): <its output>``, or None when setup did not fail."""
+    """``setup line 2 'module load cdo' failed (exit 127): <its output>``, or None."""
     if args.setup_failed is None:
         return None
-    line, _, status = str(args.setup_failed).partition(":")
+    number, _, status = str(args.setup_failed).partition(":")
     output = str(args.setup_output).strip()
-    return f"setup line {line} failed (exit {status})" + (f": {output}" if output else "")
+    failed = f"setup line {number} {args.setup_line!r} failed (exit {status})"
+    return failed + (f": {output}" if output else "")
