@@ -14,36 +14,6 @@ from tests.integration.flowfiles import calls, cli, cli_with_mode
 
 FLOW = Path(env_steps.__file__)
 
-CONFIG = """
-[executor]
-setup = ['export ORDER=config']
-
-[executor.env]
-SHARED = "{shared}"
-FROM_CONFIG = "{shared}"
-"""
-
-
-def prepare(folder: Path, *, shared: str = "config") -> None:
-    """A tool in ``bin/`` for the setup line to put on ``PATH``, and a config file."""
-    tools = folder / "bin"
-    tools.mkdir(exist_ok=True)
-    (tools / "envtool").write_text("#!/bin/sh\necho from envtool\n")
-    (tools / "envtool").chmod(0o755)
-    config = folder / "config" / "reflow" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(textwrap.dedent(CONFIG).format(shared=shared))
-
-
-def expected_env(*, shared: str = "task") -> dict[str, str]:
-    return {
-        **env_steps.HOSTILE,
-        "SHARED": shared,  # the task's variable replaces the config's
-        "NUMBER": "7",
-        "FROM_CONFIG": "config",
-        "ORDER": "config,task",  # the config's setup lines run first
-    }
-
 
 def submit(folder: Path, *args: str) -> tuple[str, dict[str, Any]]:
     """Submit from ``folder`` and wait; return the run id and ``status --json``."""
@@ -60,11 +30,11 @@ def submit(folder: Path, *args: str) -> tuple[str, dict[str, Any]]:
 def test_setup_and_env_reach_the_task_and_a_failing_setup_line_fails_its_elements(
     tmp_path: Path,
 ) -> None:
-    prepare(tmp_path)
+    env_steps.prepare(tmp_path)
     run_id, status = submit(tmp_path)
     run_dir = tmp_path / "runs"
     seen = json.loads((run_dir / "seen.json").read_text())
-    assert seen == {"tool": "from envtool", "env": expected_env()}
+    assert seen == {"tool": "from envtool", "env": env_steps.expected_env()}
     assert not (tmp_path / "pwned").exists()
     assert calls(run_dir, "probe") == ["call"]
     assert calls(run_dir, "broken") == []  # the task never ran
@@ -82,9 +52,9 @@ def test_setup_and_env_reach_the_task_and_a_failing_setup_line_fails_its_element
 
 
 def test_the_environment_does_not_enter_the_identity(tmp_path: Path) -> None:
-    prepare(tmp_path)
+    env_steps.prepare(tmp_path)
     submit(tmp_path)
-    prepare(tmp_path, shared="changed")
+    env_steps.prepare(tmp_path, shared="changed")
     _, status = submit(tmp_path)
     counts = {task["task"]: task["counts"] for task in status["tasks"]}
     assert counts["probe"] == {"cached": 1}
@@ -92,7 +62,7 @@ def test_the_environment_does_not_enter_the_identity(tmp_path: Path) -> None:
 
 
 def test_a_dry_run_shows_the_variables_and_setup_lines(tmp_path: Path) -> None:
-    prepare(tmp_path)
+    env_steps.prepare(tmp_path)
     done = cli_with_mode(FLOW, "dry-run", "submit", "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "export SHARED=task" in done.stdout
