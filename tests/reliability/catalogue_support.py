@@ -138,6 +138,16 @@ def zero_cpus(wf: Workflow) -> None:
     def task() -> None: ...
 
 
+def setup_line_break(wf: Workflow) -> None:
+    @wf.job(setup=["module load a\nmodule load b"])
+    def task() -> None: ...
+
+
+def env_bad_name(wf: Workflow) -> None:
+    @wf.job(env={"A-B": "1"})
+    def task() -> None: ...
+
+
 class Thing:
     """Not a type reflow can pass between processes."""
 
