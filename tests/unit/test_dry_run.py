@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
+from reflow.definition.environment import Environment
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest, JobState
 from reflow.running.executors.dry_run import DryRunExecutor, describe_resources
@@ -41,6 +43,19 @@ def test_submit_prints_the_rendered_script_when_given_a_renderer(tmp_path: Path)
     executor.submit(_request(tmp_path))
     assert "    #SBATCH --job-name=convert" in out.getvalue()
     assert "command:" not in out.getvalue()
+
+
+def test_without_a_renderer_a_task_with_an_environment_shows_its_launch_lines(
+    tmp_path: Path,
+) -> None:
+    out = io.StringIO()
+    environment = Environment(setup=("module load cdo",), env=(("A", "x y"),))
+    DryRunExecutor(out).submit(dataclasses.replace(_request(tmp_path), environment=environment))
+    lines = out.getvalue().splitlines()
+    assert "  run by bash -c:" in lines
+    assert "    export A='x y'" in lines
+    assert "        'module load cdo'" in lines
+    assert lines[-1].startswith("    exec -- python -m reflow.running.worker --run-dir '/scratch")
 
 
 def test_nothing_is_written_and_every_job_stays_pending(tmp_path: Path) -> None:

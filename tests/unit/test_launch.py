@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reflow.definition.environment import Environment
+from reflow.definition.errors import SubmissionError
 from reflow.running.executors.launch import launch_lines
 from reflow.running.process import run_command
 
@@ -95,3 +97,10 @@ def test_a_syntax_error_is_the_lines_failure_not_the_scripts(tmp_path: Path) -> 
     assert argv[0] == "--setup-failed=1:2"
     assert argv[1] == "--setup-line=if true; then"
     assert "syntax error" in argv[2]
+
+
+def test_a_nul_in_a_value_or_line_is_refused_before_anything_runs() -> None:
+    for environment in (Environment(env=(("A", "a\x00b"),)), Environment(setup=("a\x00",))):
+        with pytest.raises(SubmissionError) as caught:
+            launch_lines(environment, ["python"], task="t")
+        assert caught.value.task == "t"
