@@ -3,11 +3,11 @@
 ``submit`` cuts a batch into chunks (about ``ceil(n / (4 * slots))`` elements, 1 to 1000) and
 queues them; ``poll`` starts queued chunks while slots are free and reaps finished ones,
 never blocking; ``wait_for_progress`` sleeps until a process ends. Each chunk is one
-``request.command + ["--elements", SPEC]`` process leading its own process group (started
-through ``bash -c`` with the lines of ``executors/launch.py`` when the task has setup lines or
-variables, as in a Slurm batch script), with its
+``request.command + ["--elements", SPEC]`` process leading its own process group, with its
 output in ``<log_dir>/chunk-<batch>.<n>.log`` and a pid file beside it, so another process
-(a resumed dispatcher, ``cancel`` from the command line) can see and stop it.
+(a resumed dispatcher, ``cancel`` from the command line) can see and stop it. A task with
+setup lines or variables is started through ``bash -c`` with the lines of ``launch.py``, as
+in a Slurm batch script.
 
 Job ids: element ``e`` of chunk ``n`` of batch ``B`` is ``B.n.e``; the chunk is ``B.n``. A
 chunk's exit status covers all its elements: after a non-zero exit, elements whose log

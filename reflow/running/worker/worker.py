@@ -8,10 +8,10 @@ Entry point (what executors start, on a compute node or as a local process)::
 ``--elements`` runs those elements one after another in this process; with neither flag the
 element is ``$SLURM_ARRAY_TASK_ID``; with ``--array-offset N`` it is entry ``N +
 $SLURM_ARRAY_TASK_ID`` of the batch file's ``elements``. Each element's prints go to its own
-log, and every outcome, including a flow that cannot be imported or a setup line of the task's
-environment that failed (``--setup-failed``), becomes a result file: the
-worker never writes the store and never fails silently. Exit status: 0 when every element
-succeeded, 1 when any failed, 2 when the command line itself is wrong.
+log, and every outcome becomes a result file, including a flow that cannot be imported or a
+setup line of the task's environment that failed (``--setup-failed``, the flow is then not
+imported): the worker never writes the store and never fails silently. Exit status: 0 when
+every element succeeded, 1 when any failed, 2 when the command line itself is wrong.
 """
 
 from __future__ import annotations
