@@ -44,6 +44,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_TASK_RESOURCES, "resource"),
         **dict.fromkeys(_COUNTS, "count"),
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
+        "result_grace": "seconds",
         "setup": "environment",
         "env": "environment",
     },
@@ -67,13 +68,18 @@ _ENV: dict[str, str] = {
     "REFLOW_MAX_ARRAY_SIZE": "executor.max_array_size",
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
+    "REFLOW_RESULT_GRACE": "executor.result_grace",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
     "REFLOW_CACHE_FROM": "cache.cache_from",
     "REFLOW_SERVER_URL": "server.url",
 }
-_ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
+_ENV_INTS = frozenset(
+    {"executor.cpus", "executor.time", "executor.result_grace", *(f"executor.{n}" for n in _COUNTS)}
+)
+DEFAULT_RESULT_GRACE_S = 60
+"""Seconds a result may take to appear after its job ended (``[executor] result_grace``)."""
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -96,6 +102,7 @@ class Config:
     max_array_size: int | None = None
     submit_budget: int | None = None
     local_slots: int | None = None
+    result_grace: int = DEFAULT_RESULT_GRACE_S
     dispatcher: Resources = field(default_factory=Resources)
     environment: Environment = field(default_factory=Environment)
     fingerprint: FingerprintMode | None = None
@@ -162,6 +169,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         max_array_size=values.get("executor.max_array_size"),
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
+        result_grace=values.get("executor.result_grace", DEFAULT_RESULT_GRACE_S),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         environment=build_environment(values.get("executor.setup"), values.get("executor.env")),
         fingerprint=values.get("cache.fingerprint"),
@@ -262,6 +270,12 @@ def _check(setting: _Setting, home: Path) -> Any:
     if kind == "count":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _invalid(setting, f"{name}={value!r} must be a positive int")
+        return value
+    if kind == "seconds":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _invalid(
+                setting, f"{name}={value!r} must be a whole number of seconds (0 or more)"
+            )
         return value
     if kind == "mode":
         return _check_mode(setting)

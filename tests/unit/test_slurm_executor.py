@@ -18,6 +18,7 @@ from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason, JobState
 from reflow.running.executors.slurm import SlurmExecutor, script_paths
+from reflow.running.executors.slurm_query import SQUEUE_FORMAT
 from reflow.running.ranges import compress
 
 TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sacctmgr")
@@ -336,7 +337,7 @@ def test_states_reads_one_sacct_call_for_all_ids(fake):
     executor = SlurmExecutor(max_array_size=100)
     found = executor.states(["1000_0", "1000_3", "1001_2"])
     assert fake.calls("sacct") == [
-        ["-X", "-n", "-P", "--format=JobID,State,ExitCode", "-j", "1000,1001"]
+        ["-X", "-n", "-P", "--format=JobID,State,ExitCode,End", "-j", "1000,1001"]
     ]
     assert found["1000_0"].state is JobState.DONE
     assert (found["1000_3"].reason, found["1000_3"].exit_code) == (FailureReason.EXIT_CODE, 3)
@@ -350,7 +351,15 @@ def test_states_asks_squeue_once_for_ids_sacct_does_not_list(fake):
     executor = SlurmExecutor(max_array_size=100)
     found = executor.states(["1000_0", "1001_1", "1001_5"])
     assert fake.calls("squeue") == [
-        ["-h", "-r", "-t", "all", "--Format=JobArrayID:|,State:|,Reason:|,exit_code:", "-j", "1001"]
+        [
+            "-h",
+            "-r",
+            "-t",
+            "all",
+            f"--Format={SQUEUE_FORMAT}",
+            "-j",
+            "1001",
+        ]
     ]
     assert found["1001_1"].state is JobState.RUNNING
     assert found["1001_5"].state is JobState.UNKNOWN
@@ -407,7 +416,13 @@ def test_queued_names_the_ids_squeue_lists_as_pending_or_running(fake):
     assert executor.queued(["41", "42", "43", "44"]) == {"41", "42"}
     assert fake.calls("squeue") == [
         [
-            *("-h", "-r", "-t", "all", "--Format=JobArrayID:|,State:|,Reason:|,exit_code:"),
+            *(
+                "-h",
+                "-r",
+                "-t",
+                "all",
+                f"--Format={SQUEUE_FORMAT}",
+            ),
             *("-j", "41,42,43,44"),
         ]
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reflow.definition.errors import SubmissionError
@@ -62,6 +64,24 @@ def test_parse_sacct_reads_array_element_rows():
     assert found["1_3"] == JobStatus(
         state=JobState.FAILED, reason=FailureReason.EXIT_CODE, exit_code=3, detail="FAILED 3:0"
     )
+
+
+def test_parse_sacct_reads_the_end_time_of_ended_jobs_only():
+    found = parse_sacct(
+        "5_0|COMPLETED|0:0|2026-12-03T16:20:01\n5_1|RUNNING|0:0|Unknown\n"
+        "5_2|NODE_FAIL|1:0|2026-12-03T16:21:00\n5_3|PENDING|0:0|2026-12-03T16:22:00\n"
+    )
+    local = time.mktime((2026, 12, 3, 16, 20, 1, 0, 0, -1))
+    assert found["5_0"].ended == local
+    assert found["5_2"].ended == local + 59
+    assert found["5_1"].ended is None
+    assert found["5_3"].ended is None  # a pending job has not ended, whatever the field says
+
+
+def test_parse_squeue_reads_the_end_time_of_ended_jobs():
+    found = parse_squeue("5_0|COMPLETED|None|0|2026-12-03T16:20:01\n5_1|RUNNING|None|0|N/A\n")
+    assert found["5_0"].ended == time.mktime((2026, 12, 3, 16, 20, 1, 0, 0, -1))
+    assert found["5_1"].ended is None
 
 
 def test_parse_sacct_expands_collapsed_pending_rows():

@@ -2,15 +2,19 @@
 
 A result is ingested only while its instance is ``submitted`` with the same batch, so an
 element that ran twice is ingested once. An instance whose job ended without a result fails
-with the scheduler's reason; one whose job never started is requeued.
+with the scheduler's reason, once the executor's result grace has passed since the job's
+end (a result may still appear on a shared file system, or the scheduler requeue the job);
+one whose job never started is requeued.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import defaultdict
 
-from reflow.running.executors.base import Executor, FailureReason, JobState
+from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import ResultProblem, read_result, result_names
 from reflow.running.store.records import Ended, InstanceRow
@@ -88,6 +92,8 @@ def reconcile_jobs(
             continue
         if layout.result(row.task, row.element, str(row.batch)).exists():
             continue  # written after the scan: the next turn ingests it
+        if _in_grace(layout, row, status, executor.result_grace):
+            continue  # the result may still appear on a shared file system
         is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
         unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
         if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
@@ -104,6 +110,23 @@ def reconcile_jobs(
         return  # the usual case while jobs run: no write transaction at all
     store.requeue_lost(run_id, lost)
     store.fail_lost(run_id, failed)
+
+
+def _in_grace(layout: RunLayout, row: InstanceRow, status: JobStatus, grace: float) -> bool:
+    """Whether ``row``'s job ended less than ``grace`` seconds ago, by the scheduler's clock.
+
+    On NFS or Lustre a result written on a compute node can become visible on this host
+    seconds after the job ended, and a node failure can be followed by the scheduler's own
+    requeue. Within the grace the results folder is listed again, which makes an NFS client
+    drop its cached view of it, and the instance waits for a later turn. A job without an
+    end time in accounting gets no grace.
+    """
+    if grace <= 0 or status.ended is None or time.time() - status.ended >= grace:
+        return False
+    folder = layout.results_dir(row.task)
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        next(entries, None)  # opening the folder revalidates its cached attributes on NFS
+    return True
 
 
 def _failed(row: InstanceRow, reason: str, error: str) -> Ended:

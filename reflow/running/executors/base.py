@@ -48,12 +48,15 @@ class JobStatus:
 
     ``UNKNOWN`` with reason ``LOST`` means the executor knows the job never started (a local
     chunk queued by a dispatcher that ended): it is run again without counting an attempt.
+    ``ended`` is when an ended job ended, in seconds since the epoch, where the scheduler's
+    accounting says.
     """
 
     state: JobState
     reason: FailureReason | None = None
     exit_code: int | None = None
     detail: str = ""
+    ended: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,9 +93,15 @@ class Submission:
 
 
 class Executor(Protocol):
-    """Starts batches, cancels jobs and reports their states."""
+    """Starts batches, cancels jobs and reports their states.
+
+    ``result_grace`` is how many seconds after a job ended its result file may still become
+    visible to the dispatcher: 0 where jobs run on the dispatcher's own host, the config's
+    ``[executor] result_grace`` where they run on other hosts of a shared file system.
+    """
 
     name: str
+    result_grace: float
 
     def submit(self, request: BatchRequest, /) -> Submission:
         """Start ``request`` and return the job ids; raise ``SubmissionError`` if refused."""

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
+from reflow.running.config import DEFAULT_RESULT_GRACE_S
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
@@ -99,6 +100,7 @@ class SlurmExecutor:
         max_backoff_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
+        result_grace: float = DEFAULT_RESULT_GRACE_S,
     ) -> None:
         """Configure the executor; nothing is run until the first call.
 
@@ -111,7 +113,9 @@ class SlurmExecutor:
             max_backoff_s: The longest wait between two attempts.
             sleep: The function that waits (tests pass one that records instead).
             env: The environment of the Slurm commands; ``None`` inherits this process's.
+            result_grace: Seconds a result file may take to appear after its job ended.
         """
+        self.result_grace = result_grace
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         if max_array_size is not None and max_array_size < 1:

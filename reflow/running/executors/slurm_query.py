@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Sequence
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.executors.base import FailureReason, JobState, JobStatus
 from reflow.running.ranges import compress, expand
 
-SACCT_FORMAT = "JobID,State,ExitCode"
+SACCT_FORMAT = "JobID,State,ExitCode,End"
 """The ``sacct --format`` that ``parse_sacct`` reads (with ``-X -n -P``)."""
 
-SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:"
+SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:|,EndTime:"
 """The ``squeue --Format`` that ``parse_squeue`` reads (with ``-h -r -t all``)."""
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -99,7 +100,10 @@ def parse_sbatch_job_id(stdout: str) -> str:
 
 
 def parse_sacct(text: str) -> dict[str, JobStatus]:
-    """Read ``sacct -X -n -P --format=JobID,State,ExitCode`` output.
+    """Read ``sacct -X -n -P --format=JobID,State,ExitCode,End`` output.
+
+    ``End`` is the cluster's local time (``2026-12-03T16:20:01``), ``Unknown`` while the job
+    runs; it becomes the status's ``ended``.
 
     Returns:
         One status per job id (``"123"``, ``"123_4"``); collapsed array rows are expanded and
@@ -113,16 +117,33 @@ def parse_sacct(text: str) -> dict[str, JobStatus]:
         job_id, state_text, exit_text = fields[0], fields[1].strip(), fields[2].strip()
         code, signal = _exit_pair(exit_text)
         detail = f"{state_text} {exit_text}".strip()
-        status = _status(state_text, code, signal, detail)
+        status = _with_end(_status(state_text, code, signal, detail), fields[3:])
         for key in _element_ids(job_id):
             found[key] = status
     return found
 
 
-def parse_squeue(text: str) -> dict[str, JobStatus]:
-    """Read ``squeue -h -r -t all --Format=JobArrayID:|,State:|,Reason:|,exit_code:`` output.
+def _with_end(status: JobStatus, rest: Sequence[str]) -> JobStatus:
+    """``status`` with ``ended`` from the first of ``rest``, when the job has ended."""
+    ended = _timestamp(rest[0]) if rest else None
+    if ended is None or status.state not in (JobState.DONE, JobState.FAILED):
+        return status
+    return dataclasses.replace(status, ended=ended)
 
-    ``exit_code`` there is the raw wait status (exit code times 256 plus signal).
+
+def _timestamp(text: str) -> float | None:
+    """Seconds since the epoch of Slurm's ``2026-12-03T16:20:01`` (local time); None if not one."""
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def parse_squeue(text: str) -> dict[str, JobStatus]:
+    """Read ``squeue -h -r -t all --Format=JobArrayID:|,State:|,Reason:|,exit_code:|,EndTime:``.
+
+    ``exit_code`` there is the raw wait status (exit code times 256 plus signal); ``EndTime``
+    becomes an ended job's ``ended``, as in ``parse_sacct``.
 
     Returns:
         One status per job id, collapsed array rows expanded.
@@ -136,7 +157,7 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
         wait = int(wait_text) if wait_text.isdigit() else 0
         code, signal = wait >> 8, wait & 0x7F
         detail = state_text if reason in ("", "None") else f"{state_text} ({reason})"
-        status = _status(state_text, code, signal, detail)
+        status = _with_end(_status(state_text, code, signal, detail), fields[4:])
         for key in _element_ids(job_id):
             found[key] = status
     return found
