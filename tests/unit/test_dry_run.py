@@ -55,7 +55,9 @@ def test_without_a_renderer_a_task_with_an_environment_shows_its_launch_lines(
     assert "  run by bash -c:" in lines
     assert "    export A='x y'" in lines
     assert "        'module load cdo'" in lines
-    assert lines[-1].startswith("    exec -- python -m reflow.running.worker --run-dir '/scratch")
+    worker = "    reflow_worker=(python -m reflow.running.worker --run-dir '/scratch/my run')"
+    assert worker in lines
+    assert lines[-1] == '    exec -- "${reflow_worker[@]}"'
 
 
 def test_nothing_is_written_and_every_job_stays_pending(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +96,18 @@ def test_the_first_failing_line_ends_the_setup_and_is_passed_to_the_worker(
     assert not later.exists()
 
 
+def test_a_line_that_exits_the_shell_is_reported_like_a_failure(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    setup = ("echo checking", "[ -d /no/such/dir ] || exit 4", f"touch {later}")
+    argv, _ = launch(tmp_path, Environment(setup=setup))
+    assert argv == [
+        "--setup-failed=2:4",
+        "--setup-line=[ -d /no/such/dir ] || exit 4",
+        "--setup-output=",
+    ]
+    assert not later.exists()
+
+
 def test_a_syntax_error_is_the_lines_failure_not_the_scripts(tmp_path: Path) -> None:
     argv, _ = launch(tmp_path, Environment(setup=("if true; then",)))
     assert argv[0] == "--setup-failed=1:2"
@@ -104,3 +120,21 @@ def test_a_nul_in_a_value_or_line_is_refused_before_anything_runs() -> None:
         with pytest.raises(SubmissionError) as caught:
             launch_lines(environment, ["python"], task="t")
         assert caught.value.task == "t"
+
+
+def test_a_cancel_during_the_setup_starts_no_worker(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    setup = (f"touch {started}; sleep 30",)
+    script = tmp_path / "launch.sh"
+    script.write_text("\n".join(launch_lines(Environment(setup=setup), PRINTER, task="t")))
+    with subprocess.Popen(
+        ["bash", str(script)], stdout=subprocess.PIPE, start_new_session=True
+    ) as process:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGTERM)  # as a cancel signals the chunk's group
+        out, _ = process.communicate(timeout=30)
+    assert started.exists()
+    assert process.returncode == 143
+    assert out == b""  # the worker never started

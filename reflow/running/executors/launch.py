@@ -10,12 +10,14 @@ order:
    ``module load`` and ``source`` change the worker's environment, and a syntax error is that
    line's failure, not the script's). Each line's output is kept in a temporary file and then
    copied to the job's stderr (the scheduler output file, or the local chunk's log). The first
-   line that fails ends the setup: the worker is then started with
-   ``--setup-failed=NUMBER:STATUS``, ``--setup-line=...`` and ``--setup-output=...`` (the last
-   4000 bytes of its output), and it writes a failed result for every element, whose reason
-   names the line (its number among the merged lines, and its text), its exit status and its
-   output;
-3. ``exec`` of the worker, every argument through ``shlex.quote``.
+   line that fails ends the setup, and so does a line that runs ``exit`` (an ``EXIT`` trap):
+   the worker is then started with ``--setup-failed=NUMBER:STATUS``, ``--setup-line=...``
+   and ``--setup-output=...`` (the last 4000 bytes of its output), and it writes a failed
+   result for every element, whose reason names the line (its number among the merged lines,
+   and its text), its exit status and its output. A signal (a cancel) during the setup ends
+   the job without a result;
+3. ``exec`` of the worker, every argument through ``shlex.quote`` (with setup lines, once in
+   the array ``reflow_worker``).
 
 Without an environment, the lines are the ``exec`` line alone.
 """
@@ -33,23 +35,29 @@ SETUP_OUTPUT_BYTES = 4000
 """How much of a failed setup line's output (its end) becomes the elements' reason."""
 
 _RUN_SETUP = f"""\
-reflow_setup_failed=()
+exec 3>&1 4>&2
 reflow_setup_log=$(mktemp) || reflow_setup_log=/dev/null
-for reflow_line in "${{!reflow_setup[@]}}"; do
-    {{ eval "${{reflow_setup[reflow_line]}}"; }} >"$reflow_setup_log" 2>&1
-    reflow_status=$?
+reflow_setup_failed() {{  # setup line $reflow_line ended with status $1: the worker says so
+    exec 1>&3 2>&4 3>&- 4>&-
+    trap - EXIT TERM INT HUP
+    local output
+    output=$(tail -c {SETUP_OUTPUT_BYTES} -- "$reflow_setup_log")
     cat -- "$reflow_setup_log" >&2
-    if [ "$reflow_status" -ne 0 ]; then
-        reflow_setup_failed=(
-            {SETUP_FAILED_FLAG}="$((reflow_line + 1)):$reflow_status"
-            {SETUP_LINE_FLAG}="${{reflow_setup[reflow_line]}}"
-            {SETUP_OUTPUT_FLAG}="$(tail -c {SETUP_OUTPUT_BYTES} -- "$reflow_setup_log")"
-        )
-        break
-    fi
+    [ "$reflow_setup_log" = /dev/null ] || rm -f -- "$reflow_setup_log"
+    exec -- "${{reflow_worker[@]}}" {SETUP_FAILED_FLAG}="$((reflow_line + 1)):$1" \\
+        {SETUP_LINE_FLAG}="${{reflow_setup[reflow_line]}}" {SETUP_OUTPUT_FLAG}="$output"
+}}
+trap 'reflow_setup_failed "$?"' EXIT  # a line that ran exit
+trap 'trap - EXIT; exit 143' TERM INT HUP  # cancelled: no result
+for reflow_line in "${{!reflow_setup[@]}}"; do
+    {{ eval "${{reflow_setup[reflow_line]}}"; }} >"$reflow_setup_log" 2>&1 ||
+        reflow_setup_failed "$?"
+    cat -- "$reflow_setup_log" >&2
 done
+trap - EXIT TERM INT HUP
+exec 3>&- 4>&-
 [ "$reflow_setup_log" = /dev/null ] || rm -f -- "$reflow_setup_log"
-unset reflow_setup reflow_line reflow_status reflow_setup_log"""
+"""
 
 
 def launch_lines(environment: Environment, argv: Sequence[str], *, task: str) -> list[str]:
@@ -61,20 +69,19 @@ def launch_lines(environment: Environment, argv: Sequence[str], *, task: str) ->
     """
     for text in (*argv, *environment.setup, *(value for _, value in environment.env)):
         _refuse_nul(task, text)
-    exec_line = "exec -- " + " ".join(shell_quote(arg) for arg in argv)
+    command = " ".join(shell_quote(arg) for arg in argv)
     lines = [f"export {name}={shell_quote(value)}" for name, value in environment.env]
-    if environment.setup:
-        if lines:
-            lines.append("")
-        lines.append("# setup lines, run in this shell in order; the first that fails is reported")
-        lines.append("reflow_setup=(")
-        lines += [f"    {shell_quote(line)}" for line in environment.setup]
-        lines.append(")")
-        lines += _RUN_SETUP.splitlines()
-        exec_line += ' "${reflow_setup_failed[@]}"'
+    if not environment.setup:
+        return [*lines, "", f"exec -- {command}"] if lines else [f"exec -- {command}"]
     if lines:
         lines.append("")
-    return [*lines, exec_line]
+    lines.append("# setup lines, run in this shell in order; the first that fails is reported")
+    lines.append("reflow_setup=(")
+    lines += [f"    {shell_quote(line)}" for line in environment.setup]
+    lines.append(")")
+    lines.append(f"reflow_worker=({command})")
+    lines += [*_RUN_SETUP.splitlines(), ""]
+    return [*lines, 'exec -- "${reflow_worker[@]}"']
 
 
 def shell_quote(text: str) -> str:
