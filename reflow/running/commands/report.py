@@ -136,7 +136,7 @@ def _row(task: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _hours(value: float) -> str:
-    return f"{value:.2f}" if value >= 1 else f"{value:.2g}"
+    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
 
 
 def _share(value: float | None) -> str:
@@ -154,4 +154,7 @@ def _seconds(value: float | None) -> str:
         return "-"
     minutes, seconds = divmod(round(value), 60)
     hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

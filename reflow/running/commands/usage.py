@@ -17,6 +17,7 @@ from typing import Any
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.sizing import ElementUsage, Request, request_of, task_figures
 from reflow.running.config import load_config
+from reflow.running.executors.base import FailureReason
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultRecord, read_result
@@ -26,20 +27,30 @@ from reflow.running.store.states import InstanceState
 
 RAN = (InstanceState.DONE, InstanceState.FAILED)
 """The states of elements that ran in their run (failed ones used resources too)."""
+_RAN_OUT = {FailureReason.OUT_OF_MEMORY.value: "mem", FailureReason.TIMEOUT.value: "time"}
 
 
 def underused_line(root: Path, run_id: str) -> str | None:
     """One line pointing to ``report`` when a task used under a third of a request, or None.
 
-    Only tasks with a memory or time request and finished elements count; the figures are
+    Only tasks with a memory or time request and finished elements count, and not for a
+    request that one of their elements ran out of (out of memory, time limit). The figures are
     the store's (the worker's peak memory, its start and end), so no scheduler is asked.
     """
     with SqliteStore.open(root) as store:
         rows = store.instances(run_id)
     layout = RunLayout(root, run_id)
     ran = [row for row in rows if row.state in RAN]
+    ran_out: dict[str, set[str]] = defaultdict(set)
+    for row in ran:
+        if row.reason in _RAN_OUT:
+            ran_out[row.task].add(_RAN_OUT[row.reason])
     tasks = tasks_figures(task_requests(layout), rows, from_workers(layout, ran, cpu=False))
-    found = [f"{t['task']} ({' and '.join(t['underused'])})" for t in tasks if t["underused"]]
+    found = []
+    for task in tasks:
+        under = [key for key in task["underused"] if key not in ran_out[task["task"]]]
+        if under:
+            found.append(f"{task['task']} ({' and '.join(under)})")
     if not found:
         return None
     return (
