@@ -75,7 +75,8 @@ def test_the_worker_measures_peak_memory_and_cpu_time(sized_run: SizedRun) -> No
 
 def test_json_has_every_figure_of_every_task(sized_run: SizedRun) -> None:
     data = report(sized_run)  # the latest run
-    assert set(data) == {"run_id", "run_dir", "executor", "source", "from_cache", "tasks"}
+    assert set(data) == {"run_id", "run_dir", "executor", "source", "note", "from_cache", "tasks"}
+    assert data["note"] is None
     for task in data["tasks"]:
         assert set(task) == {
             "task", "elements", "from_cache", "requested", "used", "cpu_efficiency",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.definition.errors import SubmissionError
 from reflow.running.commands.sizing import ElementUsage
 from reflow.running.commands.usage import RAN, from_workers, task_requests, tasks_figures
 from reflow.running.executors.slurm import SlurmExecutor
@@ -38,11 +39,11 @@ def load_report(
         root: The run directory.
         run_id: The run; None takes the latest.
         executor: The Slurm executor that asks accounting (a new one when None); used only
-            for a Slurm run, for one ``sacct`` call.
+            for a Slurm run, for one ``sacct`` call. When sacct fails (a cluster without
+            accounting), the workers' own figures are used and ``note`` says why.
 
     Raises:
         UsageError: No such run.
-        SubmissionError: sacct failed.
     """
     with SqliteStore.open(root) as store:
         run_id = run_id or store.latest_run_id()
@@ -51,17 +52,20 @@ def load_report(
     layout = RunLayout(root, run_id)
     requests = task_requests(layout)
     ran = [row for row in rows if row.state in RAN]
+    note = None
     if run.executor == "slurm":
-        usages = _from_accounting(ran, executor or SlurmExecutor())
-        source = "sacct"
-    else:
-        usages = from_workers(layout, ran, cpu=True)
-        source = "worker"
+        try:
+            usages, source = _from_accounting(ran, executor or SlurmExecutor()), "sacct"
+        except SubmissionError as err:
+            note = f"{err}; the figures are the workers' own"
+    if run.executor != "slurm" or note is not None:
+        usages, source = from_workers(layout, ran, cpu=True), "worker"
     return {
         "run_id": run_id,
         "run_dir": str(root),
         "executor": run.executor,
         "source": source,
+        "note": note,
         "from_cache": sum(row.state is InstanceState.CACHED for row in rows),
         "tasks": tasks_figures(requests, rows, usages),
     }
@@ -75,6 +79,8 @@ def write_report(data: Mapping[str, Any], out: IO[str], *, as_json: bool) -> Non
     where = "Slurm accounting" if data["source"] == "sacct" else "the workers"
     cached = f"; {data['from_cache']} cached element(s) left out" if data["from_cache"] else ""
     lines = [f"run {data['run_id']}: figures from {where}{cached}"]
+    if data["note"]:
+        lines.append(f"  ({data['note']})")
     tasks = [task for task in data["tasks"] if task["elements"]]
     if not tasks:
         lines.append("  no element has finished yet")
