@@ -92,7 +92,7 @@ def tasks_figures(
         )
         for task, request in {
             **requests,
-            **dict.fromkeys(set(usages) - set(requests), empty),
+            **dict.fromkeys(sorted(set(usages) - set(requests)), empty),
         }.items()
     ]
 
