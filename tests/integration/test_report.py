@@ -7,6 +7,7 @@ flow file and the ``reflow`` console script, as subprocesses.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from reflow import Workflow
 from reflow.definition.resources import parse_mem, parse_time
 from reflow.running.commands.sizing import HEADROOM
+from tests.flows import sized_steps
 from tests.integration.flowfiles import cli
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "sized_steps.py"
@@ -161,3 +163,19 @@ def test_an_unknown_run_is_one_line_and_exit_2(sized_run: SizedRun) -> None:
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert "nope" in line
+
+
+def test_run_wait_with_progress_ends_with_the_same_pointer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_MODE", "local")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    run = sized_steps.wf.submit(
+        run_dir=tmp_path / "runs", megabytes=200, hold=0.1, seconds=0.2, busy=0.1
+    )
+    printed = io.StringIO()
+    assert run.wait(timeout=120, progress=True, file=printed) == "succeeded"
+    last = printed.getvalue().splitlines()[-1]
+    assert last.startswith("  asked too much: nap (mem and time)")
+    assert last.endswith(f"see reflow report {run.run_id} --run-dir {tmp_path / 'runs'}")
