@@ -155,7 +155,9 @@ def test_a_resubmitted_run_leaves_its_cached_elements_out_and_says_how_many(
     assert all(task["elements"] == 0 for task in data["tasks"])
     table = cli(FLOW, "report", "--run-dir", str(copy.run_dir), cwd=tmp_path)
     assert "3 cached element(s) left out" in table.stdout
-    assert "no element has finished yet" in table.stdout
+    assert "no element of this run has finished; cached elements ran in an earlier run" in (
+        table.stdout
+    )
 
 
 def test_an_unknown_run_is_one_line_and_exit_2(sized_run: SizedRun) -> None:

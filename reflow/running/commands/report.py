@@ -83,12 +83,12 @@ def write_report(data: Mapping[str, Any], out: IO[str], *, as_json: bool) -> Non
         lines.append(f"  ({data['note']})")
     tasks = [task for task in data["tasks"] if task["elements"]]
     if not tasks:
-        lines.append("  no element has finished yet")
+        earlier = "; cached elements ran in an earlier run" if data["from_cache"] else " yet"
+        lines.append(f"  no element of this run has finished{earlier}")
         out.write("\n".join(lines) + "\n")
         return
-    header = _HEADER
-    table = [header, *(_row(task) for task in tasks)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    table = [_HEADER, *(_row(task) for task in tasks)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_HEADER) - 1)]
     for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  " + "  ".join([*cells, row[-1]]).rstrip())
