@@ -20,7 +20,7 @@ from reflow.definition.types import TypeRef
 
 COMMANDS = (
     "submit", "status", "cancel", "retry", "runs", "logs", "result", "why", "dag", "describe",
-    "watch",
+    "watch", "report",
 )  # fmt: skip
 DAG_FORMATS = ("text", "mermaid", "dot", "svg", "png")
 NONE_WORD = "none"
@@ -219,6 +219,13 @@ def build_parser(
     watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
     watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     _add_run_dir(watch)
+
+    report = commands.add_parser(
+        "report", help="compare what each task asked for with what its elements used"
+    )
+    report.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    _add_run_dir(report)
+    report.add_argument("--json", action="store_true", help="print every figure as JSON")
     return parser
 
 

@@ -32,6 +32,7 @@ COMMANDS = (
     "logs",
     "result",
     "why",
+    "report",
     "dag",
     "describe",
 )

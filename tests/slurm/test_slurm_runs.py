@@ -23,6 +23,7 @@ import pytest
 
 from reflow.run import Run
 from reflow.running.commands.status import render_status
+from reflow.running.commands.usage import underused_line
 from reflow.running.ranges import expand
 from reflow.running.rundir.layout import RunLayout
 from reflow.workflow import Workflow
@@ -667,6 +668,14 @@ def test_each_way_an_element_dies_fails_the_run_with_its_reason_and_retry_comple
             assert {"timeout": "TIMEOUT", "hang": "CANCELLED", "oom": "OUT_OF_MEMORY"}[
                 fault
             ] in example["error"]
+            # The failure quotes the line of the job's Slurm output file that explains it.
+            slurm_wrote = {"timeout": "DUE TO TIME LIMIT", "oom": "oom-kill event"}.get(fault)
+            assert slurm_wrote is None or slurm_wrote in example["error"], example["error"]
+        if fault == "oom" and expected["oom"] == "out_of_memory":
+            # A task that ran out of memory is never told it asked for too much of it.
+            line = underused_line(run_dir, run_id) or ""
+            assert "work (time)" in line, line
+            assert "work (mem" not in line, line
         shown = reflow_logs(Path(slurm_faults.__file__), run_dir, run_id, "work", "1")
         assert "==> reflow: work[1] batch " in shown
         slurm_says = {"timeout": "DUE TO TIME LIMIT", "hang": "CANCELLED AT"}.get(fault)

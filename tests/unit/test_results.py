@@ -144,3 +144,21 @@ def test_directory_instead_of_file_is_unreadable(tmp_path: Path) -> None:
     problem = _read(path)
     assert isinstance(problem, ResultProblem)
     assert problem.kind == "unreadable"
+
+
+def test_cpu_time_round_trips_and_a_file_written_before_it_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "3.b7.json"
+    document = json.loads(_text(7))
+    write_result(path, json.dumps({**document, "cpu_s": 2.25}))
+    record = _read(path)
+    assert isinstance(record, ResultRecord)
+    assert record.cpu_s == 2.25
+    assert "cpu_s" not in document
+    write_result(path, json.dumps(document))
+    old = _read(path)
+    assert isinstance(old, ResultRecord)
+    assert (old.ok, old.cpu_s) == (True, None)
+    write_result(path, json.dumps({**document, "cpu_s": "2"}))
+    bad = _read(path)
+    assert isinstance(bad, ResultProblem)
+    assert "cpu_s" in bad.reason

@@ -2,6 +2,7 @@
 
 Owns the handlers behind ``cli()`` and the ``reflow`` script (``handlers``, ``console``),
 turning a ``submit`` into a run (``submission``), a run's status (``status``), following
-a run (``progress``) and its live full-screen view (``watch``, laid out by ``watch_view``).
+a run (``progress``) and its live full-screen view (``watch``, laid out by ``watch_view``),
+and the right-sizing ``report`` (figures in ``sizing``, the workers' own in ``usage``).
 May import everything in ``reflow.running``; nothing there imports it.
 """

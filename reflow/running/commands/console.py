@@ -1,6 +1,6 @@
 """Running: the ``reflow`` console script, for the commands that need no flow file.
 
-``reflow runs|status|cancel|retry|logs|result|why --run-dir D ...`` works from the run
+``reflow runs|status|cancel|retry|logs|result|why|report --run-dir D ...`` works from the run
 directory alone: the store holds every run's state and each run's manifest holds its
 workflow description, so nothing imports user code here (workers of a retried run import the
 flow as usual). The subcommands are copied from a flow file's own command line
@@ -20,7 +20,9 @@ from reflow.definition.errors import ReflowError
 from reflow.running.commands.exits import EXIT_INTERRUPTED, EXIT_USAGE, pipe_closed
 from reflow.running.commands.handlers import run_store_command
 
-STORE_COMMANDS = ("runs", "status", "cancel", "retry", "logs", "result", "why", "watch")
+STORE_COMMANDS = (
+    "runs", "status", "cancel", "retry", "logs", "result", "why", "watch", "report",
+)  # fmt: skip
 """The commands of a flow file's CLI that the console script offers."""
 
 

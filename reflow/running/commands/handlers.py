@@ -57,7 +57,7 @@ def run_command(
 
 
 def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
-    """Commands that need only the run directory: status, cancel, retry, runs, logs, result, why."""
+    """Commands that need only the run directory: status, cancel, retry, runs, logs, report, ..."""
     root = run_dir_of(args.run_dir)
     command = args.command
     if command == "watch":
@@ -114,6 +114,12 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         from reflow.running.commands.results import write_result
 
         write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
+        return 0
+    if command == "report":
+        # lazy: a command loads only what it runs, so status and logs start fast
+        from reflow.running.commands.report import load_report, write_report
+
+        write_report(load_report(root, args.run_id), out, as_json=args.json)
         return 0
     raise AssertionError(command)
 

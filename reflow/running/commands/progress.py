@@ -3,7 +3,8 @@
 On a terminal every task has one line, redrawn in place with ANSI cursor movement (no
 dependency); anywhere else (a pipe, a log file, a notebook) a task's line is printed again
 only when it changes, so a log stays short. The summary counts instances by state, gives the
-elapsed time and, for failures, the failed elements' logs and the commands to look further.
+elapsed time and, for failures, the failed elements' logs and the commands to look further;
+one more line points to ``report`` when a task used under a third of what it asked for.
 Reads the store through ``load_status``; it never writes anything but ``out``.
 """
 
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.status import STATE_ORDER, group_label, load_status
+from reflow.running.commands.usage import underused_line
 from reflow.running.store.states import RUN_FINAL, InstanceState, RunState
 
 _STALLED = "stalled"
@@ -69,8 +71,15 @@ def wait_for_run(
         time.sleep(poll_interval_s(time.monotonic() - started))
     if view is not None:
         data = load_status(Path(run_dir), run_id, ask_scheduler=False)
-        view.finish(render_summary(data, state, time.monotonic() - started))
+        summary = render_summary(data, state, time.monotonic() - started)
+        view.finish(summary + _report_pointer(Path(run_dir), run_id))
     return state
+
+
+def _report_pointer(run_dir: Path, run_id: str) -> str:
+    """The line pointing to ``report`` when a task asked far too much, else nothing."""
+    line = underused_line(run_dir, run_id)
+    return f"{line}\n" if line else ""
 
 
 def poll_interval_s(elapsed_s: float) -> float:

@@ -23,12 +23,14 @@ How array indices map to elements (the worker must follow the same rule):
 ``MaxArraySize`` is read once per executor from ``scontrol show config`` unless given.
 ``states`` makes one ``sacct`` call, and one ``squeue`` call for the ids sacct does not list
 (not recorded yet, or the cluster keeps no accounting); ids neither lists are ``UNKNOWN``.
-The detail of an ended job names it and says what its end state means, and the last answer
+The detail of an ended job names it and says what its end state means (a failed job's also
+quotes its Slurm output file, given the run's ``layout``), and the last answer
 stays in ``last_states`` (the dispatcher chain picks the jobs its successor waits for from
 it). Beyond the protocol: ``sbatch`` submits any script with the same retries (the
 dispatcher's own turns), ``scripts`` renders without submitting (dry runs),
-``submit_limit`` reads the user's ``MaxSubmitJobs`` from sacctmgr, and ``queued`` tells
-which job ids are still queued or running (one squeue call, not retried).
+``submit_limit`` reads the user's ``MaxSubmitJobs`` from sacctmgr, ``queued`` tells
+which job ids are still queued or running (one squeue call, not retried), and ``usage``
+reads what ended jobs used from accounting (one sacct call).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pathlib import Path
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.running.config import DEFAULT_RESULT_GRACE_S
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.slurm_output import quote_output
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
     QOS_LIMIT_FORMAT,
@@ -62,9 +65,10 @@ from reflow.running.executors.slurm_query import (
     scancel_targets,
 )
 from reflow.running.executors.slurm_script import render
+from reflow.running.executors.slurm_usage import JobUsage, query_usage
 from reflow.running.process import CommandResult, run_command
 from reflow.running.ranges import chunk, compress
-from reflow.running.rundir.layout import write_atomic
+from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.worker.command import array_offset_args
 
 MAX_ARRAY_SPEC_CHARS = 4096
@@ -101,6 +105,7 @@ class SlurmExecutor:
         sleep: Callable[[float], None] = time.sleep,
         env: Mapping[str, str] | None = None,
         result_grace: float = DEFAULT_RESULT_GRACE_S,
+        layout: RunLayout | None = None,
     ) -> None:
         """Configure the executor; nothing is run until the first call.
 
@@ -114,6 +119,8 @@ class SlurmExecutor:
             sleep: The function that waits (tests pass one that records instead).
             env: The environment of the Slurm commands; ``None`` inherits this process's.
             result_grace: Seconds a result file may take to appear after its job ended.
+            layout: The run whose jobs ``states`` reports; a failed job's detail then quotes
+                the line of its Slurm output file that says why (``quote_output``).
         """
         self.result_grace = result_grace
         if max_attempts < 1:
@@ -130,6 +137,7 @@ class SlurmExecutor:
         self._sleep = sleep
         self._env = env
         self._has_accounting = True
+        self._layout = layout
 
     def submit(self, request: BatchRequest, /) -> Submission:
         """Submit ``request`` as one array job (several only past ``MaxArraySize``).
@@ -254,10 +262,22 @@ class SlurmExecutor:
             queued = self._squeue(missing)
             found.update((job_id, queued[job_id]) for job_id in missing if job_id in queued)
         unknown = JobStatus(state=JobState.UNKNOWN, detail="not known to sacct or squeue")
-        self.last_states = {
-            job_id: explained(job_id, found.get(job_id, unknown)) for job_id in wanted
-        }
+        self.last_states = quote_output(
+            {job_id: explained(job_id, found.get(job_id, unknown)) for job_id in wanted},
+            self._layout,
+        )
         return dict(self.last_states)
+
+    def usage(self, job_ids: Sequence[str], /) -> dict[str, JobUsage]:
+        """What each job asked for and used, from one sacct call (``query_usage``).
+
+        Raises:
+            SubmissionError: If sacct fails, with its message.
+        """
+        found, problem = query_usage(lambda argv: self._run("sacct", argv), job_ids)
+        if problem is not None:
+            raise SubmissionError(f"sacct failed: {problem}")
+        return found
 
     def queued(self, job_ids: Sequence[str], /) -> set[str] | None:
         """Return which of ``job_ids`` are still queued or running, from one ``squeue`` call.

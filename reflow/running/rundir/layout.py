@@ -104,9 +104,14 @@ class RunLayout:
         """The result file of one element run by one batch."""
         return self.results_dir(task) / f"{element}.{batch}.json"
 
+    @property
+    def logs(self) -> Path:
+        """The folder of every task's log folder."""
+        return self.run / "logs"
+
     def logs_dir(self, task: str) -> Path:
         """Where the logs of ``task``'s elements go."""
-        return self.run / "logs" / task
+        return self.logs / task
 
     def log(self, task: str, element: int) -> Path:
         """The log of one element (every attempt appends to it)."""

@@ -53,6 +53,7 @@ class ResultRecord:
     host: str
     pid: int
     peak_rss_mb: float
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,8 +79,12 @@ def result_text(
     host: str,
     pid: int,
     peak_rss_mb: float,
+    cpu_s: float | None = None,
 ) -> str:
     """Return the text of a result file; ``error`` is ``None`` exactly for a success.
+
+    ``cpu_s`` is the CPU time (user + system) the element took; files written before it was
+    recorded have none, and read back with ``cpu_s`` None.
 
     Raises:
         LocatedEncodingError: ``output`` is not JSON data (a bug in the caller).
@@ -106,6 +111,8 @@ def result_text(
         "pid": pid,
         "peak_rss_mb": peak_rss_mb,
     }
+    if cpu_s is not None:
+        document["cpu_s"] = cpu_s
     return to_text(document, where="result")
 
 
@@ -195,6 +202,7 @@ def _record(data: Any, expected: dict[str, Any]) -> ResultRecord:
         host=_field(data, "host", str),
         pid=_field(data, "pid", int),
         peak_rss_mb=_field(data, "peak_rss_mb", float),
+        cpu_s=_field(data, "cpu_s", float) if "cpu_s" in data else None,
     )
 
 

@@ -260,6 +260,7 @@ def _encode(spec: TaskSpec, value: Any) -> _Outcome:
 def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int:
     """Run one element with its output in its log, write its result; return 0 or 1."""
     started = time.time()
+    cpu_before = _cpu_s()
     log = job.layout.log(job.task, element)
     with _output_to(log, _header(job, element)) as opened:
         outcome = run(element)
@@ -279,6 +280,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         host=job.host,
         pid=os.getpid(),
         peak_rss_mb=_peak_rss_mb(),
+        cpu_s=max(0.0, _cpu_s() - cpu_before),
     )
     try:
         write_result(job.layout.result(job.task, element, job.batch), text)
@@ -385,6 +387,13 @@ def _peak_rss_mb() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _cpu_s() -> float:
+    """CPU time (user + system) of this process and its finished children so far, in s."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":
