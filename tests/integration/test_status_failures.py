@@ -4,7 +4,6 @@ read with one query over the failed elements, in about a second.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from reflow.running.commands.status import build_status, render_failed, render_status
@@ -38,9 +37,7 @@ def test_every_failed_element_of_a_large_run_is_read_with_one_query(tmp_path: Pa
     store = failed_run(tmp_path)
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
-    started = time.perf_counter()
     data = build_status(store, RunLayout(tmp_path, "big"), ["convert"])
-    elapsed_s = time.perf_counter() - started
     store.close()
     reading_instances = [s for s in statements if "FROM instances" in s]
     assert len(reading_instances) == 2, reading_instances  # the counts, the failed elements
@@ -49,7 +46,6 @@ def test_every_failed_element_of_a_large_run_is_read_with_one_query(tmp_path: Pa
         ("KeyError", ELEMENTS // 2), ("ValueError", ELEMENTS // 2),
     ]  # fmt: skip
     assert [e["element"] for e in data["failures"][0]["examples"]] == [0, 2, 4]
-    assert elapsed_s < 5, elapsed_s
     table = render_status(data)
     assert len(table.splitlines()) < 20
     assert "convert: 50000 failed (exception: KeyError)" in table
