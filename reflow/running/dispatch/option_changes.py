@@ -97,8 +97,8 @@ def parse_set(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         task, dot, key = target.partition(".")
         if not (equals and dot and task and key and value):
             raise UsageError(
-                f"--set {item!r} is not TASK.OPTION=VALUE",
-                param="set",
+                f"{item!r} is not TASK.OPTION=VALUE",
+                param="--set",
                 value=item,
                 hint="write e.g. --set convert.mem=8G --set convert.time=02:00:00",
             )
@@ -167,10 +167,11 @@ def check_overrides(
         UsageError: A task or option that does not exist, or a value the decorator refuses.
     """
     names = [spec.name for spec in graph.tasks]
+    param = label.rstrip("=")  # the message starts "--set: " or "resources: "
     if not isinstance(overrides, Mapping):
         raise UsageError(
-            f"{label} {overrides!r} must map task names to options",
-            param=label,
+            f"{overrides!r} must map task names to options",
+            param=param,
             value=overrides,
             hint='e.g. resources={"convert": {"mem": "8G"}}',
         )
@@ -178,24 +179,24 @@ def check_overrides(
     for task, options in overrides.items():
         if task not in names:
             raise UsageError(
-                f"{label} {task}: names no task of this run",
-                param=label,
+                f"{task} names no task of this run",
+                param=param,
                 value=task,
                 suggestion=suggest(str(task), names),
                 hint="tasks: " + ", ".join(names),
             )
         if not isinstance(options, Mapping) or not options:
             raise UsageError(
-                f"{label} {task}: {options!r} must map resource options to values",
-                param=label,
+                f"{task}: {options!r} must map resource options to values",
+                param=param,
                 value=options,
                 hint='e.g. {"mem": "8G", "time": "02:00:00"}',
             )
         for key in options:
             if key not in RESOURCE_OPTIONS:
                 raise UsageError(
-                    f"{label} {task}.{key}: {key} is not a resource option",
-                    param=label,
+                    f"{task}.{key}: {key} is not a resource option",
+                    param=param,
                     value=key,
                     suggestion=suggest(str(key), RESOURCE_OPTIONS),
                     hint="a retry may change " + ", ".join(RESOURCE_OPTIONS),
@@ -204,7 +205,7 @@ def check_overrides(
             resources = build_resources(task=task, **options)
         except DefinitionError as err:
             raise UsageError(
-                f"{label} {task}.{err.problem}", param=label, value=err.value, hint=err.hint
+                f"{task}.{err.problem}", param=param, value=err.value, hint=err.hint
             ) from err
         checked[task] = {
             _FIELDS.get(key, key): getattr(resources, _FIELDS.get(key, key)) for key in options
