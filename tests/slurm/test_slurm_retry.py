@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 DEADLINE_S = 180.0
 
-FLOW = '''
+FLOW = """
 from typing import Annotated
 
 from reflow import Param, Result, RunDir, Workflow
@@ -50,7 +50,7 @@ def convert(item: Annotated[int, Result(step="items")], run_dir: RunDir = RunDir
 
 if __name__ == "__main__":
     raise SystemExit(wf.cli())
-'''
+"""
 
 
 def environment(folder: Path) -> dict[str, str]:
@@ -137,7 +137,7 @@ def test_out_of_memory_fixed_in_the_flow_file_or_by_set_reruns_with_the_new_mem(
     assert by_flag.stdout.splitlines()[0] == "convert: mem 256M -> 1G (--set)"
     for folder, run_id in runs.items():
         assert wait_for_run(folder / "runs", run_id, timeout_s=DEADLINE_S) == "succeeded"
-        first, second = convert_scripts(folder, run_id)
+        _first, second = convert_scripts(folder, run_id)
         assert "#SBATCH --mem=1G\n" in second
         assert "#SBATCH --array=1\n" in second
         calls = sorted((folder / "runs" / "convert.calls").read_text().split())

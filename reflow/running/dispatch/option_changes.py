@@ -55,7 +55,8 @@ _IDENTITY = {
     "after": "wiring",
     "run_dir_arg": "parameters",
 }
-_PARAM_IDENTITY = ("name", "type", "namespace", "output", "required", "default")
+# A parameter's help, flag and default do not change the values a run recorded.
+_PARAM_IDENTITY = ("name", "type", "namespace", "output")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,7 +229,7 @@ def _flow_file_resources(
             f"note: {where} does not load ({problem}); retry keeps the task options the run "
             "recorded"
         ]
-    changed = _identity_changes(manifest["description"], now)
+    changed = identity_changes(manifest["description"], now)
     notes = []
     if changed:
         notes.append(
@@ -239,8 +240,12 @@ def _flow_file_resources(
     return {spec.name: spec.resources for spec in now.tasks}, notes
 
 
-def _identity_changes(recorded: Mapping[str, Any], now: Graph) -> list[str]:
-    """``convert (version, wiring)`` per task whose identity-making options differ."""
+def identity_changes(recorded: Mapping[str, Any], now: Graph) -> list[str]:
+    """``convert (version, wiring)`` per task whose options that identities rest on differ.
+
+    ``recorded`` is the run's description; ``now`` the flow file's graph. Resources, help
+    texts, flags and defaults are left out: they name no result.
+    """
     then = {task["name"]: task for task in recorded["tasks"]}
     current = {task["name"]: task for task in describe(now)["tasks"]}
     for spec in now.tasks:
