@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from reflow.running.rundir.layout import RunLayout
 DEADLINE_S = 120
 
 FLOW = """
+import sys
+import time
 from typing import Annotated
 
 from reflow import Param, Result, RunDir, Workflow
@@ -41,9 +44,11 @@ def items(count: Annotated[int, Param(help="items")] = 2) -> list[int]:
 @wf.array_job(mem="256M", time="00:01:00", version="1")
 def convert(item: Annotated[int, Result(step="items")], run_dir: RunDir = RunDir()) -> int:
     with (run_dir / "convert.calls").open("a") as log:
-        log.write(f"{item}\\n")
+        log.write(f"{item} {sys.executable}\\n")
     if item == 1 and not (run_dir / "fixed").exists():
         raise RuntimeError("not fixed yet")
+    while item == 0 and (run_dir / "hold").exists():
+        time.sleep(0.05)
     return item * 10
 
 
@@ -70,7 +75,7 @@ class FailedRun:
 
     def calls(self) -> Counter[int]:
         text = (self.run_dir / "convert.calls").read_text()
-        return Counter(int(line) for line in text.split())
+        return Counter(int(line.split()[0]) for line in text.splitlines())
 
 
 def environment(folder: Path) -> dict[str, str]:
@@ -115,14 +120,20 @@ def write_config(folder: Path, text: str) -> Path:
     return path
 
 
-def failed_run(folder: Path) -> FailedRun:
-    """Submit the flow in ``folder``; its element 1 of ``convert`` fails until ``fixed``."""
+def failed_run(folder: Path, *, wait: bool = True) -> FailedRun:
+    """Submit the flow in ``folder``; its element 1 of ``convert`` fails until ``fixed``.
+
+    Without ``wait`` the run is left running, and element 0 waits while ``hold`` exists.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     flow = folder / "refix_flow.py"
     flow.write_text(FLOW)
     run = FailedRun(folder, flow, folder / "runs", "")
-    done = flow_cli(run, "submit", "--wait")
-    assert done.returncode == 1, done.stdout + done.stderr
+    if not wait:
+        run.run_dir.mkdir()
+        (run.run_dir / "hold").touch()
+    done = flow_cli(run, "submit", *(["--wait"] if wait else []))
+    assert done.returncode == (1 if wait else 0), done.stdout + done.stderr
     run_id = done.stdout.split("submitted run ", 1)[1].split()[0]
     return FailedRun(folder, flow, folder / "runs", run_id)
 
@@ -279,3 +290,29 @@ def test_run_retry_takes_resources_and_returns_what_changed(
     assert handle.wait(timeout=DEADLINE_S) == "succeeded"
     assert run.resources()["mem_mb"] == 8192
     assert run.calls() == Counter({0: 1, 1: 2})
+
+
+def test_a_run_still_going_takes_the_retrys_interpreter_for_what_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = failed_run(tmp_path, wait=False)
+    for key, value in environment(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    handle = Run(run.run_dir, run.run_id)
+    deadline = time.monotonic() + DEADLINE_S
+    while (handle.status(as_dict=True) or {})["tasks"][-1]["counts"].get("failed") != 1:
+        assert time.monotonic() < deadline, "element 1 did not fail"
+        time.sleep(0.1)
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.symlink_to(sys.executable)
+    write_config(tmp_path, f'[executor]\npython = "{python}"\n')
+    (run.run_dir / "fixed").touch()
+
+    retried = handle.retry()  # the run's dispatcher is still alive, waiting for element 0
+    (run.run_dir / "hold").unlink()
+
+    assert [(c.option, c.new) for c in retried.changes] == [("python", str(python))]
+    assert handle.wait(timeout=DEADLINE_S) == "succeeded"
+    lines = sorted((run.run_dir / "convert.calls").read_text().splitlines())
+    assert lines == [f"0 {sys.executable}", f"1 {sys.executable}", f"1 {python}"]
