@@ -94,6 +94,9 @@ def load_workflow_anew(manifest: Mapping[str, Any]) -> Flow:
         for name in loaded:
             if name in prior:
                 sys.modules[name] = prior[name]
+                parent, _, child = name.rpartition(".")
+                if parent in sys.modules:  # the import rebound the package's attribute too
+                    setattr(sys.modules[parent], child, prior[name])
             elif name != "__main__":
                 sys.modules.pop(name, None)
     return flow
