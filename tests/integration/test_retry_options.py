@@ -7,6 +7,7 @@ every dispatcher turn submits from (the Slurm tests read it from the batch scrip
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -316,3 +317,35 @@ def test_a_run_still_going_takes_the_retrys_interpreter_for_what_runs_again(
     assert handle.wait(timeout=DEADLINE_S) == "succeeded"
     lines = sorted((run.run_dir / "convert.calls").read_text().splitlines())
     assert lines == [f"0 {sys.executable}", f"1 {sys.executable}", f"1 {python}"]
+
+
+def test_a_notebook_that_imported_the_flow_gets_the_edited_file_on_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "nbpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    flow_file = package / "nbflow.py"
+    flow_file.write_text(FLOW)
+    for key, value in environment(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    imported = importlib.import_module("nbpkg.nbflow")
+    try:
+        run = imported.wf.submit(run_dir=tmp_path / "runs")
+        assert run.wait(timeout=DEADLINE_S) == "failed"
+        flow_file.write_text(FLOW.replace('mem="256M"', 'mem="3G"'))
+        (tmp_path / "runs" / "fixed").touch()
+
+        retried = run.retry()
+
+        assert [str(change) for change in retried.changes] == [
+            "convert: mem 256M -> 3G (flow file)"
+        ]
+        assert sys.modules["nbpkg.nbflow"] is imported
+        assert sys.modules["nbpkg"].nbflow is imported
+        assert run.wait(timeout=DEADLINE_S) == "succeeded"
+    finally:
+        for name in ("nbpkg.nbflow", "nbpkg"):
+            sys.modules.pop(name, None)
