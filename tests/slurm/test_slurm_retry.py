@@ -2,7 +2,9 @@
 
 An element that needs about 600 MB under ``mem="256M"`` ends OUT_OF_MEMORY (or killed, where
 the cluster has no cgroups); raising ``mem=`` in the flow file, or ``--set convert.mem=1G``,
-and running ``retry`` submits it again with ``--mem=1G`` and the run succeeds. The flow runs
+and running ``retry`` submits it again with ``--mem=1G`` and the run succeeds. A run whose
+configured ``python`` does not exist stops with its first job (no dispatcher turn can start
+either); one retry after the config is fixed completes it. The flow runs
 as a file through its own CLI, as a user runs it; each run starts from its own working
 directory, which is how its jobs are found in squeue.
 """
@@ -18,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from reflow.running.rundir.layout import RunLayout
-from tests.slurm.scheduler import batches, slurm, squeue_jobs, status, wait_for_run
+from tests.slurm.scheduler import (
+    batches,
+    run_state,
+    slurm,
+    squeue_jobs,
+    status,
+    wait_for_run,
+    wait_until_no_jobs,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -76,7 +86,7 @@ def flow_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def submit(folder: Path) -> str:
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "hungry.py").write_text(FLOW)
     done = flow_cli(folder, "submit")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -95,52 +105,68 @@ def convert_scripts(folder: Path, run_id: str) -> list[str]:
 
 @pytest.fixture
 def folders(tmp_path: Path) -> Iterator[list[Path]]:
-    made = [tmp_path / "edited", tmp_path / "set"]
+    made = [tmp_path / "edited", tmp_path / "set", tmp_path / "python"]
     yield made
     left = [job for path in made if path.exists() for job in squeue_jobs(path)]
     if left:
         slurm("scancel", *left)
 
 
-def test_out_of_memory_fixed_in_the_flow_file_or_by_set_reruns_with_the_new_mem(
+def write_config(folder: Path, python: Path) -> Path:
+    config = folder / "config" / "reflow" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[executor]\npython = "{python}"\n')
+    return config
+
+
+def test_out_of_memory_or_a_wrong_python_fixed_after_submit_is_what_one_retry_runs_with(
     folders: list[Path],
 ) -> None:
-    edited, by_set = folders
+    edited, by_set, wrong = folders
+    write_config(wrong, Path("/nowhere/bin/python3"))  # even the chain's next turn cannot start
     runs = {folder: submit(folder) for folder in folders}
     oom = "out_of_memory" if "proctrack/cgroup" in slurm("scontrol", "show", "config") else None
-    for folder, run_id in runs.items():
-        assert wait_for_run(folder / "runs", run_id, timeout_s=DEADLINE_S) == "failed"
-        (group,) = status(folder / "runs", run_id)["failures"]
+    for folder in (edited, by_set):
+        assert wait_for_run(folder / "runs", runs[folder], timeout_s=DEADLINE_S) == "failed"
+        (group,) = status(folder / "runs", runs[folder])["failures"]
         assert (group["task"], group["count"]) == ("convert", 1)
         assert oom is None or group["reason"] == oom, group
-        (script,) = convert_scripts(folder, run_id)
+        (script,) = convert_scripts(folder, runs[folder])
         assert "#SBATCH --mem=256M\n" in script
+    wait_until_no_jobs(wrong, timeout_s=DEADLINE_S)
+    assert run_state(wrong / "runs", runs[wrong]) == "running"  # with no dispatcher left
 
-    # the flow file gets mem="1G", and the config another (working) interpreter
     flow = edited / "hungry.py"
     flow.write_text(flow.read_text().replace('mem="256M"', 'mem="1G"'))
-    python = edited / "bin" / "python3"
+    python = wrong / "bin" / "python3"
     python.parent.mkdir()
     python.symlink_to(sys.executable)
-    config = edited / "config" / "reflow" / "config.toml"
-    config.parent.mkdir(parents=True)
-    config.write_text(f'[executor]\npython = "{python}"\n')
+    config = write_config(wrong, python)
     fixed = flow_cli(edited, "retry", runs[edited])
     by_flag = flow_cli(by_set, "retry", runs[by_set], "--set", "convert.mem=1G")
+    repaired = flow_cli(wrong, "retry", runs[wrong], "--set", "convert.mem=1G")
 
     assert fixed.returncode == 0, fixed.stderr
-    assert fixed.stdout.splitlines()[:2] == [
+    assert fixed.stdout.splitlines() == [
         "convert: mem 256M -> 1G (flow file)",
-        f"python {sys.executable} -> {python} ([executor] python in {config})",
+        f"run {runs[edited]}: 1 instance(s) will run again",
     ]
     assert by_flag.returncode == 0, by_flag.stderr
     assert by_flag.stdout.splitlines()[0] == "convert: mem 256M -> 1G (--set)"
-    for folder, run_id in runs.items():
-        assert wait_for_run(folder / "runs", run_id, timeout_s=DEADLINE_S) == "succeeded"
-        _first, second = convert_scripts(folder, run_id)
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.splitlines() == [
+        "convert: mem 256M -> 1G (--set)",
+        f"python /nowhere/bin/python3 -> {python} ([executor] python in {config})",
+        f"run {runs[wrong]}: 1 instance(s) will run again",
+    ]
+    for folder in (edited, by_set):
+        assert wait_for_run(folder / "runs", runs[folder], timeout_s=DEADLINE_S) == "succeeded"
+        _first, second = convert_scripts(folder, runs[folder])
         assert "#SBATCH --mem=1G\n" in second
         assert "#SBATCH --array=1\n" in second
         calls = sorted((folder / "runs" / "convert.calls").read_text().split())
         assert calls == ["0", "1", "1"]
-    assert str(python) in convert_scripts(edited, runs[edited])[1]
-    assert str(python) not in convert_scripts(by_set, runs[by_set])[1]
+    assert wait_for_run(wrong / "runs", runs[wrong], timeout_s=DEADLINE_S) == "succeeded"
+    (script,) = convert_scripts(wrong, runs[wrong])
+    assert "#SBATCH --mem=1G\n" in script
+    assert str(python) in script

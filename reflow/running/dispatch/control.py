@@ -19,6 +19,8 @@ from reflow.definition.graph import Graph
 from reflow.planning.planner import Finished
 from reflow.running.config import load_config
 from reflow.running.dispatch.drive import launch
+from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
+from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.dispatch.option_changes import OptionChange, Refreshed, refresh_options
 from reflow.running.dispatch.verification import holds_path, make_validator, record_stale
 from reflow.running.executors.local import LocalExecutor
@@ -145,6 +147,8 @@ def retry(
             label=label,
             interpreter=sys.executable,
         )
+        if run.state is RunState.RUNNING and run.executor == "slurm" and not dry_run:
+            _take_in_ended_jobs(layout, store)
         retried = [
             row for row in store.instances_in(run_id, FAILED) if task is None or row.task == task
         ]
@@ -171,6 +175,22 @@ def retry(
     if resumed:
         launch(layout, run.executor)
     return Retried(len(retried), resumed=resumed, changes=refreshed.changes, notes=refreshed.notes)
+
+
+def _take_in_ended_jobs(layout: RunLayout, store: SqliteStore) -> None:
+    """Record how the jobs that ended while no dispatcher turn ran ended, to retry them now.
+
+    A Slurm run whose chain died (a turn job that could not start, say with a wrong
+    ``python``) still holds its ended jobs as submitted; read, they are failed, and this
+    retry runs them again instead of a turn failing the run after it. Skipped while a turn
+    holds the run (it takes them in itself).
+    """
+    with dispatcher_lock(layout) as mine:
+        if mine:
+            waiting = ingest_results(store, layout, layout.run_id)
+            reconcile_jobs(
+                store, layout, layout.run_id, SlurmExecutor(), waiting, unknown_is_lost=False
+            )
 
 
 def _log(layout: RunLayout, refreshed: Refreshed) -> None:
