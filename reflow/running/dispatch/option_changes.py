@@ -21,26 +21,18 @@ from typing import Any
 from reflow.definition.description import describe, resources_from_json, resources_json
 from reflow.definition.errors import DefinitionError, ReflowError, UsageError, suggest
 from reflow.definition.graph import Graph
-from reflow.definition.resources import Resources, build_resources, format_mem, format_time
+from reflow.definition.resources import (
+    RESOURCE_OPTIONS,
+    Resources,
+    build_resources,
+    field_of,
+    show_value,
+)
 from reflow.running.codehash import code_hash
 from reflow.running.config import Config
 from reflow.running.dispatch.interpreter import check_python, config_place
 from reflow.running.worker.loader import load_workflow_anew
 
-RESOURCE_OPTIONS = (
-    "cpus",
-    "mem",
-    "time",
-    "gpus",
-    "partition",
-    "account",
-    "qos",
-    "constraint",
-    "extra",
-    "array_limit",
-)
-"""The task options a retry may change (as the decorator names them)."""
-_FIELDS = {"mem": "mem_mb", "time": "time_s"}
 _WHOLE_NUMBERS = ("cpus", "time", "array_limit")
 # What a task's identities rest on, by the description's keys, named as a user says them.
 _IDENTITY = {
@@ -148,7 +140,7 @@ def refresh_options(
         task["resources"] = resources_json(new)
         if fields:
             kept[name] = {k: list(v) if k == "extra" else v for k, v in fields.items()}
-        keys = {k for k in RESOURCE_OPTIONS if _FIELDS.get(k, k) in forced.get(name, {})}
+        keys = {k for k in RESOURCE_OPTIONS if field_of(k) in forced.get(name, {})}
         changes.extend(_task_changes(name, old, new, keys, old_defaults, config, label))
     updated["defaults"] = resources_json(config.resources)
     python, python_from, change = _python(manifest, config, interpreter)
@@ -208,9 +200,7 @@ def check_overrides(
             raise UsageError(
                 f"{task}.{err.problem}", param=param, value=err.value, hint=err.hint
             ) from err
-        checked[task] = {
-            _FIELDS.get(key, key): getattr(resources, _FIELDS.get(key, key)) for key in options
-        }
+        checked[task] = {field_of(key): getattr(resources, field_of(key)) for key in options}
     return checked
 
 
@@ -286,7 +276,7 @@ def _task_changes(
     before, after = old.over(old_defaults), new.over(config.resources)
     changes = []
     for option in RESOURCE_OPTIONS:
-        field = _FIELDS.get(option, option)
+        field = field_of(option)
         was, now = getattr(before, field), getattr(after, field)
         if was == now:
             continue
@@ -299,23 +289,11 @@ def _task_changes(
             source = config_place(place) or f"[executor] {option} no longer set in the config"
         changes.append(
             OptionChange(
-                task=task, option=option, old=_shown(option, was), new=_shown(option, now),
+                task=task, option=option, old=show_value(option, was), new=show_value(option, now),
                 source=source,
             )
         )  # fmt: skip
     return changes
-
-
-def _shown(option: str, value: Any) -> str:
-    if value is None or value == ():
-        return "unset"
-    if option == "mem":
-        return format_mem(value)
-    if option == "time":
-        return format_time(value)
-    if option == "extra":
-        return " ".join(value)
-    return str(value)
 
 
 def _python(

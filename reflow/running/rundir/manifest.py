@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from reflow.definition.description import describe, resources_json
+from reflow.definition.description import describe, resources_from_json, resources_json
 from reflow.definition.errors import StoreError, UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
@@ -110,6 +110,19 @@ def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
 def write_manifest(layout: RunLayout, manifest: Mapping[str, Any]) -> None:
     """Write the run's manifest atomically."""
     write_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
+
+
+def asked_resources(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """What each task's next submissions ask for: its resources over the run's defaults.
+
+    Only the options that are set, as the decorator takes them (``{"mem": "1G"}``).
+    """
+    recorded = manifest.get("defaults")
+    defaults = Resources() if recorded is None else resources_from_json(recorded)
+    return {
+        task["name"]: resources_from_json(task["resources"]).over(defaults).shown()
+        for task in manifest["description"]["tasks"]
+    }
 
 
 def manifest_stamp(layout: RunLayout) -> tuple[int, int, int] | None:
