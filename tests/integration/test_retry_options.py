@@ -261,12 +261,18 @@ def test_a_flow_file_changed_in_identity_gives_only_its_resources_with_a_note(
     assert "takes only resources from the flow file" in note
 
 
+@pytest.mark.parametrize(
+    ("damage", "cause"), [("broken", "SyntaxError"), ("gone", "FileNotFoundError")]
+)
 def test_a_flow_file_that_no_longer_loads_keeps_the_recorded_options_and_takes_set(
-    shared_run: FailedRun,
+    shared_run: FailedRun, damage: str, cause: str
 ) -> None:
     original = shared_run.flow.read_text()
     try:
-        shared_run.flow.write_text(original + "\ndef broken(:\n")
+        if damage == "gone":
+            shared_run.flow.unlink()
+        else:
+            shared_run.flow.write_text(original + "\ndef broken(:\n")
         done = console(
             shared_run, "retry", shared_run.run_id, "--set", "convert.cpus=2", "--dry-run"
         )
@@ -276,7 +282,7 @@ def test_a_flow_file_that_no_longer_loads_keeps_the_recorded_options_and_takes_s
     assert done.stdout.splitlines()[0] == "convert: cpus unset -> 2 (--set)"
     (note,) = done.stderr.splitlines()
     assert note.startswith(f"note: {shared_run.flow} does not load (cannot import")
-    assert "SyntaxError" in note
+    assert f"{cause}:" in note
     assert note.endswith("retry keeps the task options the run recorded")
 
 
