@@ -8,13 +8,14 @@ into the run's manifest, which every later dispatcher turn reads.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reflow.definition.description import graph_from_description
-from reflow.definition.errors import UsageError, suggest
+from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.definition.graph import Graph
 from reflow.planning.planner import Finished
 from reflow.running.config import load_config
@@ -168,8 +169,7 @@ def retry(
         if run.state is RunState.SUCCEEDED and not retried and not replan:
             return Retried(0, resumed=False, notes=refreshed.notes)
         if refreshed.manifest != manifest:
-            write_manifest(layout, refreshed.manifest)  # before the dispatcher reads it
-            _log(layout, refreshed)
+            _rewrite_manifest(layout, refreshed)  # before the dispatcher reads it
         elements = [(row.task, row.element) for row in retried]
         resumed = store.reset_for_retry(run_id, elements, replan)
     if resumed:
@@ -193,12 +193,24 @@ def _take_in_ended_jobs(layout: RunLayout, store: SqliteStore) -> None:
             )
 
 
-def _log(layout: RunLayout, refreshed: Refreshed) -> None:
-    """The retry's changes and notes, in the dispatcher's log."""
+def _rewrite_manifest(layout: RunLayout, refreshed: Refreshed) -> None:
+    """Write the retry's manifest (atomically), then its changes and notes into the log.
+
+    Raises:
+        StoreError: The manifest cannot be written; the run is as it was.
+    """
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     lines = [*(str(change) for change in refreshed.changes), *refreshed.notes]
-    with layout.dispatcher_log.open("a", encoding="utf-8") as log:
-        log.writelines(f"{stamp} retry: {line}\n" for line in lines)
+    try:
+        write_manifest(layout, refreshed.manifest)
+    except OSError as err:
+        raise StoreError(
+            f"cannot write the run manifest {layout.manifest}: {err.strerror or err}",
+            value=str(layout.manifest),
+            hint="free space in the run directory (or make it writable) and retry again",
+        ) from err
+    with contextlib.suppress(OSError), layout.dispatcher_log.open("a", encoding="utf-8") as log:
+        log.writelines(f"{stamp} retry: {line}\n" for line in lines)  # the CLI showed them too
 
 
 def _stale_tasks(
