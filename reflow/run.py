@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import html
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reflow.running.dispatch.control import Retried
 
 
 class Run:
@@ -74,16 +78,32 @@ class Run:
 
         return cancel_run(self.run_dir, self.run_id, task)
 
-    def retry(self, task: str | None = None, *, verify: bool = True) -> int:
+    def retry(
+        self,
+        task: str | None = None,
+        *,
+        verify: bool = True,
+        resources: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Retried:
         """Rerun failed and cancelled instances (of ``task`` when given) and resume the run.
 
         With ``verify`` (the default) cached upstream outputs are checked first; stale ones
-        are recomputed along with everything downstream of them.
+        are recomputed along with everything downstream of them. The rerun asks for the
+        resources the flow file declares now and the config's defaults and interpreter;
+        ``resources`` (``{"convert": {"mem": "8G", "time": "02:00:00"}}``) goes over both.
+
+        Returns:
+            How many instances run again, an ``int`` that also carries ``changes`` (each
+            option the retry changed: ``task``, ``option``, ``old``, ``new``, ``source``),
+            ``notes`` and ``resumed``.
+
+        Raises:
+            UsageError: ``task`` or a ``resources`` entry is wrong; nothing was changed.
         """
         # lazy: importing reflow stays fast; the running layer loads on first use
-        from reflow.running.dispatch.control import retry_run
+        from reflow.running.dispatch.control import retry
 
-        return retry_run(self.run_dir, self.run_id, task, verify=verify)
+        return retry(self.run_dir, self.run_id, task, verify=verify, resources=resources)
 
     def result(self, task: str, index: int | None = None) -> Any:
         """The output of one finished element, decoded (``Path`` values come back as ``Path``).

@@ -175,6 +175,19 @@ def build_parser(
         action="store_false",
         help="trust cached upstream outputs without checking them",
     )
+    retry.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TASK.OPTION=VALUE",
+        help="ask for other resources from now on (convert.mem=8G); repeatable",
+    )
+    retry.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show which options the retry would change, and change nothing",
+    )
     retry.add_argument("--wait", action="store_true", help="follow progress until the run ends")
 
     runs = commands.add_parser("runs", help="list the runs in a run directory")

@@ -113,7 +113,7 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
         "verify": spec.has_verify,
         "run_dir_arg": spec.run_dir_arg,
         "returns": spec.returns.to_json() if spec.returns is not None else None,
-        "resources": _resources_json(spec.resources),
+        "resources": resources_json(spec.resources),
         "setup": list(spec.environment.setup),
         "env": dict(spec.environment.env),
         "after": list(spec.after),
@@ -125,10 +125,18 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
     }
 
 
-def _resources_json(resources: Resources) -> dict[str, Any]:
+def resources_json(resources: Resources) -> dict[str, Any]:
+    """A task's resources as the manifest holds them."""
     data = dataclasses.asdict(resources)
     data["extra"] = list(resources.extra)
     return data
+
+
+def resources_from_json(data: dict[str, Any]) -> Resources:
+    """``Resources`` read back from ``resources_json``."""
+    fields = dict(data)
+    fields["extra"] = tuple(fields.get("extra", ()))
+    return Resources(**fields)
 
 
 def _param_json(param: ParamSpec) -> dict[str, Any]:
@@ -163,8 +171,6 @@ def _option_json(option: SubmitOption) -> dict[str, Any]:
 
 
 def _task_from_json(data: dict[str, Any]) -> TaskSpec:
-    resources = dict(data["resources"])
-    resources["extra"] = tuple(resources.get("extra", ()))
     return TaskSpec(
         name=data["name"],
         is_array=data["array"],
@@ -177,7 +183,7 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         ),
         run_dir_arg=data["run_dir_arg"],
         returns=TypeRef.from_json(data["returns"]) if data["returns"] is not None else None,
-        resources=Resources(**resources),
+        resources=resources_from_json(data["resources"]),
         environment=Environment(
             setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
         ),

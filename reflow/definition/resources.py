@@ -23,6 +23,22 @@ _SET_BY_REFLOW = frozenset(
 _NAME = re.compile(r"^[^\s,;]+$")
 
 
+RESOURCE_OPTIONS = (
+    "cpus",
+    "mem",
+    "time",
+    "gpus",
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "extra",
+    "array_limit",
+)
+"""The resource options of ``@job`` and ``@array_job``, in the order reflow shows them."""
+_FIELD_OF = {"mem": "mem_mb", "time": "time_s"}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resources:
     """What one element of a task asks the scheduler for. ``None`` means "not set here"."""
@@ -38,6 +54,15 @@ class Resources:
     extra: tuple[str, ...] = ()
     array_limit: int | None = None
 
+    def value(self, option: str) -> object:
+        """The normalized value of a resource option (``"mem"`` gives ``mem_mb``)."""
+        return getattr(self, field_of(option))
+
+    def shown(self) -> dict[str, str]:
+        """The options that are set, as the decorator takes them: ``{"mem": "1G"}``."""
+        values = {option: self.value(option) for option in RESOURCE_OPTIONS}
+        return {k: show_value(k, v) for k, v in values.items() if v not in (None, ())}
+
     def over(self, base: Resources) -> Resources:
         """Return these resources with every unset field taken from ``base``."""
         return Resources(
@@ -52,6 +77,24 @@ class Resources:
             extra=base.extra + self.extra,
             array_limit=self.array_limit if self.array_limit is not None else base.array_limit,
         )
+
+
+def field_of(option: str) -> str:
+    """The ``Resources`` field of a resource option: ``mem`` is ``mem_mb``, ``time`` ``time_s``."""
+    return _FIELD_OF.get(option, option)
+
+
+def show_value(option: str, value: object) -> str:
+    """A resource option's normalized value as the decorator takes it (``unset`` when None)."""
+    if value is None or value == ():
+        return "unset"
+    if option == "mem" and isinstance(value, int):
+        return format_mem(value)
+    if option == "time" and isinstance(value, int):
+        return format_time(value)
+    if option == "extra" and isinstance(value, tuple):
+        return " ".join(value)
+    return str(value)
 
 
 def parse_time(value: str | int, *, task: str | None = None) -> int:

@@ -2,10 +2,10 @@
 
 ``reflow runs|status|cancel|retry|logs|result|why|report --run-dir D ...`` works from the run
 directory alone: the store holds every run's state and each run's manifest holds its
-workflow description, so nothing imports user code here (workers of a retried run import the
-flow as usual). The subcommands are copied from a flow file's own command line
-(``build_parser``), so their flags cannot drift apart; the handlers are the same
-``run_store_command``.
+workflow description, so nothing imports user code here, except ``retry``, which reads the
+flow file once for the resources fixed since submit (as the run's workers import it). The
+subcommands are copied from a flow file's own command line (``build_parser``), so their
+flags cannot drift apart; the handlers are the same ``run_store_command``.
 """
 
 from __future__ import annotations

@@ -86,14 +86,7 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         return 0
     if command == "retry":
         # lazy: a command loads only what it runs, so status and logs start fast
-        from reflow.running.dispatch.control import retry
-
-        retried = retry(root, args.run_id, args.task, verify=args.verify)
-        if not retried.resumed:
-            out.write(f"run {args.run_id}: nothing to retry; it succeeded and stays so\n")
-            return 0
-        out.write(f"run {args.run_id}: {retried.count} instance(s) will run again\n")
-        return _follow(root, args.run_id, out) if args.wait else 0
+        return _retry(root, args, out)
     if command == "runs":
         return _runs(root, args.json, out)
     if command == "logs":
@@ -122,6 +115,36 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         write_report(load_report(root, args.run_id), out, as_json=args.json)
         return 0
     raise AssertionError(command)
+
+
+def _retry(root: Path, args: argparse.Namespace, out: IO[str]) -> int:
+    # lazy: a command loads only what it runs, so status and logs start fast
+    from reflow.running.dispatch.control import retry
+    from reflow.running.dispatch.option_changes import parse_set
+
+    retried = retry(
+        root,
+        args.run_id,
+        args.task,
+        verify=args.verify,
+        resources=parse_set(args.overrides),
+        label="--set",
+        dry_run=args.dry_run,
+    )
+    for note in retried.notes:
+        sys.stderr.write(note + "\n")
+    out.writelines(f"{change}\n" for change in retried.changes)
+    if args.dry_run:
+        out.write(
+            f"run {args.run_id}: dry run, nothing changed; {retried.count} failed or cancelled"
+            " instance(s) would run again\n"
+        )
+        return 0
+    if not retried.resumed:
+        out.write(f"run {args.run_id}: nothing to retry; it succeeded and stays so\n")
+        return 0
+    out.write(f"run {args.run_id}: {retried.count} instance(s) will run again\n")
+    return _follow(root, args.run_id, out) if args.wait else 0
 
 
 def _submit(

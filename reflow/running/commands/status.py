@@ -20,7 +20,7 @@ from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.manifest import asked_resources, read_manifest
 from reflow.running.rundir.results import ResultProblem, read_result, result_names
 from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
@@ -309,5 +309,10 @@ def load_status(
         run_id = run_id or store.latest_run_id()
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
-        tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
+        manifest = read_manifest(layout)
+        tasks = [t["name"] for t in manifest["description"]["tasks"]]
+        data = build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
+    asked = asked_resources(manifest)
+    for entry in data["tasks"]:
+        entry["resources"] = asked.get(entry["task"], {})
+    return data

@@ -6,7 +6,6 @@ the run is recorded in the store, so a run the store knows always has a manifest
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import sys
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import IO, Any
 
-from reflow.definition.errors import ConfigError, UsageError, suggest
+from reflow.definition.errors import UsageError, suggest
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.spec import FingerprintMode
 from reflow.definition.types import conforms
@@ -29,6 +28,7 @@ from reflow.running.commands.input_paths import parameter_json
 from reflow.running.config import Config, load_config
 from reflow.running.dispatch.drive import start_run
 from reflow.running.dispatch.dry_run import dry_run
+from reflow.running.dispatch.interpreter import check_python
 from reflow.running.fingerprints import DEFAULT_MODE
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.location import resolve_run_dir
@@ -90,6 +90,8 @@ def submit_workflow(
         run_id,
         values,
         python=config.python,
+        python_from=config.source_of("executor.python"),
+        defaults=config.resources,
         fingerprint=config.fingerprint,
         environment=config.environment,
     )
@@ -173,36 +175,6 @@ def _choices_hint(option: SubmitOption) -> str | None:
     if ref.kind == "literal":
         return "choose one of " + ", ".join(repr(v) for v in ref.values)
     return None
-
-
-def check_python(config: Config) -> None:
-    """Refuse a configured interpreter that cannot run here, naming where it was set.
-
-    Workers and dispatcher turns start it; a path this host cannot see (a compute node's
-    own) is let through, since it may exist there.
-    """
-    python = config.python
-    if python is None:
-        return
-    where = config.source_of("executor.python") or "[executor] python"
-    found = shutil.which(python) if "/" not in python else python
-    if found is not None and not Path(found).is_absolute():
-        found = str(Path(found).absolute())
-    if found is None or (Path(found).exists() and not os.access(found, os.X_OK)):
-        raise ConfigError(
-            f"the interpreter {python!r} (from {where}) "
-            + ("cannot be run: it is not executable" if found else "is not on PATH"),
-            param="executor.python",
-            value=python,
-            hint="point it at a python3 with reflow installed, or unset it to use this one",
-        )
-    if "/" in python and not Path(python).exists() and Path(python).parent.exists():
-        raise ConfigError(
-            f"the interpreter {python!r} (from {where}) does not exist",
-            param="executor.python",
-            value=python,
-            hint="point it at a python3 with reflow installed, or unset it to use this one",
-        )
 
 
 def resolve_cache_from(given: Sequence[str | PurePath], config: Config, root: Path) -> list[Path]:

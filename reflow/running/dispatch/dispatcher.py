@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.description import graph_from_description
+from reflow.definition.description import graph_from_description, resources_from_json
 from reflow.definition.errors import SubmissionError, SubmissionLimitError, UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
@@ -364,17 +364,20 @@ def _open_foreign(folders: Sequence[Path]) -> list[ForeignStore]:
 def make_dispatcher(
     layout: RunLayout, store: SqliteStore, executor: Any, **extra: Any
 ) -> Dispatcher:
-    """A dispatcher for the run in ``layout`` with the config's defaults."""
+    """A dispatcher for the run in ``layout`` with the resource defaults the run recorded.
+
+    A run recorded before its manifest held them takes the config's.
+    """
     manifest = read_manifest(layout)
     graph = graph_from_description(manifest["description"])
-    config = load_config()
+    recorded = manifest.get("defaults")
     return Dispatcher(
         layout=layout,
         store=store,
         graph=graph,
         manifest=manifest,
         executor=executor,
-        defaults=config.resources,
+        defaults=load_config().resources if recorded is None else resources_from_json(recorded),
         validate=make_validator(manifest),
         **extra,
     )

@@ -26,7 +26,7 @@ from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import write_manifest
+from reflow.running.rundir.manifest import manifest_stamp, write_manifest
 from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState
@@ -111,12 +111,16 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
             executor = _CancelAwareExecutor(
                 store, layout.run_id, slots=slots or config.local_slots, run_root=layout.run
             )
+            stamp = manifest_stamp(layout)
             dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
             record = DispatcherRecord(
                 kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
             )
             store.set_dispatcher(layout.run_id, record)
             while True:
+                if manifest_stamp(layout) != stamp:  # retry changed resources or interpreter
+                    stamp = manifest_stamp(layout)
+                    dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
                 state = dispatcher.turn()
                 if state in TERMINAL_RUN_STATES:
                     if state is RunState.CANCELLED:

@@ -1,12 +1,14 @@
-"""Running: the run manifest (``reflow/run/1``): built at submit, written once, read by all.
+"""Running: the run manifest (``reflow/run/1``): built at submit, read by all.
 
 A run's manifest says what the run is, so that a dispatcher turn, a worker or the ``reflow``
 script can work from the run directory alone: the workflow's description (the graph,
 without importing user code), the parameters as tagged JSON, where the flow's code lives
-(a module name, the file, the submitting process's ``sys.path``), the interpreter, the
-config's compute-node environment (``[executor] setup`` and ``env``) and the folder submit
-ran in. It is written before the run is recorded in the store, so a run the
-store knows always has a manifest.
+(a module name, the file, the submitting process's ``sys.path``), the interpreter (and the
+config setting it came from), the config's resource defaults, the config's compute-node
+environment (``[executor] setup`` and ``env``) and the folder submit ran in. It is written
+before the run is recorded in the store, so a run the store knows always has a manifest.
+Only ``retry`` writes it again, atomically, and only the options that name no identity: the
+tasks' resources, the resource defaults and the interpreter.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from reflow.definition.description import describe
+from reflow.definition.description import describe, resources_from_json, resources_json
 from reflow.definition.environment import Environment
 from reflow.definition.errors import StoreError, UsageError
 from reflow.definition.graph import Graph
+from reflow.definition.resources import Resources
 from reflow.running.rundir.layout import RunLayout, write_atomic
 
 MANIFEST_FORMAT = "reflow/run/1"
@@ -46,14 +49,19 @@ def build_manifest(
     values: Mapping[str, Any],
     *,
     python: str | None = None,
+    python_from: str | None = None,
+    defaults: Resources | None = None,
     fingerprint: str | None = None,
     environment: Environment | None = None,
 ) -> dict[str, Any]:
     """The run's manifest: its description, parameters, flow source, interpreter and folder.
 
-    ``fingerprint`` is the config's ``[cache] fingerprint``: how workers fingerprint the files
-    of tasks that set no ``fingerprint=`` of their own; ``environment`` is the config's
-    ``[executor] setup`` and ``env``, which every task's own come after.
+    ``python_from`` says where a configured ``python`` was set (None: the submitting
+    interpreter); ``defaults`` are the config's resource defaults, which the run's tasks ask
+    for where they set nothing themselves. ``fingerprint`` is the config's ``[cache]
+    fingerprint``: how workers fingerprint the files of tasks that set no ``fingerprint=``;
+    ``environment`` is the config's ``[executor] setup`` and ``env``, which every task's own
+    come after.
     """
     base = environment or Environment()
     return {
@@ -64,6 +72,8 @@ def build_manifest(
         "params": dict(values),
         "source": flow_source(wf),
         "python": python or sys.executable,
+        "python_from": python_from if python else None,
+        "defaults": resources_json(defaults or Resources()),
         "cwd": str(Path.cwd()),
         "cache": {"fingerprint": fingerprint or "stat"},
         "environment": {"setup": list(base.setup), "env": dict(base.env)},
@@ -115,6 +125,28 @@ def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
 def write_manifest(layout: RunLayout, manifest: Mapping[str, Any]) -> None:
     """Write the run's manifest atomically."""
     write_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
+
+
+def asked_resources(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """What each task's next submissions ask for: its resources over the run's defaults.
+
+    Only the options that are set, as the decorator takes them (``{"mem": "1G"}``).
+    """
+    recorded = manifest.get("defaults")
+    defaults = Resources() if recorded is None else resources_from_json(recorded)
+    return {
+        task["name"]: resources_from_json(task["resources"]).over(defaults).shown()
+        for task in manifest["description"]["tasks"]
+    }
+
+
+def manifest_stamp(layout: RunLayout) -> tuple[int, int, int] | None:
+    """What changes when the manifest is written again (``retry``): inode, time, size."""
+    try:
+        stat = layout.manifest.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def read_manifest(layout: RunLayout) -> dict[str, Any]:

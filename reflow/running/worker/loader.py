@@ -69,6 +69,39 @@ def load_workflow(manifest: Mapping[str, Any]) -> Flow:
     return _find_workflow(module, name)
 
 
+def load_workflow_anew(manifest: Mapping[str, Any]) -> Flow:
+    """``load_workflow`` as the flow's files read now, leaving this process as it was.
+
+    For ``retry``, which runs in the user's own process (a notebook may have imported the
+    flow before it was edited): the flow's module is imported again even when it is already
+    imported, and afterwards ``sys.path`` and ``sys.modules`` hold what they held before (the
+    modules the flow imports stay imported).
+
+    Raises:
+        FlowImportError: As ``load_workflow``.
+    """
+    module_name = str((manifest.get("source") or {}).get("module") or "")
+    path = list(sys.path)
+    prior = dict(sys.modules)
+    if module_name != "__main__":
+        sys.modules.pop(module_name, None)
+    loaded: list[str] = [module_name]
+    try:
+        flow = load_workflow(manifest)
+        loaded.extend({spec.module for spec in flow.tasks.values()})  # the file's own name
+    finally:
+        sys.path[:] = path
+        for name in loaded:
+            if name in prior:
+                sys.modules[name] = prior[name]
+                parent, _, child = name.rpartition(".")
+                if parent in sys.modules:  # the import rebound the package's attribute too
+                    setattr(sys.modules[parent], child, prior[name])
+            elif name != "__main__":
+                sys.modules.pop(name, None)
+    return flow
+
+
 def _extend_sys_path(front: list[str], recorded: list[Any]) -> None:
     for entry in reversed([*front, *(str(p) for p in recorded)]):
         if entry not in sys.path:
