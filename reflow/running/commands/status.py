@@ -25,11 +25,12 @@ from reflow.running.rundir.results import ResultProblem, read_result, result_nam
 from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState, RunState
+from reflow.running.store.states import STOPPED, InstanceState, RunState
 
 _S = InstanceState
 STATE_ORDER = tuple(
-    s.value for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED)
+    s.value
+    for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED, _S.BLOCKED)
 )
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
@@ -83,13 +84,16 @@ def build_status(
     for name in task_names:
         task_counts = counts.get(name, {})
         error = planned[name][2] if name in planned else ""
+        size = planned[name][1] if name in planned else None
         tasks.append(
             {
                 "task": name,
                 "planned": name in planned,
-                "elements": planned[name][1] if name in planned else None,
+                "elements": size,
                 "counts": {s: task_counts[s] for s in STATE_ORDER if s in task_counts},
                 "error": error,
+                # chain elements whose upstream element has not ended yet
+                "unplanned": (size or 0) - sum(task_counts.values()) if not error else 0,
             }
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
@@ -105,7 +109,7 @@ def build_status(
     failed = (
         failed_elements(
             layout,
-            store.instances_in(layout.run_id, (InstanceState.FAILED, InstanceState.CANCELLED)),
+            store.instances_in(layout.run_id, STOPPED),
         )
         if failures
         else []
@@ -186,7 +190,7 @@ def _count_shared(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, A
 
 
 def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:
-    """Every failed or cancelled element: task, index, state, reason, exception type, log."""
+    """Every failed, cancelled or blocked element: task, index, state, reason, error type, log."""
     elements = []
     log_dirs: dict[str, str] = {}  # one Path per task, not per element: 100,000 add up
     for row in rows:
@@ -277,6 +281,8 @@ def render_status(status: dict[str, Any]) -> str:
         note = (
             f"  {task['error']}" if task["error"] else ("  waiting" if not task["planned"] else "")
         )
+        if task.get("unplanned"):
+            note += f"  {task['unplanned']} wait for their upstream element"
         lines.append(f"  {task['task'].ljust(width)}  {size:>8}  {cells}{note}")
     for group in status["failures"]:
         lines.append(f"  {group_label(group)}")
