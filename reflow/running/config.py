@@ -33,7 +33,7 @@ _MODE_ALIASES: dict[str, Mode] = {"sbatch": "slurm", "dry_run": "dry-run", "dryr
 _PLACEMENT = ("partition", "account", "qos", "constraint")
 _TASK_RESOURCES = (*_PLACEMENT, "cpus", "mem", "time", "gpus", "extra")
 _DISPATCHER_RESOURCES = ("dispatcher_time", "dispatcher_mem", "dispatcher_partition")
-_COUNTS = ("max_array_size", "submit_budget", "local_slots")
+_COUNTS = ("max_array_size", "submit_budget", "local_slots", "dispatcher_interval_s")
 
 # section -> key -> kind of value; the kind picks the validator in ``_check``.
 _SCHEMA: dict[str, dict[str, str]] = {
@@ -64,6 +64,7 @@ _ENV: dict[str, str] = {
     "REFLOW_MAX_ARRAY_SIZE": "executor.max_array_size",
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
+    "REFLOW_DISPATCHER_INTERVAL_S": "executor.dispatcher_interval_s",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
@@ -92,6 +93,7 @@ class Config:
     max_array_size: int | None = None
     submit_budget: int | None = None
     local_slots: int | None = None
+    dispatcher_interval_s: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
@@ -157,6 +159,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         max_array_size=values.get("executor.max_array_size"),
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
+        dispatcher_interval_s=values.get("executor.dispatcher_interval_s"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
