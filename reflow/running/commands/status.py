@@ -37,6 +37,7 @@ _START_GRACE_S = 30.0
 _SUBMITTED = InstanceState.SUBMITTED.value
 _DONE = InstanceState.DONE.value
 _FAILED = InstanceState.FAILED.value
+_BLOCKED = InstanceState.BLOCKED.value
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
@@ -208,7 +209,8 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
                 "type": match.group(1) if match else "",
                 "error": error,
                 "attempts": row.attempts,
-                "log": f"{log_dirs[row.task]}/{row.element}.log",
+                # a blocked element never ran: it has no log
+                "log": "" if row.state == _BLOCKED else f"{log_dirs[row.task]}/{row.element}.log",
             }
         )
     return elements
@@ -216,6 +218,8 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
 
 def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failed elements grouped by task, state, reason and exception type, largest first.
+
+    Groups of blocked elements come last: the failures that blocked them come first.
 
     Each group has its ``count`` and up to three ``examples`` (the lowest indices).
     """
@@ -233,7 +237,10 @@ def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 {k: element[k] for k in ("element", "error", "attempts", "log")}
             )
     order = {task: i for i, task in enumerate(dict.fromkeys(k[0] for k in groups))}
-    return sorted(groups.values(), key=lambda g: (order[g["task"]], -g["count"]))
+    return sorted(
+        groups.values(),
+        key=lambda g: (g["state"] == _BLOCKED, order[g["task"]], -g["count"]),
+    )
 
 
 def group_label(group: dict[str, Any]) -> str:
@@ -252,7 +259,7 @@ def render_failed(status: dict[str, Any]) -> str:
         kind = element["reason"]
         lines.append(
             f"  {element['task']}[{element['element']}]  {element['state']}  {kind}"
-            f"  {element['error'] or '-'}  {element['log']}"
+            f"  {element['error'] or '-'}  {element['log'] or '-'}"
         )
     return "\n".join(lines) + "\n"
 
@@ -287,7 +294,8 @@ def render_status(status: dict[str, Any]) -> str:
     for group in status["failures"]:
         lines.append(f"  {group_label(group)}")
         for example in group["examples"]:
-            lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
+            log = f"  log: {example['log']}" if example["log"] else ""
+            lines.append(f"    [{example['element']}] {example['error']}{log}")
     for task in status["tasks"]:
         for other, count in (task.get("waits_for_runs") or {}).items():
             lines.append(
