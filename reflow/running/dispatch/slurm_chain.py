@@ -3,9 +3,12 @@
 No process stays on the login node. ``submit`` runs the first turn itself; each turn then
 submits its successor with ``--dependency=afterany:<the run's jobs still queued>``, so Slurm
 starts the next turn when that work has ended (when the submit budget holds instances back,
-when the oldest of those jobs has ended, so the queue refills early). The pending
-successor's id is recorded in the run's dispatcher record (``pending_jobs``), so ``cancel`` removes
-it too, and a turn that finds its run cancelled or finished submits nothing.
+when the oldest of those jobs has ended, so the queue refills early). While a 1:1 chain has
+elements waiting for upstream elements still in flight, a second, timed successor
+(``--begin=now+<dispatcher_interval_s>``, 60 s by default) waits beside it, so the chain
+advances element by element; whichever starts first cancels the other. The pending
+successors' ids are recorded in the run's dispatcher record (``pending_jobs``), so ``cancel``
+removes them too, and a turn that finds its run cancelled or finished submits nothing.
 
 A turn that the scheduler or the store cannot serve (sacct down, a locked store) is tried
 again by a delayed successor, at most ``MAX_TURN_ERRORS`` times in a row; a successor that
