@@ -67,12 +67,15 @@ def plan_elements(
     lookup: Lookup | None,
     validate: Validator | None,
     fresh: bool,
+    held: bool = False,
 ) -> TaskPlan | None:
     """Plan the elements of a chain whose upstream elements ended; None when none did.
 
     ``edges`` are the task's incoming edges (``chain_edges`` accepted them); ``skip`` holds
-    the elements planned before. A task planned for the first time
-    (``fresh``) always gets a plan, so that its size is recorded.
+    the elements planned before. A task planned for the first time (``fresh``) always gets
+    a plan, so that its size is recorded. The new inputs file holds the elements planned
+    now, and when some planned before wait to be submitted (``held``), theirs too: batches
+    read the task's latest inputs file.
     """
     sources = {str(e.param): e.source for e in edges if e.mode is EdgeMode.CHAIN}
     ready: list[int] = []
@@ -120,7 +123,7 @@ def plan_elements(
         per_element=tuple(sources),
         elements=tuple(ready),
         blocked=blocked,
-        known=frozenset(known),
+        known=frozenset(known if held else ready),
         size=size,
     )
 

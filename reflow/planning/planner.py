@@ -157,7 +157,7 @@ def _plan_one(
         return plan_elements(
             spec, params, edges=edges, size=current.size, outputs=known.outputs,
             finished=known.finished, stopped=known.stopped, skip=resolved, lookup=lookup,
-            validate=validate, fresh=False,
+            validate=validate, fresh=False, held=current.held > 0,
         )  # fmt: skip
     upstream = spec.upstream
     if all(up in known.outputs for up in upstream):

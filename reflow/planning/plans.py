@@ -30,7 +30,8 @@ class TaskProgress:
     the elements finished so far, where a downstream chain needs them. ``stopped`` maps each
     element that ended without an output to its cause (``convert[3] failed``). ``resolved``
     holds the elements that have an instance, when some do not yet (a chain whose upstream
-    elements are still running).
+    elements are still running). ``held`` counts elements planned to run that are not
+    handed to the executor yet (the submit budget holds them back).
     """
 
     size: int
@@ -40,6 +41,7 @@ class TaskProgress:
     finished: Mapping[int, Finished] | None = None
     stopped: Mapping[int, str] = field(default_factory=dict)
     resolved: frozenset[int] | None = None
+    held: int = 0
 
     @property
     def is_complete(self) -> bool:
@@ -65,8 +67,8 @@ class TaskPlan:
 
     A chain planned element by element (``elements`` is not None) holds only the elements
     decided in this call: ``identities`` belong to ``elements``, ``blocked`` maps the elements
-    that can never run to why, and ``known`` holds every element whose inputs are known so
-    far (the inputs file holds those). ``size`` is then the task's element count.
+    that can never run to why, and ``known`` holds the elements whose inputs the new inputs
+    file must hold. ``size`` is then the task's element count.
     """
 
     task: str

@@ -91,8 +91,7 @@ def test_an_element_planned_alone_has_the_identity_of_the_whole_task() -> None:
     assert alone.identity_of()[1] == whole.tasks[0].identities[1]
 
 
-def test_a_planned_chain_plans_only_elements_it_had_not() -> None:
-    check_progress = TaskProgress(size=3, counts={"submitted": 1}, resolved=frozenset({0}))
+def check_after(check_progress: TaskProgress):
     progress = {
         "prepare": complete(),
         "convert": partly(3, {0: "a", 1: "b"}, {}),
@@ -100,8 +99,21 @@ def test_a_planned_chain_plans_only_elements_it_had_not() -> None:
     }
     (check_plan, *_rest) = plan(GRAPH, {}, progress, no_cache).tasks
     assert check_plan.task == "check"
+    return check_plan
+
+
+def test_a_planned_chain_plans_only_elements_it_had_not() -> None:
+    check_plan = check_after(TaskProgress(size=3, counts={"submitted": 1}, resolved=frozenset({0})))
     assert check_plan.elements == (1,)
-    assert check_plan.known == {0, 1}
+    assert check_plan.inputs == ({}, {"path": "b"}, {})
+
+
+def test_the_inputs_file_keeps_elements_that_wait_to_be_submitted() -> None:
+    check_plan = check_after(
+        TaskProgress(size=3, counts={"ready": 1}, resolved=frozenset({0}), held=1)
+    )
+    assert check_plan.elements == (1,)
+    assert check_plan.inputs == ({"path": "a"}, {"path": "b"}, {})
 
 
 def test_a_fully_cached_chain_plans_to_the_end_in_one_call() -> None:

@@ -72,6 +72,7 @@ def read_progress(store: SqliteStore, graph: Graph, run_id: str) -> dict[str, Ta
             finished=finished,
             stopped=stopped.get(task, {}),
             resolved=resolved,
+            held=counts.get(task, {}).get(InstanceState.READY, 0),
         )
     return snapshot
 
