@@ -85,7 +85,7 @@ def build_status(
     for name in task_names:
         task_counts = counts.get(name, {})
         error = planned[name][2] if name in planned else ""
-        size = planned[name][1] if name in planned else None
+        size = planned[name][1] if name in planned and not error else None
         tasks.append(
             {
                 "task": name,
