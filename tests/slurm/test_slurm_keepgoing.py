@@ -66,7 +66,9 @@ def test_on_slurm_a_chain_element_starts_before_the_upstream_array_ends(
 ) -> None:
     monkeypatch.setenv("REFLOW_DISPATCHER_INTERVAL_S", "5")
     run_dir = tmp_path / "runs"
-    run_id = workdirs.submit(wf, run_dir, "work", count=4, slow=3, seconds=20.0)
+    # The slow element leaves the timed turns (every 5 s here) and the chain's array time
+    # to start on a cluster that other runs keep busy too.
+    run_id = workdirs.submit(wf, run_dir, "work", count=4, slow=3, seconds=40.0)
     assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
     with SqliteStore.open(run_dir) as store:
         rows = {(r.task, r.element): r for r in store.instances(run_id)}
