@@ -7,6 +7,7 @@ while a marker file exists; the tasks log every call, which is how the tests tel
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,30 @@ from tests.slurm.test_slurm_runs import Workdirs, clean_env
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 DEADLINE_S = 180.0
+
+
+@dataclass(frozen=True)
+class SlowRun:
+    run_dir: Path
+    run_id: str
+
+
+@pytest.fixture(scope="module")
+def slow_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowRun]:
+    """A chain whose last upstream element sleeps 40 s, with a timed turn every 5 s.
+
+    Submitted when the module starts, so that the other test runs while it sleeps. The slow
+    element leaves the timed turns and the chain's array time to start on a cluster that
+    other runs keep busy too.
+    """
+    base = tmp_path_factory.mktemp("slow")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_env(monkeypatch, base / "config")
+        monkeypatch.setenv("REFLOW_DISPATCHER_INTERVAL_S", "5")
+        dirs = Workdirs(base, monkeypatch)
+        run_id = dirs.submit(wf, base / "runs", "work", count=4, slow=3, seconds=40.0)
+    yield SlowRun(base / "runs", run_id)
+    dirs.cancel_leftovers()
 
 
 @pytest.fixture
@@ -36,8 +61,9 @@ def calls(run_dir: Path, task: str) -> list[int]:
 
 
 def test_on_slurm_a_failed_element_blocks_only_its_chain_and_retry_reruns_just_that(
-    workdirs: Workdirs, tmp_path: Path
+    workdirs: Workdirs, tmp_path: Path, slow_run: SlowRun
 ) -> None:
+    # slow_run: asked for here only so that its run sleeps while this one runs.
     run_dir = tmp_path / "runs"
     run_dir.mkdir()
     (run_dir / "fail.marker").touch()
@@ -62,13 +88,9 @@ def test_on_slurm_a_failed_element_blocks_only_its_chain_and_retry_reruns_just_t
 
 
 def test_on_slurm_a_chain_element_starts_before_the_upstream_array_ends(
-    workdirs: Workdirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slow_run: SlowRun,
 ) -> None:
-    monkeypatch.setenv("REFLOW_DISPATCHER_INTERVAL_S", "5")
-    run_dir = tmp_path / "runs"
-    # The slow element leaves the timed turns (every 5 s here) and the chain's array time
-    # to start on a cluster that other runs keep busy too.
-    run_id = workdirs.submit(wf, run_dir, "work", count=4, slow=3, seconds=40.0)
+    run_dir, run_id = slow_run.run_dir, slow_run.run_id
     assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
     with SqliteStore.open(run_dir) as store:
         rows = {(r.task, r.element): r for r in store.instances(run_id)}
