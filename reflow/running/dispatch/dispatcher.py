@@ -12,7 +12,7 @@ import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,10 @@ class Dispatcher:
     validate: Validator | None = None
     unknown_is_lost: bool = False
     submitted_jobs: list[str] = field(default_factory=list)
+    # Whether ready instances are handed to the executor in this turn; the local driver
+    # holds them while the executor still has work queued, so that chain elements planned
+    # a few at a time go out together instead of one process each.
+    may_submit: Callable[[], bool] = field(default=lambda: True)
     # Other run directories' stores (the run's ``cache_from``), opened when first needed in
     # a turn, and the outputs found there per task, until the task's plan is persisted.
     _cache_from: tuple[Path, ...] = field(default=(), init=False, repr=False)
@@ -89,7 +93,7 @@ class Dispatcher:
         adopted = 1
         while adopted:  # results taken from another run can make more tasks plannable
             self.plan_and_persist(run.options)
-            adopted = self.submit_ready()
+            adopted = self.submit_ready() if self.may_submit() else 0
         return self.settle()
 
     # 1 and 2. Ingest result files; reconcile what is still in flight with the executor.

@@ -111,7 +111,13 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
             executor = _CancelAwareExecutor(
                 store, layout.run_id, slots=slots or config.local_slots, run_root=layout.run
             )
-            dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
+            dispatcher = make_dispatcher(
+                layout,
+                store,
+                executor,
+                unknown_is_lost=True,
+                may_submit=lambda: not executor.has_queued,
+            )
             record = DispatcherRecord(
                 kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
             )
