@@ -3,166 +3,58 @@
 ``plan`` walks the tasks in topological order. A task is planned once all its upstream tasks
 are complete: its elements' inputs and identities are computed, cache hits become finished
 instances at once (so a fully cached graph completes in one call), and misses become
-runnable. A task with a failed upstream is blocked; others wait. Values are handled in their
-tagged JSON form (``encoding.to_json``) and never decoded here.
+runnable. A 1:1 chain is planned element by element as its upstream elements end
+(``elementwise``); any other task whose inputs ended with failures cannot be planned, and its
+error names them. Values are handled in their tagged JSON form (``encoding.to_json``) and
+never decoded here.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
 from reflow.definition.graph import Edge, Graph
-from reflow.definition.options import param_key
-from reflow.definition.spec import UNSET, TaskSpec
+from reflow.definition.spec import TaskSpec
 from reflow.definition.wiring import EdgeMode
-from reflow.planning.encoding import to_json, to_text
+from reflow.planning.elementwise import (
+    chain_edges,
+    plan_elements,
+    root_cause,
+    stopped_inputs,
+    task_version,
+)
+from reflow.planning.encoding import to_text
+from reflow.planning.finished import Finished
 from reflow.planning.identity import column_identities, list_hash, value_hashes
+from reflow.planning.plans import (
+    FAILED_STATES,
+    FINISHED_STATES,
+    STOPPED_STATES,
+    Items,
+    Lookup,
+    Plan,
+    TaskPlan,
+    TaskProgress,
+    Validator,
+    own_params,
+)
 
-FINISHED_STATES = frozenset({"done", "cached"})
-FAILED_STATES = frozenset({"failed", "cancelled"})
-
-
-class Finished:
-    """A finished element's output: its tagged JSON value and its hash.
-
-    Built from the value, or with :meth:`from_text` from the canonical text the store keeps;
-    then the text is parsed only when ``value`` is first read. Planning reads the values of
-    a fan-out's source and of the inputs it writes, never those of cache hits it only counts,
-    so resubmitting a fully cached fan-out of 100,000 elements parses none of their outputs.
-    Immutable, like a frozen dataclass.
-    """
-
-    __slots__ = ("_text", "_value", "hash")
-    __match_args__ = ("value", "hash")
-
-    _text: str | None
-    _value: Any
-    hash: str
-
-    def __init__(self, value: Any, hash: str) -> None:  # noqa: A002 - the field's name
-        _set_text(self, None)
-        _set_value(self, value)
-        _set_hash(self, hash)
-
-    @classmethod
-    def from_text(cls, text: str, hash: str) -> Finished:  # noqa: A002
-        """A finished output whose value is parsed from ``text`` when first read."""
-        finished: Finished = object.__new__(cls)
-        _set_text(finished, text)
-        _set_value(finished, None)
-        _set_hash(finished, hash)
-        return finished
-
-    @property
-    def value(self) -> Any:
-        """The output in tagged JSON form (``encoding.to_json``)."""
-        text = self._text
-        if text is not None:
-            _set_value(self, json.loads(text))
-            _set_text(self, None)
-        return self._value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"Finished is immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Finished is immutable; cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Finished):
-            return NotImplemented
-        return self.hash == other.hash and self.value == other.value
-
-    def __hash__(self) -> int:
-        return hash(self.hash)  # equal outputs have equal hashes; values may be lists
-
-    def __repr__(self) -> str:
-        return f"Finished(value={self.value!r}, hash={self.hash!r})"
-
-
-# The slots' own setters: immutable from outside, cheap to fill for 100,000 cache hits.
-_set_text = Finished.__dict__["_text"].__set__
-_set_value = Finished.__dict__["_value"].__set__
-_set_hash = Finished.__dict__["hash"].__set__
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskProgress:
-    """What the store knows of a task that is already planned in the run."""
-
-    size: int
-    counts: Mapping[str, int] = field(default_factory=dict)
-    outputs: Sequence[Finished] | None = None
-    error: str = ""
-
-    @property
-    def is_complete(self) -> bool:
-        """True when every element finished (``outputs`` holds them, in element order)."""
-        return self.outputs is not None and not self.error
-
-    @property
-    def is_failed(self) -> bool:
-        """True when nothing of the task is active and some element failed or was cancelled."""
-        if self.error:
-            return True
-        active = sum(n for state, n in self.counts.items() if state not in FINISHED_STATES)
-        failed = sum(n for state, n in self.counts.items() if state in FAILED_STATES)
-        return failed > 0 and active == failed
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskPlan:
-    """A task planned in this call: per element its inputs and identity; cache hits.
-
-    ``consumed`` holds what each input parameter consumes: for the names in ``per_element``
-    a list with one item per element, for the others one value every element gets.
-    """
-
-    task: str
-    identities: tuple[str, ...]
-    cached: Mapping[int, Finished]
-    rejected: tuple[str, ...] = ()
-    error: str = ""
-    consumed: Mapping[str, Any] = field(default_factory=dict)
-    per_element: tuple[str, ...] = ()
-
-    @property
-    def inputs(self) -> tuple[dict[str, Any], ...]:
-        """Per element, each input parameter's value (tagged JSON), built when asked for.
-
-        Only runnable tasks need them (for their inputs file), so a fully cached fan-out of
-        100,000 elements never builds 100,000 dicts.
-        """
-        return _rows(self.consumed, self.per_element, len(self.identities))
-
-    @property
-    def runnable(self) -> list[int]:
-        """Elements that must run (not found in the cache)."""
-        size = len(self.identities)
-        if self.error or len(self.cached) == size:
-            return []
-        if not self.cached:
-            return list(range(size))
-        return [e for e in range(size) if e not in self.cached]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    """The result of planning: new task plans, and the tasks still waiting or blocked."""
-
-    tasks: tuple[TaskPlan, ...]
-    waiting: tuple[str, ...]
-    blocked: tuple[str, ...]
-
-
-Lookup = Callable[[str, Sequence[str]], Mapping[str, Finished]]
-"""Cache lookup: ``(task, identities) -> {identity: Finished}`` for the hits."""
-Validator = Callable[[TaskSpec, Finished], bool]
-"""Decides whether a cached output may still be trusted (``Path`` exists, ``verify=``)."""
+__all__ = [
+    "FAILED_STATES",
+    "FINISHED_STATES",
+    "STOPPED_STATES",
+    "Finished",
+    "Lookup",
+    "Plan",
+    "TaskPlan",
+    "TaskProgress",
+    "Validator",
+    "plan",
+    "plan_task",
+]
 
 
 def plan(
@@ -175,7 +67,7 @@ def plan(
     force_all: bool = False,
     validate: Validator | None = None,
 ) -> Plan:
-    """Plan every task whose upstream tasks are complete and that is not planned yet.
+    """Plan every task (or chain element) whose inputs ended and that is not planned yet.
 
     Args:
         graph: The workflow graph.
@@ -187,30 +79,118 @@ def plan(
         validate: When given, a cache hit is used only if it returns True.
     """
     forced = set(force_tasks)
-    outputs = {t: p.outputs for t, p in progress.items() if p.is_complete and p.outputs is not None}
-    failed = {t for t, p in progress.items() if p.is_failed}
+    known = _Known(progress)
     planned: list[TaskPlan] = []
     waiting: list[str] = []
     blocked: list[str] = []
     for spec in graph.tasks:
-        if spec.name in progress:
+        use_cache = spec.cache and not force_all and spec.name not in forced
+        look = lookup if use_cache else None
+        task_plan = _plan_one(graph, spec, params, progress.get(spec.name), known, look, validate)
+        if task_plan is None:
+            if spec.name not in progress:
+                waiting.append(spec.name)
             continue
-        upstream = spec.upstream
-        if any(up in failed or up in blocked for up in upstream):
+        planned.append(task_plan)
+        known.add(task_plan)
+        if task_plan.error and task_plan.task in known.upstream_failed:
             blocked.append(spec.name)
-        elif all(up in outputs for up in upstream):
-            use_cache = spec.cache and not force_all and spec.name not in forced
-            task_plan = plan_task(
-                graph, spec, params, outputs, lookup if use_cache else None, validate
-            )
-            planned.append(task_plan)
-            if task_plan.error:
-                failed.add(spec.name)
-            elif not task_plan.runnable:
-                outputs[spec.name] = [task_plan.cached[e] for e in range(len(task_plan.identities))]
-        else:
-            waiting.append(spec.name)
     return Plan(tasks=tuple(planned), waiting=tuple(waiting), blocked=tuple(blocked))
+
+
+class _Known:
+    """What planning knows of each task so far: the snapshot, plus this call's plans."""
+
+    def __init__(self, progress: Mapping[str, TaskProgress]) -> None:
+        self.outputs: dict[str, Sequence[Finished]] = {
+            t: p.outputs for t, p in progress.items() if p.is_complete and p.outputs is not None
+        }
+        self.finished: dict[str, dict[int, Finished]] = {
+            t: dict(p.finished if p.finished is not None else enumerate(p.outputs or ()))
+            for t, p in progress.items()
+        }
+        self.stopped: dict[str, dict[int, str]] = {t: dict(p.stopped) for t, p in progress.items()}
+        self.sizes = {t: p.size for t, p in progress.items() if not p.error}
+        self.errors = {t: p.error for t, p in progress.items() if p.error}
+        self.failed = {t for t, p in progress.items() if p.is_failed}
+        self.upstream_failed: set[str] = set()
+
+    def is_final(self, task: str) -> bool:
+        """True when every element of ``task`` ended (or it could not be planned)."""
+        return task in self.outputs or task in self.failed
+
+    def add(self, task_plan: TaskPlan) -> None:
+        """Take in a plan made in this call."""
+        name = task_plan.task
+        if task_plan.error:
+            self.errors[name] = task_plan.error
+            self.failed.add(name)
+            return
+        size = task_plan.element_count
+        self.sizes[name] = size
+        finished = self.finished.setdefault(name, {})
+        finished.update(task_plan.cached)
+        stopped = self.stopped.setdefault(name, {})
+        stopped.update((e, root_cause(reason)) for e, reason in task_plan.blocked.items())
+        if len(finished) == size:
+            self.outputs[name] = [finished[e] for e in range(size)]
+        elif stopped and len(finished) + len(stopped) == size:
+            self.failed.add(name)
+
+
+def _plan_one(
+    graph: Graph,
+    spec: TaskSpec,
+    params: Mapping[str, Any],
+    current: TaskProgress | None,
+    known: _Known,
+    lookup: Lookup | None,
+    validate: Validator | None,
+) -> TaskPlan | None:
+    """The plan of one task (or of more of its elements) in this call; None: nothing new."""
+    chains = chain_edges(graph, spec)
+    edges = graph.incoming(spec.name)
+    if current is not None:
+        resolved = current.resolved
+        if current.error or not chains or resolved is None or len(resolved) >= current.size:
+            return None
+        return plan_elements(
+            spec, params, edges=edges, size=current.size, outputs=known.outputs,
+            finished=known.finished, stopped=known.stopped, skip=resolved, lookup=lookup,
+            validate=validate, fresh=False, held=current.held > 0,
+        )  # fmt: skip
+    upstream = spec.upstream
+    if all(up in known.outputs for up in upstream):
+        return plan_task(graph, spec, params, known.outputs, lookup, validate)
+    sources = {edge.source for edge in chains}
+    if (
+        chains
+        and sources <= known.sizes.keys()
+        and all(up in known.outputs for up in upstream if up not in sources)
+    ):
+        sizes = {edge.param: known.sizes[edge.source] for edge in chains}
+        if len(set(sizes.values())) > 1:
+            return _length_error(spec.name, {str(k): v for k, v in sizes.items()})
+        return plan_elements(
+            spec, params, edges=edges, size=next(iter(sizes.values())), outputs=known.outputs,
+            finished=known.finished, stopped=known.stopped, skip=frozenset(), lookup=lookup,
+            validate=validate, fresh=True,
+        )  # fmt: skip
+    if all(known.is_final(up) for up in upstream):
+        known.upstream_failed.add(spec.name)
+        why = stopped_inputs(upstream, known.sizes, known.stopped, known.errors)
+        return TaskPlan(task=spec.name, identities=(), cached={}, error=why)
+    return None
+
+
+def _length_error(task: str, sizes: Mapping[str, int]) -> TaskPlan:
+    shown = ", ".join(f"{name} has {n}" for name, n in sizes.items())
+    return TaskPlan(
+        task=task,
+        identities=(),
+        cached={},
+        error=f"element-wise inputs differ in length ({shown}); they must match",
+    )
 
 
 @dataclass(slots=True)
@@ -242,13 +222,7 @@ def plan_task(
     }
     sizes = {name: len(c.items) for name, c in consumed.items() if c.items is not None}
     if spec.is_array and len(set(sizes.values())) > 1:
-        shown = ", ".join(f"{name} has {n}" for name, n in sizes.items())
-        return TaskPlan(
-            task=spec.name,
-            identities=(),
-            cached={},
-            error=f"element-wise inputs differ in length ({shown}); they must match",
-        )
+        return _length_error(spec.name, sizes)
     size = next(iter(sizes.values()), 0) if spec.is_array else 1
     columns: dict[str, str | list[str]] = {}
     values: dict[str, Any] = {}
@@ -261,8 +235,8 @@ def plan_task(
             columns[name], values[name] = c.hash, c.value
     identities = column_identities(
         task=spec.name,
-        version=spec.version if not spec.code else f"{spec.version}+code:{spec.code}",
-        params=_own_params(spec, params),
+        version=task_version(spec),
+        params=own_params(spec, params),
         columns=columns,
         size=size,
     )
@@ -291,38 +265,6 @@ def plan_task(
     )
 
 
-def _rows(
-    values: Mapping[str, Any], per_element: Sequence[str], size: int
-) -> tuple[dict[str, Any], ...]:
-    """Each element's inputs: its own item of ``per_element`` names, the others shared."""
-    shared = {
-        name: list(value) if isinstance(value, _Items) else value
-        for name, value in values.items()
-        if name not in per_element
-    }
-    if not per_element:
-        return tuple(dict(shared) for _ in range(size))
-    if len(per_element) == 1 and not shared:
-        (name,) = per_element
-        return tuple({name: item} for item in values[name])
-    columns = [values[name] for name in per_element]
-    return tuple(
-        {**shared, **dict(zip(per_element, row, strict=True))} for row in zip(*columns, strict=True)
-    )
-
-
-def _own_params(spec: TaskSpec, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's parameter values in tagged JSON form, as the run's manifest holds them."""
-    own = {}
-    for param in spec.params:
-        key = param_key(spec.name, param)
-        if key in params:
-            own[param.name] = params[key]
-        else:  # a value the manifest lacks: its default, in the same tagged form
-            own[param.name] = None if param.default is UNSET else to_json(param.default)
-    return own
-
-
 def _consume(
     graph: Graph,
     spec: TaskSpec,
@@ -339,57 +281,24 @@ def _consume(
     item_hashes: list[str] = []
     for edge in edges:
         more, more_hashes = _items(edge, outputs[edge.source])
-        parts.extend(more._parts)
+        parts.extend(more.parts)
         item_hashes.extend(more_hashes)
-    items = _Items(parts)
+    items = Items(parts)
     whole = "" if per_element else list_hash(item_hashes)
     return _Consumed(items=items, item_hashes=item_hashes, value=items, hash=whole)
 
 
-def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[_Items, list[str]]:
+def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[Items, list[str]]:
     """The items one edge contributes to a list or to the elements of an array."""
     if edge.mode in (EdgeMode.CHAIN, EdgeMode.GATHER):
         # One item per finished element, known by its hash: its value is read only if used.
-        return _Items([(finished, True)]), [f.hash for f in finished]
+        return Items([(finished, True)]), [f.hash for f in finished]
     if edge.mode in (EdgeMode.FAN_OUT, EdgeMode.DIRECT):
         (single,) = finished
         items = list(single.value)
     else:
         items = [item for f in finished for item in f.value]
-    return _Items([(items, False)]), _item_hashes(items)
-
-
-class _Items(Sequence[Any]):
-    """Consumed items in order, equal to the list of them; built as a list only when used.
-
-    Each part is a list of items, or (flagged True) finished outputs whose values are the
-    items, so the outputs of a cached gather are not even parsed unless inputs are written.
-    """
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: Iterable[tuple[Sequence[Any], bool]]) -> None:
-        self._parts = tuple(parts)
-
-    def __len__(self) -> int:
-        return sum(len(part) for part, _ in self._parts)
-
-    def __getitem__(self, index: Any) -> Any:
-        return list(self)[index]
-
-    def __iter__(self) -> Iterator[Any]:
-        for part, outputs in self._parts:
-            yield from ((f.value for f in part) if outputs else part)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]  # like a list
-
-    def __repr__(self) -> str:
-        return repr(list(self))
+    return Items([(items, False)]), _item_hashes(items)
 
 
 def _item_hashes(items: list[Any]) -> list[str]:

@@ -34,7 +34,7 @@ _MODE_ALIASES: dict[str, Mode] = {"sbatch": "slurm", "dry_run": "dry-run", "dryr
 _PLACEMENT = ("partition", "account", "qos", "constraint")
 _TASK_RESOURCES = (*_PLACEMENT, "cpus", "mem", "time", "gpus", "extra")
 _DISPATCHER_RESOURCES = ("dispatcher_time", "dispatcher_mem", "dispatcher_partition")
-_COUNTS = ("max_array_size", "submit_budget", "local_slots")
+_COUNTS = ("max_array_size", "submit_budget", "local_slots", "dispatcher_interval_s")
 
 # section -> key -> kind of value; the kind picks the validator in ``_check``.
 _SCHEMA: dict[str, dict[str, str]] = {
@@ -69,6 +69,7 @@ _ENV: dict[str, str] = {
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
     "REFLOW_RESULT_GRACE": "executor.result_grace",
+    "REFLOW_DISPATCHER_INTERVAL_S": "executor.dispatcher_interval_s",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
@@ -103,6 +104,7 @@ class Config:
     submit_budget: int | None = None
     local_slots: int | None = None
     result_grace: int = DEFAULT_RESULT_GRACE_S
+    dispatcher_interval_s: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     environment: Environment = field(default_factory=Environment)
     fingerprint: FingerprintMode | None = None
@@ -170,6 +172,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
         result_grace=values.get("executor.result_grace", DEFAULT_RESULT_GRACE_S),
+        dispatcher_interval_s=values.get("executor.dispatcher_interval_s"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         environment=build_environment(values.get("executor.setup"), values.get("executor.env")),
         fingerprint=values.get("cache.fingerprint"),

@@ -1,14 +1,16 @@
 """The instance state machine, driven at random against a real sqlite store.
 
-A Hypothesis state machine plans, submits, refuses, writes result files, ingests them (and
-replays old results), loses jobs, cancels (a run or a task), retries, forgets tasks, settles
-and restarts the dispatcher (closes and reopens the store) on a run of two small tasks. The
+A Hypothesis state machine plans (a chain element by element, some elements blocked),
+submits, refuses, writes result files, ingests them (and replays old results), loses jobs,
+cancels (a run or a task), retries, forgets tasks, settles and restarts the dispatcher
+(closes and reopens the store) on a run of three small tasks. The
 writes are the store's own intent-named methods; results are real result files ingested by
 the dispatcher's intake. After every step the store is compared with a small model, and
 every instance's change is checked against ``states.INSTANCE_TRANSITIONS``:
 
-- a final instance state (done, cached, failed, cancelled) changes only through retry (or
-  forget, which deletes the rows of a task that retry replans);
+- a final instance state (done, cached, failed, cancelled, blocked) changes only through
+  retry (which also forgets blocked instances of a chain) or forget (which deletes the rows
+  of a task that retry replans);
 - every result is ingested at most once: per (element, batch) at most one move out of
   ``submitted``, and one cache output per done instance;
 - attempts never decrease, except that retry resets them to 0 and requeueing a job that
@@ -52,6 +54,7 @@ from reflow.running.store.states import (
     FINAL,
     INSTANCE_TRANSITIONS,
     RUN_FINAL,
+    STOPPED,
     InstanceState,
     Intent,
     RunState,
@@ -60,7 +63,9 @@ from reflow.running.store.states import (
 
 S = InstanceState
 RUN = "r1"
-SIZES = {"a": 2, "b": 1}
+SIZES = {"a": 2, "b": 1, "c": 2}
+CHAIN = "c"
+"""A task planned element by element (a 1:1 chain): some elements may be blocked."""
 TASKS = st.sampled_from(sorted(SIZES))
 Key = tuple[str, int]
 
@@ -139,6 +144,28 @@ class InstanceMachine(RuleBasedStateMachine):
         )
         for e in range(size):
             self.model[(task, e)] = Row(S.CACHED if e in cached else S.READY, 0, None)
+
+    @precondition(lambda self: sum(k[0] == CHAIN for k in self.model) < SIZES[CHAIN])
+    @rule(data=st.data())
+    def plan_elements(self, data: st.DataObject) -> None:
+        """Plan the chain's elements not planned yet: ready, cached or blocked."""
+        self.intent = Intent.PERSIST_PLAN
+        self.generation += 1
+        missing = [e for e in range(SIZES[CHAIN]) if (CHAIN, e) not in self.model]
+        chosen = data.draw(st.lists(st.sampled_from(missing), unique=True))
+        kinds = {e: data.draw(st.sampled_from([S.READY, S.CACHED, S.BLOCKED])) for e in chosen}
+        planned = [e for e in chosen if kinds[e] is not S.BLOCKED]
+        blocked = {e: "upstream a[0] failed" for e in chosen if kinds[e] is S.BLOCKED}
+        self.store.persist_plan(
+            RUN,
+            CHAIN,
+            plan_id=f"p{self.generation}",
+            identities=[f"{CHAIN}-{e}-{self.generation}" for e in planned],
+            cached={e for e in planned if kinds[e] is S.CACHED},
+            chain=(SIZES[CHAIN], planned, blocked),
+        )
+        for e in chosen:
+            self.model[(CHAIN, e)] = Row(kinds[e], 0, None)
 
     @precondition(lambda self: self.has(S.READY))
     @rule(task=TASKS, refuse=st.booleans())
@@ -263,21 +290,31 @@ class InstanceMachine(RuleBasedStateMachine):
         if task is None and self.run_state is RunState.RUNNING:
             self.run_state = RunState.CANCELLED
 
-    @precondition(lambda self: self.has(S.FAILED, S.CANCELLED) or self.run_state in RUN_FINAL)
-    @rule(task=st.none() | TASKS, data=st.data())
-    def retry(self, task: str | None, data: st.DataObject) -> None:
-        """Retry; the caller's list may be stale, so it also names elements no longer failed."""
+    @precondition(
+        lambda self: self.has(S.FAILED, S.CANCELLED, S.BLOCKED) or self.run_state in RUN_FINAL
+    )
+    @rule(task=st.none() | TASKS, data=st.data(), unblock=st.booleans())
+    def retry(self, task: str | None, data: st.DataObject, unblock: bool) -> None:
+        """Retry; the caller's list may be stale, so it also names elements no longer failed.
+
+        With ``unblock`` the chain's blocked elements are forgotten too.
+        """
         self.intent = Intent.RETRY
         named = self.keys(task, FAILED)
         stale = data.draw(st.lists(st.sampled_from(sorted(self.model) or [("a", 0)])))
-        resumed = self.store.reset_for_retry(RUN, [*named, *stale])
+        blocked = self.keys(CHAIN, frozenset({S.BLOCKED})) if unblock else []
+        resumed = self.store.reset_for_retry(
+            RUN, [*named, *stale], unblock=[CHAIN] if unblock else []
+        )
         again = sorted(
             {k for k in [*named, *stale] if k in self.model} & set(self.keys(None, FAILED))
         )
         for key in again:
             self.model[key] = Row(S.READY, 0, self.model[key].batch)
+        for key in blocked:
+            del self.model[key]
         if self.run_state in (RunState.FAILED, RunState.CANCELLED) or (
-            self.run_state is RunState.SUCCEEDED and again
+            self.run_state is RunState.SUCCEEDED and (again or blocked)
         ):
             self.run_state = RunState.RUNNING
         assert resumed == (self.run_state is RunState.RUNNING)
@@ -298,7 +335,7 @@ class InstanceMachine(RuleBasedStateMachine):
         if self.keys(None, ACTIVE):
             return
         states = {r.state for r in self.model.values()}
-        ending = RunState.FAILED if states & FAILED else RunState.SUCCEEDED
+        ending = RunState.FAILED if states & STOPPED else RunState.SUCCEEDED
         assert self.store.finish_run(RUN, ending, "")
         self.run_state = ending
 
@@ -327,7 +364,9 @@ class InstanceMachine(RuleBasedStateMachine):
                 continue
             assert (was, now) in allowed_instance_moves(), (key, was, now)
             assert self.intent is not None, f"{key}: {was} -> {now} without a write"
-            befores, afters = INSTANCE_TRANSITIONS[self.intent]
+            # retry also forgets blocked instances, under its own intent
+            intent = Intent.UNBLOCK if self.intent is Intent.RETRY and was is S.BLOCKED else None
+            befores, afters = INSTANCE_TRANSITIONS[intent or self.intent]
             assert was in befores, (key, was, now, self.intent)
             assert now in afters, (key, was, now, self.intent)
             if was in FINAL:  # final states change only through retry (or forget)

@@ -106,11 +106,21 @@ def test_forced_task_ignores_its_cache() -> None:
     assert result.tasks[0].runnable == [0]
 
 
-def test_failed_upstream_blocks_downstream() -> None:
-    failed = TaskProgress(size=2, counts={"done": 1, "failed": 1})
+def test_a_gather_over_failed_elements_cannot_be_planned_and_names_them() -> None:
+    failed = TaskProgress(size=2, counts={"done": 1, "failed": 1}, stopped={1: "convert[1] failed"})
     result = plan(GRAPH, {}, {"prepare": done(["x", "y"]), "convert": failed}, no_cache)
-    assert result.tasks == ()
+    (task_plan,) = result.tasks
+    assert (task_plan.task, task_plan.error) == ("publish", "1 of 2 inputs failed: convert[1]")
     assert result.blocked == ("publish",)
+
+
+def test_a_gather_waits_while_its_input_still_runs() -> None:
+    running = TaskProgress(
+        size=2, counts={"submitted": 1, "failed": 1}, stopped={1: "convert[1] failed"}
+    )
+    result = plan(GRAPH, {}, {"prepare": done(["x", "y"]), "convert": running}, no_cache)
+    assert result.tasks == ()
+    assert result.waiting == ("publish",)
 
 
 def test_gather_consumes_the_outputs_in_element_order() -> None:

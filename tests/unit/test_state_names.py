@@ -6,7 +6,7 @@
   string, or a quoted word inside SQL) outside ``store/states.py``. Docstrings may mention
   states. Two modules are exempt, each for a stated reason:
   ``executors/base.py`` defines ``JobState``, what a scheduler says about a job (another
-  concept that shares some words), and ``planning/planner.py`` sits below the store and
+  concept that shares some words), and ``planning/plans.py`` sits below the store and
   keeps its own two sets of names, checked here to equal the store's. ``WORDS`` lists the
   literals that are words shown to people rather than states.
 """
@@ -18,18 +18,19 @@ import re
 from pathlib import Path
 
 from reflow.planning import planner
-from reflow.running.store.states import FAILED, FINISHED, InstanceState, RunState
+from reflow.running.store.states import FAILED, FINISHED, STOPPED, InstanceState, RunState
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "reflow" / "running" / "store"
 STATES = STORE / "states.py"
 EXEMPT = {
     ROOT / "reflow" / "running" / "executors" / "base.py": "JobState is another concept",
-    ROOT / "reflow" / "planning" / "planner.py": "below the store; checked equal below",
+    ROOT / "reflow" / "planning" / "plans.py": "below the store; checked equal below",
 }
 WORDS = {
     ("reflow/running/commands/progress.py", "running"): "progress's word for submitted instances",
     ("reflow/running/commands/status.py", "failed"): "status --json's key for the failed elements",
+    ("reflow/running/dispatch/snapshot.py", "failed"): "the word naming a failed upstream element",
 }
 """Literals that are words for people, not states, with the reason."""
 NAMES = frozenset({s.value for s in InstanceState} | {s.value for s in RunState})
@@ -113,3 +114,4 @@ def test_the_scans_find_what_they_look_for() -> None:
 def test_the_planners_state_sets_are_the_stores() -> None:
     assert {s.value for s in FINISHED} == planner.FINISHED_STATES
     assert {s.value for s in FAILED} == planner.FAILED_STATES
+    assert {s.value for s in STOPPED} == planner.STOPPED_STATES

@@ -206,7 +206,8 @@ def render_summary(data: Mapping[str, Any], state: str, elapsed_s: float) -> str
         lines.append(f"  {group_label(group)}")
         for example in group["examples"][:_EXAMPLE_LOGS]:
             lines.append(f"    [{example['element']}] {example['error']}")
-            lines.append(f"        log: {example['log']}")
+            if example["log"]:
+                lines.append(f"        log: {example['log']}")
     if data["failures"]:
         task = data["failures"][0]["task"]
         lines.append(f"  read a log:  {console_command('logs', run_id, root, task)}")

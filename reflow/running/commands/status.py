@@ -25,17 +25,19 @@ from reflow.running.rundir.results import ResultProblem, read_result, result_nam
 from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState, RunState
+from reflow.running.store.states import STOPPED, InstanceState, RunState
 
 _S = InstanceState
 STATE_ORDER = tuple(
-    s.value for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED)
+    s.value
+    for s in (_S.DONE, _S.CACHED, _S.SUBMITTED, _S.READY, _S.FAILED, _S.CANCELLED, _S.BLOCKED)
 )
 _EXAMPLES = 3
 _START_GRACE_S = 30.0
 _SUBMITTED = InstanceState.SUBMITTED.value
 _DONE = InstanceState.DONE.value
 _FAILED = InstanceState.FAILED.value
+_BLOCKED = InstanceState.BLOCKED.value
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
@@ -83,13 +85,16 @@ def build_status(
     for name in task_names:
         task_counts = counts.get(name, {})
         error = planned[name][2] if name in planned else ""
+        size = planned[name][1] if name in planned and not error else None
         tasks.append(
             {
                 "task": name,
                 "planned": name in planned,
-                "elements": planned[name][1] if name in planned else None,
+                "elements": size,
                 "counts": {s: task_counts[s] for s in STATE_ORDER if s in task_counts},
                 "error": error,
+                # chain elements whose upstream element has not ended yet
+                "unplanned": (size or 0) - sum(task_counts.values()) if not error else 0,
             }
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
@@ -105,7 +110,7 @@ def build_status(
     failed = (
         failed_elements(
             layout,
-            store.instances_in(layout.run_id, (InstanceState.FAILED, InstanceState.CANCELLED)),
+            store.instances_in(layout.run_id, STOPPED),
         )
         if failures
         else []
@@ -186,7 +191,7 @@ def _count_shared(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, A
 
 
 def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:
-    """Every failed or cancelled element: task, index, state, reason, exception type, log."""
+    """Every failed, cancelled or blocked element: task, index, state, reason, error type, log."""
     elements = []
     log_dirs: dict[str, str] = {}  # one Path per task, not per element: 100,000 add up
     for row in rows:
@@ -204,7 +209,8 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
                 "type": match.group(1) if match else "",
                 "error": error,
                 "attempts": row.attempts,
-                "log": f"{log_dirs[row.task]}/{row.element}.log",
+                # a blocked element never ran: it has no log
+                "log": "" if row.state == _BLOCKED else f"{log_dirs[row.task]}/{row.element}.log",
             }
         )
     return elements
@@ -212,6 +218,8 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
 
 def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failed elements grouped by task, state, reason and exception type, largest first.
+
+    Groups of blocked elements come last: the failures that blocked them come first.
 
     Each group has its ``count`` and up to three ``examples`` (the lowest indices).
     """
@@ -229,7 +237,10 @@ def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 {k: element[k] for k in ("element", "error", "attempts", "log")}
             )
     order = {task: i for i, task in enumerate(dict.fromkeys(k[0] for k in groups))}
-    return sorted(groups.values(), key=lambda g: (order[g["task"]], -g["count"]))
+    return sorted(
+        groups.values(),
+        key=lambda g: (g["state"] == _BLOCKED, order[g["task"]], -g["count"]),
+    )
 
 
 def group_label(group: dict[str, Any]) -> str:
@@ -248,7 +259,7 @@ def render_failed(status: dict[str, Any]) -> str:
         kind = element["reason"]
         lines.append(
             f"  {element['task']}[{element['element']}]  {element['state']}  {kind}"
-            f"  {element['error'] or '-'}  {element['log']}"
+            f"  {element['error'] or '-'}  {element['log'] or '-'}"
         )
     return "\n".join(lines) + "\n"
 
@@ -277,11 +288,14 @@ def render_status(status: dict[str, Any]) -> str:
         note = (
             f"  {task['error']}" if task["error"] else ("  waiting" if not task["planned"] else "")
         )
+        if task.get("unplanned"):
+            note += f"  {task['unplanned']} wait for their upstream element"
         lines.append(f"  {task['task'].ljust(width)}  {size:>8}  {cells}{note}")
     for group in status["failures"]:
         lines.append(f"  {group_label(group)}")
         for example in group["examples"]:
-            lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
+            log = f"  log: {example['log']}" if example["log"] else ""
+            lines.append(f"    [{example['element']}] {example['error']}{log}")
     for task in status["tasks"]:
         for other, count in (task.get("waits_for_runs") or {}).items():
             lines.append(

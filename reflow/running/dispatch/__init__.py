@@ -1,8 +1,9 @@
 """Running: the dispatcher: one turn, how turns are driven, cancel, retry and dry-run.
 
 Owns the turn (``dispatcher``: ingest -> reconcile -> plan -> persist -> submit -> settle,
-with ``intake`` for the first two steps), how turns run (``drive``: a detached local
-process; ``slurm_chain``: a Slurm job that submits its successor), the dispatcher's command
+with ``intake`` for the first two steps and ``snapshot`` for what planning reads), how turns
+run (``drive``: a detached local process; ``slurm_chain``: a Slurm job that submits its
+successor), the dispatcher's command
 line (``command``) and record (``record``), ``control`` (cancel, retry), ``verification``
 and ``dry_run``. May import ``store``, ``rundir``, ``executors``, ``worker``, ``config`` and
 ``process``; never ``commands``. Started as ``python -m reflow.running.dispatch``.

@@ -29,7 +29,7 @@ from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest, write_manifest
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import FAILED, RunState
+from reflow.running.store.states import FAILED, InstanceState, RunState
 
 
 class Retried(int):
@@ -158,7 +158,15 @@ def retry(
                 len(retried), resumed=False, changes=refreshed.changes, notes=refreshed.notes
             )
         planned = store.planned_tasks(run_id)
-        broken = [t for t, (_p, _s, err) in planned.items() if err and task in (None, t)]
+        # What a failure blocked is planned again: blocked chain elements as their upstream
+        # elements end, and tasks that could not be planned once their inputs have.
+        after = graph.downstream({row.task for row in retried} | ({task} if task else set()))
+        scope = None if task is None else after | {task}
+        broken = [t for t, (_p, _s, err) in planned.items() if err and t in (scope or {t})]
+        blocked = [
+            row for row in store.instances_in(run_id, [InstanceState.BLOCKED])
+            if scope is None or row.task in scope
+        ]  # fmt: skip
         stale: set[str] = set()
         if verify:
             targets = {row.task for row in retried} | set(broken) | ({task} if task else set())
@@ -171,10 +179,16 @@ def retry(
         if refreshed.manifest != manifest:
             _rewrite_manifest(layout, refreshed)  # before the dispatcher reads it
         elements = [(row.task, row.element) for row in retried]
-        resumed = store.reset_for_retry(run_id, elements, replan)
+        unblock = {row.task for row in blocked}
+        resumed = store.reset_for_retry(run_id, elements, replan, unblock)
     if resumed:
         launch(layout, run.executor)
-    return Retried(len(retried), resumed=resumed, changes=refreshed.changes, notes=refreshed.notes)
+    return Retried(
+        len(retried) + len(blocked),
+        resumed=resumed,
+        changes=refreshed.changes,
+        notes=refreshed.notes,
+    )
 
 
 def _take_in_ended_jobs(layout: RunLayout, store: SqliteStore) -> None:

@@ -12,7 +12,7 @@ import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from reflow.planning.planner import (
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
 from reflow.running.dispatch.locks import share_lock
+from reflow.running.dispatch.snapshot import read_progress
 from reflow.running.dispatch.verification import make_validator, record_stale
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.inputs import write_inputs
@@ -41,7 +42,6 @@ from reflow.running.store.records import ImportedOutput, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import (
     ACTIVE,
-    FAILED,
     FINISHED,
     RUN_FINAL,
     InstanceState,
@@ -66,6 +66,10 @@ class Dispatcher:
     validate: Validator | None = None
     unknown_is_lost: bool = False
     submitted_jobs: list[str] = field(default_factory=list)
+    # Whether ready instances are handed to the executor in this turn; the local driver
+    # holds them while the executor still has work queued, so that chain elements planned
+    # a few at a time go out together instead of one process each.
+    may_submit: Callable[[], bool] = field(default=lambda: True)
     # Other run directories' stores (the run's ``cache_from``), opened when first needed in
     # a turn, and the outputs found there per task, until the task's plan is persisted.
     _cache_from: tuple[Path, ...] = field(default=(), init=False, repr=False)
@@ -89,7 +93,7 @@ class Dispatcher:
         adopted = 1
         while adopted:  # results taken from another run can make more tasks plannable
             self.plan_and_persist(run.options)
-            adopted = self.submit_ready()
+            adopted = self.submit_ready() if self.may_submit() else 0
         return self.settle()
 
     # 1 and 2. Ingest result files; reconcile what is still in flight with the executor.
@@ -113,35 +117,7 @@ class Dispatcher:
 
     def progress(self) -> dict[str, TaskProgress]:
         """A snapshot of the run's planned tasks; outputs only where a task needs them."""
-        planned = self.store.planned_tasks(self.run_id)
-        counts = self.store.state_counts(self.run_id)
-        complete = {
-            task
-            for task, (_plan, size, error) in planned.items()
-            if not error and sum(counts.get(task, {}).get(s, 0) for s in FINISHED) == size
-        }
-        # Outputs are read only for the upstreams of tasks that can be planned now, not on
-        # every turn for a task that still waits on something else.
-        needed = {
-            up
-            for spec in self.graph.tasks
-            if spec.name not in planned and set(spec.upstream) <= complete
-            for up in spec.upstream
-        }
-        snapshot: dict[str, TaskProgress] = {}
-        for task, (_plan, size, error) in planned.items():
-            outputs: list[Finished] | None = None
-            if task in complete:
-                outputs = []
-                if task in needed:
-                    outputs = [
-                        Finished.from_text(value, digest)
-                        for _e, value, digest in self.store.element_outputs(self.run_id, task)
-                    ]
-            snapshot[task] = TaskProgress(
-                size=size, counts=counts.get(task, {}), outputs=outputs, error=error
-            )
-        return snapshot
+        return read_progress(self.store, self.graph, self.run_id)
 
     def plan_and_persist(self, options: Mapping[str, Any]) -> list[TaskPlan]:
         """Plan every plannable task and write instances (cached or ready) and input files."""
@@ -194,12 +170,18 @@ class Dispatcher:
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
+        chain = None
+        if task_plan.elements is not None:
+            chain = (task_plan.element_count, task_plan.elements, task_plan.blocked)
+            if not task_plan.runnable:  # the inputs file of the task's plan stays
+                plan_id = self.store.planned_tasks(self.run_id).get(task_plan.task, (plan_id,))[0]
         if task_plan.runnable:
             write_inputs(self.layout, task_plan.task, plan_id, task_plan.inputs)
         imports = self._imports.pop(task_plan.task, None)
         imported = []
         if imports:
-            used = {task_plan.identities[element] for element in task_plan.cached}
+            identity_of = task_plan.identity_of()
+            used = {identity_of[element] for element in task_plan.cached}
             imported = [output for identity, output in imports.items() if identity in used]
         self.store.persist_plan(
             self.run_id,
@@ -210,6 +192,7 @@ class Dispatcher:
             error=task_plan.error,
             rejected=task_plan.rejected,
             imported=imported,
+            chain=chain,
         )
 
     # 4. Submit ready instances: one batch per task.
@@ -330,20 +313,27 @@ def _ending(
     task_count: int,
 ) -> tuple[RunState, str]:
     """How a run with nothing active ends, and the message that says why."""
-    errors = [t for t, (_p, _s, error) in planned.items() if error]
+    errors = sorted(t for t, (_p, _s, error) in planned.items() if error)
+    unplanned = sum(size - sum(counts.get(t, {}).values()) for t, (_p, size, _e) in planned.items())
     unfinished = sum(n for c in counts.values() for s, n in c.items() if s not in FINISHED)
-    if len(planned) == task_count and not errors and not unfinished:
+    if len(planned) == task_count and not errors and not unfinished and not unplanned:
         return RunState.SUCCEEDED, ""
+    failed = sum(c.get(InstanceState.FAILED, 0) for c in counts.values())
     cancelled = sum(c.get(InstanceState.CANCELLED, 0) for c in counts.values())
-    if cancelled and cancelled == unfinished and not errors:
+    blocked = sum(c.get(InstanceState.BLOCKED, 0) for c in counts.values())
+    if cancelled and not failed:
         tasks = sorted(t for t, c in counts.items() if c.get(InstanceState.CANCELLED))
         return RunState.CANCELLED, (
             f"{cancelled} instance(s) of {', '.join(tasks)} cancelled by the user;"
             " retry runs them again"
         )
-    # Nothing active, yet not done: a failure (or an upstream failure) blocks the rest.
-    failed = sum(c.get(s, 0) for c in counts.values() for s in FAILED) + len(errors)
-    return RunState.FAILED, f"{failed} instance(s) failed or could not be planned"
+    # Nothing active, yet not done: everything that could run has run.
+    parts = [f"{failed} instance(s) failed"] if failed else []
+    if blocked:
+        parts.append(f"{blocked} blocked by a failed upstream element")
+    if errors:
+        parts.append(f"{len(errors)} task(s) could not be planned ({', '.join(errors)})")
+    return RunState.FAILED, "; ".join(parts or ["the run could not go on"])
 
 
 def _open_foreign(folders: Sequence[Path]) -> list[ForeignStore]:

@@ -112,7 +112,13 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                 store, layout.run_id, slots=slots or config.local_slots, run_root=layout.run
             )
             stamp = manifest_stamp(layout)
-            dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
+            dispatcher = make_dispatcher(
+                layout,
+                store,
+                executor,
+                unknown_is_lost=True,
+                may_submit=lambda: not executor.has_queued,
+            )
             record = DispatcherRecord(
                 kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
             )

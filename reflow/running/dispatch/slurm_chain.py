@@ -3,9 +3,12 @@
 No process stays on the login node. ``submit`` runs the first turn itself; each turn then
 submits its successor with ``--dependency=afterany:<the run's jobs still queued>``, so Slurm
 starts the next turn when that work has ended (when the submit budget holds instances back,
-when the oldest of those jobs has ended, so the queue refills early). The pending
-successor's id is recorded in the run's dispatcher record (``pending_jobs``), so ``cancel`` removes
-it too, and a turn that finds its run cancelled or finished submits nothing.
+when the oldest of those jobs has ended, so the queue refills early). While a 1:1 chain has
+elements waiting for upstream elements still in flight, a second, timed successor
+(``--begin=now+<dispatcher_interval_s>``, 60 s by default) waits beside it, so the chain
+advances element by element; whichever starts first cancels the other. The pending
+successors' ids are recorded in the run's dispatcher record (``pending_jobs``), so ``cancel``
+removes them too, and a turn that finds its run cancelled or finished submits nothing.
 
 A turn that the scheduler or the store cannot serve (sacct down, a locked store) is tried
 again by a delayed successor, at most ``MAX_TURN_ERRORS`` times in a row; a successor that
@@ -48,6 +51,7 @@ DEFAULT_SUBMIT_BUDGET = 5000
 MAX_TURN_ERRORS = 5
 """Turns in a row that may fail (scheduler or store trouble) before the run is failed."""
 _IDLE_DELAY_S = 15
+_TICK_S = 60
 _ERROR_DELAY_S = 60
 _DISPATCHER_TIME_S = 15 * 60
 _DISPATCHER_MEM_MB = 1024
@@ -102,9 +106,21 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
         _cancel_quietly(executor, [*stale, *cancelled])
         return state
     after, delay_s = waits_for(store, layout.run_id, executor, dispatcher)
-    state = _chain(layout, store, config, executor, dispatcher, info, after, delay_s)
+    tick_s = None
+    if after and chain_waits(store, layout.run_id):
+        tick_s = config.dispatcher_interval_s or _TICK_S
+    state = _chain(layout, store, config, executor, dispatcher, info, after, delay_s, tick_s)
     _cancel_quietly(executor, stale)
     return state
+
+
+def chain_waits(store: SqliteStore, run_id: str) -> bool:
+    """True when a 1:1 chain has elements waiting for upstream elements still in flight."""
+    counts = store.state_counts(run_id)
+    return any(
+        not error and sum(counts.get(task, {}).values()) < size
+        for task, (_plan, size, error) in store.planned_tasks(run_id).items()
+    )
 
 
 def _cancel_quietly(executor: SlurmExecutor, job_ids: Sequence[str]) -> None:
@@ -122,24 +138,35 @@ def _chain(
     info: DispatcherRecord,
     after: Sequence[str],
     delay_s: int | None,
+    tick_s: int | None = None,
 ) -> RunState:
-    """Submit the successor and record it; undo this turn's jobs if the run ended meanwhile."""
+    """Submit the successor and record it; undo this turn's jobs if the run ended meanwhile.
+
+    With ``tick_s`` a second successor starts that many seconds later whatever the jobs do;
+    the one that runs first cancels the other, so a chain advances element by element while
+    its upstream arrays run, at most one timed turn per ``tick_s``.
+    """
+    successors: list[str] = []
     try:
-        successor = submit_successor(
-            executor, layout, dispatcher.manifest, config, after=after, delay_s=delay_s
-        )
+        for waits, delay in [(after, delay_s), *([((), tick_s)] if tick_s else [])]:
+            successors.append(
+                submit_successor(
+                    executor, layout, dispatcher.manifest, config, after=waits, delay_s=delay
+                )
+            )
     except SubmissionError as err:
+        _cancel_quietly(executor, successors)
         message = f"cannot submit the next dispatcher turn: {err}; fix it, then retry the run"
         store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
         store.finish_run(layout.run_id, RunState.FAILED, message)
         return store.run(layout.run_id).state
     store.set_dispatcher(
-        layout.run_id, info.replace(pending_jobs=(successor,), waits_for=len(after))
+        layout.run_id, info.replace(pending_jobs=tuple(successors), waits_for=len(after))
     )
     state = store.run(layout.run_id).state
     if state is not RunState.RUNNING:
         # Cancelled while this turn ran: its cancel may not have seen what this turn submitted.
-        _cancel_quietly(executor, [successor, *dispatcher.submitted_jobs])
+        _cancel_quietly(executor, [*successors, *dispatcher.submitted_jobs])
     return state
 
 

@@ -159,6 +159,11 @@ class LocalExecutor:
         self.poll()
 
     @property
+    def has_queued(self) -> bool:
+        """True when some chunk waits for a free slot."""
+        return bool(self._queue)
+
+    @property
     def is_idle(self) -> bool:
         """True when nothing is queued or running."""
         self._reap()

@@ -70,9 +70,11 @@ def _encode_lines(rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, list[int]]:
     """
     first = rows[0].keys() if rows else {}.keys()
     if not all(row.keys() == first for row in rows):
+        # A chain planned element by element: elements not planned yet have empty rows.
         encode = _ENCODER.encode
         texts = [
-            f'{{"element":{element},"inputs":{encode(row)}}}\n' for element, row in enumerate(rows)
+            f'{{"element":{element},"inputs":{encode(row) if row else "{}"}}}\n'
+            for element, row in enumerate(rows)
         ]
     else:
         names = sorted(first)

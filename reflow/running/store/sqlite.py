@@ -180,6 +180,13 @@ class SqliteStore(StoreHistory, StoreWrites):
             instance_row(row) for row in self._db.execute(query + " ORDER BY task, element", args)
         ]
 
+    def element_indices(self, run_id: str, task: str) -> list[int]:
+        """The elements of ``task`` that have an instance in the run."""
+        rows = self._db.execute(
+            "SELECT element FROM instances WHERE run_id = ? AND task = ?", (run_id, task)
+        )
+        return [int(element) for (element,) in rows]
+
     def instances_in(self, run_id: str, states: Iterable[InstanceState]) -> list[InstanceRow]:
         """The run's instances in any of ``states``."""
         wanted = [state.value for state in states]

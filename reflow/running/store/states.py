@@ -3,8 +3,8 @@
 The values are the strings stored in the ``state`` columns, so stores written by earlier
 releases keep working. Every state name in ``reflow/running`` is spelled here; the store's
 SQL builds its state lists from these enums with :func:`sql_list`. The planning layer sits
-below the store and keeps its own two sets of names (``FINISHED_STATES``, ``FAILED_STATES``
-in ``planning/planner.py``); a test checks they equal :data:`FINISHED` and :data:`FAILED`.
+below the store and keeps its own sets of names (``FINISHED_STATES``, ``FAILED_STATES``,
+``STOPPED_STATES`` in ``planning/plans.py``); a test checks they equal the sets here.
 ``JobState`` in ``executors/base.py`` is another concept (what a scheduler says about a job)
 and happens to share some words.
 """
@@ -37,6 +37,7 @@ class InstanceState(_StoredState):
     CACHED = "cached"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BLOCKED = "blocked"
 
 
 class RunState(_StoredState):
@@ -54,7 +55,10 @@ FINISHED = frozenset({InstanceState.DONE, InstanceState.CACHED})
 """Instance states with an output."""
 FAILED = frozenset({InstanceState.FAILED, InstanceState.CANCELLED})
 """Instance states that ended without an output; only a retry makes them ready again."""
-FINAL = FINISHED | FAILED
+STOPPED = FAILED | {InstanceState.BLOCKED}
+"""Instance states that ended without an output: failed, cancelled, or blocked by one of those
+upstream (a chain element whose upstream element failed; it has no identity)."""
+FINAL = FINISHED | STOPPED
 """Instance states that change only through retry (or a replan that forgets them)."""
 RUN_FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
 """Run states that only a retry leaves."""
@@ -72,6 +76,7 @@ class Intent(enum.Enum):
     ADOPT = "take a result another run of the run directory made"
     CANCEL = "cancel"
     RETRY = "retry"
+    UNBLOCK = "retry forgets what a failure blocked"
     FORGET = "forget a task that retry replans"
 
 
@@ -82,7 +87,7 @@ NEW: None = None
 INSTANCE_TRANSITIONS: Mapping[
     Intent, tuple[frozenset[InstanceState | None], frozenset[InstanceState | None]]
 ] = {
-    Intent.PERSIST_PLAN: (frozenset({NEW}), frozenset({_S.READY, _S.CACHED})),
+    Intent.PERSIST_PLAN: (frozenset({NEW}), frozenset({_S.READY, _S.CACHED, _S.BLOCKED})),
     Intent.MARK_SUBMITTED: (frozenset({_S.READY}), frozenset({_S.SUBMITTED})),
     Intent.FAIL_SUBMISSION: (frozenset({_S.READY}), frozenset({_S.FAILED})),
     Intent.INGEST_RESULT: (frozenset({_S.SUBMITTED}), frozenset({_S.DONE, _S.FAILED})),
@@ -91,6 +96,7 @@ INSTANCE_TRANSITIONS: Mapping[
     Intent.ADOPT: (frozenset({_S.READY}), frozenset({_S.CACHED})),
     Intent.CANCEL: (frozenset(ACTIVE), frozenset({_S.CANCELLED})),
     Intent.RETRY: (frozenset(FAILED), frozenset({_S.READY})),
+    Intent.UNBLOCK: (frozenset({_S.BLOCKED}), frozenset({NEW})),
     Intent.FORGET: (frozenset({*InstanceState, NEW}), frozenset({NEW})),
 }
 """Intent -> (states an instance may be in, states it may move to)."""

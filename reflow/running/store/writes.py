@@ -44,6 +44,8 @@ _OUTPUT = (
     f" AND task = ? AND element = ? AND batch = ? AND state = '{_S.SUBMITTED.value}')"
 )
 _CANCELLED_BY_USER = "cancelled by the user"
+_UPSTREAM = "upstream"
+"""The reason of a blocked instance; its error names the upstream element that failed."""
 
 
 class StoreWrites:
@@ -123,6 +125,7 @@ class StoreWrites:
         error: str = "",
         rejected: Sequence[str] = (),
         imported: Sequence[ImportedOutput] = (),
+        chain: tuple[int, Sequence[int], Mapping[int, str]] | None = None,
     ) -> None:
         """Record a planned task: its instances, ``ready`` or ``cached`` (elements in ``cached``).
 
@@ -130,12 +133,24 @@ class StoreWrites:
         ``imported`` (cache hits found in other run directories) enter it, in the same
         transaction as the cached instances that use them, each with its ``origin``. A task
         that is already planned keeps its rows.
+
+        A chain planned element by element gives ``chain``: its size, the elements that
+        ``identities`` belong to, and its blocked elements with why (they get no identity).
+        The task is recorded the first time; later, ``plan_id`` replaces its plan id.
         """
         # One statement for every element: sqlite expands the JSON list itself, which is
         # several times faster than executemany over 100,000 Python tuples.
-        elements = json.dumps(
-            ["c" + i if e in cached else "r" + i for e, i in enumerate(identities)]
-        )
+        size = len(identities)
+        if chain is None:
+            elements = json.dumps(
+                ["c" + i if e in cached else "r" + i for e, i in enumerate(identities)]
+            )
+        else:
+            size, indices, blocked = chain
+            pairs = zip(indices, identities, strict=True)
+            rows = {e: ("c" if e in cached else "r") + i for e, i in pairs}
+            rows.update((e, "b" + why) for e, why in blocked.items())
+            elements = json.dumps({str(e): text for e, text in rows.items()})
         with self._transaction() as db:
             db.executemany("DELETE FROM outputs WHERE identity = ?", [(i,) for i in rejected])
             if imported:
@@ -148,14 +163,22 @@ class StoreWrites:
             db.execute(
                 "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (run_id, task, plan_id, len(identities), error),
+                (run_id, task, plan_id, size, error),
             )
+            if chain is not None:
+                db.execute(
+                    "UPDATE tasks SET plan = ? WHERE run_id = ? AND task = ?",
+                    (plan_id, run_id, task),
+                )
             db.execute(
                 "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"  # noqa: S608 - state names from the enums
-                " ended) SELECT ?, ?, key, substr(value, 2), CASE substr(value, 1, 1)"
-                f" WHEN 'c' THEN '{_S.CACHED.value}' ELSE '{_S.READY.value}' END,"
-                " CASE substr(value, 1, 1) WHEN 'c' THEN ? END FROM json_each(?)",
-                (run_id, task, time.time(), elements),
+                " ended, reason, error) SELECT ?, ?, key, CASE substr(value, 1, 1) WHEN 'b'"
+                " THEN '' ELSE substr(value, 2) END, CASE substr(value, 1, 1)"
+                f" WHEN 'c' THEN '{_S.CACHED.value}' WHEN 'b' THEN '{_S.BLOCKED.value}'"
+                f" ELSE '{_S.READY.value}' END, CASE substr(value, 1, 1) WHEN 'r' THEN NULL"
+                " ELSE ? END, CASE substr(value, 1, 1) WHEN 'b' THEN ? END,"
+                " CASE substr(value, 1, 1) WHEN 'b' THEN substr(value, 2) END FROM json_each(?)",
+                (run_id, task, time.time(), _UPSTREAM, elements),
             )
 
     def mark_submitted(
@@ -226,7 +249,7 @@ class StoreWrites:
         ]
         with self._transaction() as db:
             db.executemany(_OUTPUT, outputs)
-            cursor = db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended])
+            cursor = db.executemany(_ENDED, [e.row(run_id) for e in ended])
             return cursor.rowcount
 
     def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
@@ -234,7 +257,7 @@ class StoreWrites:
         if not ended:
             return 0
         with self._transaction() as db:
-            return db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended]).rowcount
+            return db.executemany(_ENDED, [e.row(run_id) for e in ended]).rowcount
 
     def requeue_lost(self, run_id: str, lost: Sequence[tuple[str, int, str, bool]]) -> int:
         """Submitted instances whose job vanished become ready again; return how many.
@@ -310,12 +333,18 @@ class StoreWrites:
         return active
 
     def reset_for_retry(
-        self, run_id: str, elements: Sequence[tuple[str, int]], replan: Collection[str] = ()
+        self,
+        run_id: str,
+        elements: Sequence[tuple[str, int]],
+        replan: Collection[str] = (),
+        unblock: Collection[str] = (),
     ) -> bool:
         """Retry: failed and cancelled ``elements`` become ready, ``replan`` is forgotten.
 
         Attempts go back to 0; the tasks in ``replan`` lose their rows and are planned
-        again; the run reopens; all in one transaction. A failed or cancelled run always
+        again; the blocked instances of the tasks in ``unblock`` are forgotten, so that they
+        are planned again as their upstream elements end; the run reopens; all in one
+        transaction. A failed or cancelled run always
         reopens (it may hold tasks not planned yet); a succeeded run reopens only when
         there is something to rerun: an element that was still failed or cancelled, or a
         task to replan.
@@ -332,7 +361,11 @@ class StoreWrites:
                 [(_S.READY.value, run_id, task, element) for task, element in elements],
             )
             _forget(db, run_id, replan)
-            if reset.rowcount > 0 or replan:
+            unblocked = db.executemany(
+                "DELETE FROM instances WHERE run_id = ? AND task = ? AND state = ?",
+                [(run_id, task, _S.BLOCKED.value) for task in unblock],
+            )
+            if reset.rowcount > 0 or replan or unblocked.rowcount > 0:
                 reopen_from.append(RunState.SUCCEEDED)
             db.execute(
                 "UPDATE runs SET state = ?, message = '', updated = ? WHERE run_id = ?"  # noqa: S608 - state names from the enums
@@ -357,19 +390,3 @@ def _forget(db: sqlite3.Connection, run_id: str, tasks: Collection[str]) -> None
     rows = [(run_id, task) for task in tasks]
     db.executemany("DELETE FROM instances WHERE run_id = ? AND task = ?", rows)
     db.executemany("DELETE FROM tasks WHERE run_id = ? AND task = ?", rows)
-
-
-def _ended_row(run_id: str, e: Ended) -> tuple[Any, ...]:
-    return (
-        e.state.value,
-        e.started,
-        e.ended,
-        e.reason,
-        e.error,
-        e.host,
-        e.peak_rss_mb,
-        run_id,
-        e.task,
-        e.element,
-        e.batch,
-    )
