@@ -90,7 +90,7 @@ class Flow:
             func: The function, when used as ``@flow.job`` without parentheses.
             **options: ``array``, ``name``, resources (``cpus``, ``mem``, ``time``, ``gpus``,
                 ``partition``, ``account``, ``qos``, ``constraint``, ``extra``,
-                ``array_limit``), ``after``, ``version``, ``cache`` and ``verify``.
+                ``array_limit``, ``pack``), ``after``, ``version``, ``cache`` and ``verify``.
 
         Returns:
             The function itself, unchanged, or a decorator that registers and returns it.

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
-from reflow.definition.resources import Resources, build_resources
+from reflow.definition.resources import Resources, build_resources, parse_time
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
 from reflow.running.config_file import read_toml
 
@@ -43,6 +43,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         **dict.fromkeys(_TASK_RESOURCES, "resource"),
         **dict.fromkeys(_COUNTS, "count"),
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
+        "min_task_time": "duration",
     },
     "defaults": {"run_dir": "path"},
     "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change", "cache_from": "paths"},
@@ -64,13 +65,21 @@ _ENV: dict[str, str] = {
     "REFLOW_MAX_ARRAY_SIZE": "executor.max_array_size",
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
+    "REFLOW_MIN_TASK_TIME": "executor.min_task_time",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
     "REFLOW_CACHE_FROM": "cache.cache_from",
     "REFLOW_SERVER_URL": "server.url",
 }
-_ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
+_ENV_INTS = frozenset(
+    {
+        "executor.cpus",
+        "executor.time",
+        "executor.min_task_time",
+        *(f"executor.{n}" for n in _COUNTS),
+    }
+)
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -92,6 +101,7 @@ class Config:
     max_array_size: int | None = None
     submit_budget: int | None = None
     local_slots: int | None = None
+    min_task_time_s: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
@@ -157,6 +167,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         max_array_size=values.get("executor.max_array_size"),
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
+        min_task_time_s=values.get("executor.min_task_time"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
@@ -253,6 +264,11 @@ def _check(setting: _Setting, home: Path) -> Any:
         return value
     if kind == "mode":
         return _check_mode(setting)
+    if kind == "duration":
+        try:
+            return parse_time(value)
+        except DefinitionError as err:
+            raise _invalid(setting, f"{name}={value!r} is not a duration", hint=err.hint) from err
     if kind == "code_change":
         if value not in _CODE_CHANGES:
             choices = ", ".join(repr(m) for m in _CODE_CHANGES)

@@ -62,7 +62,9 @@ class BatchRequest:
     ``elements`` are the element indices to run; an executor that uses array indices maps
     array index ``i`` to ``elements[i]`` (the dispatcher stores this map in ``map_path``).
     ``command`` is the worker's argument list; the executor adds how the worker finds its
-    elements (``--elements`` for local processes, the array index on Slurm).
+    elements (``--elements`` for local processes, the array index on Slurm). ``pack`` is how
+    many elements one Slurm array task runs (the batch file records it too); executors that
+    run elements in their own processes ignore it.
     """
 
     run_id: str
@@ -75,6 +77,7 @@ class BatchRequest:
     workdir: Path
     log_dir: Path
     script_path: Path
+    pack: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

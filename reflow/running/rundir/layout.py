@@ -15,6 +15,7 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
     <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
     <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
+    <run_dir>/runs/<run_id>/results/<task>/<batch>.<array task>.jsonl   (a packed array task)
     <run_dir>/runs/<run_id>/logs/<task>/<element>.log
 """
 
@@ -103,6 +104,10 @@ class RunLayout:
     def result(self, task: str, element: int, batch: str) -> Path:
         """The result file of one element run by one batch."""
         return self.results_dir(task) / f"{element}.{batch}.json"
+
+    def bundle(self, task: str, batch: str, array_task: int) -> Path:
+        """The results of one packed array task (its number within the batch), one per line."""
+        return self.results_dir(task) / f"{batch}.{array_task}.jsonl"
 
     def logs_dir(self, task: str) -> Path:
         """Where the logs of ``task``'s elements go."""

@@ -1,9 +1,15 @@
-"""Running: one element's result file (``reflow/result/1``), written and checked. No store.
+"""Running: an element's result (``reflow/result/1``), written and checked. No store.
 
-A worker writes exactly one result file per element it ran (temp name, then rename) and the
-dispatcher reads it back. Reading never raises for a bad file: a truncated, non-JSON,
-wrongly shaped or foreign file comes back as a ``ResultProblem`` with a one-line reason, so
-one bad file cannot stop a dispatcher turn. This module never touches the store.
+A worker writes one result file per element it ran (temp name, then rename) and the
+dispatcher reads it back. A packed Slurm array task, which runs several elements, instead
+appends one line per finished element to one *bundle* (JSON lines, each line written,
+flushed and fsynced before the next element starts), so that a task killed half-way keeps
+the results of the elements it finished, and ingesting 100,000 elements reads as many files
+as there are array tasks. A line holds the same document as a result file.
+Reading never raises for a bad file: a truncated, non-JSON, wrongly shaped or foreign file
+comes back as a ``ResultProblem`` with a one-line reason, so one bad file cannot stop a
+dispatcher turn; in a bundle, a torn or bad line is skipped (its element counts as having
+no result). This module never touches the store.
 """
 
 from __future__ import annotations
@@ -112,6 +118,43 @@ def result_text(
 def write_result(path: Path, text: str) -> None:
     """Write a result file atomically (see ``result_text``)."""
     write_atomic(path, text)
+
+
+def append_result(path: Path, text: str) -> None:
+    """Append one result (see ``result_text``) as a line of the bundle at ``path``, durably."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_bundle(
+    path: Path, *, run_id: str, task: str, batch: str
+) -> dict[int, ResultRecord] | ResultProblem:
+    """Read a bundle: ``element -> record`` for its complete, valid lines (the first wins).
+
+    Returns:
+        The records, or a ``ResultProblem`` when the file is missing or cannot be read.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ResultProblem(path=path, kind="missing", reason="no result bundle")
+    except OSError as err:
+        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
+    records: dict[int, ResultRecord] = {}
+    expected: dict[str, Any] = {"run_id": run_id, "task": task, "batch": batch}
+    for line in raw.split(b"\n")[:-1]:  # the last piece is empty, or a torn line
+        try:
+            data = json.loads(line.decode(), parse_constant=_reject_constant)
+            element = data.get("element") if isinstance(data, dict) else None
+            if type(element) is int and element not in records:
+                records[element] = _record(data, {**expected, "element": element})
+        except (UnicodeDecodeError, ValueError, _BadResultError):
+            continue
+    return records
 
 
 def read_result(

@@ -5,21 +5,20 @@ Entry point (what executors start, on a compute node or as a local process)::
     python -m reflow.running.worker --run-dir D --run-id R --task T --batch B --plan P
         [--elements 0-9,12 | --array-offset N]
 
-``--elements`` runs those elements one after another in this process; with neither flag the
-element is ``$SLURM_ARRAY_TASK_ID``; with ``--array-offset N`` it is entry ``N +
-$SLURM_ARRAY_TASK_ID`` of the batch file's ``elements``. Each element's prints go to its own
-log, and every outcome, including a flow that cannot be imported, becomes a result file: the
-worker never writes the store and never fails silently. Exit status: 0 when every element
-succeeded, 1 when any failed, 2 when the command line itself is wrong.
+``--elements`` runs those elements one after another in this process; on Slurm the array
+index picks them (``selection.py``: one element, or the elements of a packed array task).
+Each element's prints go to its own log, and every outcome, including a flow that cannot be
+imported, becomes a result file (for a packed array task, a line of its bundle): the worker
+never writes the store and never fails silently; an element's failure never stops the next.
+Exit status: 0 when every element succeeded, 1 when any failed, 2 when the command line
+itself is wrong.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import reprlib
 import resource
@@ -47,20 +46,14 @@ from reflow.planning.encoding import (
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
-from reflow.running.ranges import expand
 from reflow.running.rundir.inputs import read_inputs
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultError, result_text, write_result
+from reflow.running.rundir.results import ResultError, append_result, result_text, write_result
 from reflow.running.worker.command import worker_parser
 from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
-
-ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
-
-
-class _SelectionError(Exception):
-    """The command line does not say which elements to run (exit status 2)."""
+from reflow.running.worker.selection import SelectionError, select
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +66,7 @@ class _Job:
     plan: str
     elements: tuple[int, ...]
     host: str
+    bundle: Path | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,17 +83,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = worker_parser().parse_args(argv)
     layout = RunLayout(Path(args.run_dir).absolute(), args.run_id)
     try:
-        elements = _select(args, layout, os.environ if environ is None else environ)
-    except _SelectionError as err:
+        selection = select(args, layout, os.environ if environ is None else environ)
+    except SelectionError as err:
         print(f"reflow worker: {err}", file=sys.stderr)  # noqa: T201 - the chunk log
         return 2
+    packed = selection.array_task
     job = _Job(
         layout=layout,
         task=args.task,
         batch=args.batch,
         plan=args.plan,
-        elements=tuple(elements),
+        elements=selection.elements,
         host=socket.gethostname(),
+        bundle=None if packed is None else layout.bundle(args.task, args.batch, packed),
     )
     run: Callable[[int], _Outcome]
     try:
@@ -107,7 +103,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         run = _Called(job, spec, params)
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
-    statuses = [_run_element(job, element, run) for element in elements]
+    statuses = [_run_element(job, element, run) for element in job.elements]
     if args.elements is None:
         _drop_empty_scheduler_output(layout.logs_dir(args.task))
     return max(statuses, default=0)
@@ -134,26 +130,6 @@ class _Failed:
     def __call__(self, element: int) -> _Outcome:
         print(self.error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
         return _Outcome(error=self.error)
-
-
-def _select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, str]) -> list[int]:
-    if args.elements is not None:
-        try:
-            return expand(args.elements)
-        except ValueError as err:
-            raise _SelectionError(f"--elements: {err}") from err
-    raw = environ.get(ARRAY_TASK_ENV)
-    if raw is None or not raw.strip().isdigit():
-        raise _SelectionError(f"${ARRAY_TASK_ENV} is {raw!r}; pass --elements outside Slurm")
-    if args.array_offset is None:
-        return [int(raw)]
-    position = args.array_offset + int(raw)
-    path = layout.batch(args.batch)
-    try:
-        elements = json.loads(path.read_text(encoding="utf-8"))["elements"]
-        return [int(elements[position])]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise _SelectionError(f"cannot read entry {position} of {path}: {err!r}") from err
 
 
 def _prepare(job: _Job) -> tuple[TaskSpec, dict[str, Any]]:
@@ -277,7 +253,10 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         peak_rss_mb=_peak_rss_mb(),
     )
     try:
-        write_result(job.layout.result(job.task, element, job.batch), text)
+        if job.bundle is not None:
+            append_result(job.bundle, text)
+        else:
+            write_result(job.layout.result(job.task, element, job.batch), text)
     except OSError as err:
         # No result file: the executor reports this element by the worker's exit status.
         message = f"reflow: cannot write the result of {job.task}[{element}]: {err}"
