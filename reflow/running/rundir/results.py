@@ -122,9 +122,16 @@ def write_result(path: Path, text: str) -> None:
 
 def append_result(path: Path, text: str) -> None:
     """Append one result (see ``result_text``) as a line of the bundle at ``path``, durably."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
-        os.write(fd, text.encode() + b"\n")
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        data = memoryview(text.encode() + b"\n")
+        while data:
+            data = data[os.write(fd, data) :]
         os.fsync(fd)
     finally:
         os.close(fd)
