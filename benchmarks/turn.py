@@ -6,7 +6,8 @@ this process's peak RSS, the RSS before the call, and what was planned and submi
 Running each measurement in its own process keeps sizes from sharing a heap.
 
 Modes: ``plan`` times ``Dispatcher.plan_and_persist``; ``turn`` times ``Dispatcher.turn``
-(ingest, reconcile, plan and persist, submit to the null executor, settle).
+(ingest, reconcile, plan and persist, submit to the null executor, settle); ``ingest`` times
+``Dispatcher.ingest`` (reading every result of the submitted instances into the store).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.turn")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--mode", choices=("plan", "turn"), required=True)
+    parser.add_argument("--mode", choices=("plan", "turn", "ingest"), required=True)
     args = parser.parse_args(argv)
     layout = RunLayout(args.run_dir, args.run_id)
     store = SqliteStore.open(layout.root)
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.mode == "plan":
             dispatcher.plan_and_persist(options)
             state = "planned"
+        elif args.mode == "ingest":
+            dispatcher.ingest()
+            state = "ingested"
         else:
             state = dispatcher.turn()
         seconds = time.perf_counter() - start

@@ -13,7 +13,7 @@ import time
 
 from reflow.running.executors.base import Executor, FailureReason, JobState
 from reflow.running.rundir.batches import read_batch
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
 from reflow.running.rundir.results import (
     ResultProblem,
     ResultRecord,
@@ -83,8 +83,8 @@ class ResultFinder:
         names = self._names.get(task)
         if names is None:
             names = self._names[task] = result_names(self._layout.results_dir(task))
-        path = self._layout.result(task, row.element, batch)
-        if path.name in names:
+        if result_name(row.element, batch) in names:
+            path = self._layout.result(task, row.element, batch)
             return read_result(
                 path, run_id=self._run_id, task=task, element=row.element, batch=batch
             )
@@ -94,10 +94,10 @@ class ResultFinder:
         key = (task, batch, array_task)
         bundle = self._bundles.get(key)
         if bundle is None:
-            bundle_path = self._layout.bundle(task, batch, array_task)
-            if bundle_path.name not in names:
+            if bundle_name(batch, array_task) not in names:
                 return None
-            bundle = read_bundle(bundle_path, run_id=self._run_id, task=task, batch=batch)
+            path = self._layout.bundle(task, batch, array_task)
+            bundle = read_bundle(path, run_id=self._run_id, task=task, batch=batch)
             self._bundles[key] = bundle
         if isinstance(bundle, ResultProblem):
             return None if bundle.kind == "missing" else bundle

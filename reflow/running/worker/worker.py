@@ -49,7 +49,7 @@ from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
 from reflow.running.rundir.inputs import read_inputs
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultError, append_result, result_text, write_result
+from reflow.running.rundir.results import Bundle, ResultError, result_text, write_result
 from reflow.running.worker.command import worker_parser
 from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
@@ -66,7 +66,7 @@ class _Job:
     plan: str
     elements: tuple[int, ...]
     host: str
-    bundle: Path | None = None
+    bundle: Bundle | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         plan=args.plan,
         elements=selection.elements,
         host=socket.gethostname(),
-        bundle=None if packed is None else layout.bundle(args.task, args.batch, packed),
+        bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
     try:
@@ -104,6 +104,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
     statuses = [_run_element(job, element, run) for element in job.elements]
+    if job.bundle is not None:
+        try:
+            job.bundle.close()
+        except OSError as err:
+            print(f"reflow: cannot sync {job.bundle.path}: {err}", file=sys.stderr)  # noqa: T201
     if args.elements is None:
         _drop_empty_scheduler_output(layout.logs_dir(args.task))
     return max(statuses, default=0)
@@ -254,7 +259,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
     )
     try:
         if job.bundle is not None:
-            append_result(job.bundle, text)
+            job.bundle.append(text)
         else:
             write_result(job.layout.result(job.task, element, job.batch), text)
     except OSError as err:
