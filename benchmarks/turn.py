@@ -7,7 +7,8 @@ Running each measurement in its own process keeps sizes from sharing a heap.
 
 Modes: ``plan`` times ``Dispatcher.plan_and_persist``; ``turn`` times ``Dispatcher.turn``
 (ingest, reconcile, plan and persist, submit to the null executor, settle); ``ingest`` times
-``Dispatcher.ingest`` (reading every result of the submitted instances into the store).
+``Dispatcher.ingest`` (reading every result of the submitted instances into the store), after
+timing, apart, how long finding and reading those results takes without writing the store.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.dispatch.dispatcher import make_dispatcher
+from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 
 def current_rss_mb() -> float:
@@ -34,6 +37,19 @@ def current_rss_mb() -> float:
     except (OSError, IndexError, ValueError):
         return 0.0
     return pages * resource.getpagesize() / (1024 * 1024)
+
+
+def _read_only(layout: RunLayout) -> float:
+    """Seconds to find and read every submitted instance's result, writing nothing."""
+    with SqliteStore.open(layout.root) as store:
+        rows = store.instances_in(layout.run_id, [InstanceState.SUBMITTED])
+    start = time.perf_counter()
+    finder = ResultFinder(layout, layout.run_id)
+    found = sum(finder.find(row) is not None for row in rows)
+    seconds = time.perf_counter() - start
+    if found != len(rows):
+        raise RuntimeError(f"found {found} results of {len(rows)} submitted instances")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         dispatcher = make_dispatcher(layout, store, executor)
         options = store.run(layout.run_id).options
+        read_s = _read_only(layout) if args.mode == "ingest" else None
         before_mb = current_rss_mb()
         start, cpu_start = time.perf_counter(), time.process_time()
         if args.mode == "plan":
@@ -72,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": state,
         "counts": counts,
         "submitted": executor.submitted,
+        "read_s": read_s,
     }
     sys.stdout.write(json.dumps(report) + "\n")
     return 0

@@ -46,7 +46,7 @@ from reflow.planning.encoding import (
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
-from reflow.running.rundir.inputs import read_inputs
+from reflow.running.rundir.inputs import InputsReader
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import Bundle, ResultError, result_text, write_result
@@ -66,6 +66,7 @@ class _Job:
     plan: str
     elements: tuple[int, ...]
     host: str
+    inputs: InputsReader
     bundle: Bundle | None = None
 
 
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         plan=args.plan,
         elements=selection.elements,
         host=socket.gethostname(),
+        inputs=InputsReader(layout, args.task, args.plan),
         bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
@@ -104,6 +106,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
     statuses = [_run_element(job, element, run) for element in job.elements]
+    job.inputs.close()
     if job.bundle is not None:
         try:
             job.bundle.close()
@@ -195,7 +198,7 @@ def _call(job: _Job, spec: TaskSpec, params: Mapping[str, Any], element: int) ->
 def _inputs(job: _Job, spec: TaskSpec, element: int) -> dict[str, Any]:
     if not spec.inputs:
         return {}
-    inputs = read_inputs(job.layout, job.task, job.plan, element)
+    inputs = job.inputs.read(element)
     wanted = {inp.name for inp in spec.inputs}
     if set(inputs) != wanted:
         raise StoreError(
@@ -306,8 +309,7 @@ def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        log = _open_log(path)
     except OSError as err:
         print(f"reflow: cannot open the log {path}: {err}", file=sys.stderr)  # noqa: T201
         yield None
@@ -326,6 +328,15 @@ def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
         os.dup2(saved[1], 2)
         for fd in (log, *saved):
             os.close(fd)
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the first element's log: the folder is made once
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
 
 
 def _drop_empty_scheduler_output(logs_dir: Path) -> None:
