@@ -118,6 +118,11 @@ def test_a_packed_run_isolates_a_raising_element_and_counts_array_tasks(tmp_path
     assert {jobs[e] for e in range(5, 10)} == {jobs[7]}  # 7's neighbours shared its task
     assert run.ran() == Counter(range(COUNT))  # every element ran exactly once
     assert array_specs(run.run_dir, run.run_id, "work") == ["0-1", "0-1", "0-0"]
+    # time="00:01:00" per element: an array task of 5 asks for 5 minutes; the 3 elements
+    # the budget left for a later turn are one array task of 3.
+    scripts = (run.run_dir / "runs" / run.run_id / "scripts").glob("work-*.sh")
+    times = [line for path in scripts for line in path.read_text().splitlines() if "--time" in line]
+    assert sorted(times) == ["#SBATCH --time=00:03:00"] + ["#SBATCH --time=00:05:00"] * 2
     sacct = accounted_jobs(run.run_dir, run.run_id, run.workdir, since)
     assert sum(job.name == "work.spack" for job in sacct) == 5
     assert {job.job_id for job in sacct if job.name == "work.spack"} == set(jobs.values())
