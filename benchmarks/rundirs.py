@@ -74,9 +74,9 @@ class Template:
     run_id: str
 
 
-def new_run(root: Path, count: int) -> RunLayout:
+def new_run(root: Path, count: int, flow: Any = fanout_flow) -> RunLayout:
     """Record a run of the benchmark flow as ``submit`` would, without starting it."""
-    wf = fanout_flow.wf
+    wf = flow.wf
     graph = wf.graph()
     values = check_params(submit_options(graph.tasks), {"count": count}, by_key=False)
     run_id = new_run_id(wf.name)
@@ -88,14 +88,14 @@ def new_run(root: Path, count: int) -> RunLayout:
     return layout
 
 
-def finish_prepare(layout: RunLayout, count: int) -> None:
+def finish_prepare(layout: RunLayout, count: int, flow: Any = fanout_flow) -> None:
     """Turn once (submits ``prepare``), write its result as a worker would, ingest it."""
     with SqliteStore.open(layout.root) as store:
         dispatcher = make_dispatcher(layout, store, NullExecutor())
         dispatcher.turn()
         (row,) = store.instances(layout.run_id, "prepare")
         assert row.batch is not None, "prepare was not submitted"
-        output = to_json(fanout_flow.prepare(count))
+        output = to_json(flow.prepare(count))
         now = time.time()
         text = result_text(
             run_id=layout.run_id,

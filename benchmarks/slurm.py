@@ -60,7 +60,7 @@ def run(repeat: int, scratch: Path) -> list[Row]:
     """Rows: the demo on Slurm (with call counts), one trivial job, the shape without reflow."""
     wrappers = scratch / "slurm-wrappers"
     log = scratch / "slurm-calls.log"
-    _write_wrappers(wrappers, log)
+    write_wrappers(wrappers, log)
     demo = Row(group="slurm", name=DEMO, size=SIZE)
     trivial = Row(group="slurm", name=TRIVIAL, size=1)
     shape = Row(group="slurm", name=SHAPE, size=SIZE)
@@ -71,7 +71,7 @@ def run(repeat: int, scratch: Path) -> list[Row]:
         env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
         args = (FLOW, "submit", "--run-dir", str(root), "--count", str(SIZE), "--wait")
         done = run_python(args, env=env, timeout_s=900)
-        demo.samples.append(Sample(done.seconds, done.peak_mb, extra=_count_calls(log)))
+        demo.samples.append(Sample(done.seconds, done.peak_mb, extra=count_calls(log)))
         trivial.samples.append(Sample(_timed_jobs(scratch, shaped=False)))
         shape.samples.append(Sample(_timed_jobs(scratch, shaped=True)))
     _judge(demo, shape)
@@ -80,7 +80,7 @@ def run(repeat: int, scratch: Path) -> list[Row]:
     return [demo, trivial, shape]
 
 
-def _write_wrappers(folder: Path, log: Path) -> None:
+def write_wrappers(folder: Path, log: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for tool in TOOLS:
         real = shutil.which(tool)
@@ -98,7 +98,7 @@ def _write_wrappers(folder: Path, log: Path) -> None:
         script.chmod(0o755)
 
 
-def _count_calls(log: Path) -> dict[str, int]:
+def count_calls(log: Path) -> dict[str, int]:
     """Calls by kind: sbatch of arrays and of turns, and queries by turns and by the follower."""
     calls: Counter[str] = Counter()
     follower = False
@@ -143,12 +143,18 @@ def _timed_jobs(scratch: Path, *, shaped: bool) -> float:
     command = shlex.join([PYTHON, "-c", "pass"]) if shaped else "true"
     common = ["--parsable", "--output=/dev/null", "--job-name=bench.alone", f"--chdir={scratch}"]
     start = time.perf_counter()
-    job = _sbatch([*common, "--wrap", command])
+    job = sbatch([*common, "--wrap", command])
     if shaped:
-        array = _sbatch(
+        array = sbatch(
             [*common, f"--array=0-{SIZE - 1}", f"--dependency=afterok:{job}", "--wrap", command]
         )
-        job = _sbatch([*common, f"--dependency=afterok:{array}", "--wrap", command])
+        job = sbatch([*common, f"--dependency=afterok:{array}", "--wrap", command])
+    wait_completed(job)
+    return time.perf_counter() - start
+
+
+def wait_completed(job: str) -> None:
+    """Wait until squeue says ``job`` is ``COMPLETED``; raise if it ends otherwise."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         done = subprocess.run(
@@ -162,12 +168,12 @@ def _timed_jobs(scratch: Path, *, shaped: bool) -> float:
         if states and not any(state in _ACTIVE for state in states):
             if states != ["COMPLETED"]:
                 raise BenchmarkError(f"the comparison job ended {states}")
-            return time.perf_counter() - start
+            return
         time.sleep(_POLL_S)
     raise BenchmarkError("the comparison jobs did not finish within 600 s")
 
 
-def _sbatch(args: list[str]) -> str:
+def sbatch(args: list[str]) -> str:
     done = subprocess.run(
         ["sbatch", *args], capture_output=True, text=True, timeout=60, check=False
     )

@@ -16,10 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks import dispatch, local, migration, slurm, startup, trust
+from benchmarks import dispatch, local, migration, packing, slurm, startup, trust
 from benchmarks.measure import BenchmarkError, Row
 
-GROUPS = ("startup", "plan", "cached", "status", "migrate", "trust", "local", "slurm")
+GROUPS = (
+    "startup",
+    "plan",
+    "cached",
+    "status",
+    "migrate",
+    "trust",
+    "ingest",
+    "local",
+    "slurm",
+)
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (200,)
 QUICK_LOCAL_SIZE = 40
@@ -150,14 +160,29 @@ class _Suite:
             self._attempt(
                 "trust", lambda: trust.run(self.repeat, self.scratch, quick=self.quick), "trust"
             )
+        if "ingest" in self.groups:
+            size = packing.QUICK_INGEST_SIZE if self.quick else packing.INGEST_SIZE
+            self._attempt(
+                packing.INGEST,
+                lambda: packing.run_ingest(size, self.repeat, self.scratch),
+                "ingest",
+                packing.INGEST,
+                size,
+            )
         if "local" in self.groups:
             self._attempt("local executor", self._local, "local", "local executor")
         if "slurm" in self.groups:
             problem = "--quick" if self.quick else slurm.cluster_problem()
             if problem is not None:
                 self.rows.extend(slurm.skipped_rows(problem))
+                self.rows.extend(packing.slurm_rows(problem))
             else:
                 self._attempt("slurm", lambda: slurm.run(min(self.repeat, 2), self.scratch))
+                self._attempt(
+                    "slurm, packed",
+                    lambda: packing.run_slurm(min(self.repeat, 2), self.scratch),
+                    "slurm-packed",
+                )
 
     def _run_size(self, size: int) -> None:
         built: list[dispatch.Templates] = []
@@ -223,6 +248,8 @@ class _Suite:
             failed = [Row(group=group, name=name or label, size=size)]
             if group == "slurm":
                 failed = slurm.skipped_rows("")
+            elif group == "slurm-packed":
+                failed = packing.slurm_rows("")
             for row in failed:
                 row.skipped = ""
                 row.error = f"{type(err).__name__}: {err}"

@@ -6,7 +6,9 @@ this process's peak RSS, the RSS before the call, and what was planned and submi
 Running each measurement in its own process keeps sizes from sharing a heap.
 
 Modes: ``plan`` times ``Dispatcher.plan_and_persist``; ``turn`` times ``Dispatcher.turn``
-(ingest, reconcile, plan and persist, submit to the null executor, settle).
+(ingest, reconcile, plan and persist, submit to the null executor, settle); ``ingest`` times
+``Dispatcher.ingest`` (reading every result of the submitted instances into the store), after
+timing, apart, how long finding and reading those results takes without writing the store.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.dispatch.dispatcher import make_dispatcher
+from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 
 def current_rss_mb() -> float:
@@ -35,11 +39,24 @@ def current_rss_mb() -> float:
     return pages * resource.getpagesize() / (1024 * 1024)
 
 
+def _read_only(layout: RunLayout) -> float:
+    """Seconds to find and read every submitted instance's result, writing nothing."""
+    with SqliteStore.open(layout.root) as store:
+        rows = store.instances_in(layout.run_id, [InstanceState.SUBMITTED])
+    start = time.perf_counter()
+    finder = ResultFinder(layout, layout.run_id)
+    found = sum(finder.find(row) is not None for row in rows)
+    seconds = time.perf_counter() - start
+    if found != len(rows):
+        raise RuntimeError(f"found {found} results of {len(rows)} submitted instances")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.turn")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--mode", choices=("plan", "turn"), required=True)
+    parser.add_argument("--mode", choices=("plan", "turn", "ingest"), required=True)
     args = parser.parse_args(argv)
     layout = RunLayout(args.run_dir, args.run_id)
     store = SqliteStore.open(layout.root)
@@ -47,11 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         dispatcher = make_dispatcher(layout, store, executor)
         options = store.run(layout.run_id).options
+        read_s = _read_only(layout) if args.mode == "ingest" else None
         before_mb = current_rss_mb()
         start, cpu_start = time.perf_counter(), time.process_time()
         if args.mode == "plan":
             dispatcher.plan_and_persist(options)
             state = "planned"
+        elif args.mode == "ingest":
+            dispatcher.ingest()
+            state = "ingested"
         else:
             state = dispatcher.turn()
         seconds = time.perf_counter() - start
@@ -68,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state": state,
         "counts": counts,
         "submitted": executor.submitted,
+        "read_s": read_s,
     }
     sys.stdout.write(json.dumps(report) + "\n")
     return 0

@@ -90,7 +90,7 @@ class Flow:
             func: The function, when used as ``@flow.job`` without parentheses.
             **options: ``array``, ``name``, resources (``cpus``, ``mem``, ``time``, ``gpus``,
                 ``partition``, ``account``, ``qos``, ``constraint``, ``extra``,
-                ``array_limit``), the environment (``setup``: shell lines run before the
+                ``array_limit``, ``pack``), the environment (``setup``: shell lines run before the
                 worker; ``env``: variables), ``after``, ``version``, ``cache`` and ``verify``.
 
         Returns:

@@ -2,7 +2,8 @@
 
 Every value is checked here, at decoration time, so that Slurm never sees a resource it would
 reject: ``time`` as ``HH:MM:SS`` / ``D-HH:MM:SS`` (or whole minutes as an int), ``mem`` as a
-number with a ``K``/``M``/``G``/``T`` suffix, ``cpus`` and ``gpus`` positive.
+number with a ``K``/``M``/``G``/``T`` suffix, ``cpus`` and ``gpus`` positive, ``pack`` a
+positive int or ``"auto"``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ _FIELD_OF = {"mem": "mem_mb", "time": "time_s"}
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resources:
-    """What one element of a task asks the scheduler for. ``None`` means "not set here"."""
+    """What one element of a task asks the scheduler for. ``None`` means "not set here".
+
+    ``pack`` is how many elements one Slurm array task runs, one after another (an int, or
+    ``"auto"`` to choose from the task's earlier elements); ``time_s`` stays per element.
+    """
 
     cpus: int | None = None
     mem_mb: int | None = None
@@ -53,6 +58,7 @@ class Resources:
     constraint: str | None = None
     extra: tuple[str, ...] = ()
     array_limit: int | None = None
+    pack: int | str | None = None
 
     def value(self, option: str) -> object:
         """The normalized value of a resource option (``"mem"`` gives ``mem_mb``)."""
@@ -76,6 +82,7 @@ class Resources:
             constraint=self.constraint if self.constraint is not None else base.constraint,
             extra=base.extra + self.extra,
             array_limit=self.array_limit if self.array_limit is not None else base.array_limit,
+            pack=self.pack if self.pack is not None else base.pack,
         )
 
 
@@ -234,6 +241,7 @@ def build_resources(
     constraint: str | None = None,
     extra: Sequence[str] = (),
     array_limit: int | None = None,
+    pack: int | str | None = None,
 ) -> Resources:
     """Validate user-facing resource options and return normalized ``Resources``."""
     gpus_text: str | None = None
@@ -294,6 +302,21 @@ def build_resources(
         constraint=None if constraint is None else _constraint(constraint, task),
         extra=tuple(extra),
         array_limit=_positive("array_limit", array_limit, task),
+        pack=_pack(pack, task),
+    )
+
+
+def _pack(value: object, task: str | None) -> int | str | None:
+    if value == "auto":
+        return "auto"
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise DefinitionError(
+        f'pack={value!r} must be a positive int or "auto"',
+        task=task,
+        param="pack",
+        value=value,
+        hint='pass pack=100 (elements per array task), pack="auto", or leave it out',
     )
 
 

@@ -34,7 +34,8 @@ class TaskOptions(TypedDict, total=False):
 
     ``name`` renames the task; resources are ``cpus``, ``mem`` (``"4G"``), ``time``
     (``"HH:MM:SS"``), ``gpus``, ``partition``, ``account``, ``qos``, ``constraint``, ``extra``
-    (more sbatch options) and ``array_limit`` (elements running at once); ``after`` orders the
+    (more sbatch options), ``array_limit`` (elements running at once) and ``pack`` (elements
+    per Slurm array task, or ``"auto"``); ``after`` orders the
     task after others; ``version`` and ``cache`` steer caching; ``fingerprint`` says how the
     files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
     config's ``[cache] fingerprint`` when not given); ``code_deps`` lists helper functions
@@ -54,6 +55,7 @@ class TaskOptions(TypedDict, total=False):
     constraint: str | None
     extra: Sequence[str]
     array_limit: int | None
+    pack: int | Literal["auto"] | None
     after: Sequence[str]
     version: str | int
     cache: bool
@@ -76,6 +78,7 @@ _RESOURCE_KEYS = (
     "constraint",
     "extra",
     "array_limit",
+    "pack",
 )
 _OPTION_KEYS = frozenset({*TaskOptions.__annotations__, "array"})
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from reflow.definition.environment import Environment, build_environment, environment_problems
 from reflow.definition.errors import ConfigError, DefinitionError, suggest
-from reflow.definition.resources import Resources, build_resources
+from reflow.definition.resources import Resources, build_resources, parse_time
 from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
 from reflow.running.config_file import read_toml
 
@@ -47,6 +47,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "result_grace": "seconds",
         "setup": "environment",
         "env": "environment",
+        "min_task_time": "duration",
     },
     "defaults": {"run_dir": "path"},
     "cache": {"fingerprint": "fingerprint", "on_code_change": "code_change", "cache_from": "paths"},
@@ -70,6 +71,7 @@ _ENV: dict[str, str] = {
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
     "REFLOW_RESULT_GRACE": "executor.result_grace",
     "REFLOW_DISPATCHER_INTERVAL_S": "executor.dispatcher_interval_s",
+    "REFLOW_MIN_TASK_TIME": "executor.min_task_time",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
@@ -77,7 +79,13 @@ _ENV: dict[str, str] = {
     "REFLOW_SERVER_URL": "server.url",
 }
 _ENV_INTS = frozenset(
-    {"executor.cpus", "executor.time", "executor.result_grace", *(f"executor.{n}" for n in _COUNTS)}
+    {
+        "executor.cpus",
+        "executor.time",
+        "executor.result_grace",
+        "executor.min_task_time",
+        *(f"executor.{n}" for n in _COUNTS),
+    }
 )
 DEFAULT_RESULT_GRACE_S = 60
 """Seconds a result may take to appear after its job ended (``[executor] result_grace``)."""
@@ -105,6 +113,7 @@ class Config:
     local_slots: int | None = None
     result_grace: int = DEFAULT_RESULT_GRACE_S
     dispatcher_interval_s: int | None = None
+    min_task_time_s: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     environment: Environment = field(default_factory=Environment)
     fingerprint: FingerprintMode | None = None
@@ -173,6 +182,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         local_slots=values.get("executor.local_slots"),
         result_grace=values.get("executor.result_grace", DEFAULT_RESULT_GRACE_S),
         dispatcher_interval_s=values.get("executor.dispatcher_interval_s"),
+        min_task_time_s=values.get("executor.min_task_time"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         environment=build_environment(values.get("executor.setup"), values.get("executor.env")),
         fingerprint=values.get("cache.fingerprint"),
@@ -282,6 +292,11 @@ def _check(setting: _Setting, home: Path) -> Any:
         return value
     if kind == "mode":
         return _check_mode(setting)
+    if kind == "duration":
+        try:
+            return parse_time(value)
+        except DefinitionError as err:
+            raise _invalid(setting, f"{name}={value!r} is not a duration", hint=err.hint) from err
     if kind == "code_change":
         if value not in _CODE_CHANGES:
             choices = ", ".join(repr(m) for m in _CODE_CHANGES)

@@ -26,11 +26,14 @@ ROWS = (
     "fingerprint files (stat)",
     "fingerprint 1 GiB (content)",
     "why: every element reran",
+    "turn: ingest packed elements",
     "local executor: fan-out run",
     "local executor: spec demo",
     "slurm: demo shape, 100-element fan-out",
     "slurm alone: one trivial job",
     "slurm alone: same shape, bare python",
+    "slurm: 10,000 elements, pack=500",
+    "slurm alone: same packed shape",
 )
 DEADLINE_S = 300
 

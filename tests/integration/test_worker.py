@@ -19,7 +19,7 @@ from reflow.planning.identity import output_hash
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultProblem, ResultRecord, read_result
+from reflow.running.rundir.results import ResultProblem, ResultRecord, read_bundle, read_result
 from reflow.running.worker.loader import FlowImportError, load_workflow
 
 RUN_ID = "wtest-1"
@@ -358,6 +358,32 @@ def test_array_offset_maps_through_the_batch_file(run: RunFixture) -> None:
     assert proc.returncode == 0, proc.stderr
     assert run.result("convert", 3).ok
     assert run.read("convert", 1).kind == "missing"  # type: ignore[union-attr]
+
+
+def test_a_packed_array_task_runs_its_elements_into_one_bundle_and_isolates_a_failure(
+    run: RunFixture,
+) -> None:
+    batch = {"task": "convert", "elements": [3, 1, 2, 0], "pack": 3}
+    write_atomic(run.layout.batch("b1"), json.dumps(batch))
+    proc = run.run("convert", "--array-offset", "0", env={"SLURM_ARRAY_TASK_ID": "0"})
+    assert proc.returncode == 1, proc.stderr  # element 2 raised
+    bundle = read_bundle(run.layout.bundle("convert", "b1", 0), run_id=RUN_ID, task="convert",
+                         batch="b1")  # fmt: skip
+    assert isinstance(bundle, dict)
+    assert list(bundle) == [3, 1, 2]  # in the batch's order, one line each
+    assert [bundle[e].ok for e in (3, 1, 2)] == [True, True, False]
+    assert bundle[1].output == "item1.zarr-v2"
+    assert bundle[2].error_type == "ValueError"
+    assert "converting item1\n" in run.log("convert", 1)
+    assert "ValueError: cannot convert item2" in run.log("convert", 2)
+    assert sorted(p.name for p in run.layout.results_dir("convert").iterdir()) == ["b1.0.jsonl"]
+
+    proc = run.run("convert", "--array-offset", "0", env={"SLURM_ARRAY_TASK_ID": "1"})
+    assert proc.returncode == 0, proc.stderr
+    last = read_bundle(run.layout.bundle("convert", "b1", 1), run_id=RUN_ID, task="convert",
+                       batch="b1")  # fmt: skip
+    assert isinstance(last, dict)
+    assert list(last) == [0]
 
 
 def test_no_element_selection_is_a_usage_error(run: RunFixture) -> None:

@@ -100,6 +100,8 @@ def test_every_executor_key_is_read_from_the_file(tmp_path):
         ("REFLOW_MAX_ARRAY_SIZE", "1001", "max_array_size", 1001),
         ("REFLOW_SUBMIT_BUDGET", " 200 ", "submit_budget", 200),
         ("REFLOW_LOCAL_SLOTS", "8", "local_slots", 8),
+        ("REFLOW_MIN_TASK_TIME", "15", "min_task_time_s", 15 * 60),
+        ("REFLOW_MIN_TASK_TIME", "00:20:00", "min_task_time_s", 20 * 60),
     ],
 )
 def test_environment_sets_plain_values(tmp_path, var, text, attribute, expected):
@@ -280,6 +282,8 @@ def test_section_that_is_not_a_table_is_an_error(tmp_path):
         ('dispatcher_mem = "x"', "executor.dispatcher_mem", "x"),
         ('dispatcher_time = "5"', "executor.dispatcher_time", "5"),
         ("dispatcher_partition = 1", "executor.dispatcher_partition", 1),
+        ('min_task_time = "soon"', "executor.min_task_time", "soon"),
+        ("min_task_time = 0", "executor.min_task_time", 0),
     ],
 )
 def test_wrong_value_in_file_names_file_key_and_value(tmp_path, line, param, value):

@@ -37,6 +37,15 @@ def test_submit_prints_task_ranges_resources_and_quoted_command(tmp_path: Path) 
     assert submission.scheduler_ids == ("dry-b1",)
 
 
+def test_submit_of_a_packed_batch_prints_elements_per_array_task(tmp_path: Path) -> None:
+    out = io.StringIO()
+    request = dataclasses.replace(_request(tmp_path, tuple(range(23))), pack=5)
+    DryRunExecutor(out).submit(request)
+    assert "convert[0-22] (23 elements, 5 per array task: 5 array tasks) as batch b1" in (
+        out.getvalue()
+    )
+
+
 def test_submit_prints_the_rendered_script_when_given_a_renderer(tmp_path: Path) -> None:
     out = io.StringIO()
     executor = DryRunExecutor(out, render=lambda r: f"#!/bin/bash\n#SBATCH --job-name={r.task}")

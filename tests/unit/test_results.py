@@ -12,6 +12,8 @@ from reflow.running.rundir.results import (
     ResultError,
     ResultProblem,
     ResultRecord,
+    append_result,
+    read_bundle,
     read_result,
     result_text,
     write_result,
@@ -162,3 +164,39 @@ def test_cpu_time_round_trips_and_a_file_written_before_it_reads_as_none(tmp_pat
     bad = _read(path)
     assert isinstance(bad, ResultProblem)
     assert "cpu_s" in bad.reason
+
+
+def test_a_bundle_keeps_every_complete_line_when_the_last_one_is_torn(tmp_path: Path) -> None:
+    path = tmp_path / "b7.0.jsonl"
+    append_result(path, _text("a", element=3))
+    append_result(path, _text(error=ResultError(type="ValueError", message="no"), element=4))
+    with path.open("ab") as handle:  # killed while writing the third line
+        handle.write(_text("c", element=5).encode()[:40])
+    bundle = read_bundle(path, run_id="demo-1", task="convert", batch="b7")
+    assert isinstance(bundle, dict)
+    assert sorted(bundle) == [3, 4]
+    assert bundle[3].output == to_json("a")
+    assert bundle[4].error_type == "ValueError"
+
+
+def test_a_bundle_skips_foreign_and_bad_lines_and_the_first_line_of_an_element_wins(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "b7.0.jsonl"
+    append_result(path, _text("first", element=3))
+    append_result(path, _text("again", element=3))  # the array task ran again (requeued)
+    append_result(path, _text("other", element=4, batch="b8"))
+    append_result(path, _text("other", element=5, run_id="demo-2"))
+    append_result(path, "not json")
+    append_result(path, json.dumps({"element": 6, "format": "reflow/result/1"}))
+    append_result(path, _text("fine", element=7))
+    bundle = read_bundle(path, run_id="demo-1", task="convert", batch="b7")
+    assert isinstance(bundle, dict)
+    assert sorted(bundle) == [3, 7]
+    assert bundle[3].output == to_json("first")
+
+
+def test_a_missing_bundle_is_a_missing_problem(tmp_path: Path) -> None:
+    problem = read_bundle(tmp_path / "none.jsonl", run_id="demo-1", task="convert", batch="b7")
+    assert isinstance(problem, ResultProblem)
+    assert problem.kind == "missing"

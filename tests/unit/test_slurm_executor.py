@@ -17,7 +17,8 @@ import pytest
 from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import Resources
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason, JobState
-from reflow.running.executors.slurm import SlurmExecutor, script_paths
+from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.executors.slurm_arrays import script_paths
 from reflow.running.executors.slurm_query import SQUEUE_FORMAT
 from reflow.running.ranges import compress
 

@@ -7,7 +7,7 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 
 from __future__ import annotations
 
-import json
+import functools
 import secrets
 import sys
 import time
@@ -31,11 +31,14 @@ from reflow.planning.planner import (
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
 from reflow.running.dispatch.locks import share_lock
+from reflow.running.dispatch.packing import DEFAULT_MIN_TASK_TIME_S as _MIN_TASK_S
+from reflow.running.dispatch.packing import fit_budget, pack_for, packed_resources
 from reflow.running.dispatch.snapshot import read_progress
 from reflow.running.dispatch.verification import make_validator, record_stale
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
+from reflow.running.rundir.batches import BatchFile, write_batch
 from reflow.running.rundir.inputs import write_inputs
-from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import manifest_environment, read_manifest
 from reflow.running.store.foreign import ForeignStore
 from reflow.running.store.records import ImportedOutput, InstanceRow
@@ -63,6 +66,7 @@ class Dispatcher:
     executor: Executor
     defaults: Resources = field(default_factory=Resources)
     submit_budget: int | None = None
+    min_task_time_s: int = _MIN_TASK_S
     validate: Validator | None = None
     unknown_is_lost: bool = False
     submitted_jobs: list[str] = field(default_factory=list)
@@ -215,18 +219,27 @@ class Dispatcher:
         return adopted
 
     def _submit(self, ready: list[InstanceRow]) -> None:
-        """Submit ``ready`` instances, one batch per task, as many as the budget allows."""
-        room = len(ready)
+        """Submit ``ready``, one batch per task, as many scheduler jobs as the budget allows."""
+        room = None
         if self.submit_budget is not None:
-            counts = self.store.state_counts(self.run_id)
-            queued = sum(c.get(InstanceState.SUBMITTED, 0) for c in counts.values())
-            room = max(0, self.submit_budget - queued)
+            room = max(0, self.submit_budget - self.store.queued_jobs(self.run_id))
         by_task: dict[str, list[InstanceRow]] = defaultdict(list)
-        for row in ready[:room]:
+        for row in ready:
             by_task[row.task].append(row)
-        plans = self.store.planned_tasks(self.run_id) if by_task else {}
+        plans = self.store.planned_tasks(self.run_id) if by_task and room != 0 else {}
         for task, rows in by_task.items():
-            self._submit_batch(task, plans[task][0], rows)
+            resources = self.graph.task(task).resources.over(self.defaults)
+            pack = pack_for(  # a local process runs many elements anyway: never packed
+                resources,
+                count=len(rows) if self.executor.name != "local" else 1,
+                history=functools.partial(self.store.done_elapsed, task),
+                max_time_s=getattr(self.executor, "partition_max_time_s", None),
+                min_task_s=self.min_task_time_s,
+            )
+            count, jobs = fit_budget(len(rows), pack, room)
+            room = None if room is None else room - jobs
+            if count:
+                self._submit_batch(task, plans[task][0], rows[:count], pack)
 
     def _share(self, ready: list[InstanceRow]) -> tuple[list[InstanceRow], int]:
         """The ready instances this run should submit now, and how many it took as cached.
@@ -251,10 +264,10 @@ class Dispatcher:
         rest = [row for row in ready if row.identity not in done and row.identity not in claimed]
         return rest, adopted
 
-    def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow]) -> None:
+    def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow], pack: int) -> None:
         batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
         elements = tuple(row.element for row in rows)
-        write_atomic(self.layout.batch(batch), json.dumps({"task": task, "elements": elements}))
+        write_batch(self.layout, batch, BatchFile(task=task, elements=elements, pack=pack))
         spec = self.graph.task(task)
         request = BatchRequest(
             run_id=self.run_id,
@@ -262,7 +275,8 @@ class Dispatcher:
             task=task,
             batch_id=batch,
             elements=elements,
-            resources=spec.resources.over(self.defaults),
+            resources=packed_resources(spec.resources.over(self.defaults), pack),
+            pack=pack,
             environment=spec.environment.over(manifest_environment(self.manifest)),
             command=worker_command(
                 str(self.manifest.get("python") or sys.executable),
@@ -368,6 +382,7 @@ def make_dispatcher(
         manifest=manifest,
         executor=executor,
         defaults=load_config().resources if recorded is None else resources_from_json(recorded),
+        min_task_time_s=load_config().min_task_time_s or _MIN_TASK_S,
         validate=make_validator(manifest),
         **extra,
     )

@@ -4,7 +4,8 @@ The run is planned against a copy of the run directory's store in a temporary fo
 cache hits are real; nothing runs, nothing is submitted, and nothing is written to the run
 directory. The temporary folder is removed afterwards. Where Slurm is available (``sbatch``
 on ``PATH``) the batch scripts are printed as ``submit`` would write them (one
-``scontrol show config`` reads ``MaxArraySize``), followed by the sbatch options of the
+``scontrol show config`` reads ``MaxArraySize``, and one ``scontrol show partition`` the
+``MaxTime`` that bounds a packed task), followed by the sbatch options of the
 dispatcher turn that would come next; paths are shown inside the real run directory.
 """
 
@@ -48,8 +49,9 @@ def dry_run(
                 f"dry run of {manifest['workflow']}: nothing is submitted"
                 f"{' (batch scripts as Slurm would get them)' if is_slurm else ''}\n"
             )
-            printer = DryRunExecutor(out=out, render=_slurm_render() if is_slurm else None)
-            executor = _Rebased(printer, old=copy, new=root)
+            slurm = SlurmExecutor() if is_slurm else None
+            printer = DryRunExecutor(out=out, render=_slurm_render(slurm) if slurm else None)
+            executor = _Rebased(printer, old=copy, new=root, slurm=slurm)
             dispatcher = make_dispatcher(layout, store, executor)
             state = dispatcher.turn()
             _write_summary(out, store, layout.run_id, dispatcher.graph.tasks)
@@ -110,9 +112,8 @@ def _write_successor(
     )
 
 
-def _slurm_render() -> Callable[[BatchRequest], str]:
+def _slurm_render(slurm: SlurmExecutor) -> Callable[[BatchRequest], str]:
     """Render a request as the Slurm executor would (one array per ``MaxArraySize`` chunk)."""
-    slurm = SlurmExecutor()
 
     def render(request: BatchRequest) -> str:
         scripts = slurm.scripts(request)
@@ -128,8 +129,11 @@ class _Rebased:
 
     name = "dry-run"
 
-    def __init__(self, inner: DryRunExecutor, *, old: Path, new: Path) -> None:
+    def __init__(
+        self, inner: DryRunExecutor, *, old: Path, new: Path, slurm: SlurmExecutor | None
+    ) -> None:
         self.inner = inner
+        self.slurm = slurm
         self.old = str(old)
         self.new = str(new)
         self.ids: list[str] = []
@@ -149,6 +153,10 @@ class _Rebased:
     def cancel(self, job_ids: Sequence[str], /) -> None:
         """Do nothing: a dry run has no jobs."""
         self.inner.cancel(job_ids)
+
+    def partition_max_time_s(self, partition: str | None) -> int | None:
+        """The partition's ``MaxTime`` where Slurm is there to ask, so packing is shown true."""
+        return None if self.slurm is None else self.slurm.partition_max_time_s(partition)
 
     def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
         """Every job is pending."""

@@ -1,4 +1,6 @@
-"""Running: the first two steps of a dispatcher turn: ingest result files, reconcile jobs.
+"""Running: the first two steps of a dispatcher turn: ingest results, reconcile jobs.
+
+Results are result files, and lines of the bundles of packed array tasks (``ResultFinder``).
 
 A result is ingested only while its instance is ``submitted`` with the same batch, so an
 element that ran twice is ingested once. An instance whose job ended without a result fails
@@ -12,11 +14,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections import defaultdict
 
 from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
-from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.results import ResultProblem, read_result, result_names
+from reflow.running.rundir.batches import read_batch
+from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
+from reflow.running.rundir.results import (
+    ResultProblem,
+    ResultRecord,
+    read_bundle,
+    read_result,
+    result_names,
+)
 from reflow.running.store.records import Ended, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
@@ -25,47 +33,92 @@ _MAX_LOST_RESUBMITS = 3
 
 
 def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[InstanceRow]:
-    """Ingest the result files of submitted instances; return those still without one."""
+    """Ingest the results of submitted instances; return those still without one."""
     in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
+    results = ResultFinder(layout, run_id)
     waiting: list[InstanceRow] = []
-    by_task: dict[str, list[InstanceRow]] = defaultdict(list)
-    for row in in_flight:
-        by_task[row.task].append(row)
     ended: list[Ended] = []
-    for task, rows in by_task.items():
-        present = result_names(layout.results_dir(task))
-        for row in rows:
-            path = layout.result(task, row.element, str(row.batch))
-            if path.name not in present:
-                waiting.append(row)
-                continue
-            record = read_result(
-                path, run_id=run_id, task=task, element=row.element, batch=str(row.batch)
-            )
-            if isinstance(record, ResultProblem):
-                ended.append(_failed(row, "result", record.reason))
-            else:
-                failed = not record.ok
-                ended.append(
-                    Ended(
-                        task=task,
-                        element=row.element,
-                        batch=str(row.batch),
-                        identity=row.identity,
-                        state=InstanceState.FAILED if failed else InstanceState.DONE,
-                        started=record.started,
-                        ended=record.ended,
-                        reason=FailureReason.EXCEPTION.value if failed else None,
-                        error=f"{record.error_type}: {record.error_message}" if failed else None,
-                        host=record.host,
-                        peak_rss_mb=record.peak_rss_mb,
-                        output=None
-                        if failed
-                        else (str(record.output_text), str(record.output_hash)),
-                    )
+    for row in in_flight:
+        record = results.find(row)
+        if record is None:
+            waiting.append(row)
+        elif isinstance(record, ResultProblem):
+            ended.append(_failed(row, "result", record.reason))
+        else:
+            failed = not record.ok
+            ended.append(
+                Ended(
+                    task=row.task,
+                    element=row.element,
+                    batch=str(row.batch),
+                    identity=row.identity,
+                    state=InstanceState.FAILED if failed else InstanceState.DONE,
+                    started=record.started,
+                    ended=record.ended,
+                    reason=FailureReason.EXCEPTION.value if failed else None,
+                    error=f"{record.error_type}: {record.error_message}" if failed else None,
+                    host=record.host,
+                    peak_rss_mb=record.peak_rss_mb,
+                    output=None if failed else (str(record.output_text), str(record.output_hash)),
                 )
+            )
     store.ingest_results(run_id, ended)
     return waiting
+
+
+class ResultFinder:
+    """Finds in-flight instances' results: each file, bundle and batch file read at most once.
+
+    An element's own result file comes first; an element of a packed batch (its batch file's
+    ``pack`` above 1) is then looked up in the bundle of its array task. Only the bundles of
+    array tasks with an instance asked about are read.
+    """
+
+    def __init__(self, layout: RunLayout, run_id: str) -> None:
+        self._layout = layout
+        self._run_id = run_id
+        self._names: dict[str, set[str]] = {}
+        self._array_tasks: dict[str, dict[int, int]] = {}
+        self._bundles: dict[tuple[str, str, int], dict[int, ResultRecord] | ResultProblem] = {}
+
+    def find(self, row: InstanceRow) -> ResultRecord | ResultProblem | None:
+        """The result of ``row``'s element in its batch; None while there is none."""
+        task, batch = row.task, str(row.batch)
+        names = self._names.get(task)
+        if names is None:
+            names = self._names[task] = result_names(self._layout.results_dir(task))
+        if result_name(row.element, batch) in names:
+            path = self._layout.result(task, row.element, batch)
+            return read_result(
+                path, run_id=self._run_id, task=task, element=row.element, batch=batch
+            )
+        array_task = self._array_task(batch).get(row.element)
+        if array_task is None:
+            return None
+        key = (task, batch, array_task)
+        bundle = self._bundles.get(key)
+        if bundle is None:
+            if bundle_name(batch, array_task) not in names:
+                return None
+            path = self._layout.bundle(task, batch, array_task)
+            bundle = read_bundle(path, run_id=self._run_id, task=task, batch=batch)
+            self._bundles[key] = bundle
+        if isinstance(bundle, ResultProblem):
+            return None if bundle.kind == "missing" else bundle
+        return bundle.get(row.element)
+
+    def _array_task(self, batch: str) -> dict[int, int]:
+        """``element -> array task`` of a packed batch; empty for an unpacked one."""
+        found = self._array_tasks.get(batch)
+        if found is None:
+            try:
+                record = read_batch(self._layout, batch)
+            except (OSError, ValueError):
+                found = {}
+            else:
+                found = record.array_task_of() if record.pack > 1 else {}
+            self._array_tasks[batch] = found
+        return found
 
 
 def reconcile_jobs(
@@ -82,6 +135,7 @@ def reconcile_jobs(
     if not in_flight:
         return
     states = executor.states([str(r.job_id) for r in in_flight])
+    results = ResultFinder(layout, run_id)
     failed: list[Ended] = []
     lost: list[tuple[str, int, str, bool]] = []
     for row in in_flight:
@@ -90,7 +144,7 @@ def reconcile_jobs(
             continue
         if status.state is JobState.UNKNOWN and not unknown_is_lost:
             continue
-        if layout.result(row.task, row.element, str(row.batch)).exists():
+        if results.find(row) is not None:
             continue  # written after the scan: the next turn ingests it
         if _in_grace(layout, row, status, executor.result_grace):
             continue  # the result may still appear on a shared file system

@@ -66,7 +66,9 @@ class BatchRequest:
     ``elements`` are the element indices to run; an executor that uses array indices maps
     array index ``i`` to ``elements[i]`` (the dispatcher stores this map in ``map_path``).
     ``command`` is the worker's argument list; the executor adds how the worker finds its
-    elements (``--elements`` for local processes, the array index on Slurm).
+    elements (``--elements`` for local processes, the array index on Slurm). ``pack`` is how
+    many elements one Slurm array task runs (the batch file records it too); executors that
+    run elements in their own processes ignore it.
     ``environment`` is what the worker runs in: the config's and the task's setup lines and
     variables, merged.
     """
@@ -82,6 +84,7 @@ class BatchRequest:
     log_dir: Path
     script_path: Path
     environment: Environment = field(default_factory=Environment)
+    pack: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

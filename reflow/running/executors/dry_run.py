@@ -1,8 +1,9 @@
 """Running: the dry-run executor prints what would be submitted; it starts and writes nothing.
 
-``submit`` prints the task, its elements as ranges, the resources and the worker command (or
-the rendered batch script, given a ``render`` function; or, for a task with setup lines or
-variables, the lines the local executor runs through ``bash -c``) to a stream, and returns fake job
+``submit`` prints the task, its elements as ranges (and, when packed, the elements per array
+task), the resources and the worker command (or the rendered batch script, given a
+``render`` function; or, for a task with setup lines or variables, the lines the local
+executor runs through ``bash -c``) to a stream, and returns fake job
 ids ``dry-<batch>.<element>``. Every job stays ``PENDING``; ``cancel`` does nothing.
 """
 
@@ -44,10 +45,14 @@ class DryRunExecutor:
         if not request.elements:
             return Submission(job_ids=(), scheduler_ids=())
         spec = compress(request.elements)
+        count = len(request.elements)
+        packing = ""
+        if request.pack > 1:
+            tasks = -(-count // request.pack)
+            packing = f", {request.pack} per array task: {tasks} array tasks"
         lines = [
             f"[dry-run] would submit {request.task}[{spec}] "
-            f"({len(request.elements)} element{'s' if len(request.elements) != 1 else ''}) "
-            f"as batch {request.batch_id}",
+            f"({count} element{'s' if count != 1 else ''}{packing}) as batch {request.batch_id}",
             f"  resources: {describe_resources(request.resources)}",
         ]
         if self.render is not None:

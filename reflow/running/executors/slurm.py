@@ -6,20 +6,8 @@ benchmarks can assert on the load reflow puts on the controller.
 Failures that retrying may cure (``is_transient_error``) are retried with exponential
 backoff, up to ``max_attempts`` calls; the sleep function is injectable.
 
-How array indices map to elements (the worker must follow the same rule):
-
-- When every element index is below the cluster's ``MaxArraySize`` and their range spec fits
-  slurmctld's 4096-character limit on ``--array``, one array job is submitted whose array
-  indices *are* the elements (``--array=0,3,7-9``), and the worker command is
-  ``request.command`` unchanged: element = ``$SLURM_ARRAY_TASK_ID``. The job id of element
-  ``e`` is ``<job id>_<e>``.
-- Otherwise ``request.elements`` is cut, in order, into chunks of at most ``MaxArraySize``
-  elements, each submitted as its own array ``0..k-1`` from a numbered script beside
-  ``request.script_path`` (``convert.0.sbatch``, ``convert.1.sbatch``, ...; a single chunk
-  keeps ``script_path``). Its worker command is ``request.command`` plus
-  ``--array-offset N``: element = ``request.elements[N + $SLURM_ARRAY_TASK_ID]``. The job id
-  of each element is ``<job id of its chunk>_<array index>``.
-
+Which array jobs a batch becomes, and which elements each array task runs, is decided by
+``slurm_arrays.array_plans`` (the worker follows the same rule).
 ``MaxArraySize`` is read once per executor from ``scontrol show config`` unless given.
 ``states`` makes one ``sacct`` call, and one ``squeue`` call for the ids sacct does not list
 (not recorded yet, or the cluster keeps no accounting); ids neither lists are ``UNKNOWN``.
@@ -39,12 +27,12 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.running.config import DEFAULT_RESULT_GRACE_S
 from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.slurm_arrays import array_plans
 from reflow.running.executors.slurm_output import quote_output
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
@@ -58,6 +46,7 @@ from reflow.running.executors.slurm_query import (
     parent_ids,
     parse_assoc_submit_limits,
     parse_max_array_size,
+    parse_partition_max_times,
     parse_qos_submit_limits,
     parse_sacct,
     parse_sbatch_job_id,
@@ -67,26 +56,10 @@ from reflow.running.executors.slurm_query import (
 from reflow.running.executors.slurm_script import render
 from reflow.running.executors.slurm_usage import JobUsage, query_usage
 from reflow.running.process import CommandResult, run_command
-from reflow.running.ranges import chunk, compress
 from reflow.running.rundir.layout import RunLayout, write_atomic
-from reflow.running.worker.command import array_offset_args
-
-MAX_ARRAY_SPEC_CHARS = 4096
-"""The longest ``--array`` value (throttle included) slurmctld accepts; longer ones are refused
-with "Pathname of a file, directory or other parameter too long"."""
 
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
 _BENIGN_SCANCEL = ("invalid job id specified", "already completing or completed")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _ArrayPlan:
-    """One sbatch call: its script, array spec, extra worker args and array indices."""
-
-    script_path: Path
-    array: str
-    worker_args: tuple[str, ...]
-    indices: tuple[int, ...]
 
 
 class SlurmExecutor:
@@ -130,6 +103,7 @@ class SlurmExecutor:
         self.calls: Counter[str] = Counter()
         self.last_states: dict[str, JobStatus] = {}
         self._max_array_size = max_array_size
+        self._max_times: dict[str | None, int | None] | None = None
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
@@ -154,7 +128,7 @@ class SlurmExecutor:
         _check_elements(request.elements)
         if not request.elements:
             return Submission(job_ids=(), scheduler_ids=())
-        plans = self._plan(request)
+        plans = array_plans(request, self.max_array_size())
         # Render every script before the first sbatch, so a bad value submits nothing.
         scripts = [
             render(request, array=plan.array, worker_args=plan.worker_args) for plan in plans
@@ -184,7 +158,7 @@ class SlurmExecutor:
             return []
         return [
             (plan.script_path, render(request, array=plan.array, worker_args=plan.worker_args))
-            for plan in self._plan(request)
+            for plan in array_plans(request, self.max_array_size())
         ]
 
     def sbatch(self, script: Path, options: Sequence[str] = (), *, task: str | None = None) -> str:
@@ -306,36 +280,16 @@ class SlurmExecutor:
             self._max_array_size = parse_max_array_size(result.stdout)
         return self._max_array_size
 
-    def _plan(self, request: BatchRequest) -> list[_ArrayPlan]:
-        limit = self.max_array_size()
-        elements = request.elements
-        spec = compress(elements)
-        throttle = request.resources.array_limit
-        spec_chars = len(spec) + (len(f"%{throttle}") if throttle is not None else 0)
-        if max(elements) < limit and spec_chars <= MAX_ARRAY_SPEC_CHARS:
-            return [
-                _ArrayPlan(
-                    script_path=request.script_path,
-                    array=spec,
-                    worker_args=(),
-                    indices=elements,
-                )
-            ]
-        pieces = chunk(elements, limit)
-        paths = script_paths(request.script_path, len(pieces))
-        plans = []
-        offset = 0
-        for path, piece in zip(paths, pieces, strict=True):
-            plans.append(
-                _ArrayPlan(
-                    script_path=path,
-                    array=f"0-{len(piece) - 1}",
-                    worker_args=array_offset_args(offset),
-                    indices=tuple(range(len(piece))),
-                )
-            )
-            offset += len(piece)
-        return plans
+    def partition_max_time_s(self, partition: str | None) -> int | None:
+        """Return ``partition``'s ``MaxTime`` in seconds (None: the default partition).
+
+        One ``scontrol show partition`` per executor; None when unlimited, unknown or the
+        call fails (packing then has no bound from the partition).
+        """
+        if self._max_times is None:
+            result = self._run("scontrol", ["scontrol", "show", "partition", "-o"])
+            self._max_times = parse_partition_max_times(result.stdout) if result.ok else {}
+        return self._max_times.get(partition)
 
     def _sacct(self, job_ids: list[str]) -> dict[str, JobStatus]:
         argv = ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", parent_ids(job_ids)]
@@ -377,16 +331,6 @@ class SlurmExecutor:
         # The refusal being reported matters more than a failure of this clean-up.
         with contextlib.suppress(SubmissionError):
             self.cancel(scheduler_ids)
-
-
-def script_paths(script_path: Path, count: int) -> tuple[Path, ...]:
-    """Return the script paths of ``count`` chunks: ``script_path`` itself for one chunk."""
-    if count == 1:
-        return (script_path,)
-    return tuple(
-        script_path.with_name(f"{script_path.stem}.{index}{script_path.suffix}")
-        for index in range(count)
-    )
 
 
 def _check_elements(elements: Sequence[int]) -> None:

@@ -15,7 +15,7 @@ import json
 import struct
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, BinaryIO
 
 from reflow.definition.errors import StoreError
 from reflow.planning.encoding import LocatedEncodingError, loads
@@ -131,28 +131,60 @@ def read_inputs(layout: RunLayout, task: str, plan: str, element: int) -> dict[s
         StoreError: The files are missing, hold no line for ``element``, or the line is
             malformed or belongs to another element.
     """
-    index_path = layout.inputs_index(task, plan)
-    where = f"{layout.inputs(task, plan)} (element {element})"
-    if element < 0:
-        raise StoreError(f"{where}: element indices are not negative", task=task)
+    reader = InputsReader(layout, task, plan)
     try:
-        with index_path.open("rb") as index:
-            index.seek(element * _OFFSET.size)
-            raw = index.read(_OFFSET.size)
-        if len(raw) < _OFFSET.size:
-            raise StoreError(
-                f"{index_path} has no entry for element {element}",
-                task=task,
-                value=element,
-                hint="the batch names an element the planning did not produce",
-            )
-        (offset,) = _OFFSET.unpack(raw)
-        with layout.inputs(task, plan).open("rb") as lines:
-            lines.seek(offset)
-            line = lines.readline()
-    except OSError as err:
-        raise StoreError(f"cannot read the inputs of {task}: {err}", task=task) from err
-    return _decode_line(line, element, task, where)
+        return reader.read(element)
+    finally:
+        reader.close()
+
+
+class InputsReader:
+    """Reads elements' inputs of one planning, the two files opened once for all of them.
+
+    A worker that runs many elements (a local chunk, a packed array task) keeps one reader;
+    each ``read`` seeks to one element's line, as ``read_inputs`` does.
+    """
+
+    def __init__(self, layout: RunLayout, task: str, plan: str) -> None:
+        self._task = task
+        self._lines_path = layout.inputs(task, plan)
+        self._index_path = layout.inputs_index(task, plan)
+        self._index: BinaryIO | None = None
+        self._lines: BinaryIO | None = None
+
+    def read(self, element: int) -> dict[str, Any]:
+        """The decoded inputs of ``element`` (see ``read_inputs``)."""
+        task = self._task
+        where = f"{self._lines_path} (element {element})"
+        if element < 0:
+            raise StoreError(f"{where}: element indices are not negative", task=task)
+        try:
+            if self._index is None or self._lines is None:
+                self._index = self._index_path.open("rb")
+                self._lines = self._lines_path.open("rb")
+            self._index.seek(element * _OFFSET.size)
+            raw = self._index.read(_OFFSET.size)
+            if len(raw) < _OFFSET.size:
+                raise StoreError(
+                    f"{self._index_path} has no entry for element {element}",
+                    task=task,
+                    value=element,
+                    hint="the batch names an element the planning did not produce",
+                )
+            (offset,) = _OFFSET.unpack(raw)
+            self._lines.seek(offset)
+            line = self._lines.readline()
+        except OSError as err:
+            self.close()
+            raise StoreError(f"cannot read the inputs of {task}: {err}", task=task) from err
+        return _decode_line(line, element, task, where)
+
+    def close(self) -> None:
+        """Close the files (a later ``read`` opens them again)."""
+        for handle in (self._index, self._lines):
+            if handle is not None:
+                handle.close()
+        self._index = self._lines = None
 
 
 def _decode_line(line: bytes, element: int, task: str, where: str) -> dict[str, Any]:

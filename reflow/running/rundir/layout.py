@@ -15,6 +15,7 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
     <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
     <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
+    <run_dir>/runs/<run_id>/results/<task>/<batch>.<array task>.jsonl   (a packed array task)
     <run_dir>/runs/<run_id>/logs/<task>/<element>.log
 """
 
@@ -102,7 +103,11 @@ class RunLayout:
 
     def result(self, task: str, element: int, batch: str) -> Path:
         """The result file of one element run by one batch."""
-        return self.results_dir(task) / f"{element}.{batch}.json"
+        return self.results_dir(task) / result_name(element, batch)
+
+    def bundle(self, task: str, batch: str, array_task: int) -> Path:
+        """The results of one packed array task (its number within the batch), one per line."""
+        return self.results_dir(task) / bundle_name(batch, array_task)
 
     @property
     def logs(self) -> Path:
@@ -116,6 +121,16 @@ class RunLayout:
     def log(self, task: str, element: int) -> Path:
         """The log of one element (every attempt appends to it)."""
         return self.logs_dir(task) / f"{element}.log"
+
+
+def result_name(element: int, batch: str) -> str:
+    """The name of an element's result file in its task's results folder."""
+    return f"{element}.{batch}.json"
+
+
+def bundle_name(batch: str, array_task: int) -> str:
+    """The name of a packed array task's result bundle in its task's results folder."""
+    return f"{batch}.{array_task}.jsonl"
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

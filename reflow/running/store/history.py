@@ -3,7 +3,8 @@
 ``why`` compares a run's instances with each element's most recent earlier instance; the
 code-change warning counts cached outputs by the run that made them; ``logs`` finds the run
 that made a cached element's output; the dispatcher asks which identities another running
-run is already working on, so overlapping runs share work. Reads only.
+run is already working on, so overlapping runs share work, and how long a task's elements
+took before (``pack="auto"``). Reads only.
 """
 
 from __future__ import annotations
@@ -148,3 +149,16 @@ class StoreHistory:
             (json.dumps(list(identities)),),
         )
         return dict(rows)
+
+    def done_elapsed(self, task: str) -> list[float]:
+        """Seconds each ``done`` element of ``task`` ran, over every run: one query.
+
+        ``pack="auto"`` takes the median of these to choose how many elements an array task
+        runs.
+        """
+        rows = self._db.execute(
+            "SELECT ended - started FROM instances WHERE task = ? AND state = ?"
+            " AND started IS NOT NULL AND ended IS NOT NULL",
+            (task, InstanceState.DONE.value),
+        )
+        return [max(0.0, float(elapsed)) for (elapsed,) in rows]

@@ -207,6 +207,19 @@ class SqliteStore(StoreHistory, StoreWrites):
             counts.setdefault(task, {})[state] = count
         return counts
 
+    def queued_jobs(self, run_id: str) -> int:
+        """How many scheduler jobs the run's submitted instances occupy.
+
+        The elements of one packed array task share its job id and count once, as Slurm
+        counts them against the user's submit limit.
+        """
+        count, without = self._db.execute(
+            "SELECT count(DISTINCT job_id), count(*) - count(job_id) FROM instances"
+            " WHERE run_id = ? AND state = ?",
+            (run_id, InstanceState.SUBMITTED.value),
+        ).fetchone()
+        return int(count) + int(without)
+
     def retried_counts(self, run_id: str) -> dict[str, tuple[int, int]]:
         """``task -> (elements submitted more than once, most attempts)`` for the run."""
         rows = self._db.execute(

@@ -5,22 +5,22 @@ Entry point (what executors start, on a compute node or as a local process)::
     python -m reflow.running.worker --run-dir D --run-id R --task T --batch B --plan P
         [--elements 0-9,12 | --array-offset N]
 
-``--elements`` runs those elements one after another in this process; with neither flag the
-element is ``$SLURM_ARRAY_TASK_ID``; with ``--array-offset N`` it is entry ``N +
-$SLURM_ARRAY_TASK_ID`` of the batch file's ``elements``. Each element's prints go to its own
-log, and every outcome becomes a result file, including a flow that cannot be imported or a
-setup line of the task's environment that failed (``--setup-failed``, the flow is then not
-imported): the worker never writes the store and never fails silently. Exit status: 0 when
-every element succeeded, 1 when any failed, 2 when the command line itself is wrong.
+``--elements`` runs those elements one after another in this process; on Slurm the array
+index picks them (``selection.py``: one element, or the elements of a packed array task).
+Each element's prints go to its own log, and every outcome, including a flow that cannot be
+imported or a setup line of the task's environment that failed (``--setup-failed``, the flow
+is then not imported), becomes a result file (for a packed array task, a line of its
+bundle): the worker never writes the store and never fails silently; an element's failure
+never stops the next.
+Exit status: 0 when every element succeeded, 1 when any failed, 2 when the command line
+itself is wrong.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import reprlib
 import resource
@@ -48,20 +48,14 @@ from reflow.planning.encoding import (
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
-from reflow.running.ranges import expand
-from reflow.running.rundir.inputs import read_inputs
+from reflow.running.rundir.inputs import InputsReader
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultError, result_text, write_result
+from reflow.running.rundir.results import Bundle, ResultError, result_text, write_result
 from reflow.running.worker.command import setup_failure, worker_parser
 from reflow.running.worker.footer import footer
 from reflow.running.worker.loader import FlowImportError, load_workflow
-
-ARRAY_TASK_ENV = "SLURM_ARRAY_TASK_ID"
-
-
-class _SelectionError(Exception):
-    """The command line does not say which elements to run (exit status 2)."""
+from reflow.running.worker.selection import SelectionError, select
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +68,8 @@ class _Job:
     plan: str
     elements: tuple[int, ...]
     host: str
+    inputs: InputsReader
+    bundle: Bundle | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,17 +86,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = worker_parser().parse_args(argv)
     layout = RunLayout(Path(args.run_dir).absolute(), args.run_id)
     try:
-        elements = _select(args, layout, os.environ if environ is None else environ)
-    except _SelectionError as err:
+        selection = select(args, layout, os.environ if environ is None else environ)
+    except SelectionError as err:
         print(f"reflow worker: {err}", file=sys.stderr)  # noqa: T201 - the chunk log
         return 2
+    packed = selection.array_task
     job = _Job(
         layout=layout,
         task=args.task,
         batch=args.batch,
         plan=args.plan,
-        elements=tuple(elements),
+        elements=selection.elements,
         host=socket.gethostname(),
+        inputs=InputsReader(layout, args.task, args.plan),
+        bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
     failure = setup_failure(args)  # the task's environment could not be made: nothing runs
@@ -111,7 +110,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             run = _Called(job, *_prepare(job))
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
-    statuses = [_run_element(job, element, run) for element in elements]
+    statuses = [_run_element(job, element, run) for element in job.elements]
+    job.inputs.close()
+    if job.bundle is not None:
+        try:
+            job.bundle.close()
+        except OSError as err:
+            print(f"reflow: cannot sync {job.bundle.path}: {err}", file=sys.stderr)  # noqa: T201
     if args.elements is None:
         _drop_empty_scheduler_output(layout.logs_dir(args.task))
     return max(statuses, default=0)
@@ -138,26 +143,6 @@ class _Failed:
     def __call__(self, element: int) -> _Outcome:
         print(self.error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
         return _Outcome(error=self.error)
-
-
-def _select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, str]) -> list[int]:
-    if args.elements is not None:
-        try:
-            return expand(args.elements)
-        except ValueError as err:
-            raise _SelectionError(f"--elements: {err}") from err
-    raw = environ.get(ARRAY_TASK_ENV)
-    if raw is None or not raw.strip().isdigit():
-        raise _SelectionError(f"${ARRAY_TASK_ENV} is {raw!r}; pass --elements outside Slurm")
-    if args.array_offset is None:
-        return [int(raw)]
-    position = args.array_offset + int(raw)
-    path = layout.batch(args.batch)
-    try:
-        elements = json.loads(path.read_text(encoding="utf-8"))["elements"]
-        return [int(elements[position])]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise _SelectionError(f"cannot read entry {position} of {path}: {err!r}") from err
 
 
 def _prepare(job: _Job) -> tuple[TaskSpec, dict[str, Any]]:
@@ -218,7 +203,7 @@ def _call(job: _Job, spec: TaskSpec, params: Mapping[str, Any], element: int) ->
 def _inputs(job: _Job, spec: TaskSpec, element: int) -> dict[str, Any]:
     if not spec.inputs:
         return {}
-    inputs = read_inputs(job.layout, job.task, job.plan, element)
+    inputs = job.inputs.read(element)
     wanted = {inp.name for inp in spec.inputs}
     if set(inputs) != wanted:
         raise StoreError(
@@ -283,7 +268,10 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         cpu_s=max(0.0, _cpu_s() - cpu_before),
     )
     try:
-        write_result(job.layout.result(job.task, element, job.batch), text)
+        if job.bundle is not None:
+            job.bundle.append(text)
+        else:
+            write_result(job.layout.result(job.task, element, job.batch), text)
     except OSError as err:
         # No result file: the executor reports this element by the worker's exit status.
         message = f"reflow: cannot write the result of {job.task}[{element}]: {err}"
@@ -328,8 +316,7 @@ def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        log = _open_log(path)
     except OSError as err:
         print(f"reflow: cannot open the log {path}: {err}", file=sys.stderr)  # noqa: T201
         yield None
@@ -348,6 +335,15 @@ def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
         os.dup2(saved[1], 2)
         for fd in (log, *saved):
             os.close(fd)
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the first element's log: the folder is made once
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
 
 
 def _drop_empty_scheduler_output(logs_dir: Path) -> None:

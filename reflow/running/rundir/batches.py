@@ -1,0 +1,57 @@
+"""Running: a batch file: the elements of one submission, in order, and how they are packed.
+
+The dispatcher writes it before the batch goes to the executor; a Slurm worker reads it to
+find its elements from its array index, and intake reads it to find the bundle that holds a
+packed element's result. ``pack`` is the number of elements per array task (1 when the file
+predates packing). No store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reflow.running.rundir.layout import RunLayout, write_atomic
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchFile:
+    """What a batch file records."""
+
+    task: str
+    elements: tuple[int, ...]
+    pack: int = 1
+
+    def array_task_of(self) -> dict[int, int]:
+        """``element -> the array task that runs it`` (its position divided by ``pack``)."""
+        pack = self.pack
+        return {element: position // pack for position, element in enumerate(self.elements)}
+
+
+def write_batch(layout: RunLayout, batch: str, record: BatchFile) -> None:
+    """Write the batch file of ``batch`` (atomically)."""
+    data = {"task": record.task, "elements": record.elements, "pack": record.pack}
+    write_atomic(layout.batch(batch), json.dumps(data))
+
+
+def read_batch(layout: RunLayout, batch: str) -> BatchFile:
+    """Read the batch file of ``batch``.
+
+    Raises:
+        OSError: The file cannot be read.
+        ValueError: It is not a batch file.
+    """
+    try:
+        data = json.loads(layout.batch(batch).read_text(encoding="utf-8"))
+        elements: Sequence[int] = data["elements"]
+        record = BatchFile(
+            task=str(data["task"]),
+            elements=tuple(int(e) for e in elements),
+            pack=int(data.get("pack", 1)),
+        )
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{layout.batch(batch)} is not a batch file: {err!r}") from err
+    if record.pack < 1:
+        raise ValueError(f"{layout.batch(batch)} has pack {record.pack}")
+    return record
