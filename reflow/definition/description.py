@@ -15,6 +15,7 @@ from reflow.definition.errors import StoreError
 from reflow.definition.graph import Graph, build_graph
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.resources import Resources
+from reflow.definition.retry_policy import RetryPolicy
 from reflow.definition.spec import UNSET, InputSpec, ParamSpec, TaskSpec
 from reflow.definition.types import TypeRef
 
@@ -113,6 +114,7 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
         "run_dir_arg": spec.run_dir_arg,
         "returns": spec.returns.to_json() if spec.returns is not None else None,
         "resources": _resources_json(spec.resources),
+        "retry": spec.retry.to_json(),
         "after": list(spec.after),
         "params": [_param_json(p) for p in spec.params],
         "inputs": [
@@ -175,6 +177,7 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         run_dir_arg=data["run_dir_arg"],
         returns=TypeRef.from_json(data["returns"]) if data["returns"] is not None else None,
         resources=Resources(**resources),
+        retry=RetryPolicy.from_json(data.get("retry")),
         after=tuple(data["after"]),
         version=data["version"],
         cache=data["cache"],

@@ -90,7 +90,9 @@ class Flow:
             func: The function, when used as ``@flow.job`` without parentheses.
             **options: ``array``, ``name``, resources (``cpus``, ``mem``, ``time``, ``gpus``,
                 ``partition``, ``account``, ``qos``, ``constraint``, ``extra``,
-                ``array_limit``), ``after``, ``version``, ``cache`` and ``verify``.
+                ``array_limit``), ``after``, ``version``, ``cache``, ``verify``, and
+                automatic retries (``retries``, ``mem_factor``, ``time_factor``,
+                ``max_mem``, ``max_time``, ``retry_on``, ``retry_delay``).
 
         Returns:
             The function itself, unchanged, or a decorator that registers and returns it.

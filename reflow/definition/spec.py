@@ -22,6 +22,7 @@ else:  # 3.10 turns a None default into Optional[...]; typing_extensions undoes 
 from reflow.definition.errors import DefinitionError, article, raise_collected
 from reflow.definition.markers import Namespace, Param, Result, RunDir
 from reflow.definition.resources import Resources
+from reflow.definition.retry_policy import RetryPolicy
 from reflow.definition.types import TypeRef, UnsupportedTypeError, conforms, from_annotation
 
 
@@ -83,6 +84,7 @@ class TaskSpec:
     run_dir_arg: str | None = None
     returns: TypeRef | None = None
     resources: Resources = field(default_factory=Resources)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
     version: str = "1"
     cache: bool = True
@@ -114,6 +116,7 @@ def task_spec_from_function(
     verify: Callable[[Any], bool] | None,
     fingerprint: FingerprintMode | None = None,
     code_deps: tuple[Callable[..., Any], ...] = (),
+    retry: RetryPolicy | None = None,
 ) -> TaskSpec:
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
@@ -160,6 +163,7 @@ def task_spec_from_function(
         run_dir_arg=run_dir_arg,
         returns=returns,
         resources=resources,
+        retry=retry or RetryPolicy(),
         after=after,
         version=version,
         cache=cache,

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypedDict
 
 from reflow.definition.errors import DefinitionError, raise_collected, suggest
 from reflow.definition.resources import Resources, build_resources
+from reflow.definition.retry_policy import RETRY_KEYS, RetryPolicy, build_retry_policy
 from reflow.definition.spec import FINGERPRINT_MODES, TaskSpec, task_spec_from_function
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -38,7 +39,9 @@ class TaskOptions(TypedDict, total=False):
     files a task returns are fingerprinted (``"stat"``, ``"content"`` or ``"path"``; the
     config's ``[cache] fingerprint`` when not given); ``code_deps`` lists helper functions
     whose code counts as the task's own; ``verify`` checks a cached output before it is
-    trusted.
+    trusted. ``retries``, ``mem_factor``, ``time_factor``, ``max_mem``, ``max_time``,
+    ``retry_on`` and ``retry_delay`` say how failed elements are resubmitted on their own
+    (see ``retry_policy``).
     """
 
     name: str | None
@@ -58,6 +61,13 @@ class TaskOptions(TypedDict, total=False):
     fingerprint: Literal["stat", "content", "path"] | None
     code_deps: Sequence[Callable[..., Any]]
     verify: Callable[[Any], bool] | None
+    retries: int | None
+    mem_factor: float
+    time_factor: float
+    max_mem: str | int | None
+    max_time: str | int | None
+    retry_on: Sequence[type[BaseException]] | type[BaseException]
+    retry_delay: float
 
 
 _RESOURCE_KEYS = (
@@ -101,6 +111,13 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
         resources = build_resources(task=name, **given)
     except DefinitionError as err:
         problems.extend(_each_resource_problem(name, given) or [err])
+    retry = RetryPolicy()
+    try:
+        retry = build_retry_policy(
+            task=name, options={k: options[k] for k in RETRY_KEYS if k in options}
+        )
+    except DefinitionError as err:
+        problems.append(err)
     spec = None
     try:
         spec = task_spec_from_function(
@@ -114,6 +131,7 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
             verify=checked.get("verify"),
             fingerprint=checked.get("fingerprint"),
             code_deps=tuple(checked.get("code_deps", ())),
+            retry=retry,
         )
     except DefinitionError as err:
         problems.append(err)

@@ -42,6 +42,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "python": "text",
         **dict.fromkeys(_TASK_RESOURCES, "resource"),
         **dict.fromkeys(_COUNTS, "count"),
+        "retries": "retries",
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
     },
     "defaults": {"run_dir": "path"},
@@ -64,13 +65,16 @@ _ENV: dict[str, str] = {
     "REFLOW_MAX_ARRAY_SIZE": "executor.max_array_size",
     "REFLOW_SUBMIT_BUDGET": "executor.submit_budget",
     "REFLOW_LOCAL_SLOTS": "executor.local_slots",
+    "REFLOW_RETRIES": "executor.retries",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
     "REFLOW_CACHE_FROM": "cache.cache_from",
     "REFLOW_SERVER_URL": "server.url",
 }
-_ENV_INTS = frozenset({"executor.cpus", "executor.time", *(f"executor.{n}" for n in _COUNTS)})
+_ENV_INTS = frozenset(
+    {"executor.cpus", "executor.time", "executor.retries", *(f"executor.{n}" for n in _COUNTS)}
+)
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -92,6 +96,7 @@ class Config:
     max_array_size: int | None = None
     submit_budget: int | None = None
     local_slots: int | None = None
+    retries: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     fingerprint: FingerprintMode | None = None
     on_code_change: CodeChange | None = None
@@ -157,6 +162,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         max_array_size=values.get("executor.max_array_size"),
         submit_budget=values.get("executor.submit_budget"),
         local_slots=values.get("executor.local_slots"),
+        retries=values.get("executor.retries"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         fingerprint=values.get("cache.fingerprint"),
         on_code_change=values.get("cache.on_code_change"),
@@ -250,6 +256,10 @@ def _check(setting: _Setting, home: Path) -> Any:
     if kind == "count":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _invalid(setting, f"{name}={value!r} must be a positive int")
+        return value
+    if kind == "retries":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _invalid(setting, f"{name}={value!r} must be an int of 0 or more")
         return value
     if kind == "mode":
         return _check_mode(setting)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reflow.running.commands.attempts_view import (
+    allowed_attempts,
+    render_retried,
+    retried_elements,
+)
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
@@ -68,13 +73,15 @@ def build_status(
     *,
     ask_scheduler: bool = True,
     failures: bool = True,
+    allowed: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-able data.
 
     With ``ask_scheduler`` a Slurm run's dispatcher job is looked up (one ``squeue`` call);
     without it, ``dispatcher.alive`` is None for Slurm runs. Without ``failures`` the
     failed elements are not read (``failures`` and ``failed`` are empty), which is what
-    progress needs while a run goes on.
+    progress needs while a run goes on. ``retried`` lists the elements submitted more than
+    once, with ``allowed`` (task -> most attempts) for the ``k/N`` of each retry.
     """
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
@@ -128,6 +135,7 @@ def build_status(
         "tasks": tasks,
         "failures": failure_groups(failed),
         "failed": failed,
+        "retried": retried_elements(store, run.run_id, allowed or {}) if failures else [],
         "run_dir": str(layout.root),
     }
 
@@ -282,6 +290,7 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"  {group_label(group)}")
         for example in group["examples"]:
             lines.append(f"    [{example['element']}] {example['error']}  log: {example['log']}")
+    lines += render_retried(status.get("retried", []))
     for task in status["tasks"]:
         for other, count in (task.get("waits_for_runs") or {}).items():
             lines.append(
@@ -309,5 +318,13 @@ def load_status(
         run_id = run_id or store.latest_run_id()
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
-        tasks = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        return build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
+        description = read_manifest(layout)["description"]
+        tasks = [t["name"] for t in description["tasks"]]
+        return build_status(
+            store,
+            layout,
+            tasks,
+            ask_scheduler=ask_scheduler,
+            failures=failures,
+            allowed=allowed_attempts(description),
+        )

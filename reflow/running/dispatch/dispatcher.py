@@ -7,18 +7,15 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
-import time
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reflow.definition.description import graph_from_description
-from reflow.definition.errors import SubmissionError, SubmissionLimitError, UsageError
+from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
@@ -30,11 +27,12 @@ from reflow.planning.planner import (
 )
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
-from reflow.running.dispatch.locks import share_lock
+from reflow.running.dispatch.retrier import Retrier
+from reflow.running.dispatch.submitter import Submitter
 from reflow.running.dispatch.verification import make_validator, record_stale
-from reflow.running.executors.base import BatchRequest, Executor, FailureReason
+from reflow.running.executors.base import Executor
 from reflow.running.rundir.inputs import write_inputs
-from reflow.running.rundir.layout import RunLayout, write_atomic
+from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.foreign import ForeignStore
 from reflow.running.store.records import ImportedOutput, InstanceRow
@@ -47,13 +45,12 @@ from reflow.running.store.states import (
     InstanceState,
     RunState,
 )
-from reflow.running.worker.command import worker_command
 
 TERMINAL_RUN_STATES = RUN_FINAL
 
 
 @dataclass(kw_only=True)
-class Dispatcher:
+class Dispatcher(Submitter):
     """Everything a turn needs: the run's layout and store, its graph, and an executor."""
 
     layout: RunLayout
@@ -65,6 +62,7 @@ class Dispatcher:
     submit_budget: int | None = None
     validate: Validator | None = None
     unknown_is_lost: bool = False
+    retries: int | None = None
     submitted_jobs: list[str] = field(default_factory=list)
     # Other run directories' stores (the run's ``cache_from``), opened when first needed in
     # a turn, and the outputs found there per task, until the task's plan is persisted.
@@ -73,17 +71,21 @@ class Dispatcher:
     _imports: dict[str, dict[str, ImportedOutput]] = field(
         default_factory=dict, init=False, repr=False
     )
-
-    @property
-    def run_id(self) -> str:
-        """The run this dispatcher drives."""
-        return self.layout.run_id
+    _retrier: Retrier = field(init=False, repr=False)
 
     def turn(self) -> RunState:
         """Run one turn and return the run's state afterwards."""
         run = self.store.run(self.run_id)
         if run.state in TERMINAL_RUN_STATES:
             return run.state
+        self._retrier = Retrier(
+            store=self.store,
+            run_id=self.run_id,
+            graph=self.graph,
+            executor=self.executor,
+            defaults=self.defaults,
+            retries=self.retries,
+        )
         waiting = self.ingest()
         self.reconcile(waiting)
         adopted = 1
@@ -96,7 +98,7 @@ class Dispatcher:
 
     def ingest(self) -> list[InstanceRow]:
         """Ingest the result files of submitted instances; return those still without one."""
-        return ingest_results(self.store, self.layout, self.run_id)
+        return ingest_results(self.store, self.layout, self.run_id, self._retrier)
 
     def reconcile(self, waiting: list[InstanceRow]) -> None:
         """Fail instances whose job ended without a result; requeue lost ones."""
@@ -107,6 +109,7 @@ class Dispatcher:
             self.executor,
             waiting,
             unknown_is_lost=self.unknown_is_lost,
+            retrier=self._retrier,
         )
 
     # 3. Plan what became plannable, and persist it.
@@ -212,102 +215,6 @@ class Dispatcher:
             imported=imported,
         )
 
-    # 4. Submit ready instances: one batch per task.
-
-    def submit_ready(self) -> int:
-        """Hand every ready instance to the executor, one batch per task, within the budget.
-
-        Work is shared between the runs of one run directory (see ``_share``). Returns how
-        many instances were taken from the cache that way.
-        """
-        if not self.store.instances_in(self.run_id, [InstanceState.READY]):
-            return 0
-        if not self.store.others_active(self.run_id):
-            self._submit(self.store.instances_in(self.run_id, [InstanceState.READY]))
-            return 0
-        with share_lock(self.layout):
-            ready = self.store.instances_in(self.run_id, [InstanceState.READY])
-            rest, adopted = self._share(ready)
-            self._submit(rest)
-        return adopted
-
-    def _submit(self, ready: list[InstanceRow]) -> None:
-        """Submit ``ready`` instances, one batch per task, as many as the budget allows."""
-        room = len(ready)
-        if self.submit_budget is not None:
-            counts = self.store.state_counts(self.run_id)
-            queued = sum(c.get(InstanceState.SUBMITTED, 0) for c in counts.values())
-            room = max(0, self.submit_budget - queued)
-        by_task: dict[str, list[InstanceRow]] = defaultdict(list)
-        for row in ready[:room]:
-            by_task[row.task].append(row)
-        plans = self.store.planned_tasks(self.run_id) if by_task else {}
-        for task, rows in by_task.items():
-            self._submit_batch(task, plans[task][0], rows)
-
-    def _share(self, ready: list[InstanceRow]) -> tuple[list[InstanceRow], int]:
-        """The ready instances this run should submit now, and how many it took as cached.
-
-        Called under the share lock while another run is active. A ready instance whose
-        result another run made since this run planned it is taken as cached; one whose
-        identity another running run claims (submitted there, or ready in an older run) waits
-        for it. Both are read in one snapshot, and the lock holds until the rest is marked
-        submitted, so two runs of the same work into one run directory run each element once.
-        """
-        done, claimed = self.store.shared_work(self.run_id, [row.identity for row in ready])
-        adopted = 0
-        if done:
-            by_task: dict[str, list[int]] = defaultdict(list)
-            for row in ready:
-                if row.identity in done:
-                    by_task[row.task].append(row.element)
-            adopted = sum(
-                self.store.adopt_cached(self.run_id, task, elements)
-                for task, elements in by_task.items()
-            )
-        rest = [row for row in ready if row.identity not in done and row.identity not in claimed]
-        return rest, adopted
-
-    def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow]) -> None:
-        batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
-        elements = tuple(row.element for row in rows)
-        write_atomic(self.layout.batch(batch), json.dumps({"task": task, "elements": elements}))
-        spec = self.graph.task(task)
-        request = BatchRequest(
-            run_id=self.run_id,
-            workflow=self.graph.name,
-            task=task,
-            batch_id=batch,
-            elements=elements,
-            resources=spec.resources.over(self.defaults),
-            command=worker_command(
-                str(self.manifest.get("python") or sys.executable),
-                run_dir=self.layout.root,
-                run_id=self.run_id,
-                task=task,
-                batch=batch,
-                plan=plan_id,
-            ),
-            workdir=Path(self.manifest.get("cwd") or str(Path.cwd())),
-            log_dir=self.layout.logs_dir(task),
-            script_path=self.layout.script(task, batch),
-        )
-        self.layout.logs_dir(task).mkdir(parents=True, exist_ok=True)
-        self.layout.results_dir(task).mkdir(parents=True, exist_ok=True)
-        try:
-            submission = self.executor.submit(request)
-        except SubmissionLimitError:
-            return  # a submit limit is reached: the instances stay ready for a later turn
-        except SubmissionError as err:
-            reason = FailureReason.SUBMISSION.value
-            self.store.fail_submission(self.run_id, task, elements, reason, err.problem)
-            return
-        self.submitted_jobs.extend(submission.scheduler_ids)
-        jobs = list(zip(elements, submission.job_ids, strict=True))
-        self.store.mark_submitted(
-            self.run_id, task, batch, jobs, scheduler_ids=submission.scheduler_ids
-        )
-
     # 5. Settle the run's state.
 
     def settle(self) -> RunState:
@@ -374,6 +281,7 @@ def make_dispatcher(
         manifest=manifest,
         executor=executor,
         defaults=config.resources,
+        retries=config.retries,
         validate=make_validator(manifest),
         **extra,
     )

@@ -2,25 +2,29 @@
 
 A result is ingested only while its instance is ``submitted`` with the same batch, so an
 element that ran twice is ingested once. An instance whose job ended without a result fails
-with the scheduler's reason; one whose job never started is requeued.
+with the scheduler's reason; one whose job never started is requeued without counting an
+attempt. A failed attempt that the retry rule (``retry_rule``) sends out again becomes ready
+instead, with its back-off and raised resources (``Retrier``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import replace
 
+from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import ResultProblem, read_result, result_names
-from reflow.running.store.records import Ended, InstanceRow
+from reflow.running.store.records import Ended, InstanceRow, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
-_MAX_LOST_RESUBMITS = 3
 
-
-def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[InstanceRow]:
+def ingest_results(
+    store: SqliteStore, layout: RunLayout, run_id: str, retrier: Retrier
+) -> list[InstanceRow]:
     """Ingest the result files of submitted instances; return those still without one."""
     in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
     waiting: list[InstanceRow] = []
@@ -28,6 +32,7 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
     for row in in_flight:
         by_task[row.task].append(row)
     ended: list[Ended] = []
+    retried: list[Retry] = []
     for task, rows in by_task.items():
         present = result_names(layout.results_dir(task))
         for row in rows:
@@ -40,26 +45,37 @@ def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[I
             )
             if isinstance(record, ResultProblem):
                 ended.append(_failed(row, "result", record.reason))
+            elif not record.ok:
+                error = f"{record.error_type}: {record.error_message}"
+                failure = _failed(row, FailureReason.EXCEPTION.value, error)
+                failure = replace(
+                    failure,
+                    started=record.started,
+                    ended=record.ended,
+                    host=record.host,
+                    peak_rss_mb=record.peak_rss_mb,
+                )
+                retry = retrier.consider(row, failure, record.error_classes)
+                if retry is None:
+                    ended.append(retrier.summed_up(row, failure))
+                else:
+                    retried.append(retry)
             else:
-                failed = not record.ok
                 ended.append(
                     Ended(
                         task=task,
                         element=row.element,
                         batch=str(row.batch),
                         identity=row.identity,
-                        state=InstanceState.FAILED if failed else InstanceState.DONE,
+                        state=InstanceState.DONE,
                         started=record.started,
                         ended=record.ended,
-                        reason=FailureReason.EXCEPTION.value if failed else None,
-                        error=f"{record.error_type}: {record.error_message}" if failed else None,
                         host=record.host,
                         peak_rss_mb=record.peak_rss_mb,
-                        output=None
-                        if failed
-                        else (str(record.output_text), str(record.output_hash)),
+                        output=(str(record.output_text), str(record.output_hash)),
                     )
                 )
+    store.auto_retry(run_id, retried)
     store.ingest_results(run_id, ended)
     return waiting
 
@@ -72,13 +88,15 @@ def reconcile_jobs(
     waiting: list[InstanceRow],
     *,
     unknown_is_lost: bool,
+    retrier: Retrier,
 ) -> None:
-    """Fail instances whose job ended without a result; requeue lost ones (unstarted: free)."""
+    """Fail (or retry) instances whose job ended without a result; requeue unstarted ones."""
     in_flight = [row for row in waiting if row.job_id]
     if not in_flight:
         return
     states = executor.states([str(r.job_id) for r in in_flight])
     failed: list[Ended] = []
+    retried: list[Retry] = []
     lost: list[tuple[str, int, str, bool]] = []
     for row in in_flight:
         status = states.get(str(row.job_id))
@@ -89,9 +107,8 @@ def reconcile_jobs(
         if layout.result(row.task, row.element, str(row.batch)).exists():
             continue  # written after the scan: the next turn ingests it
         is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
-        unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
-        if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
-            lost.append((row.task, row.element, str(row.batch), unstarted))
+        if status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST:
+            lost.append((row.task, row.element, str(row.batch), True))  # never started
             continue
         reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)
         detail = status.detail or (
@@ -99,10 +116,16 @@ def reconcile_jobs(
             if status.state is JobState.DONE
             else f"exit code {status.exit_code}"
         )
-        failed.append(_failed(row, reason.value, detail))
-    if not (lost or failed):
+        failure = _failed(row, reason.value, detail)
+        retry = retrier.consider(row, failure, ())
+        if retry is None:
+            failed.append(retrier.summed_up(row, failure))
+        else:
+            retried.append(retry)
+    if not (lost or failed or retried):
         return  # the usual case while jobs run: no write transaction at all
     store.requeue_lost(run_id, lost)
+    store.auto_retry(run_id, retried)
     store.fail_lost(run_id, failed)
 
 

@@ -56,13 +56,27 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionLimits:
+    """The most a partition gives one element: memory per node and time limit (None: no cap).
+
+    An executor that can tell them has ``partition_limits(partition)``; automatic retries
+    raise memory and time no further.
+    """
+
+    mem_mb: int | None = None
+    time_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchRequest:
     """One task's elements to start in one go.
 
     ``elements`` are the element indices to run; an executor that uses array indices maps
     array index ``i`` to ``elements[i]`` (the dispatcher stores this map in ``map_path``).
     ``command`` is the worker's argument list; the executor adds how the worker finds its
-    elements (``--elements`` for local processes, the array index on Slurm).
+    elements (``--elements`` for local processes, the array index on Slurm). ``begin_s``
+    asks the scheduler not to start the batch before that many seconds from now (automatic
+    retries back off so); only an executor with ``begins_later = True`` is given one.
     """
 
     run_id: str
@@ -75,6 +89,7 @@ class BatchRequest:
     workdir: Path
     log_dir: Path
     script_path: Path
+    begin_s: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,11 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
-from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.base import (
+    BatchRequest,
+    JobState,
+    JobStatus,
+    PartitionLimits,
+    Submission,
+)
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
     QOS_LIMIT_FORMAT,
     SACCT_FORMAT,
+    SINFO_LIMITS_FORMAT,
     SQUEUE_FORMAT,
     explained,
     is_accounting_disabled,
@@ -54,6 +61,7 @@ from reflow.running.executors.slurm_query import (
     parent_ids,
     parse_assoc_submit_limits,
     parse_max_array_size,
+    parse_partition_limits,
     parse_qos_submit_limits,
     parse_sacct,
     parse_sbatch_job_id,
@@ -88,6 +96,7 @@ class SlurmExecutor:
     """Starts batches as Slurm array jobs and reports their states."""
 
     name = "slurm"
+    begins_later = True
 
     def __init__(
         self,
@@ -126,6 +135,7 @@ class SlurmExecutor:
         self._sleep = sleep
         self._env = env
         self._has_accounting = True
+        self._sinfo: str | None = None
 
     def submit(self, request: BatchRequest, /) -> Submission:
         """Submit ``request`` as one array job (several only past ``MaxArraySize``).
@@ -281,6 +291,17 @@ class SlurmExecutor:
                 raise SubmissionError(f"scontrol show config failed: {_message(result)}")
             self._max_array_size = parse_max_array_size(result.stdout)
         return self._max_array_size
+
+    def partition_limits(self, partition: str | None) -> PartitionLimits:
+        """The memory per node and time limit of ``partition`` (None: the default one).
+
+        One ``sinfo`` call per executor, whatever the partitions asked for; a failing call
+        means no caps are known.
+        """
+        if self._sinfo is None:
+            result = self._run("sinfo", ["sinfo", "-h", "-o", SINFO_LIMITS_FORMAT])
+            self._sinfo = result.stdout if result.ok else ""
+        return parse_partition_limits(self._sinfo, partition)
 
     def _plan(self, request: BatchRequest) -> list[_ArrayPlan]:
         limit = self.max_array_size()
