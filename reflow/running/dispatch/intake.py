@@ -23,9 +23,12 @@ from reflow.running.store.states import InstanceState
 
 
 def ingest_results(
-    store: SqliteStore, layout: RunLayout, run_id: str, retrier: Retrier
+    store: SqliteStore, layout: RunLayout, run_id: str, retrier: Retrier | None = None
 ) -> list[InstanceRow]:
-    """Ingest the result files of submitted instances; return those still without one."""
+    """Ingest the result files of submitted instances; return those still without one.
+
+    Without ``retrier`` no failure is retried.
+    """
     in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
     waiting: list[InstanceRow] = []
     by_task: dict[str, list[InstanceRow]] = defaultdict(list)
@@ -55,11 +58,11 @@ def ingest_results(
                     host=record.host,
                     peak_rss_mb=record.peak_rss_mb,
                 )
-                retry = retrier.consider(row, failure, record.error_classes)
-                if retry is None:
-                    ended.append(retrier.summed_up(row, failure))
-                else:
+                retry = retrier and retrier.consider(row, failure, record.error_classes)
+                if retry:
                     retried.append(retry)
+                else:
+                    ended.append(retrier.summed_up(row, failure) if retrier else failure)
             else:
                 ended.append(
                     Ended(
