@@ -110,14 +110,13 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
     try:
         resources = build_resources(task=name, **given)
     except DefinitionError as err:
-        problems.extend(_each_resource_problem(name, given) or [err])
+        problems.extend(_each_problem(_resources_of, name, given) or [err])
     retry = RetryPolicy()
+    given = {k: options[k] for k in RETRY_KEYS if k in options}
     try:
-        retry = build_retry_policy(
-            task=name, options={k: options[k] for k in RETRY_KEYS if k in options}
-        )
+        retry = build_retry_policy(task=name, options=given)
     except DefinitionError as err:
-        problems.append(err)
+        problems.extend(_each_problem(build_retry_policy, name, given) or [err])
     spec = None
     try:
         spec = task_spec_from_function(
@@ -195,12 +194,18 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
             )
 
 
-def _each_resource_problem(task: str, given: dict[str, Any]) -> list[DefinitionError]:
-    """The problem of every resource option on its own (``mem=`` and ``time=`` both, say)."""
+def _resources_of(*, task: str, options: dict[str, Any]) -> Resources:
+    return build_resources(task=task, **options)
+
+
+def _each_problem(
+    build: Callable[..., object], task: str, given: dict[str, Any]
+) -> list[DefinitionError]:
+    """The problem of every option on its own (``mem=`` and ``time=`` both, say)."""
     found = []
     for key, value in given.items():
         try:
-            build_resources(task=task, **{key: value})
+            build(task=task, options={key: value})
         except DefinitionError as err:
             found.append(err)
     return found
