@@ -42,11 +42,14 @@ class Retrier:
     retries: int | None = None
     _limits: dict[str | None, PartitionLimits] = field(default_factory=dict, init=False)
     _notes: dict[tuple[str, int], str] = field(default_factory=dict, init=False)
+    _bases: dict[str, Resources] = field(default_factory=dict, init=False)
 
     def resources(self, row: InstanceRow) -> Resources:
         """What ``row``'s next (or last) submission asks for."""
-        spec = self.graph.task(row.task)
-        return submission_resources(spec.resources.over(self.defaults), row.raised())
+        base = self._bases.get(row.task)
+        if base is None:
+            base = self._bases[row.task] = self.graph.task(row.task).resources.over(self.defaults)
+        return submission_resources(base, row.raised()) if row.resources else base
 
     def retries_of(self, task: str) -> int:
         """How many times an element of ``task`` may go out again on its own."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from reflow.running.store.records import ATTEMPT_COLUMNS, Attempt, Ended, attempt_row
 from reflow.running.store.states import InstanceState
@@ -26,25 +26,22 @@ def open_attempts(
     run_id: str,
     task: str,
     batch: str,
-    jobs: Sequence[tuple[int, str]],
     *,
     resources: Mapping[str, int],
     submitted: float,
     begin: float | None,
 ) -> None:
-    """Record a submission of ``jobs`` (``(element, job id)``), numbered after the instance.
+    """Record the submission of ``batch``: a row per instance it holds, numbered after it.
 
-    Run after the instances moved to ``submitted`` (their ``attempts`` counts this one).
+    Run after the instances moved to ``submitted`` in ``batch`` (their ``attempts`` counts
+    this one); one statement for the whole batch.
     """
-    db.executemany(
+    db.execute(
         "INSERT OR IGNORE INTO attempts (run_id, task, element, batch, attempt, job_id,"
-        " resources, state, submitted, begin) SELECT ?, ?, ?, ?, attempts, ?, ?, ?, ?, ?"
-        " FROM instances WHERE run_id = ? AND task = ? AND element = ? AND batch = ?",
-        [
-            (run_id, task, element, batch, job, json.dumps(dict(resources)),
-             InstanceState.SUBMITTED.value, submitted, begin, run_id, task, element, batch)
-            for element, job in jobs
-        ],
+        " resources, state, submitted, begin) SELECT run_id, task, element, batch, attempts,"
+        " job_id, ?, ?, ?, ? FROM instances WHERE run_id = ? AND task = ? AND batch = ?",
+        (json.dumps(dict(resources)), InstanceState.SUBMITTED.value, submitted, begin, run_id,
+         task, batch),
     )  # fmt: skip
 
 
@@ -72,10 +69,12 @@ def drop_attempts(
 
 def retried_attempts(db: sqlite3.Connection, run_id: str) -> dict[tuple[str, int], list[Attempt]]:
     """``(task, element) -> attempts`` of the run's elements submitted more than once."""
+    # Candidates from the instances' own count (read through their primary key, like the
+    # status counts), not from a scan that groups every attempt of the run.
     query = (
         f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? AND (task, element) IN"  # noqa: S608 - our columns
-        " (SELECT task, element FROM attempts WHERE run_id = ? GROUP BY task, element"
-        " HAVING count(*) > 1) ORDER BY task, element, submitted"
+        " (SELECT task, element FROM instances WHERE run_id = ? AND attempts > 1)"
+        " ORDER BY task, element, submitted"
     )
     found: dict[tuple[str, int], list[Attempt]] = {}
     for row in db.execute(query, (run_id, run_id)):

@@ -188,9 +188,8 @@ class StoreWrites(JobWrites):
                 ],
             )  # fmt: skip
             open_attempts(
-                db, run_id, task, batch, jobs, resources=resources or {}, submitted=now,
-                begin=begin,
-            )  # fmt: skip
+                db, run_id, task, batch, resources=resources or {}, submitted=now, begin=begin
+            )
 
     def fail_submission(
         self, run_id: str, task: str, elements: Sequence[int], reason: str, error: str
