@@ -1,11 +1,12 @@
 """A flow for automatic retries on Slurm: element ``bad`` of one task fails as ``--fault`` says.
 
 Every task appends ``<task> <item>`` to ``calls`` in the run directory on each call, so a test
-counts what ran. ``oom``: ``hog``'s element needs about 600 MB but asks for 256M (so it runs
-out at 256M and 512M, and fits in 1G). ``capped``: the same in ``capped``, whose ``max_mem``
-is 512M. ``timeout``: ``slow``'s element sleeps past its one minute on its first call only.
-``oserror``: ``flaky``'s element raises ``OSError`` on its first two calls (``retry_on``,
-``retry_delay=2``).
+counts what ran. ``oom``: ``hog``'s elements from ``bad`` on (``--hogs`` of them) need about
+600 MB each but ask for 256M (so they run out at 256M and 512M, and fit in 1G).
+``capped``: element ``bad`` of ``capped`` does the same, and ``capped`` has ``max_mem`` 512M.
+``timeout``: ``slow``'s element sleeps past its one minute on its first call only.
+``oserror``: ``flaky``'s element raises ``ConnectionResetError`` (an ``OSError``) on its first
+two calls (``retry_on=(OSError,)``, ``retry_delay=2``).
 """
 
 import time
@@ -47,10 +48,11 @@ def hog(
     item: Annotated[int, Result(step="items")],
     fault: Annotated[Fault, Param(help="How the bad item fails")] = "none",
     bad: Annotated[int, Param(help="The item that fails")] = 1,
+    hogs: Annotated[int, Param(help="How many items from bad on need 600 MB")] = 1,
     run_dir: RunDir = RunDir(),
 ) -> int:
     called(run_dir, "hog", item)
-    return hoard() if item == bad and fault == "oom" else item
+    return hoard() if bad <= item < bad + hogs and fault == "oom" else item
 
 
 @wf.array_job(mem="256M", max_mem="512M", time="00:05:00")
