@@ -9,10 +9,12 @@ instead, with its back-off and raised resources (``Retrier``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from dataclasses import replace
 
+from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState
 from reflow.running.rundir.layout import RunLayout
@@ -20,6 +22,11 @@ from reflow.running.rundir.results import ResultProblem, read_result, result_nam
 from reflow.running.store.records import Ended, InstanceRow, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
+
+_REQUEUED_BY_SLURM = frozenset(
+    {FailureReason.NODE_FAIL, FailureReason.PREEMPTED, FailureReason.BOOT_FAIL}
+)
+"""Failures after which Slurm may run the job again itself (``JobRequeue``)."""
 
 
 def ingest_results(
@@ -100,6 +107,7 @@ def reconcile_jobs(
     states = executor.states([str(r.job_id) for r in in_flight])
     failed: list[Ended] = []
     retried: list[Retry] = []
+    requeued_by_scheduler: list[str] = []
     lost: list[tuple[str, int, str, bool]] = []
     for row in in_flight:
         status = states.get(str(row.job_id))
@@ -125,8 +133,14 @@ def reconcile_jobs(
             failed.append(retrier.summed_up(row, failure))
         else:
             retried.append(retry)
+            if reason in _REQUEUED_BY_SLURM:
+                requeued_by_scheduler.append(str(row.job_id))
     if not (lost or failed or retried):
         return  # the usual case while jobs run: no write transaction at all
+    if requeued_by_scheduler:
+        # Slurm may requeue such a job itself; the retry replaces it, so it must not run too.
+        with contextlib.suppress(SubmissionError):
+            executor.cancel(requeued_by_scheduler)
     store.requeue_lost(run_id, lost)
     store.auto_retry(run_id, retried)
     store.fail_lost(run_id, failed)
