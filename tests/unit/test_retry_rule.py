@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from reflow.definition.errors import DefinitionError, FlowDefinitionError
 from reflow.definition.resources import Resources
 from reflow.definition.retry_policy import RetryPolicy, build_retry_policy
+from reflow.running.dispatch.retrier import history_line
 from reflow.running.dispatch.retry_rule import decide, submission_resources
 from reflow.running.executors.base import FailureReason, PartitionLimits
 from reflow.running.executors.slurm_query import parse_partition_limits, slurm_time_s
+from reflow.running.store.records import Attempt, Ended
+from reflow.running.store.states import InstanceState
 from reflow.workflow import Workflow
 
 R = FailureReason
@@ -121,3 +126,23 @@ def test_sinfo_gives_the_partitions_memory_per_node_and_time_limit() -> None:
         129600,
         None,
     ]
+
+
+def test_a_final_failure_sums_up_the_attempts_and_names_the_fix() -> None:
+    def tried(mem_mb: int, reason: str | None) -> Attempt:
+        return Attempt(
+            task="t", element=0, attempt=1, job_id="1_0", resources={"mem_mb": mem_mb},
+            state="failed" if reason else "submitted", reason=reason, error=None,
+            submitted=0.0, begin=None, ended=None,
+        )  # fmt: skip
+
+    failed = Ended(
+        task="t", element=0, batch="b", identity="i", state=InstanceState.FAILED,
+        started=None, ended=None, reason="out_of_memory", error="OUT_OF_MEMORY (exit 0:125)",
+    )  # fmt: skip
+    attempts = [tried(256, "out_of_memory"), tried(512, "out_of_memory"), tried(1024, None)]
+    assert history_line(failed, attempts, "", 3) == (
+        "OUT_OF_MEMORY at 256M, 512M, 1G; retries ran out; raise mem= or retries="
+    )
+    lost = replace(failed, reason="lost", error="the job vanished")
+    assert history_line(lost, attempts, "", 3) == "the job vanished (after 3 attempts)"
