@@ -326,5 +326,5 @@ def load_status(
             tasks,
             ask_scheduler=ask_scheduler,
             failures=failures,
-            allowed=allowed_attempts(description),
+            allowed=allowed_attempts(description) if failures else None,
         )
