@@ -146,3 +146,11 @@ def test_a_final_failure_sums_up_the_attempts_and_names_the_fix() -> None:
     )
     lost = replace(failed, reason="lost", error="the job vanished")
     assert history_line(lost, attempts, "", 3) == "the job vanished (after 3 attempts)"
+    first = [tried(256, None)]
+    unset = replace(failed, error="OUT_OF_MEMORY")
+    assert history_line(unset, [], "no mem= to raise; set mem=", 1) == (
+        "OUT_OF_MEMORY; no mem= to raise; set mem="
+    )
+    assert history_line(failed, first, "at the cap; raise max_mem= or mem=", 1) == (
+        "OUT_OF_MEMORY at 256M; at the cap; raise max_mem= or mem="
+    )

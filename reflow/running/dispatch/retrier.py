@@ -114,6 +114,8 @@ def history_line(failed: Ended, attempts: list[Attempt], note: str, count: int) 
         fix = note or f"retries ran out; raise {_RAISES[reason]}= or retries="
         return f"{reason.upper()} at {', '.join(dict.fromkeys(shown))}; {fix}"
     detail = failed.error or reason
+    if count <= 1:
+        return f"{detail}; {note}" if note else detail
     return f"{detail} (after {count} attempts{'; ' + note if note else ''})"
 
 
