@@ -7,13 +7,14 @@ then recovers.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.flowfiles import cli, submit_and_wait
+from tests.integration.flowfiles import cli
 
 FLOW = Path(__file__).resolve().parent.parent / "flows" / "retry_steps.py"
 
@@ -24,7 +25,13 @@ def calls(run_dir: Path) -> Counter[str]:
 
 def run(tmp_path: Path, fault: str) -> tuple[Path, str, dict[str, Any]]:
     run_dir = tmp_path / "run"
-    run_id, status = submit_and_wait(FLOW, run_dir, "--fault", fault)
+    done = cli(FLOW, "submit", "--run-dir", str(run_dir), "--wait", "--fault", fault, cwd=tmp_path)
+    assert "submitted run " in done.stdout, done.stdout + done.stderr
+    run_id = done.stdout.split("submitted run ", 1)[1].split()[0]
+    shown = cli(FLOW, "status", run_id, "--run-dir", str(run_dir), "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    status: dict[str, Any] = json.loads(shown.stdout)
+    status["progress"] = done.stdout
     return run_dir, run_id, status
 
 
@@ -48,6 +55,10 @@ def test_an_oserror_in_retry_on_is_retried_with_growing_delays_and_the_run_succe
     assert history[1]["submitted_at"] - history[0]["ended_at"] >= 0.2
     assert history[2]["submitted_at"] - history[1]["ended_at"] >= 0.4
     assert len({a["job_id"] for a in history}) == 3
+    # While it ran, the failures that were retried never showed as failed.
+    work_lines = [line for line in status["progress"].splitlines() if "] work " in line]
+    assert work_lines
+    assert not [line for line in work_lines if "failed" in line], work_lines
     table = cli(FLOW, "status", run_id, "--run-dir", str(run_dir), cwd=tmp_path)
     assert "work[1]: 3 attempts" in table.stdout, table.stdout
     assert (

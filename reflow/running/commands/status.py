@@ -74,6 +74,7 @@ def build_status(
     ask_scheduler: bool = True,
     failures: bool = True,
     allowed: Mapping[str, int] | None = None,
+    retry_on: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-able data.
 
@@ -81,7 +82,9 @@ def build_status(
     without it, ``dispatcher.alive`` is None for Slurm runs. Without ``failures`` the
     failed elements are not read (``failures`` and ``failed`` are empty), which is what
     progress needs while a run goes on. ``retried`` lists the elements submitted more than
-    once, with ``allowed`` (task -> most attempts) for the ``k/N`` of each retry.
+    once, with ``allowed`` (task -> most attempts) for the ``k/N`` of each retry. An arrived
+    result of an exception in a task's ``retry_on`` (task -> qualified class names) is not
+    counted as failed: the dispatcher sends it out again.
     """
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
@@ -100,7 +103,7 @@ def build_status(
             }
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
-        _count_arrived(store, layout, tasks)
+        _count_arrived(store, layout, tasks, retry_on or {})
     if run.state is RunState.RUNNING and any(
         counts.get(name, {}).get(InstanceState.READY.value) for name in task_names
     ):
@@ -140,12 +143,18 @@ def build_status(
     }
 
 
-def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, Any]]) -> None:
+def _count_arrived(
+    store: SqliteStore,
+    layout: RunLayout,
+    tasks: list[dict[str, Any]],
+    retry_on: Mapping[str, frozenset[str]],
+) -> None:
     """Count submitted elements whose result file is there but not ingested yet as finished.
 
     One directory read per task with submitted elements, and a read of each such file (they
     are small) to tell done from failed; no scheduler call. ``arrived`` says how many of a
-    task's counts come from result files the dispatcher has not ingested yet.
+    task's counts come from result files the dispatcher has not ingested yet. An exception
+    the task retries on (``retry_on``) is not counted: it goes out again.
     """
     by_task: dict[str, list[InstanceRow]] = {}
     for row in store.instances_in(layout.run_id, (InstanceState.SUBMITTED,)):
@@ -163,8 +172,11 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
                     path, run_id=layout.run_id, task=row.task,
                     element=row.element, batch=str(row.batch),
                 )  # fmt: skip
-                ok = not isinstance(record, ResultProblem) and record.ok
-                arrived[_DONE if ok else _FAILED] += 1
+                if isinstance(record, ResultProblem):
+                    arrived[_FAILED] += 1
+                elif record.ok or not retry_on.get(row.task, set()) & set(record.error_classes):
+                    arrived[_DONE if record.ok else _FAILED] += 1
+                # else: an exception in retry_on, sent out again: still on its way
         total = arrived[_DONE] + arrived[_FAILED]
         if not total:
             continue
@@ -327,4 +339,8 @@ def load_status(
             ask_scheduler=ask_scheduler,
             failures=failures,
             allowed=allowed_attempts(description) if failures else None,
+            retry_on={
+                t["name"]: frozenset((t.get("retry") or {}).get("retry_on", ()))
+                for t in description["tasks"]
+            },
         )
