@@ -16,6 +16,7 @@ from reflow.definition.errors import StoreError
 from reflow.definition.graph import Graph, build_graph
 from reflow.definition.options import SubmitOption, submit_options
 from reflow.definition.resources import Resources
+from reflow.definition.retry_policy import RetryPolicy
 from reflow.definition.spec import UNSET, InputSpec, ParamSpec, TaskSpec
 from reflow.definition.types import TypeRef
 
@@ -116,6 +117,7 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
         "resources": resources_json(spec.resources),
         "setup": list(spec.environment.setup),
         "env": dict(spec.environment.env),
+        "retry": spec.retry.to_json(),
         "after": list(spec.after),
         "params": [_param_json(p) for p in spec.params],
         "inputs": [
@@ -187,6 +189,7 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         environment=Environment(
             setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
         ),
+        retry=RetryPolicy.from_json(data.get("retry")),
         after=tuple(data["after"]),
         version=data["version"],
         cache=data["cache"],

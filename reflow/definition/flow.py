@@ -91,7 +91,9 @@ class Flow:
             **options: ``array``, ``name``, resources (``cpus``, ``mem``, ``time``, ``gpus``,
                 ``partition``, ``account``, ``qos``, ``constraint``, ``extra``,
                 ``array_limit``, ``pack``), the environment (``setup``: shell lines run before the
-                worker; ``env``: variables), ``after``, ``version``, ``cache`` and ``verify``.
+                worker; ``env``: variables), ``after``, ``version``, ``cache``, ``verify``, and
+                automatic retries (``retries``, ``mem_factor``, ``time_factor``,
+                ``max_mem``, ``max_time``, ``retry_on``, ``retry_delay``).
 
         Returns:
             The function itself, unchanged, or a decorator that registers and returns it.

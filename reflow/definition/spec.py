@@ -23,6 +23,7 @@ from reflow.definition.environment import Environment
 from reflow.definition.errors import DefinitionError, article, raise_collected
 from reflow.definition.markers import Namespace, Param, Result, RunDir
 from reflow.definition.resources import Resources
+from reflow.definition.retry_policy import RetryPolicy
 from reflow.definition.types import TypeRef, UnsupportedTypeError, conforms, from_annotation
 
 
@@ -85,6 +86,7 @@ class TaskSpec:
     returns: TypeRef | None = None
     resources: Resources = field(default_factory=Resources)
     environment: Environment = field(default_factory=Environment)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
     version: str = "1"
     cache: bool = True
@@ -117,6 +119,7 @@ def task_spec_from_function(
     fingerprint: FingerprintMode | None = None,
     code_deps: tuple[Callable[..., Any], ...] = (),
     environment: Environment | None = None,
+    retry: RetryPolicy | None = None,
 ) -> TaskSpec:
     """Read ``func``'s signature into a ``TaskSpec``; raise ``DefinitionError`` on misuse."""
     try:
@@ -164,6 +167,7 @@ def task_spec_from_function(
         returns=returns,
         resources=resources,
         environment=environment or Environment(),
+        retry=retry or RetryPolicy(),
         after=after,
         version=version,
         cache=cache,

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 from reflow.definition.environment import Environment, build_environment, environment_problems
 from reflow.definition.errors import DefinitionError, raise_collected, suggest
 from reflow.definition.resources import Resources, build_resources
+from reflow.definition.retry_policy import RETRY_KEYS, RetryPolicy, build_retry_policy
 from reflow.definition.spec import FINGERPRINT_MODES, TaskSpec, task_spec_from_function
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -42,6 +43,9 @@ class TaskOptions(TypedDict, total=False):
     whose code counts as the task's own; ``verify`` checks a cached output before it is
     trusted. ``setup`` (shell lines run before the worker, a string or a list) and ``env``
     (variables, a mapping) make the task's environment on the compute node.
+    ``retries``, ``mem_factor``, ``time_factor``, ``max_mem``, ``max_time``,
+    ``retry_on`` and ``retry_delay`` say how failed elements are resubmitted on their own
+    (see ``retry_policy``).
     """
 
     name: str | None
@@ -65,6 +69,13 @@ class TaskOptions(TypedDict, total=False):
     # The compute-node environment (``definition/environment.py``).
     setup: str | Sequence[str]
     env: Mapping[str, str | int | float]
+    retries: int | None
+    mem_factor: float
+    time_factor: float
+    max_mem: str | int | None
+    max_time: str | int | None
+    retry_on: Sequence[type[BaseException]] | type[BaseException]
+    retry_delay: float
 
 
 _RESOURCE_KEYS = (
@@ -108,8 +119,14 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
     try:
         resources = build_resources(task=name, **given)
     except DefinitionError as err:
-        problems.extend(_each_resource_problem(name, given) or [err])
+        problems.extend(_each_problem(_resources_of, name, given) or [err])
     environment = _environment(name, options, problems)
+    retry = RetryPolicy()
+    given = {k: options[k] for k in RETRY_KEYS if k in options}
+    try:
+        retry = build_retry_policy(task=name, options=given)
+    except DefinitionError as err:
+        problems.extend(_each_problem(build_retry_policy, name, given) or [err])
     spec = None
     try:
         spec = task_spec_from_function(
@@ -124,6 +141,7 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
             fingerprint=checked.get("fingerprint"),
             code_deps=tuple(checked.get("code_deps", ())),
             environment=environment,
+            retry=retry,
         )
     except DefinitionError as err:
         problems.append(err)
@@ -197,12 +215,18 @@ def _environment(
     return Environment() if found else build_environment(setup, env, task=name)
 
 
-def _each_resource_problem(task: str, given: dict[str, Any]) -> list[DefinitionError]:
-    """The problem of every resource option on its own (``mem=`` and ``time=`` both, say)."""
+def _resources_of(*, task: str, options: dict[str, Any]) -> Resources:
+    return build_resources(task=task, **options)
+
+
+def _each_problem(
+    build: Callable[..., object], task: str, given: dict[str, Any]
+) -> list[DefinitionError]:
+    """The problem of every option on its own (``mem=`` and ``time=`` both, say)."""
     found = []
     for key, value in given.items():
         try:
-            build_resources(task=task, **{key: value})
+            build(task=task, options={key: value})
         except DefinitionError as err:
             found.append(err)
     return found

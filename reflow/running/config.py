@@ -43,8 +43,9 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "python": "text",
         **dict.fromkeys(_TASK_RESOURCES, "resource"),
         **dict.fromkeys(_COUNTS, "count"),
+        "retries": "at_least_0",
         **dict.fromkeys(_DISPATCHER_RESOURCES, "dispatcher"),
-        "result_grace": "seconds",
+        "result_grace": "at_least_0",
         "setup": "environment",
         "env": "environment",
         "min_task_time": "duration",
@@ -72,6 +73,7 @@ _ENV: dict[str, str] = {
     "REFLOW_RESULT_GRACE": "executor.result_grace",
     "REFLOW_DISPATCHER_INTERVAL_S": "executor.dispatcher_interval_s",
     "REFLOW_MIN_TASK_TIME": "executor.min_task_time",
+    "REFLOW_RETRIES": "executor.retries",
     "REFLOW_RUN_DIR": "defaults.run_dir",
     "REFLOW_FINGERPRINT": "cache.fingerprint",
     "REFLOW_ON_CODE_CHANGE": "cache.on_code_change",
@@ -83,6 +85,7 @@ _ENV_INTS = frozenset(
         "executor.cpus",
         "executor.time",
         "executor.result_grace",
+        "executor.retries",
         "executor.min_task_time",
         *(f"executor.{n}" for n in _COUNTS),
     }
@@ -114,6 +117,7 @@ class Config:
     result_grace: int = DEFAULT_RESULT_GRACE_S
     dispatcher_interval_s: int | None = None
     min_task_time_s: int | None = None
+    retries: int | None = None
     dispatcher: Resources = field(default_factory=Resources)
     environment: Environment = field(default_factory=Environment)
     fingerprint: FingerprintMode | None = None
@@ -183,6 +187,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
         result_grace=values.get("executor.result_grace", DEFAULT_RESULT_GRACE_S),
         dispatcher_interval_s=values.get("executor.dispatcher_interval_s"),
         min_task_time_s=values.get("executor.min_task_time"),
+        retries=values.get("executor.retries"),
         dispatcher=build_resources(**_section_values(values, _DISPATCHER_RESOURCES)),
         environment=build_environment(values.get("executor.setup"), values.get("executor.env")),
         fingerprint=values.get("cache.fingerprint"),
@@ -284,11 +289,9 @@ def _check(setting: _Setting, home: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _invalid(setting, f"{name}={value!r} must be a positive int")
         return value
-    if kind == "seconds":
+    if kind == "at_least_0":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _invalid(
-                setting, f"{name}={value!r} must be a whole number of seconds (0 or more)"
-            )
+            raise _invalid(setting, f"{name}={value!r} must be an int of 0 or more")
         return value
     if kind == "mode":
         return _check_mode(setting)

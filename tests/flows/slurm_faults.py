@@ -4,7 +4,8 @@
 minute time limit (``hang`` is for a test to ``scancel``), ``raise`` raises, and ``wait``
 waits until ``fixed`` exists, then succeeds. Each writes ``started.<fault>`` into the run
 directory first. Once ``fixed`` exists in the run directory every element succeeds, so
-``retry`` completes the run.
+``retry`` completes the run. ``work`` has ``retries=0``: its failures end the run as they are,
+without automatic retries, which ``tests/flows/slurm_retries.py`` is for.
 """
 
 import time
@@ -26,7 +27,7 @@ def items(count: Annotated[int, Param(help="How many items")] = 3) -> list[int]:
     return list(range(count))
 
 
-@wf.array_job(mem="200M", time="00:01:00")
+@wf.array_job(mem="200M", time="00:01:00", retries=0)
 def work(
     item: Annotated[int, Result(step="items")],
     fault: Annotated[

@@ -165,16 +165,19 @@ def test_chunk_exiting_non_zero_fails_started_elements_and_loses_the_rest(setup:
     assert [found[i].state for i in ids if not i.startswith("b1.1.")] == [JobState.DONE] * 6
 
 
-def test_chunk_killed_by_a_signal_reports_the_negative_signal(setup: Setup) -> None:
+def test_chunk_killed_by_sigkill_reports_the_element_lost_with_the_signal(
+    setup: Setup,
+) -> None:
     executor = LocalExecutor(slots=1)
     ids = executor.submit(setup.request([0], FAKE_KILL_AT="0")).job_ids
     wait_until_idle(executor)
     status = executor.states(ids)[ids[0]]
     assert (status.state, status.reason, status.exit_code) == (
         JobState.FAILED,
-        FailureReason.EXIT_CODE,
+        FailureReason.LOST,
         -9,
     )
+    assert "killed by SIGKILL" in status.detail
 
 
 @pytest.mark.parametrize(("slots", "cpus", "expected"), [(2, None, 2), (3, 2, 1), (2, 5, 1)])

@@ -141,8 +141,9 @@ def submit(run_dir: Path, *args: str) -> str:
 
 
 def test_the_steps_lead_to_the_schema_version_of_this_reflow() -> None:
-    assert migrations.LATEST == schema.SCHEMA_VERSION == 2
+    assert migrations.LATEST == schema.SCHEMA_VERSION == 3
     assert version(FIXTURE / "reflow.sqlite") == 1
+    assert version(FIXTURE.parent / "v2" / "reflow.sqlite") == 2
 
 
 def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
@@ -154,7 +155,7 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     assert done.returncode == 0, done.stderr
     listed = {run["run_id"]: (run["state"], run["instances"]) for run in json.loads(done.stdout)}
     assert listed == {SUCCEEDED: ("succeeded", 6), FAILED: ("failed", 3)}
-    assert version(store) == 2
+    assert version(store) == schema.SCHEMA_VERSION
     backup = run_dir / "reflow.sqlite.bak-v1"
     assert version(backup) == 1
     assert dump(backup) == before
@@ -164,8 +165,11 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()
     assert tables(store) == tables(tmp_path / "fresh" / "reflow.sqlite")
-    for table in ("runs", "tasks", "instances", "batches"):
+    for table in ("runs", "tasks", "batches"):
         assert rows(store, table) == rows(backup, table)
+    # Instances gain a back-off time and raised resources, both unset; no attempt is known.
+    assert rows(store, "instances") == [(*row, None, None) for row in rows(backup, "instances")]
+    assert rows(store, "attempts") == []
     # Every output was made in this run directory: none names another as its origin.
     assert rows(store, "outputs") == [(*row, "") for row in rows(backup, "outputs")]
     assert rows(backup, "outputs")
@@ -258,7 +262,7 @@ def test_two_processes_opening_a_v1_store_at_once_both_work_on_it_migrated(
         out, err = process.communicate(timeout=DEADLINE_S)
         assert process.returncode == 0, err
         assert {run["run_id"] for run in json.loads(out)} == {SUCCEEDED, FAILED}
-    assert version(run_dir / "reflow.sqlite") == 2
+    assert version(run_dir / "reflow.sqlite") == schema.SCHEMA_VERSION
     assert version(run_dir / "reflow.sqlite.bak-v1") == 1
 
 
@@ -291,7 +295,7 @@ def test_two_connections_opening_a_v1_store_at_once_migrate_it_once(
         thread.join(timeout=DEADLINE_S)
     assert errors == []
     assert len(ran) == 1
-    assert version(run_dir / "reflow.sqlite") == 2
+    assert version(run_dir / "reflow.sqlite") == schema.SCHEMA_VERSION
     assert version(run_dir / "reflow.sqlite.bak-v1") == 1
 
 
@@ -306,7 +310,7 @@ def test_a_store_newer_than_this_reflow_is_refused_untouched(run_dir: Path) -> N
         assert done.returncode == 2, done.stdout + done.stderr
         [line] = done.stderr.splitlines()
         assert "schema version 99" in line
-        assert "schema version 2" in line
+        assert f"schema version {schema.SCHEMA_VERSION}" in line
         assert "upgrade reflow" in line
     assert files(run_dir) == before
 
@@ -320,13 +324,13 @@ def test_a_failing_step_leaves_the_store_at_version_1_and_unchanged(
     store = run_dir / "reflow.sqlite"
     before = dump(store)
     monkeypatch.setattr(migrations, "STEPS", (*migrations.STEPS, broken))
-    monkeypatch.setattr(migrations, "LATEST", 3)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(migrations, "LATEST", migrations.LATEST + 1)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", migrations.LATEST)
     with pytest.raises(StoreError) as caught:
         SqliteStore.open(run_dir)
     message = str(caught.value)
     assert "\n" not in message
-    assert "from schema version 1 to 3" in message
+    assert f"from schema version 1 to {migrations.LATEST}" in message
     assert "no such table: no_such_table" in message
     assert str(run_dir / "reflow.sqlite.bak-v1") in message
     assert version(store) == 1
@@ -334,7 +338,7 @@ def test_a_failing_step_leaves_the_store_at_version_1_and_unchanged(
     assert dump(run_dir / "reflow.sqlite.bak-v1") == before
     monkeypatch.undo()
     SqliteStore.open(run_dir).close()
-    assert version(store) == 2
+    assert version(store) == schema.SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -372,7 +376,7 @@ def test_no_room_for_the_backup_gives_one_line_and_leaves_the_store_at_version_1
     done = console(run_dir, "runs")
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.splitlines()
-    assert "from schema version 1 to 2" in line
+    assert f"from schema version 1 to {schema.SCHEMA_VERSION}" in line
     assert "full" in line
     assert version(run_dir / "reflow.sqlite") == 1
     assert sorted(p.name for p in run_dir.iterdir()) == ["reflow.sqlite", "runs"]
@@ -380,7 +384,7 @@ def test_no_room_for_the_backup_gives_one_line_and_leaves_the_store_at_version_1
     for filler in fillers[:-12]:
         filler.unlink()
     assert console(run_dir, "runs").returncode == 0
-    assert version(run_dir / "reflow.sqlite") == 2
+    assert version(run_dir / "reflow.sqlite") == schema.SCHEMA_VERSION
 
 
 def test_a_dry_run_on_a_v1_run_directory_changes_nothing_in_it(run_dir: Path) -> None:

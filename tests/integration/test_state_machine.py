@@ -46,7 +46,7 @@ from reflow.planning.identity import value_hash
 from reflow.running.dispatch.intake import ingest_results
 from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from reflow.running.rundir.results import ResultError, result_text, write_result
-from reflow.running.store.records import Ended
+from reflow.running.store.records import Ended, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import (
     ACTIVE,
@@ -278,6 +278,31 @@ class InstanceMachine(RuleBasedStateMachine):
             )
             self.store.fail_lost(RUN, [lost])
             self.model[key] = replace(row, state=S.FAILED)
+
+    @precondition(lambda self: self.has(S.SUBMITTED))
+    @rule(data=st.data())
+    def retry_on_its_own(self, data: st.DataObject) -> None:
+        """Reconcile or intake: a failed attempt goes out again with raised resources."""
+        submitted = self.keys(None, frozenset({S.SUBMITTED}))
+        if not submitted:
+            return
+        key = data.draw(st.sampled_from(submitted))
+        row = self.model[key]
+        self.intent = Intent.AUTO_RETRY
+        failed = Ended(
+            task=key[0],
+            element=key[1],
+            batch=str(row.batch),
+            identity=self.identity(*key),
+            state=S.FAILED,
+            started=None,
+            ended=time.time(),
+            reason="out_of_memory",
+        )
+        retry = Retry(failed=failed, not_before=time.time(), resources={"mem_mb": 512})
+        assert self.store.auto_retry(RUN, [retry]) == 1
+        assert self.store.auto_retry(RUN, [retry]) == 0  # seen again by a later turn
+        self.model[key] = replace(row, state=S.READY)
 
     @rule(task=st.none() | TASKS)
     def cancel(self, task: str | None) -> None:

@@ -244,3 +244,18 @@ def test_spec_longer_than_slurmctld_accepts_is_submitted_as_one_mapped_array(tmp
         assert all(status.state is JobState.PENDING for status in states.values())
     finally:
         executor.cancel(submission.scheduler_ids)
+
+
+def test_partition_limits_are_the_nodes_memory_and_the_max_time_from_one_sinfo_call() -> None:
+    node = run_command(["scontrol", "show", "node", "-o"], timeout_s=30).stdout
+    real_mb = min(
+        int(word.split("=", 1)[1]) for word in node.split() if word.startswith("RealMemory=")
+    )
+    partition = run_command(["scontrol", "show", "partition", "-o"], timeout_s=30).stdout
+    executor = SlurmExecutor()
+    limits = executor.partition_limits(None)
+    assert limits.mem_mb == real_mb
+    assert (limits.time_s is None) == ("MaxTime=UNLIMITED" in partition)
+    assert executor.partition_limits("debug") == limits
+    assert executor.partition_limits("no_such_partition").mem_mb is None
+    assert executor.calls["sinfo"] == 1

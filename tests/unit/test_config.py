@@ -102,6 +102,8 @@ def test_every_executor_key_is_read_from_the_file(tmp_path):
         ("REFLOW_LOCAL_SLOTS", "8", "local_slots", 8),
         ("REFLOW_MIN_TASK_TIME", "15", "min_task_time_s", 15 * 60),
         ("REFLOW_MIN_TASK_TIME", "00:20:00", "min_task_time_s", 20 * 60),
+        ("REFLOW_RETRIES", "0", "retries", 0),
+        ("REFLOW_RETRIES", "5", "retries", 5),
     ],
 )
 def test_environment_sets_plain_values(tmp_path, var, text, attribute, expected):
@@ -279,6 +281,8 @@ def test_section_that_is_not_a_table_is_an_error(tmp_path):
         ("max_array_size = 0", "executor.max_array_size", 0),
         ('submit_budget = "many"', "executor.submit_budget", "many"),
         ("local_slots = 1.5", "executor.local_slots", 1.5),
+        ("retries = -1", "executor.retries", -1),
+        ("retries = true", "executor.retries", True),
         ('dispatcher_mem = "x"', "executor.dispatcher_mem", "x"),
         ('dispatcher_time = "5"', "executor.dispatcher_time", "5"),
         ("dispatcher_partition = 1", "executor.dispatcher_partition", 1),
@@ -330,6 +334,7 @@ def test_bad_mode_lists_the_choices_and_a_near_match(tmp_path):
         ("REFLOW_MAX_ARRAY_SIZE", "1e3", "1e3"),
         ("REFLOW_SUBMIT_BUDGET", "0", 0),
         ("REFLOW_LOCAL_SLOTS", "two", "two"),
+        ("REFLOW_RETRIES", "-1", "-1"),
         ("REFLOW_SERVER_URL", "localhost", "localhost"),
     ],
 )

@@ -40,7 +40,7 @@ def test_manifest_has_the_documented_keys():
     assert set(task) == {
         "name", "array", "module", "qualname", "version", "cache", "fingerprint", "code", "verify",
             "run_dir_arg",
-        "returns", "resources", "setup", "env", "after", "params", "inputs",
+        "returns", "resources", "setup", "env", "retry", "after", "params", "inputs",
     }  # fmt: skip
     assert (task["name"], task["module"], task["returns"]) == (
         "files",

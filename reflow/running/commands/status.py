@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from reflow.running.commands.attempts_view import (
+    allowed_attempts,
+    render_retried,
+    retried_elements,
+)
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
@@ -70,13 +75,18 @@ def build_status(
     *,
     ask_scheduler: bool = True,
     failures: bool = True,
+    allowed: Mapping[str, int] | None = None,
+    retry_on: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-able data.
 
     With ``ask_scheduler`` a Slurm run's dispatcher job is looked up (one ``squeue`` call);
     without it, ``dispatcher.alive`` is None for Slurm runs. Without ``failures`` the
     failed elements are not read (``failures`` and ``failed`` are empty), which is what
-    progress needs while a run goes on.
+    progress needs while a run goes on. ``retried`` lists the elements submitted more than
+    once, with ``allowed`` (task -> most attempts) for the ``k/N`` of each retry. An arrived
+    result of an exception in a task's ``retry_on`` (task -> qualified class names) is not
+    counted as failed: the dispatcher sends it out again.
     """
     run = store.run(layout.run_id)
     counts = store.state_counts(layout.run_id)
@@ -98,7 +108,7 @@ def build_status(
             }
         )
     if any(counts.get(name, {}).get(_SUBMITTED) for name in task_names):
-        _count_arrived(store, layout, tasks)
+        _count_arrived(store, layout, tasks, retry_on or {})
     if run.state is RunState.RUNNING and any(
         counts.get(name, {}).get(InstanceState.READY.value) for name in task_names
     ):
@@ -133,16 +143,23 @@ def build_status(
         "tasks": tasks,
         "failures": failure_groups(failed),
         "failed": failed,
+        "retried": retried_elements(store, run.run_id, allowed or {}) if failures else [],
         "run_dir": str(layout.root),
     }
 
 
-def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, Any]]) -> None:
+def _count_arrived(
+    store: SqliteStore,
+    layout: RunLayout,
+    tasks: list[dict[str, Any]],
+    retry_on: Mapping[str, frozenset[str]],
+) -> None:
     """Count submitted elements whose result file is there but not ingested yet as finished.
 
     One directory read per task with submitted elements, and a read of each such file (they
     are small) to tell done from failed; no scheduler call. ``arrived`` says how many of a
-    task's counts come from result files the dispatcher has not ingested yet.
+    task's counts come from result files the dispatcher has not ingested yet. An exception
+    the task retries on (``retry_on``) is not counted: it goes out again.
     """
     by_task: dict[str, list[InstanceRow]] = {}
     for row in store.instances_in(layout.run_id, (InstanceState.SUBMITTED,)):
@@ -160,8 +177,11 @@ def _count_arrived(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, 
                     path, run_id=layout.run_id, task=row.task,
                     element=row.element, batch=str(row.batch),
                 )  # fmt: skip
-                ok = not isinstance(record, ResultProblem) and record.ok
-                arrived[_DONE if ok else _FAILED] += 1
+                if isinstance(record, ResultProblem):
+                    arrived[_FAILED] += 1
+                elif record.ok or not retry_on.get(row.task, set()) & set(record.error_classes):
+                    arrived[_DONE if record.ok else _FAILED] += 1
+                # else: an exception in retry_on, sent out again: still on its way
         total = arrived[_DONE] + arrived[_FAILED]
         if not total:
             continue
@@ -296,6 +316,7 @@ def render_status(status: dict[str, Any]) -> str:
         for example in group["examples"]:
             log = f"  log: {example['log']}" if example["log"] else ""
             lines.append(f"    [{example['element']}] {example['error']}{log}")
+    lines += render_retried(status.get("retried", []))
     for task in status["tasks"]:
         for other, count in (task.get("waits_for_runs") or {}).items():
             lines.append(
@@ -324,8 +345,20 @@ def load_status(
         store.run(run_id)
         layout = RunLayout(Path(run_dir), run_id)
         manifest = read_manifest(layout)
-        tasks = [t["name"] for t in manifest["description"]["tasks"]]
-        data = build_status(store, layout, tasks, ask_scheduler=ask_scheduler, failures=failures)
+        description = manifest["description"]
+        tasks = [t["name"] for t in description["tasks"]]
+        data = build_status(
+            store,
+            layout,
+            tasks,
+            ask_scheduler=ask_scheduler,
+            failures=failures,
+            allowed=allowed_attempts(description) if failures else None,
+            retry_on={
+                t["name"]: frozenset((t.get("retry") or {}).get("retry_on", ()))
+                for t in description["tasks"]
+            },
+        )
     asked = asked_resources(manifest)
     for entry in data["tasks"]:
         entry["resources"] = asked.get(entry["task"], {})

@@ -1,10 +1,11 @@
 """Running: the dispatcher: one turn, how turns are driven, cancel, retry and dry-run.
 
 Owns the turn (``dispatcher``: ingest -> reconcile -> plan -> persist -> submit -> settle,
-with ``intake`` for the first two steps and ``snapshot`` for what planning reads), how turns
-run (``drive``: a detached local process; ``slurm_chain``: a Slurm job that submits its
-successor), the dispatcher's command
-line (``command``) and record (``record``), ``control`` (cancel, retry), ``verification``
-and ``dry_run``. May import ``store``, ``rundir``, ``executors``, ``worker``, ``config`` and
-``process``; never ``commands``. Started as ``python -m reflow.running.dispatch``.
+with ``intake`` for the first two steps, ``snapshot`` for what planning reads and
+``submitter`` for submitting), automatic retries (``retry_rule``, the one rule, applied in a
+turn by ``retrier``), how turns run (``drive``: a detached local process; ``slurm_chain``: a
+Slurm job that submits its successor), the dispatcher's command line (``command``) and record
+(``record``), ``control`` (cancel, retry), ``verification`` and ``dry_run``. May import
+``store``, ``rundir``, ``executors``, ``worker``, ``config`` and ``process``; never
+``commands``. Started as ``python -m reflow.running.dispatch``.
 """

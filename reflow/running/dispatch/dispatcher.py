@@ -7,18 +7,15 @@ an element that ran twice is ingested once. Planning itself is the pure ``planne
 
 from __future__ import annotations
 
-import functools
 import secrets
 import sys
-import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reflow.definition.description import graph_from_description, resources_from_json
-from reflow.definition.errors import SubmissionError, SubmissionLimitError, UsageError
+from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
@@ -30,16 +27,15 @@ from reflow.planning.planner import (
 )
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
-from reflow.running.dispatch.locks import share_lock
 from reflow.running.dispatch.packing import DEFAULT_MIN_TASK_TIME_S as _MIN_TASK_S
-from reflow.running.dispatch.packing import fit_budget, pack_for, packed_resources
+from reflow.running.dispatch.retrier import Retrier
 from reflow.running.dispatch.snapshot import read_progress
+from reflow.running.dispatch.submitter import Submitter
 from reflow.running.dispatch.verification import make_validator, record_stale
-from reflow.running.executors.base import BatchRequest, Executor, FailureReason
-from reflow.running.rundir.batches import BatchFile, write_batch
+from reflow.running.executors.base import Executor
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import manifest_environment, read_manifest
+from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.foreign import ForeignStore
 from reflow.running.store.records import ImportedOutput, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -50,13 +46,12 @@ from reflow.running.store.states import (
     InstanceState,
     RunState,
 )
-from reflow.running.worker.command import worker_command
 
 TERMINAL_RUN_STATES = RUN_FINAL
 
 
 @dataclass(kw_only=True)
-class Dispatcher:
+class Dispatcher(Submitter):
     """Everything a turn needs: the run's layout and store, its graph, and an executor."""
 
     layout: RunLayout
@@ -69,6 +64,7 @@ class Dispatcher:
     min_task_time_s: int = _MIN_TASK_S
     validate: Validator | None = None
     unknown_is_lost: bool = False
+    retries: int | None = None
     submitted_jobs: list[str] = field(default_factory=list)
     # Whether ready instances are handed to the executor in this turn; the local driver
     # holds them while the executor still has work queued, so that chain elements planned
@@ -81,17 +77,21 @@ class Dispatcher:
     _imports: dict[str, dict[str, ImportedOutput]] = field(
         default_factory=dict, init=False, repr=False
     )
-
-    @property
-    def run_id(self) -> str:
-        """The run this dispatcher drives."""
-        return self.layout.run_id
+    _retrier: Retrier = field(init=False, repr=False)
 
     def turn(self) -> RunState:
         """Run one turn and return the run's state afterwards."""
         run = self.store.run(self.run_id)
         if run.state in TERMINAL_RUN_STATES:
             return run.state
+        self._retrier = Retrier(
+            store=self.store,
+            run_id=self.run_id,
+            graph=self.graph,
+            executor=self.executor,
+            defaults=self.defaults,
+            retries=self.retries,
+        )
         waiting = self.ingest()
         self.reconcile(waiting)
         adopted = 1
@@ -104,7 +104,7 @@ class Dispatcher:
 
     def ingest(self) -> list[InstanceRow]:
         """Ingest the result files of submitted instances; return those still without one."""
-        return ingest_results(self.store, self.layout, self.run_id)
+        return ingest_results(self.store, self.layout, self.run_id, self._retrier)
 
     def reconcile(self, waiting: list[InstanceRow]) -> None:
         """Fail instances whose job ended without a result; requeue lost ones."""
@@ -115,6 +115,7 @@ class Dispatcher:
             self.executor,
             waiting,
             unknown_is_lost=self.unknown_is_lost,
+            retrier=self._retrier,
         )
 
     # 3. Plan what became plannable, and persist it.
@@ -199,113 +200,6 @@ class Dispatcher:
             chain=chain,
         )
 
-    # 4. Submit ready instances: one batch per task.
-
-    def submit_ready(self) -> int:
-        """Hand every ready instance to the executor, one batch per task, within the budget.
-
-        Work is shared between the runs of one run directory (see ``_share``). Returns how
-        many instances were taken from the cache that way.
-        """
-        if not self.store.instances_in(self.run_id, [InstanceState.READY]):
-            return 0
-        if not self.store.others_active(self.run_id):
-            self._submit(self.store.instances_in(self.run_id, [InstanceState.READY]))
-            return 0
-        with share_lock(self.layout):
-            ready = self.store.instances_in(self.run_id, [InstanceState.READY])
-            rest, adopted = self._share(ready)
-            self._submit(rest)
-        return adopted
-
-    def _submit(self, ready: list[InstanceRow]) -> None:
-        """Submit ``ready``, one batch per task, as many scheduler jobs as the budget allows."""
-        room = None
-        if self.submit_budget is not None:
-            room = max(0, self.submit_budget - self.store.queued_jobs(self.run_id))
-        by_task: dict[str, list[InstanceRow]] = defaultdict(list)
-        for row in ready:
-            by_task[row.task].append(row)
-        plans = self.store.planned_tasks(self.run_id) if by_task and room != 0 else {}
-        for task, rows in by_task.items():
-            resources = self.graph.task(task).resources.over(self.defaults)
-            pack = pack_for(  # a local process runs many elements anyway: never packed
-                resources,
-                count=len(rows) if self.executor.name != "local" else 1,
-                history=functools.partial(self.store.done_elapsed, task),
-                max_time_s=getattr(self.executor, "partition_max_time_s", None),
-                min_task_s=self.min_task_time_s,
-            )
-            count, jobs = fit_budget(len(rows), pack, room)
-            room = None if room is None else room - jobs
-            if count:
-                self._submit_batch(task, plans[task][0], rows[:count], pack)
-
-    def _share(self, ready: list[InstanceRow]) -> tuple[list[InstanceRow], int]:
-        """The ready instances this run should submit now, and how many it took as cached.
-
-        Called under the share lock while another run is active. A ready instance whose
-        result another run made since this run planned it is taken as cached; one whose
-        identity another running run claims (submitted there, or ready in an older run) waits
-        for it. Both are read in one snapshot, and the lock holds until the rest is marked
-        submitted, so two runs of the same work into one run directory run each element once.
-        """
-        done, claimed = self.store.shared_work(self.run_id, [row.identity for row in ready])
-        adopted = 0
-        if done:
-            by_task: dict[str, list[int]] = defaultdict(list)
-            for row in ready:
-                if row.identity in done:
-                    by_task[row.task].append(row.element)
-            adopted = sum(
-                self.store.adopt_cached(self.run_id, task, elements)
-                for task, elements in by_task.items()
-            )
-        rest = [row for row in ready if row.identity not in done and row.identity not in claimed]
-        return rest, adopted
-
-    def _submit_batch(self, task: str, plan_id: str, rows: list[InstanceRow], pack: int) -> None:
-        batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
-        elements = tuple(row.element for row in rows)
-        write_batch(self.layout, batch, BatchFile(task=task, elements=elements, pack=pack))
-        spec = self.graph.task(task)
-        request = BatchRequest(
-            run_id=self.run_id,
-            workflow=self.graph.name,
-            task=task,
-            batch_id=batch,
-            elements=elements,
-            resources=packed_resources(spec.resources.over(self.defaults), pack),
-            pack=pack,
-            environment=spec.environment.over(manifest_environment(self.manifest)),
-            command=worker_command(
-                str(self.manifest.get("python") or sys.executable),
-                run_dir=self.layout.root,
-                run_id=self.run_id,
-                task=task,
-                batch=batch,
-                plan=plan_id,
-            ),
-            workdir=Path(self.manifest.get("cwd") or str(Path.cwd())),
-            log_dir=self.layout.logs_dir(task),
-            script_path=self.layout.script(task, batch),
-        )
-        self.layout.logs_dir(task).mkdir(parents=True, exist_ok=True)
-        self.layout.results_dir(task).mkdir(parents=True, exist_ok=True)
-        try:
-            submission = self.executor.submit(request)
-        except SubmissionLimitError:
-            return  # a submit limit is reached: the instances stay ready for a later turn
-        except SubmissionError as err:
-            reason = FailureReason.SUBMISSION.value
-            self.store.fail_submission(self.run_id, task, elements, reason, err.problem)
-            return
-        self.submitted_jobs.extend(submission.scheduler_ids)
-        jobs = list(zip(elements, submission.job_ids, strict=True))
-        self.store.mark_submitted(
-            self.run_id, task, batch, jobs, scheduler_ids=submission.scheduler_ids
-        )
-
     # 5. Settle the run's state.
 
     def settle(self) -> RunState:
@@ -375,14 +269,16 @@ def make_dispatcher(
     manifest = read_manifest(layout)
     graph = graph_from_description(manifest["description"])
     recorded = manifest.get("defaults")
+    config = load_config()
     return Dispatcher(
         layout=layout,
         store=store,
         graph=graph,
         manifest=manifest,
         executor=executor,
-        defaults=load_config().resources if recorded is None else resources_from_json(recorded),
-        min_task_time_s=load_config().min_task_time_s or _MIN_TASK_S,
+        defaults=config.resources if recorded is None else resources_from_json(recorded),
+        min_task_time_s=config.min_task_time_s or _MIN_TASK_S,
+        retries=config.retries,
         validate=make_validator(manifest),
         **extra,
     )

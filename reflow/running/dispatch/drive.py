@@ -132,7 +132,10 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                     if state is RunState.CANCELLED:
                         executor.cancel(executor.active_job_ids())
                     return state
-                executor.wait_for_progress(_IDLE_WAIT_S)
+                # An element held back by a retry's back-off is submitted on time.
+                wake = dispatcher.next_start()
+                wait_s = _IDLE_WAIT_S if wake is None else wake - time.time()
+                executor.wait_for_progress(min(_IDLE_WAIT_S, max(0.0, wait_s)))
 
 
 class _CancelAwareExecutor(LocalExecutor):

@@ -6,7 +6,9 @@ A result is ingested only while its instance is ``submitted`` with the same batc
 element that ran twice is ingested once. An instance whose job ended without a result fails
 with the scheduler's reason, once the executor's result grace has passed since the job's
 end (a result may still appear on a shared file system, or the scheduler requeue the job);
-one whose job never started is requeued.
+one whose job never started is requeued without counting an attempt. A failed attempt
+that the retry rule (``retry_rule``) sends out again becomes ready instead, with its
+back-off and raised resources (``Retrier``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import replace
 
+from reflow.definition.errors import SubmissionError
+from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
 from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
@@ -25,43 +30,65 @@ from reflow.running.rundir.results import (
     read_result,
     result_names,
 )
-from reflow.running.store.records import Ended, InstanceRow
+from reflow.running.store.records import Ended, InstanceRow, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
-_MAX_LOST_RESUBMITS = 3
+_REQUEUED_BY_SLURM = frozenset(
+    {FailureReason.NODE_FAIL, FailureReason.PREEMPTED, FailureReason.BOOT_FAIL}
+)
+"""Failures after which Slurm may run the job again itself (``JobRequeue``)."""
 
 
-def ingest_results(store: SqliteStore, layout: RunLayout, run_id: str) -> list[InstanceRow]:
-    """Ingest the results of submitted instances; return those still without one."""
+def ingest_results(
+    store: SqliteStore, layout: RunLayout, run_id: str, retrier: Retrier | None = None
+) -> list[InstanceRow]:
+    """Ingest the results of submitted instances; return those still without one.
+
+    Without ``retrier`` no failure is retried.
+    """
     in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
     results = ResultFinder(layout, run_id)
     waiting: list[InstanceRow] = []
     ended: list[Ended] = []
+    retried: list[Retry] = []
     for row in in_flight:
         record = results.find(row)
         if record is None:
             waiting.append(row)
         elif isinstance(record, ResultProblem):
             ended.append(_failed(row, "result", record.reason))
+        elif not record.ok:
+            error = f"{record.error_type}: {record.error_message}"
+            failure = _failed(row, FailureReason.EXCEPTION.value, error)
+            failure = replace(
+                failure,
+                started=record.started,
+                ended=record.ended,
+                host=record.host,
+                peak_rss_mb=record.peak_rss_mb,
+            )
+            retry = retrier and retrier.consider(row, failure, record.error_classes)
+            if retry:
+                retried.append(retry)
+            else:
+                ended.append(retrier.summed_up(row, failure) if retrier else failure)
         else:
-            failed = not record.ok
             ended.append(
                 Ended(
                     task=row.task,
                     element=row.element,
                     batch=str(row.batch),
                     identity=row.identity,
-                    state=InstanceState.FAILED if failed else InstanceState.DONE,
+                    state=InstanceState.DONE,
                     started=record.started,
                     ended=record.ended,
-                    reason=FailureReason.EXCEPTION.value if failed else None,
-                    error=f"{record.error_type}: {record.error_message}" if failed else None,
                     host=record.host,
                     peak_rss_mb=record.peak_rss_mb,
-                    output=None if failed else (str(record.output_text), str(record.output_hash)),
+                    output=(str(record.output_text), str(record.output_hash)),
                 )
             )
+    store.auto_retry(run_id, retried)
     store.ingest_results(run_id, ended)
     return waiting
 
@@ -129,14 +156,20 @@ def reconcile_jobs(
     waiting: list[InstanceRow],
     *,
     unknown_is_lost: bool,
+    retrier: Retrier | None = None,
 ) -> None:
-    """Fail instances whose job ended without a result; requeue lost ones (unstarted: free)."""
+    """Fail (or retry) instances whose job ended without a result; requeue unstarted ones.
+
+    Without ``retrier`` no failure is retried (``retry`` itself is about to run them again).
+    """
     in_flight = [row for row in waiting if row.job_id]
     if not in_flight:
         return
     states = executor.states([str(r.job_id) for r in in_flight])
     results = ResultFinder(layout, run_id)
     failed: list[Ended] = []
+    retried: list[Retry] = []
+    requeued_by_scheduler: list[str] = []
     lost: list[tuple[str, int, str, bool]] = []
     for row in in_flight:
         status = states.get(str(row.job_id))
@@ -149,9 +182,8 @@ def reconcile_jobs(
         if _in_grace(layout, row, status, executor.result_grace):
             continue  # the result may still appear on a shared file system
         is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
-        unstarted = status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST
-        if is_lost and (unstarted or row.attempts <= _MAX_LOST_RESUBMITS):
-            lost.append((row.task, row.element, str(row.batch), unstarted))
+        if status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST:
+            lost.append((row.task, row.element, str(row.batch), True))  # never started
             continue
         reason = status.reason or (FailureReason.LOST if is_lost else FailureReason.EXIT_CODE)
         detail = status.detail or (
@@ -159,10 +191,22 @@ def reconcile_jobs(
             if status.state is JobState.DONE
             else f"exit code {status.exit_code}"
         )
-        failed.append(_failed(row, reason.value, detail))
-    if not (lost or failed):
+        failure = _failed(row, reason.value, detail)
+        retry = retrier.consider(row, failure, ()) if retrier else None
+        if retry is None:
+            failed.append(retrier.summed_up(row, failure) if retrier else failure)
+        else:
+            retried.append(retry)
+            if reason in _REQUEUED_BY_SLURM:
+                requeued_by_scheduler.append(str(row.job_id))
+    if not (lost or failed or retried):
         return  # the usual case while jobs run: no write transaction at all
+    if requeued_by_scheduler:
+        # Slurm may requeue such a job itself; the retry replaces it, so it must not run too.
+        with contextlib.suppress(SubmissionError):
+            executor.cancel(requeued_by_scheduler)
     store.requeue_lost(run_id, lost)
+    store.auto_retry(run_id, retried)
     store.fail_lost(run_id, failed)
 
 

@@ -60,6 +60,18 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionLimits:
+    """The most a partition gives one element: memory per node and time limit (None: no cap).
+
+    An executor that can tell them has ``partition_limits(partition)``; automatic retries
+    raise memory and time no further.
+    """
+
+    mem_mb: int | None = None
+    time_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchRequest:
     """One task's elements to start in one go.
 
@@ -71,6 +83,8 @@ class BatchRequest:
     run elements in their own processes ignore it.
     ``environment`` is what the worker runs in: the config's and the task's setup lines and
     variables, merged.
+    ``begin_s`` asks the scheduler not to start the batch before that many seconds from now
+    (automatic retries back off so); only an executor with ``begins_later = True`` is given one.
     """
 
     run_id: str
@@ -85,6 +99,7 @@ class BatchRequest:
     script_path: Path
     environment: Environment = field(default_factory=Environment)
     pack: int = 1
+    begin_s: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -56,9 +56,12 @@ def element_status(chunk: Chunk, element: int) -> JobStatus:
         return DONE
     mark = log_mark(chunk.request.log_dir, element)
     if mark is not None and mark != chunk.log_marks.get(element):
+        # SIGKILL leaves no trace of why (the out-of-memory killer, or a person): the
+        # element is lost, and retried as it was; any other ending is the element's own.
+        killed = chunk.returncode == -signal.SIGKILL
         return JobStatus(
             state=JobState.FAILED,
-            reason=FailureReason.EXIT_CODE,
+            reason=FailureReason.LOST if killed else FailureReason.EXIT_CODE,
             exit_code=chunk.returncode,
             detail=f"chunk {chunk.chunk_id} {how_it_ended(chunk.returncode)}",
         )

@@ -31,13 +31,20 @@ from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
 from reflow.running.config import DEFAULT_RESULT_GRACE_S
-from reflow.running.executors.base import BatchRequest, JobState, JobStatus, Submission
+from reflow.running.executors.base import (
+    BatchRequest,
+    JobState,
+    JobStatus,
+    PartitionLimits,
+    Submission,
+)
 from reflow.running.executors.slurm_arrays import array_plans
 from reflow.running.executors.slurm_output import quote_output
 from reflow.running.executors.slurm_query import (
     ASSOC_LIMIT_FORMAT,
     QOS_LIMIT_FORMAT,
     SACCT_FORMAT,
+    SINFO_LIMITS_FORMAT,
     SQUEUE_FORMAT,
     explained,
     is_accounting_disabled,
@@ -46,7 +53,7 @@ from reflow.running.executors.slurm_query import (
     parent_ids,
     parse_assoc_submit_limits,
     parse_max_array_size,
-    parse_partition_max_times,
+    parse_partition_limits,
     parse_qos_submit_limits,
     parse_sacct,
     parse_sbatch_job_id,
@@ -66,6 +73,7 @@ class SlurmExecutor:
     """Starts batches as Slurm array jobs and reports their states."""
 
     name = "slurm"
+    begins_later = True
 
     def __init__(
         self,
@@ -103,7 +111,6 @@ class SlurmExecutor:
         self.calls: Counter[str] = Counter()
         self.last_states: dict[str, JobStatus] = {}
         self._max_array_size = max_array_size
-        self._max_times: dict[str | None, int | None] | None = None
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
@@ -112,6 +119,7 @@ class SlurmExecutor:
         self._env = env
         self._has_accounting = True
         self._layout = layout
+        self._sinfo: str | None = None
 
     def submit(self, request: BatchRequest, /) -> Submission:
         """Submit ``request`` as one array job (several only past ``MaxArraySize``).
@@ -281,15 +289,19 @@ class SlurmExecutor:
         return self._max_array_size
 
     def partition_max_time_s(self, partition: str | None) -> int | None:
-        """Return ``partition``'s ``MaxTime`` in seconds (None: the default partition).
+        """Return ``partition``'s time limit in seconds (None: unlimited or unknown)."""
+        return self.partition_limits(partition).time_s
 
-        One ``scontrol show partition`` per executor; None when unlimited, unknown or the
-        call fails (packing then has no bound from the partition).
+    def partition_limits(self, partition: str | None) -> PartitionLimits:
+        """The memory per node and time limit of ``partition`` (None: the default one).
+
+        One ``sinfo`` call per executor, whatever the partitions asked for (packing and
+        automatic retries share it); a failing call means no caps are known.
         """
-        if self._max_times is None:
-            result = self._run("scontrol", ["scontrol", "show", "partition", "-o"])
-            self._max_times = parse_partition_max_times(result.stdout) if result.ok else {}
-        return self._max_times.get(partition)
+        if self._sinfo is None:
+            result = self._run("sinfo", ["sinfo", "-h", "-o", SINFO_LIMITS_FORMAT])
+            self._sinfo = result.stdout if result.ok else ""
+        return parse_partition_limits(self._sinfo, partition)
 
     def _sacct(self, job_ids: list[str]) -> dict[str, JobStatus]:
         argv = ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", parent_ids(job_ids)]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from reflow.definition.errors import SubmissionError
-from reflow.running.executors.base import FailureReason, JobState, JobStatus
+from reflow.running.executors.base import FailureReason, JobState, JobStatus, PartitionLimits
 from reflow.running.ranges import compress, expand
 
 SACCT_FORMAT = "JobID,State,ExitCode,End"
@@ -161,6 +161,53 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
         for key in _element_ids(job_id):
             found[key] = status
     return found
+
+
+SINFO_LIMITS_FORMAT = "%P|%m|%l"
+"""``sinfo -h -o`` columns: partition (``*`` marks the default), memory per node, time limit."""
+
+
+def parse_partition_limits(sinfo_text: str, partition: str | None) -> PartitionLimits:
+    """The memory per node and time limit of ``partition`` (the default one when None).
+
+    ``sinfo`` prints one line per partition and node state; the smallest memory of a
+    partition's lines is what every node of it can give.
+    """
+    mems: list[int] = []
+    times: list[int | None] = []
+    for line in sinfo_text.splitlines():
+        name, _, rest = line.strip().partition("|")
+        mem_text, _, time_text = rest.partition("|")
+        is_default = name.endswith("*")
+        if (partition is None and not is_default) or (
+            partition is not None and name.rstrip("*") != partition
+        ):
+            continue
+        digits = mem_text.strip().rstrip("+")
+        if digits.isdigit():
+            mems.append(int(digits))
+        times.append(slurm_time_s(time_text.strip()))
+    known = [t for t in times if t is not None]
+    return PartitionLimits(
+        mem_mb=min(mems) if mems else None,
+        time_s=min(known) if known and len(known) == len(times) else None,
+    )
+
+
+def slurm_time_s(text: str) -> int | None:
+    """Seconds of a Slurm time (``[D-]HH:MM:SS``, ``MM:SS``, ``MM``); None for unlimited."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or not (days == "" or days.isdigit()):
+        return None
+    numbers = [int(p) for p in parts]
+    if len(numbers) == 3:
+        seconds = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
+    elif len(numbers) == 2:
+        seconds = numbers[0] * 60 + numbers[1] if not days else numbers[0] * 3600 + numbers[1] * 60
+    else:
+        seconds = numbers[0] * 60 if not days else numbers[0] * 3600
+    return int(days or 0) * 86400 + seconds
 
 
 def parse_max_array_size(scontrol_show_config_text: str) -> int:

@@ -105,6 +105,7 @@ def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
         ("--account", res.account),
         ("--qos", res.qos),
         ("--constraint", res.constraint),
+        ("--begin", f"now+{request.begin_s}" if request.begin_s > 0 else None),
     ]
     options += [(option, str(value)) for option, value in wanted if value is not None]
     options += [(extra, None) for extra in res.extra]

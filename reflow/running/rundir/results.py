@@ -34,11 +34,17 @@ ProblemKind = Literal["missing", "unreadable", "malformed", "foreign"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResultError:
-    """Why an element failed: the exception's type name, message and traceback."""
+    """Why an element failed: the exception's type name, message and traceback.
+
+    ``classes`` holds the qualified name of every class in the exception's MRO
+    (``builtins.OSError``, ``builtins.Exception``, ...), which ``retry_on=`` is matched
+    against.
+    """
 
     type: str
     message: str
     traceback: str = ""
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +62,7 @@ class ResultRecord:
     error_type: str | None
     error_message: str | None
     traceback: str | None
+    error_classes: tuple[str, ...]
     started: float
     ended: float
     host: str
@@ -112,6 +119,7 @@ def result_text(
             "type": _utf8(error.type),
             "message": _utf8(error.message),
             "traceback": _utf8(error.traceback),
+            "classes": [_utf8(name) for name in error.classes],
         },
         "started": started,
         "ended": ended,
@@ -270,6 +278,14 @@ def read_result(
         return ResultProblem(path=path, kind=err.kind, reason=str(err))
 
 
+def _classes(error: dict[str, Any]) -> tuple[str, ...]:
+    """The failure's class names; a result written before they were recorded has none."""
+    names = error.get("classes") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _BadResultError("holds error.classes that is not a list of names")
+    return tuple(names)
+
+
 class _BadResultError(Exception):
     def __init__(self, reason: str, kind: ProblemKind = "malformed") -> None:
         super().__init__(reason)
@@ -303,6 +319,7 @@ def _record(data: Any, expected: dict[str, Any]) -> ResultRecord:
         error_type=error["type"],
         error_message=error["message"],
         traceback=error["traceback"],
+        error_classes=_classes(error),
         started=started,
         ended=ended,
         host=_field(data, "host", str),

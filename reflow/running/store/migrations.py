@@ -24,8 +24,8 @@ How to change the schema (to version N+1):
 4. Extend ``tests/integration/test_migrations.py`` to open the new fixture, and to check
    what the step keeps.
 
-``SCHEMA_V1`` is the frozen schema of version 1, for tests and benchmarks that build old
-stores without an old reflow.
+``SCHEMA_V1`` and ``SCHEMA_V2`` are the frozen schemas of versions 1 and 2, for tests and
+benchmarks that build old stores without an old reflow.
 """
 
 from __future__ import annotations
@@ -68,6 +68,38 @@ CREATE TABLE IF NOT EXISTS batches (
 """The schema of version 1, as reflow 0.1 created it; ``meta`` holds ``('schema', '1')``."""
 
 
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created REAL NOT NULL,
+    state TEXT NOT NULL, executor TEXT NOT NULL, options TEXT NOT NULL,
+    dispatcher TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL, message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS instances (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, batch TEXT, job_id TEXT,
+    submitted REAL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
+    peak_rss_mb REAL, PRIMARY KEY (run_id, task, element)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
+CREATE TABLE IF NOT EXISTS outputs (
+    identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
+    created REAL NOT NULL, run_id TEXT NOT NULL
+, origin TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
+    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
+    PRIMARY KEY (run_id, batch)
+) WITHOUT ROWID;
+"""
+"""The schema of version 2; ``meta`` holds ``('schema', '2')``."""
+
+
 def _record_origins(db: sqlite3.Connection) -> None:
     """1 -> 2: give each output an ``origin``.
 
@@ -77,9 +109,30 @@ def _record_origins(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outputs ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
 
 
+def _record_attempts(db: sqlite3.Connection) -> None:
+    """2 -> 3: instances get ``not_before`` and ``resources``; submissions get ``attempts``.
+
+    Nothing is rerun: a version-2 instance has no back-off and no raised resources (both
+    NULL), and its earlier submissions have no rows in ``attempts`` (status shows their
+    count from ``instances.attempts``, without the resources each used).
+    """
+    db.execute("ALTER TABLE instances ADD COLUMN not_before REAL")
+    db.execute("ALTER TABLE instances ADD COLUMN resources TEXT")
+    db.execute(
+        "CREATE TABLE attempts ("
+        "\n    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL,"
+        " batch TEXT NOT NULL,"
+        "\n    attempt INTEGER NOT NULL, job_id TEXT, resources TEXT NOT NULL DEFAULT '{}',"
+        "\n    state TEXT NOT NULL, reason TEXT, error TEXT, submitted REAL NOT NULL,"
+        " begin REAL,"
+        "\n    ended REAL, PRIMARY KEY (run_id, task, element, batch)"
+        "\n) WITHOUT ROWID"
+    )
+
+
 Step = Callable[[sqlite3.Connection], None]
 
-STEPS: tuple[Step, ...] = (_record_origins,)
+STEPS: tuple[Step, ...] = (_record_origins, _record_attempts)
 """``STEPS[N - 1]`` turns a store of schema version N into one of version N + 1."""
 
 LATEST = len(STEPS) + 1

@@ -161,11 +161,18 @@ class InstanceRow:
     error: str | None
     host: str | None
     peak_rss_mb: float | None
+    not_before: float | None = None
+    resources: str | None = None
+
+    def raised(self) -> dict[str, int]:
+        """The resources its next submission takes at least (``mem_mb``, ``time_s``)."""
+        data = json.loads(self.resources) if self.resources else {}
+        return {k: int(v) for k, v in data.items() if isinstance(v, int | float)}
 
 
 INSTANCE_COLUMNS = (
     "task, element, identity, state, attempts, batch, job_id, submitted, started, ended, "
-    "reason, error, host, peak_rss_mb"
+    "reason, error, host, peak_rss_mb, not_before, resources"
 )
 _INSTANCE_STATES = {state.value: state for state in InstanceState}
 
@@ -203,6 +210,59 @@ class Ended:
             self.state.value, self.started, self.ended, self.reason, self.error, self.host,
             self.peak_rss_mb, run_id, self.task, self.element, self.batch,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """A failed attempt whose instance goes out again on its own: what ``auto_retry`` writes.
+
+    ``failed`` is how the attempt ended (state ``failed``); the instance becomes ready again,
+    not to start before ``not_before``, with at least ``resources`` (``mem_mb``, ``time_s``).
+    """
+
+    failed: Ended
+    not_before: float
+    resources: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One submission of one element, as the ``attempts`` table records it."""
+
+    task: str
+    element: int
+    attempt: int
+    job_id: str | None
+    resources: dict[str, int]
+    state: str
+    reason: str | None
+    error: str | None
+    submitted: float
+    begin: float | None
+    ended: float | None
+
+
+ATTEMPT_COLUMNS = (
+    "task, element, attempt, job_id, resources, state, reason, error, submitted, begin, ended"
+)
+
+
+def attempt_row(row: Sequence[Any]) -> Attempt:
+    """An ``Attempt`` from the columns ``ATTEMPT_COLUMNS``."""
+    task, element, attempt, job_id, resources, *rest = row
+    return Attempt(
+        task=task,
+        element=element,
+        attempt=attempt,
+        job_id=job_id,
+        resources=json.loads(resources or "{}"),
+        state=rest[0],
+        reason=rest[1],
+        error=rest[2],
+        submitted=rest[3],
+        begin=rest[4],
+        ended=rest[5],
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.running.store.migrations import migrate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KB = 65_536
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
@@ -33,8 +33,12 @@ _ENVIRONMENTAL = frozenset({"full", "disk i/o", "readonly", "read-only", "locked
     "not a database",
 }
 
-# ``outputs.origin`` is written where sqlite's ALTER TABLE puts an added column, so that a
-# migrated store and a new one hold the same text in ``sqlite_master``.
+# ``outputs.origin``, ``instances.not_before`` and ``instances.resources`` are written where
+# sqlite's ALTER TABLE puts an added column, so that a migrated store and a new one hold the
+# same text in ``sqlite_master``. ``instances.resources`` is the JSON of the resources an
+# element's next submission takes at least (``mem_mb``, ``time_s``): those of its last
+# attempt, raised when it is retried automatically; ``not_before`` is the time before which
+# it is not started. ``attempts`` keeps one row per submission of an element.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,7 +54,7 @@ CREATE TABLE IF NOT EXISTS instances (
     run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
     state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, batch TEXT, job_id TEXT,
     submitted REAL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
-    peak_rss_mb REAL, PRIMARY KEY (run_id, task, element)
+    peak_rss_mb REAL, not_before REAL, resources TEXT, PRIMARY KEY (run_id, task, element)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
 CREATE TABLE IF NOT EXISTS outputs (
@@ -62,6 +66,12 @@ CREATE TABLE IF NOT EXISTS batches (
     run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
     scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
     PRIMARY KEY (run_id, batch)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL,
+    attempt INTEGER NOT NULL, job_id TEXT, resources TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL, reason TEXT, error TEXT, submitted REAL NOT NULL, begin REAL,
+    ended REAL, PRIMARY KEY (run_id, task, element, batch)
 ) WITHOUT ROWID;
 """
 

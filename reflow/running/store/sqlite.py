@@ -17,10 +17,12 @@ from typing import Any
 
 from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.attempts import element_attempts, retried_attempts
 from reflow.running.store.history import StoreHistory
 from reflow.running.store.records import (
     INSTANCE_COLUMNS,
     RUN_COLUMNS,
+    Attempt,
     InstanceRow,
     RunRow,
     instance_row,
@@ -196,6 +198,24 @@ class SqliteStore(StoreHistory, StoreWrites):
             f" WHERE run_id = ? AND state IN ({marks}) ORDER BY task, element"
         )
         return [instance_row(row) for row in self._db.execute(query, (run_id, *wanted))]
+
+    def attempts_of(
+        self, run_id: str, elements: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], list[Attempt]]:
+        """``(task, element) -> attempts``, oldest first: of ``elements``, or of the run."""
+        return element_attempts(self._db, run_id, elements)
+
+    def retried_attempts(self, run_id: str) -> dict[tuple[str, int], list[Attempt]]:
+        """``(task, element) -> attempts``, oldest first, of elements submitted more than once."""
+        return retried_attempts(self._db, run_id)
+
+    def earliest_start(self, run_id: str) -> float | None:
+        """When the first ready instance held back by a retry's back-off may start, if any."""
+        (found,) = self._db.execute(
+            "SELECT min(not_before) FROM instances WHERE run_id = ? AND state = ?",
+            (run_id, InstanceState.READY.value),
+        ).fetchone()
+        return None if found is None else float(found)
 
     def state_counts(self, run_id: str) -> dict[str, dict[str, int]]:
         """``task -> state -> count`` for the run."""

@@ -73,6 +73,7 @@ class Intent(enum.Enum):
     INGEST_RESULT = "ingest a result"
     FAIL_LOST = "a job ended without a result"
     REQUEUE_LOST = "requeue lost work"
+    AUTO_RETRY = "resubmit a failed attempt on its own"
     ADOPT = "take a result another run of the run directory made"
     CANCEL = "cancel"
     RETRY = "retry"
@@ -93,6 +94,7 @@ INSTANCE_TRANSITIONS: Mapping[
     Intent.INGEST_RESULT: (frozenset({_S.SUBMITTED}), frozenset({_S.DONE, _S.FAILED})),
     Intent.FAIL_LOST: (frozenset({_S.SUBMITTED}), frozenset({_S.FAILED})),
     Intent.REQUEUE_LOST: (frozenset({_S.SUBMITTED}), frozenset({_S.READY})),
+    Intent.AUTO_RETRY: (frozenset({_S.SUBMITTED}), frozenset({_S.READY})),
     Intent.ADOPT: (frozenset({_S.READY}), frozenset({_S.CACHED})),
     Intent.CANCEL: (frozenset(ACTIVE), frozenset({_S.CANCELLED})),
     Intent.RETRY: (frozenset(FAILED), frozenset({_S.READY})),

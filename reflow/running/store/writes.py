@@ -16,6 +16,8 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from reflow.running.store.attempts import close_attempts, open_attempts
+from reflow.running.store.job_writes import JobWrites
 from reflow.running.store.records import INSTANCE_COLUMNS as _COLUMNS
 from reflow.running.store.records import (
     DispatcherRecord,
@@ -33,22 +35,12 @@ from reflow.running.store.states import (
 )
 
 _S = InstanceState
-_ENDED = (
-    "UPDATE instances SET state = ?, started = ?, ended = ?, reason = ?, error = ?, host = ?,"  # noqa: S608 - state names from the enums
-    f" peak_rss_mb = ? WHERE run_id = ? AND task = ? AND element = ? AND batch = ?"
-    f" AND state = '{_S.SUBMITTED.value}'"
-)
-_OUTPUT = (
-    "INSERT OR REPLACE INTO outputs (identity, task, value, hash, created, run_id)"  # noqa: S608 - state names from the enums
-    " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM instances WHERE run_id = ?"
-    f" AND task = ? AND element = ? AND batch = ? AND state = '{_S.SUBMITTED.value}')"
-)
 _CANCELLED_BY_USER = "cancelled by the user"
 _UPSTREAM = "upstream"
 """The reason of a blocked instance; its error names the upstream element that failed."""
 
 
-class StoreWrites:
+class StoreWrites(JobWrites):
     """The write half of ``SqliteStore``: one method per reason to change the store."""
 
     _db: sqlite3.Connection
@@ -189,13 +181,18 @@ class StoreWrites:
         jobs: Sequence[tuple[int, str]],
         *,
         scheduler_ids: Sequence[str] = (),
+        resources: Mapping[str, int] | None = None,
+        begin: float | None = None,
     ) -> None:
         """Ready instances handed to the executor: ``jobs`` holds ``(element, job id)``.
 
         The batch itself is recorded with the scheduler's ids (``batches``): the record of
         every submission, which instances alone lose when an element is submitted again.
+        Each element gets an ``attempts`` row with the ``resources`` it was given
+        (``mem_mb``, ``time_s``) and the time Slurm may start it (``begin``).
         """
         now = time.time()
+        used = json.dumps(dict(resources or {}))
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
@@ -205,12 +202,16 @@ class StoreWrites:
             db.executemany(
                 "UPDATE instances SET state = ?, batch = ?, job_id = ?,"
                 " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
-                " reason = NULL, error = NULL WHERE run_id = ? AND task = ? AND element = ?"
-                " AND state = ?",
+                " reason = NULL, error = NULL, not_before = NULL, resources = ?"
+                " WHERE run_id = ? AND task = ? AND element = ? AND state = ?",
                 [
-                    (_S.SUBMITTED.value, batch, job, now, run_id, task, element, _S.READY.value)
+                    (_S.SUBMITTED.value, batch, job, now, used, run_id, task, element,
+                     _S.READY.value)
                     for element, job in jobs
                 ],
+            )  # fmt: skip
+            open_attempts(
+                db, run_id, task, batch, resources=resources or {}, submitted=now, begin=begin
             )
 
     def fail_submission(
@@ -227,57 +228,6 @@ class StoreWrites:
                     for e in elements
                 ],
             )
-
-    # What jobs did
-
-    def ingest_results(self, run_id: str, ended: Sequence[Ended]) -> int:
-        """Record what submitted instances did: outputs and final rows in one transaction.
-
-        Only instances still ``submitted`` in the same batch change, and an output enters
-        the cache only with its instance, so a result read twice is ingested once.
-
-        Returns:
-            How many instances moved.
-        """
-        if not ended:
-            return 0
-        now = time.time()
-        outputs = [
-            (e.identity, e.task, *e.output, now, run_id, run_id, e.task, e.element, e.batch)
-            for e in ended
-            if e.output is not None
-        ]
-        with self._transaction() as db:
-            db.executemany(_OUTPUT, outputs)
-            cursor = db.executemany(_ENDED, [e.row(run_id) for e in ended])
-            return cursor.rowcount
-
-    def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
-        """Fail submitted instances whose job ended without a result; return how many."""
-        if not ended:
-            return 0
-        with self._transaction() as db:
-            return db.executemany(_ENDED, [e.row(run_id) for e in ended]).rowcount
-
-    def requeue_lost(self, run_id: str, lost: Sequence[tuple[str, int, str, bool]]) -> int:
-        """Submitted instances whose job vanished become ready again; return how many.
-
-        ``lost`` holds ``(task, element, batch, never started)``: an attempt that never
-        started is given back.
-        """
-        if not lost:
-            return 0
-        with self._transaction() as db:
-            cursor = db.executemany(
-                "UPDATE instances SET state = ?, attempts = attempts - ? WHERE run_id = ?"
-                " AND task = ? AND element = ? AND batch = ? AND state = ?",
-                [
-                    (_S.READY.value, int(unstarted), run_id, task, element, batch,
-                     _S.SUBMITTED.value)
-                    for task, element, batch, unstarted in lost
-                ],
-            )  # fmt: skip
-            return cursor.rowcount
 
     def adopt_cached(self, run_id: str, task: str, elements: Sequence[int]) -> int:
         """Ready instances whose identity got an output meanwhile become cached.
@@ -330,6 +280,7 @@ class StoreWrites:
                     for row in active
                 ],
             )  # fmt: skip
+            close_attempts(db, run_id, [_cancelled(row, now) for row in active if row.batch])
         return active
 
     def reset_for_retry(
@@ -356,7 +307,7 @@ class StoreWrites:
         with self._transaction() as db:
             reset = db.executemany(
                 "UPDATE instances SET state = ?, attempts = 0, reason = NULL, error = NULL,"  # noqa: S608 - state names from the enums
-                " ended = NULL WHERE run_id = ? AND task = ? AND element = ?"
+                " ended = NULL, not_before = NULL WHERE run_id = ? AND task = ? AND element = ?"
                 f" AND state IN ({sql_list(FAILED)})",
                 [(_S.READY.value, run_id, task, element) for task, element in elements],
             )
@@ -390,3 +341,18 @@ def _forget(db: sqlite3.Connection, run_id: str, tasks: Collection[str]) -> None
     rows = [(run_id, task) for task in tasks]
     db.executemany("DELETE FROM instances WHERE run_id = ? AND task = ?", rows)
     db.executemany("DELETE FROM tasks WHERE run_id = ? AND task = ?", rows)
+
+
+def _cancelled(row: InstanceRow, now: float) -> Ended:
+    """How a cancelled instance's attempt ends."""
+    return Ended(
+        task=row.task,
+        element=row.element,
+        batch=str(row.batch),
+        identity=row.identity,
+        state=_S.CANCELLED,
+        started=row.started,
+        ended=now,
+        reason=_S.CANCELLED.value,
+        error=_CANCELLED_BY_USER,
+    )

@@ -37,6 +37,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.definition.markers import RunDir
 from reflow.definition.options import param_key
+from reflow.definition.retry_policy import qualified_name
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.types import conforms
 from reflow.planning.encoding import (
@@ -373,7 +374,8 @@ def _error_of(err: BaseException, *, skip_frames: int = 0) -> ResultError:
     for _ in range(skip_frames):
         frames = frames.tb_next if frames is not None and frames.tb_next else frames
     text = "".join(traceback.format_exception(type(err), err, frames))
-    return ResultError(type=kind, message=str(err), traceback=text)
+    classes = tuple(qualified_name(cls) for cls in type(err).__mro__)
+    return ResultError(type=kind, message=str(err), traceback=text, classes=classes)
 
 
 def _peak_rss_mb() -> float:
