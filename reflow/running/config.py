@@ -15,21 +15,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from reflow.definition.environment import Environment, build_environment, environment_problems
-from reflow.definition.errors import ConfigError, DefinitionError, suggest
-from reflow.definition.resources import Resources, build_resources, parse_time
-from reflow.definition.spec import FINGERPRINT_MODES, FingerprintMode
+from reflow.definition.environment import Environment, build_environment
+from reflow.definition.errors import ConfigError, suggest
+from reflow.definition.resources import Resources, build_resources
+from reflow.definition.spec import FingerprintMode
 from reflow.running.config_file import read_toml
-
-Mode = Literal["local", "slurm", "dry-run"]
-CodeChange = Literal["warn", "rerun", "ignore"]
-_CODE_CHANGES: tuple[CodeChange, ...] = ("warn", "rerun", "ignore")
-
-_MODES: tuple[Mode, ...] = ("local", "slurm", "dry-run")
-_MODE_ALIASES: dict[str, Mode] = {"sbatch": "slurm", "dry_run": "dry-run", "dryrun": "dry-run"}
+from reflow.running.config_values import (
+    CodeChange,
+    Mode,
+    Setting,
+    check_value,
+    expand_home,
+)
 
 _PLACEMENT = ("partition", "account", "qos", "constraint")
 _TASK_RESOURCES = (*_PLACEMENT, "cpus", "mem", "time", "gpus", "extra")
@@ -131,17 +130,6 @@ class Config:
         return dict(self.sources).get(key)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Setting:
-    """One raw value before validation, with the names a message needs."""
-
-    key: str  # "executor.mem"
-    value: Any
-    param: str  # what the user typed: "executor.mem" or "REFLOW_MEM"
-    source: str  # "REFLOW_MEM" or "/path/config.toml [executor] mem"
-    file: Path | None
-
-
 def default_config_path(env: Mapping[str, str]) -> Path:
     """Return ``$XDG_CONFIG_HOME/reflow/config.toml``, else ``~/.config/reflow/config.toml``.
 
@@ -174,7 +162,7 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
     settings = _file_settings(document, file) if document is not None else {}
     settings.update(_env_settings(env))
     home = _home(env)
-    values = {key: _check(setting, home) for key, setting in settings.items()}
+    values = {key: check_value(setting, _kind(setting), home) for key, setting in settings.items()}
     return Config(
         mode=values.get("executor.mode"),
         python=values.get("executor.python"),
@@ -209,12 +197,12 @@ def _locate(env: Mapping[str, str], path: Path | None) -> tuple[Path, str | None
         return path, "path"
     named = env.get("REFLOW_CONFIG", "").strip()
     if named:
-        return _expand_home(named, _home(env)), "REFLOW_CONFIG"
+        return expand_home(named, _home(env)), "REFLOW_CONFIG"
     return default_config_path(env), None
 
 
-def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, _Setting]:
-    settings: dict[str, _Setting] = {}
+def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, Setting]:
+    settings: dict[str, Setting] = {}
     for section, table in document.items():
         if section not in _SCHEMA:
             raise _unknown(file, None, section, table)
@@ -229,7 +217,7 @@ def _file_settings(document: Mapping[str, Any], file: Path) -> dict[str, _Settin
             if name not in _SCHEMA[section]:
                 raise _unknown(file, section, name, value)
             key = f"{section}.{name}"
-            settings[key] = _Setting(
+            settings[key] = Setting(
                 key=key, value=value, param=key, source=f"{file} [{section}] {name}", file=file
             )
     return settings
@@ -259,148 +247,20 @@ def _unknown(file: Path, section: str | None, name: str, value: object) -> Confi
     )
 
 
-def _env_settings(env: Mapping[str, str]) -> dict[str, _Setting]:
-    settings: dict[str, _Setting] = {}
+def _env_settings(env: Mapping[str, str]) -> dict[str, Setting]:
+    settings: dict[str, Setting] = {}
     for var, key in _ENV.items():
         text = env.get(var, "").strip()
         if not text:
             continue
         value: object = int(text) if key in _ENV_INTS and _DIGITS.fullmatch(text) else text
-        settings[key] = _Setting(key=key, value=value, param=var, source=var, file=None)
+        settings[key] = Setting(key=key, value=value, param=var, source=var, file=None)
     return settings
 
 
-def _check(setting: _Setting, home: Path) -> Any:
-    """Validate one setting and return its normalized value."""
+def _kind(setting: Setting) -> str:
     section, name = setting.key.split(".")
-    kind = _SCHEMA[section][name]
-    value = setting.value
-    if kind == "resource":
-        return _check_resource(setting, name, name)
-    if kind == "dispatcher":
-        return _check_resource(setting, name.removeprefix("dispatcher_"), name)
-    if kind == "environment":
-        setup, env = (value, None) if name == "setup" else (None, value)
-        problems = environment_problems(setup, env)
-        if problems:
-            raise _invalid(setting, problems[0].problem, hint=problems[0].hint)
-        return value
-    if kind == "count":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _invalid(setting, f"{name}={value!r} must be a positive int")
-        return value
-    if kind == "at_least_0":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _invalid(setting, f"{name}={value!r} must be an int of 0 or more")
-        return value
-    if kind == "mode":
-        return _check_mode(setting)
-    if kind == "duration":
-        try:
-            return parse_time(value)
-        except DefinitionError as err:
-            raise _invalid(setting, f"{name}={value!r} is not a duration", hint=err.hint) from err
-    if kind == "code_change":
-        if value not in _CODE_CHANGES:
-            choices = ", ".join(repr(m) for m in _CODE_CHANGES)
-            raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
-        return value
-    if kind == "paths":
-        return _check_paths(setting, name, home)
-    if kind == "fingerprint":
-        if value not in FINGERPRINT_MODES:
-            choices = ", ".join(repr(m) for m in FINGERPRINT_MODES)
-            raise _invalid(setting, f"{name}={value!r} must be one of {choices}")
-        return value
-    if not isinstance(value, str) or not value.strip() or "\n" in value:
-        raise _invalid(setting, f"{name}={value!r} must be a non-empty one-line string")
-    if kind == "url":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _invalid(
-                setting,
-                f"{name}={value!r} is not an http(s) URL",
-                hint='write e.g. "https://flow.example.org"',
-            )
-        return value
-    if kind == "path":
-        return _expand_home(value.strip(), home)
-    return str(_expand_home(value, home)) if value.startswith("~") else value
-
-
-def _check_paths(setting: _Setting, name: str, home: Path) -> tuple[Path, ...]:
-    """A list of folders: a TOML list of strings, or ``:``-separated text (like ``PATH``)."""
-    value = setting.value
-    items = value.split(":") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(
-        isinstance(item, str) and "\n" not in item for item in items
-    ):
-        raise _invalid(
-            setting,
-            f"{name}={value!r} must be a list of run directories",
-            hint=f'write e.g. {name} = ["/scratch/run1", "/scratch/run2"]',
-        )
-    return tuple(_expand_home(item.strip(), home) for item in items if item.strip())
-
-
-def _check_resource(setting: _Setting, option: str, name: str) -> Any:
-    """Validate one resource value with ``build_resources``, the one place that knows them."""
-    value = setting.value
-    if option == "extra" and not isinstance(value, list):
-        raise _invalid(
-            setting,
-            f"{name}={value!r} must be a list of sbatch options",
-            hint='e.g. extra = ["--exclusive"]',
-        )
-    try:
-        build_resources(**{option: value})
-    except DefinitionError as err:
-        problem = err.problem
-        if problem.startswith(f"{option}="):
-            problem = name + problem[len(option) :]
-        raise _invalid(setting, problem, hint=err.hint) from err
-    return value
-
-
-def _check_mode(setting: _Setting) -> Mode:
-    value = setting.value
-    text = value.strip().lower() if isinstance(value, str) else ""
-    for mode in _MODES:
-        if text == mode:
-            return mode
-    if text in _MODE_ALIASES:
-        return _MODE_ALIASES[text]
-    near = suggest(text, [*_MODES, *_MODE_ALIASES]) if text else None
-    choices = ", ".join(f'"{mode}"' for mode in _MODES)
-    raise _invalid(
-        setting,
-        f"mode={value!r} is not an executor mode",
-        suggestion=_MODE_ALIASES.get(near, near) if near else None,
-        hint=f'choose one of {choices} ("sbatch" means "slurm")',
-    )
-
-
-def _invalid(
-    setting: _Setting, problem: str, *, hint: str | None = None, suggestion: str | None = None
-) -> ConfigError:
-    where = f"in {setting.file}, " if setting.file else ""
-    if hint is None and suggestion is None:  # say at least where to fix it
-        section, name = setting.key.split(".")
-        hint = f"correct [{section}] {name} there" if setting.file else "correct or unset it"
-    return ConfigError(
-        where + problem,
-        param=setting.param,
-        value=setting.value,
-        hint=hint,
-        suggestion=suggestion,
-    )
-
-
-def _expand_home(text: str, home: Path) -> Path:
-    """Expand a leading ``~`` against the given home, so a passed-in environment is honoured."""
-    if text == "~" or text.startswith("~/"):
-        return home / text[2:]
-    return Path(text).expanduser()
+    return _SCHEMA[section][name]
 
 
 def _section_values(values: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
