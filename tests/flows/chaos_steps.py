@@ -1,8 +1,9 @@
 """A wide flow for crash tests: ``work`` fails for every item divisible by ``fail_every``.
 
-``prepare`` fans out to two array tasks: ``work`` (some elements fail deterministically) and
-``check`` (all succeed), which ``total`` gathers. Every call of ``work`` is logged, so a
-test can tell an element that ran twice from one that was ingested twice.
+``prepare`` fans out to three array tasks: ``work`` (some elements fail deterministically),
+``flaky`` (every seventh element raises ``OSError`` on its first call, and is retried on its
+own) and ``check`` (all succeed), which ``total`` gathers. Every call of ``work`` is logged,
+so a test can tell an element that ran twice from one that was ingested twice.
 """
 
 import os
@@ -32,6 +33,15 @@ def work(
     if fail_every and item % fail_every == 0:
         raise ValueError(f"item {item} fails")
     return item * 2
+
+
+@wf.array_job(retry_on=(OSError,), retry_delay=0.05)
+def flaky(item: Annotated[int, Result(step="prepare")], run_dir: RunDir = RunDir()) -> int:
+    marker = run_dir / f"flaky.{item}"
+    if item % 7 == 0 and not marker.exists():
+        marker.touch()
+        raise OSError(f"item {item}: the file system hiccuped")
+    return item
 
 
 @wf.array_job()

@@ -79,12 +79,12 @@ class Dispatcher(Submitter):
     )
     _retrier: Retrier = field(init=False, repr=False)
 
-    def turn(self) -> RunState:
-        """Run one turn and return the run's state afterwards."""
-        run = self.store.run(self.run_id)
-        if run.state in TERMINAL_RUN_STATES:
-            return run.state
-        self._retrier = Retrier(
+    def __post_init__(self) -> None:
+        self._retrier = self._new_retrier()
+
+    def _new_retrier(self) -> Retrier:
+        """The turn's retry decisions (it caches partition limits for one turn only)."""
+        return Retrier(
             store=self.store,
             run_id=self.run_id,
             graph=self.graph,
@@ -92,6 +92,13 @@ class Dispatcher(Submitter):
             defaults=self.defaults,
             retries=self.retries,
         )
+
+    def turn(self) -> RunState:
+        """Run one turn and return the run's state afterwards."""
+        run = self.store.run(self.run_id)
+        if run.state in TERMINAL_RUN_STATES:
+            return run.state
+        self._retrier = self._new_retrier()
         waiting = self.ingest()
         self.reconcile(waiting)
         adopted = 1
