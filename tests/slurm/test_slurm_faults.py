@@ -310,6 +310,7 @@ def test_slurmd_and_the_jobs_processes_killed_the_run_finishes_and_ingests_each_
     since = time.time()
     begun = time.monotonic()
     grace_s = lost_job_grace_s() + 2
+    workdirs.monkeypatch.delenv("REFLOW_RESULT_GRACE")  # the default: Slurm requeues within it
     run_id = workdirs.submit(slow_steps.wf, run_dir, "work", count=count, seconds=seconds)
     workdir = workdirs.made[0]
 

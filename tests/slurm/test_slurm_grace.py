@@ -52,6 +52,7 @@ def test_a_result_that_appears_late_is_waited_for_not_failed_or_rerun(
 ) -> None:
     held = tmp_path / "held"
     monkeypatch.setenv(HOLD_RESULTS_ENV, str(held))
+    monkeypatch.delenv("REFLOW_RESULT_GRACE")  # the default grace
     run_dir = tmp_path / "runs"
     count = 3
     run_id = workdirs.submit(slow_steps.wf, run_dir, "late", count=count, seconds=0.2)

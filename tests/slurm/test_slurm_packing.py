@@ -27,6 +27,7 @@ from tests.slurm.scheduler import (
     status,
     wait_for_run,
 )
+from tests.slurm.test_slurm_runs import TEST_RESULT_GRACE_S
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -44,7 +45,8 @@ class Packed:
         self.workdir.mkdir()
         self.run_dir = base / "runs"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("REFLOW_")}
-        self.env.update(REFLOW_MODE="slurm", XDG_CONFIG_HOME=str(base / "config"), **settings)
+        self.env.update(REFLOW_MODE="slurm", XDG_CONFIG_HOME=str(base / "config"))
+        self.env.update(REFLOW_RESULT_GRACE=str(TEST_RESULT_GRACE_S), **settings)
         self.run_id = ""
 
     def cli(self, *args: str) -> str:

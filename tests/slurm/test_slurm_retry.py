@@ -29,6 +29,7 @@ from tests.slurm.scheduler import (
     wait_for_run,
     wait_until_no_jobs,
 )
+from tests.slurm.test_slurm_runs import TEST_RESULT_GRACE_S
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -69,6 +70,7 @@ def environment(folder: Path) -> dict[str, str]:
     if require:
         env["REFLOW_REQUIRE_SLURM"] = require
     env.update(REFLOW_MODE="slurm", XDG_CONFIG_HOME=str(folder / "config"))
+    env.update(REFLOW_RESULT_GRACE=str(TEST_RESULT_GRACE_S))
     return env
 
 

@@ -56,6 +56,10 @@ DEADLINE_S = 120.0
 REQUIRE_ENV = "REFLOW_REQUIRE_SLURM"
 
 
+TEST_RESULT_GRACE_S = 3
+"""``[executor] result_grace`` of the Slurm tests (the default, 60 s, is for a shared FS)."""
+
+
 def clean_env(monkeypatch: pytest.MonkeyPatch, config_home: Path) -> None:
     """Slurm mode, no user config, and none of the developer's ``REFLOW_*`` settings."""
     for key in list(os.environ):
@@ -63,6 +67,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, config_home: Path) -> None:
             monkeypatch.delenv(key)
     monkeypatch.setenv("REFLOW_MODE", "slurm")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    # The run directories are on this machine's own disk, where a result is visible the
+    # moment its job ends: a short grace keeps failure tests short. The tests of the grace
+    # itself set their own.
+    monkeypatch.setenv("REFLOW_RESULT_GRACE", str(TEST_RESULT_GRACE_S))
 
 
 class Workdirs:
