@@ -1,9 +1,9 @@
 """A wide flow for crash tests: ``work`` fails for every item divisible by ``fail_every``.
 
-``prepare`` fans out to three array tasks: ``work`` (some elements fail deterministically),
-``flaky`` (every seventh element raises ``OSError`` on its first call, and is retried on its
-own) and ``check`` (all succeed), which ``total`` gathers. Every call of ``work`` is logged,
-so a test can tell an element that ran twice from one that was ingested twice.
+``prepare`` fans out to two array tasks: ``work`` (some elements fail deterministically) and
+``check`` (all succeed, every item ``7k + 6`` after an ``OSError`` on its first call, which
+``check`` retries on its own), which ``total`` gathers. Every call of ``work`` is logged, so
+a test can tell an element that ran twice from one that was ingested twice.
 """
 
 import os
@@ -36,16 +36,11 @@ def work(
 
 
 @wf.array_job(retry_on=(OSError,), retry_delay=0.05)
-def flaky(item: Annotated[int, Result(step="prepare")], run_dir: RunDir = RunDir()) -> int:
-    marker = run_dir / f"flaky.{item}"
-    if item % 7 == 0 and not marker.exists():
+def check(item: Annotated[int, Result(step="prepare")], run_dir: RunDir = RunDir()) -> str:
+    marker = run_dir / f"check.{item}"
+    if item % 7 == 6 and not marker.exists():
         marker.touch()
         raise OSError(f"item {item}: the file system hiccuped")
-    return item
-
-
-@wf.array_job()
-def check(item: Annotated[int, Result(step="prepare")]) -> str:
     return f"ok-{item}"
 
 

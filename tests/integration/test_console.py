@@ -257,7 +257,7 @@ def test_wait_summary_names_the_failed_elements_and_their_logs(
     assert re.search(r"^\[\s*[\d.]+s\] parse\s+\[#+\.*\]\s+1/2\s+1 done, 1 failed$", printed, re.M)
     summary = printed[printed.index(f"run {run_id} failed after") :]
     assert re.match(rf"run {run_id} failed after [\d.]+s: 2 done, 1 failed\n", summary)
-    assert "  not started: total\n" in summary
+    assert "  total could not be planned: 1 of 2 inputs failed: parse[1]" in summary
     assert "  parse: 1 failed (exception: ValueError)\n" in summary
     assert "'four' is not a number" in summary
     assert f"log: {run_dir}/runs/{run_id}/logs/parse/1.log" in summary

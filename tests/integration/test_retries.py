@@ -98,7 +98,8 @@ def test_the_configured_retries_bound_the_attempts_and_the_failure_says_how_many
     run_dir, _run_id, status = run(tmp_path, "oserror")
     assert status["state"] == "failed"
     assert calls(run_dir)["work 1"] == 2
-    [failed] = status["failed"]
+    [blocked, failed] = status["failed"]  # plain[1] consumes work[1]: it is blocked
+    assert (blocked["task"], blocked["element"], blocked["state"]) == ("plain", 1, "blocked")
     assert failed["attempts"] == 2
     assert failed["error"] == "FileNotFoundError: item 1 is not there yet (after 2 attempts)"
     [retried] = status["retried"]
