@@ -291,3 +291,85 @@ def test_a_dispatcher_turn_on_a_crashing_node_is_resumed_and_the_run_completes(
     assert record["host"] != victim, record
     wait_until_no_jobs(workdir)
     assert node_fail_jobs(workdir, since, "dispatch.slow") == [turn]
+
+
+def test_start_converts_a_running_one_node_cluster_and_stop_removes_the_nodes(
+    tmp_path: Path,
+) -> None:
+    # A cluster of its own beside the shared one (other name, ports and subnet), so that
+    # converting and stopping it disturbs no other test.
+    if os.geteuid() != 0:
+        pytest.skip("starting and stopping a Slurm cluster needs root")
+    name = "rfconv"
+    env = {
+        **os.environ,
+        "SLURM_CONF": f"/etc/slurm-{name}/slurm.conf",
+        "REFLOW_TEST_PORT": "6837",
+        "REFLOW_TEST_SUBNET": "10.77.2",
+    }
+
+    def run(*argv: str, nodes: int | None = None) -> str:
+        extra = {} if nodes is None else {"REFLOW_TEST_NODES": str(nodes)}
+        result = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra},
+            check=False,
+        )
+        assert result.returncode == 0, f"{argv} failed: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def hostname_of_a_job(node: str) -> str:
+        out = tmp_path / f"{node}.out"
+        run(
+            REAL["sbatch"],
+            "-w",
+            node,
+            f"--output={out}",
+            f"--chdir={tmp_path}",
+            "--wait",
+            "--wrap",
+            "hostname",
+        )
+        return out.read_text().strip()
+
+    script = str(CLUSTER_SCRIPT)
+    try:
+        run(script, "start", nodes=1)
+        assert run(script, "nodes").split() == ["localhost"]
+        assert Path(f"/run/slurm-{name}/slurmd.pid").exists()
+
+        started = time.monotonic()
+        assert "restarted for the new configuration" in run(script, "start", nodes=2)
+        converted_s = time.monotonic() - started
+        assert run(script, "status").strip() == "ready"
+        assert run(script, "nodes").split() == ["node1", "node2"]
+        assert run(REAL["sinfo"], "-h", "-N", "-o", "%N %T").split() == [
+            "node1",
+            "idle",
+            "node2",
+            "idle",
+        ]
+        # The one-node layout's slurmd is gone; each node's slurmd runs under its host name.
+        assert not Path(f"/run/slurm-{name}/slurmd.pid").exists()
+        assert [hostname_of_a_job(node) for node in ("node1", "node2")] == ["node1", "node2"]
+        started = time.monotonic()
+        assert "already running" in run(script, "start", nodes=2)
+        warm_s = time.monotonic() - started
+        print(f"converted in {converted_s:.1f} s; start on the running cluster {warm_s:.1f} s")
+
+        run(script, "stop")
+        namespaces = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        assert f"rf-{name}-" not in namespaces
+        assert not Path(f"/sys/class/net/rf-{name}").exists()
+        # The daemons the clusters share stay up for the one in /etc/slurm.
+        assert (
+            subprocess.run(["pgrep", "-x", "munged"], capture_output=True, check=False).returncode
+            == 0
+        )
+    finally:
+        subprocess.run([script, "stop"], capture_output=True, timeout=120, env=env, check=False)
