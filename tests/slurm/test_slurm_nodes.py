@@ -86,23 +86,18 @@ def workdirs(
 ) -> Iterator[Workdirs]:
     clean_env(monkeypatch, tmp_path / "config")
     dirs = Workdirs(tmp_path, monkeypatch)
-    try:
-        yield dirs
-    finally:
-        try:
-            dirs.cancel_leftovers()
-        finally:
-            if os.geteuid() == 0:
-                for node in nodes:
-                    cluster("start-node", node)
+    yield dirs
+    dirs.cancel_leftovers()
 
 
 @pytest.fixture
-def crashes(nodes: list[str]) -> list[str]:
-    """The nodes, for a test that crashes some of them (which needs root)."""
+def crashes(nodes: list[str]) -> Iterator[list[str]]:
+    """The nodes, for a test that crashes some of them (which needs root); all up again after."""
     if os.geteuid() != 0:
         pytest.skip("crashing and starting nodes needs root")
-    return nodes
+    yield nodes
+    for node in nodes:
+        cluster("start-node", node)
 
 
 def element_nodes(workdir: Path, since: float, name: str) -> dict[str, str]:
@@ -195,16 +190,25 @@ def test_array_elements_and_dispatcher_turns_run_on_several_nodes(
     assert set(where.values()) <= set(nodes), where
     assert len(set(where.values())) >= 2, where
     wait_until_no_jobs(workdir)
-    placed = element_nodes(workdir, since, "work.slow")
-    assert {int(job.partition("_")[2]): node for job, node in placed.items()} == where
+
+    def placed() -> dict[int, str]:
+        jobs = element_nodes(workdir, since, "work.slow")
+        return {int(job.partition("_")[2]): node for job, node in jobs.items()}
+
+    wait_until(lambda: placed() == where, f"sacct places the elements as {where}", timeout_s=30)
 
     # The first turn ran here, every later one as a Slurm job on a compute node: the last
     # turn's host is a node, and the dispatcher jobs ran there.
     record = dispatcher_record(run_dir, run_id)
     assert record["turns"] >= 3, record
     assert record["host"] in nodes, record
+    # (slurmctld reports to the accounting database a moment after a job ends)
+    wait_until(
+        lambda: len(element_nodes(workdir, since, "dispatch.slow")) == record["turns"] - 1,
+        "sacct lists every dispatcher job",
+        timeout_s=30,
+    )
     turns = element_nodes(workdir, since, "dispatch.slow")
-    assert len(turns) == record["turns"] - 1, turns
     assert set(turns.values()) <= set(nodes), turns
 
 
