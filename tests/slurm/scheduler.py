@@ -27,7 +27,7 @@ from reflow.running.rundir.layout import STORE_NAME
 from reflow.running.store.sqlite import SqliteStore
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel", "sacctmgr")
-REAL = {tool: shutil.which(tool) or tool for tool in TOOLS}
+REAL = {tool: shutil.which(tool) or tool for tool in (*TOOLS, "sinfo")}
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
 POLL_S = 0.2
 _UNFINISHED = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "SUSPENDED"}

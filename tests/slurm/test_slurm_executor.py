@@ -1,4 +1,4 @@
-"""SlurmExecutor against the real one-node cluster: arrays, failures, cancel, chunking, quoting.
+"""SlurmExecutor against the real test cluster: arrays, failures, cancel, chunking, quoting.
 
 Each test submits tiny ``/bin/sh`` or Python commands and polls ``states`` with a deadline.
 """

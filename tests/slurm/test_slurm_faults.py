@@ -1,9 +1,11 @@
 """Slurm daemons failing under a run on the real cluster: the run still ends correctly.
 
 Two faults: slurmctld restarted while array elements run, and
-slurmd killed together with the processes of the running job (a node crash, as far as Slurm
-can tell). Both tests restart daemons, so they need root; whatever happens, they leave every
-daemon running and the node usable (``finally``), because later tests share the cluster.
+slurmd killed together with the processes of the running job, on each node the job's elements
+run on (a node crash, as far as Slurm can tell). Both tests restart daemons, so they need root;
+whatever happens, they leave every daemon running and every node usable (``finally``), because
+later tests share the cluster. Daemons are found through ``scontrol show config`` (their pid
+files), so the tests hold on the one-node layout and on the several-node one alike.
 
 The flow is ``tests/flows/slow_steps.py``: ``work`` appends its item to ``work.calls`` in the
 run directory before it sleeps, so the file counts executions, while the store counts
@@ -51,9 +53,6 @@ from tests.slurm.test_slurm_runs import Workdirs, clean_env, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-SLURMCTLD_PID = Path("/run/slurmctld.pid")
-SLURMD_PID = Path("/run/slurmd.pid")
-NODE = "localhost"
 SINFO = shutil.which("sinfo") or "sinfo"
 HEALTHY = {"idle", "mixed", "allocated"}
 RUN_DEADLINE_S = 60.0
@@ -107,27 +106,57 @@ def start_cluster() -> float:
     return time.monotonic() - started
 
 
-def node_state() -> str:
+def config_value(key: str) -> str:
+    """A value of ``scontrol show config`` (``SlurmdPidFile``, ``BatchStartTimeout``, ...)."""
+    for line in slurm("scontrol", "show", "config").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            return value.strip()
+    raise AssertionError(f"scontrol show config has no {key}")
+
+
+def slurmd_pid_file(node: str) -> Path:
+    """Where the slurmd of ``node`` keeps its pid (``%n`` in the path is the node's name)."""
+    return Path(config_value("SlurmdPidFile").replace("%n", node))
+
+
+def node_states() -> dict[str, str]:
+    """``node -> state`` of every node, without sinfo's state suffixes."""
     result = subprocess.run(
-        [SINFO, "-h", "-n", NODE, "-o", "%T"],
+        [SINFO, "-h", "-N", "-o", "%N %T"],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-    return result.stdout.strip().rstrip("*~#!%$@^-")
+    states = {}
+    for line in result.stdout.splitlines():
+        node, _, state = line.partition(" ")
+        states[node] = state.strip().rstrip("*~#!%$@^-")
+    return states
 
 
 def restore_cluster() -> None:
-    """Every daemon running and the node usable again, resumed if it is down or drained."""
+    """Every daemon running and every node usable again, resumed if it is down or drained."""
     start_cluster()
     deadline = time.monotonic() + 60
-    while (state := node_state()) not in HEALTHY:
-        if any(word in state for word in ("down", "drain", "fail")):
-            slurm("scontrol", "update", f"nodename={NODE}", "state=resume")
+    while bad := {n: s for n, s in node_states().items() if s not in HEALTHY}:
+        for node, state in bad.items():
+            if any(word in state for word in ("down", "drain", "fail")):
+                slurm("scontrol", "update", f"nodename={node}", "state=resume")
         if time.monotonic() > deadline:
-            pytest.fail(f"node {NODE} is {state!r}, not idle, 60 s after the test")
+            pytest.fail(f"nodes {bad} are not idle 60 s after the test")
         time.sleep(0.5)
+
+
+def nodes_running(workdir: Path) -> set[str]:
+    """The nodes on which jobs started from ``workdir`` run."""
+    text = slurm("squeue", "-h", "-r", "-t", "RUNNING", "-o", "%Z|%N")
+    return {
+        fields[1]
+        for fields in (line.split("|") for line in text.splitlines())
+        if len(fields) == 2 and fields[0] == str(workdir)
+    }
 
 
 def processes_of_run(run_id: str) -> tuple[list[int], list[int]]:
@@ -240,13 +269,14 @@ def test_slurmctld_restarted_while_elements_run_the_run_completes_each_element_o
 
     wait_until(lambda: bool(calls(run_dir)), "the first element of work started")
     started_before = sum(calls(run_dir).values())
-    old = daemon_pid(SLURMCTLD_PID, "slurmctld")
+    pid_file = Path(config_value("SlurmctldPidFile"))
+    old = daemon_pid(pid_file, "slurmctld")
     stop = time.monotonic()
     os.kill(old, signal.SIGTERM)
     wait_gone([old], "slurmctld")
     down = time.monotonic()
     restart_s = start_cluster()
-    new = daemon_pid(SLURMCTLD_PID, "slurmctld")
+    new = daemon_pid(pid_file, "slurmctld")
     assert new != old
     print(  # timings, shown with -s
         f"slurmctld: {down - stop:.1f} s to stop, {restart_s:.1f} s to start again;"
@@ -280,13 +310,8 @@ def lost_job_grace_s() -> float:
     ``MessageTimeout`` (at most 10 s of it) ago; a slurmd back sooner leaves the lost job
     RUNNING until its time limit, since slurmd registers again only when it restarts.
     """
-    config = slurm("scontrol", "show", "config")
-    seconds = {}
-    for line in config.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() in ("BatchStartTimeout", "MessageTimeout"):
-            seconds[key.strip()] = int(value.split()[0])
-    return seconds["BatchStartTimeout"] + min(10, seconds["MessageTimeout"])
+    batch_start_s = int(config_value("BatchStartTimeout").split()[0])
+    return batch_start_s + min(10, int(config_value("MessageTimeout").split()[0]))
 
 
 def node_fail_records(workdir: Path, since: float) -> list[str]:
@@ -319,9 +344,11 @@ def test_slurmd_and_the_jobs_processes_killed_the_run_finishes_and_ingests_each_
     workers, stepds = processes_of_run(run_id)
     assert len(workers) == count, workers
     assert len(stepds) >= count, stepds
-    slurmd = daemon_pid(SLURMD_PID, "slurmd")
-    kill_all([slurmd, *stepds, *workers], signal.SIGKILL)
-    wait_gone([slurmd, *stepds, *workers], "slurmd and the job's processes")
+    # The slurmd of each node the elements run on (one node, or several).
+    slurmds = [daemon_pid(slurmd_pid_file(node), "slurmd") for node in nodes_running(workdir)]
+    assert slurmds
+    kill_all([*slurmds, *stepds, *workers], signal.SIGKILL)
+    wait_gone([*slurmds, *stepds, *workers], "slurmd and the job's processes")
     # The node stays away long enough for slurmctld to tell the jobs are lost when it is back.
     time.sleep(max(0.0, started + grace_s - time.monotonic()))
     start_cluster()
