@@ -202,9 +202,8 @@ def _take_in_ended_jobs(layout: RunLayout, store: SqliteStore) -> None:
     with dispatcher_lock(layout) as mine:
         if mine:
             waiting = ingest_results(store, layout, layout.run_id)
-            reconcile_jobs(
-                store, layout, layout.run_id, SlurmExecutor(), waiting, unknown_is_lost=False
-            )
+            executor = SlurmExecutor(result_grace=load_config().result_grace)
+            reconcile_jobs(store, layout, layout.run_id, executor, waiting, unknown_is_lost=False)
 
 
 def _rewrite_manifest(layout: RunLayout, refreshed: Refreshed) -> None:
