@@ -100,7 +100,8 @@ def accounted(job_ids: list[str]) -> dict[str, dict[str, str]]:
 def retried(data: dict[str, Any], task: str, element: int = 1) -> dict[str, Any]:
     assert {r["element"] for r in data["retried"] if r["task"] == task} <= {1, 2}
     [entry] = [r for r in data["retried"] if (r["task"], r["element"]) == (task, element)]
-    return entry
+    found: dict[str, Any] = entry
+    return found
 
 
 def seconds(stamp: str) -> float:

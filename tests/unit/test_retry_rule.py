@@ -106,7 +106,7 @@ def test_the_options_are_read_and_checked_at_decoration() -> None:
         retry_delay_s=0.5,
     )
     with pytest.raises(FlowDefinitionError) as many:
-        Workflow("v").job(retries=-1, mem_factor=0.5, retry_on=("OSError",))(a)
+        Workflow("v").job(retries=-1, mem_factor=0.5, retry_on=("OSError",))(a)  # type: ignore[arg-type]
     assert [e.param for e in many.value.errors] == ["retries", "mem_factor", "retry_on"]
     with pytest.raises(DefinitionError) as one:
         build_retry_policy(task="a", options={"max_mem": "lots"})
