@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 
 from reflow.definition.environment import Environment, build_environment, environment_problems
 from reflow.definition.errors import DefinitionError, raise_collected, suggest
-from reflow.definition.resources import Resources, build_resources
+from reflow.definition.resources import RESOURCE_OPTIONS, Resources, build_resources
 from reflow.definition.retry_policy import RETRY_KEYS, RetryPolicy, build_retry_policy
 from reflow.definition.spec import FINGERPRINT_MODES, TaskSpec, task_spec_from_function
 
@@ -78,19 +78,7 @@ class TaskOptions(TypedDict, total=False):
     retry_delay: float
 
 
-_RESOURCE_KEYS = (
-    "cpus",
-    "mem",
-    "time",
-    "gpus",
-    "partition",
-    "account",
-    "qos",
-    "constraint",
-    "extra",
-    "array_limit",
-    "pack",
-)
+_RESOURCE_KEYS = (*RESOURCE_OPTIONS, "pack")
 _OPTION_KEYS = frozenset({*TaskOptions.__annotations__, "array"})
 
 
