@@ -13,7 +13,6 @@ from reflow.definition.resources import Resources, build_resources
 from reflow.running.dispatch.packing import choose_pack, fit_budget, pack_for, packed_resources
 from reflow.running.executors.base import BatchRequest
 from reflow.running.executors.slurm_arrays import array_plans, array_tasks
-from reflow.running.executors.slurm_query import parse_partition_max_times
 
 HOUR_S = 3600
 
@@ -189,23 +188,6 @@ def test_a_fixed_pack_reads_no_history() -> None:
 
     pack = pack_for(Resources(pack=8), count=100, history=history, max_time_s=None, min_task_s=1)
     assert pack == 8
-
-
-def test_partition_max_times_are_read_from_scontrol_one_line_per_partition() -> None:
-    text = (
-        "PartitionName=debug Default=YES MaxTime=UNLIMITED State=UP\n"
-        "PartitionName=short Default=NO MaxTime=00:30:00 State=UP\n"
-        "PartitionName=long MaxTime=2-00:00:00 DefaultTime=NONE\n"
-        "PartitionName=tiny MaxTime=45 State=UP\n"
-    )
-    assert parse_partition_max_times(text) == {
-        "debug": None,
-        None: None,
-        "short": 1800,
-        "long": 2 * 86400,
-        "tiny": 45 * 60,
-    }
-    assert parse_partition_max_times("PartitionName=a Default=YES MaxTime=01:00:00")[None] == 3600
 
 
 @pytest.mark.parametrize("value", [0, -1, True, "all", 2.5])

@@ -4,8 +4,8 @@ The run is planned against a copy of the run directory's store in a temporary fo
 cache hits are real; nothing runs, nothing is submitted, and nothing is written to the run
 directory. The temporary folder is removed afterwards. Where Slurm is available (``sbatch``
 on ``PATH``) the batch scripts are printed as ``submit`` would write them (one
-``scontrol show config`` reads ``MaxArraySize``, and one ``scontrol show partition`` the
-``MaxTime`` that bounds a packed task), followed by the sbatch options of the
+``scontrol show config`` reads ``MaxArraySize``, and one ``sinfo`` the partition's time
+limit that bounds a packed task), followed by the sbatch options of the
 dispatcher turn that would come next; paths are shown inside the real run directory.
 """
 

@@ -216,39 +216,6 @@ def parse_max_array_size(scontrol_show_config_text: str) -> int:
     return int(match.group(1)) if match else DEFAULT_MAX_ARRAY_SIZE
 
 
-def parse_partition_max_times(scontrol_show_partition_text: str) -> dict[str | None, int | None]:
-    """Read each partition's ``MaxTime`` in seconds from ``scontrol show partition -o``.
-
-    The default partition is also under the key ``None``; an unlimited (or unreadable)
-    ``MaxTime`` is ``None``.
-    """
-    found: dict[str | None, int | None] = {}
-    for line in scontrol_show_partition_text.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        name = fields.get("PartitionName")
-        if not name:
-            continue
-        found[name] = _slurm_duration_s(fields.get("MaxTime", ""))
-        if fields.get("Default") == "YES":
-            found[None] = found[name]
-    return found
-
-
-def _slurm_duration_s(text: str) -> int | None:
-    """``D-HH:MM:SS``, ``HH:MM:SS``, ``MM:SS`` or minutes, as Slurm prints times; else None."""
-    days, _, clock = text.rpartition("-")
-    parts = clock.split(":")
-    if not all(part.isdigit() for part in parts) or len(parts) > 3 or (days and not days.isdigit()):
-        return None
-    numbers = [int(part) for part in parts]
-    if len(numbers) == 1:
-        numbers = [0, numbers[0], 0]
-    elif len(numbers) == 2:
-        numbers = [0, *numbers]
-    hours, minutes, seconds = numbers
-    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
 def parse_assoc_submit_limits(text: str) -> tuple[list[int], set[str]]:
     """Read ``sacctmgr -n -P show assoc where user=U format=MaxSubmitJobs,GrpSubmitJobs,QOS``.
 

@@ -13,7 +13,6 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
 
 from reflow.running.store.attempts import close_attempts, drop_attempts
 from reflow.running.store.records import Ended, Retry
@@ -61,7 +60,7 @@ class JobWrites:
         with self._transaction() as db:
             db.executemany(_OUTPUT, outputs)
             close_attempts(db, run_id, ended)
-            cursor = db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended])
+            cursor = db.executemany(_ENDED, [e.row(run_id) for e in ended])
             return cursor.rowcount
 
     def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
@@ -70,7 +69,7 @@ class JobWrites:
             return 0
         with self._transaction() as db:
             close_attempts(db, run_id, ended)
-            return db.executemany(_ENDED, [_ended_row(run_id, e) for e in ended]).rowcount
+            return db.executemany(_ENDED, [e.row(run_id) for e in ended]).rowcount
 
     def auto_retry(self, run_id: str, retries: Sequence[Retry]) -> int:
         """Failed attempts go out again on their own: their instances become ready.
@@ -118,19 +117,3 @@ class JobWrites:
                 ],
             )  # fmt: skip
             return cursor.rowcount
-
-
-def _ended_row(run_id: str, e: Ended) -> tuple[Any, ...]:
-    return (
-        e.state.value,
-        e.started,
-        e.ended,
-        e.reason,
-        e.error,
-        e.host,
-        e.peak_rss_mb,
-        run_id,
-        e.task,
-        e.element,
-        e.batch,
-    )
