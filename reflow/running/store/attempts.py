@@ -57,6 +57,17 @@ def close_attempts(db: sqlite3.Connection, run_id: str, ended: Iterable[Ended]) 
     )  # fmt: skip
 
 
+def close_staged_attempts(db: sqlite3.Connection, run_id: str) -> None:
+    """Record how submitted attempts ended, from the rows staged in ``temp.ended``."""
+    db.execute(
+        "UPDATE attempts SET state = e.state, reason = e.reason, error = e.error,"
+        " ended = e.ended FROM temp.ended AS e WHERE attempts.run_id = ?"
+        " AND attempts.task = e.task AND attempts.element = e.element"
+        " AND attempts.batch = e.batch AND attempts.state = ?",
+        (run_id, InstanceState.SUBMITTED.value),
+    )
+
+
 def drop_attempts(
     db: sqlite3.Connection, run_id: str, rows: Iterable[tuple[str, int, str]]
 ) -> None:

@@ -204,13 +204,6 @@ class Ended:
     peak_rss_mb: float | None = None
     output: tuple[str, str] | None = None
 
-    def row(self, run_id: str) -> tuple[Any, ...]:
-        """The parameters of the store's statement that records how it ended."""
-        return (
-            self.state.value, self.started, self.ended, self.reason, self.error, self.host,
-            self.peak_rss_mb, run_id, self.task, self.element, self.batch,
-        )  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:

@@ -115,6 +115,9 @@ def configure(db: sqlite3.Connection, path: Path) -> None:
     # A turn writes 100,000 rows in one transaction: with sqlite's 2 MB page cache the
     # tables' pages are evicted and read again, which doubles the time of such a write.
     db.execute(f"PRAGMA cache_size = -{CACHE_KB}")
+    # Ended instances are staged in a temporary table (``job_writes``): keep it in memory,
+    # not in a file under a node's small /tmp.
+    db.execute("PRAGMA temp_store = MEMORY")
     db.execute("BEGIN IMMEDIATE")
     try:
         found = store_version(db, path)  # again: another process may have migrated it
