@@ -24,7 +24,7 @@ from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.executors.slurm import SlurmExecutor
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, log_name
 from reflow.running.rundir.manifest import asked_resources, read_manifest
 from reflow.running.rundir.results import ResultProblem, read_result, result_names
 from reflow.running.rundir.stale import read_stale
@@ -230,7 +230,9 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
                 "error": error,
                 "attempts": row.attempts,
                 # a blocked element never ran: it has no log
-                "log": "" if row.state == _BLOCKED else f"{log_dirs[row.task]}/{row.element}.log",
+                "log": ""
+                if row.state == _BLOCKED
+                else f"{log_dirs[row.task]}/{log_name(row.element)}",
             }
         )
     return elements

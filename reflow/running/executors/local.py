@@ -54,12 +54,12 @@ from reflow.running.executors.local_pids import (
     ChunkProcess,
     find_worker,
     is_alive,
-    pid_file_name,
     read_pid_file,
     signal_group,
     stop_groups,
     write_pid_file,
 )
+from reflow.running.rundir.layout import RunLayout, chunk_log_name, chunk_pid_name
 from reflow.running.worker.command import with_elements
 
 MAX_CHUNK = 1000
@@ -236,7 +236,7 @@ class LocalExecutor:
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             chunk.log_marks = {e: log_mark(log_dir, e) for e in chunk.elements}
-            with (log_dir / f"chunk-{chunk.chunk_id}.log").open("ab") as log:
+            with (log_dir / chunk_log_name(chunk.chunk_id)).open("ab") as log:
                 chunk.started = time.time()
                 chunk.process = subprocess.Popen(
                     argv,
@@ -254,7 +254,7 @@ class LocalExecutor:
             return
         chunk.pidfd = _pidfd(chunk.process.pid)
         self._running.append(chunk)
-        write_pid_file(log_dir / pid_file_name(chunk.chunk_id), chunk.process.pid, chunk.started)
+        write_pid_file(log_dir / chunk_pid_name(chunk.chunk_id), chunk.process.pid, chunk.started)
 
     def _reap(self) -> None:
         for chunk in list(self._running):
@@ -286,23 +286,25 @@ class LocalExecutor:
         """The chunk's process from its pid file, or found by its command line."""
         if self.run_root is None:
             return None
-        paths = sorted(self.run_root.glob(f"logs/*/{pid_file_name(chunk_id)}"))
+        layout = RunLayout.of_run(self.run_root)
+        paths = layout.in_log_dirs(chunk_pid_name(chunk_id))
         if paths:
             return read_pid_file(paths[0])
-        logs = sorted(self.run_root.glob(f"logs/*/chunk-{chunk_id}.log"))
+        logs = layout.in_log_dirs(chunk_log_name(chunk_id))
         if not logs:
             return None
         # Its dispatcher ended between starting the process and writing the pid file.
         batch = chunk_id.rsplit(".", 1)[0]
         record = find_worker(run_id=self.run_root.name, batch=batch, element=element)
         if record is not None:
-            write_pid_file(logs[0].with_name(pid_file_name(chunk_id)), record.pid, time.time())
+            write_pid_file(logs[0].with_name(chunk_pid_name(chunk_id)), record.pid, time.time())
         return record
 
     def _foreign_chunk(self, chunk_id: str, element: int) -> tuple[Path | None, bool]:
         """Another instance's chunk: its log folder (None: never started), and if it runs."""
         record = self._find_pid_file(chunk_id, element)
-        logs = sorted(self.run_root.glob(f"logs/*/chunk-{chunk_id}.log")) if self.run_root else []
+        name = chunk_log_name(chunk_id)
+        logs = RunLayout.of_run(self.run_root).in_log_dirs(name) if self.run_root else []
         return (logs[0].parent if logs else None), record is not None and is_alive(record)
 
     def _foreign_status(

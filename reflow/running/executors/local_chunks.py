@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
+from reflow.running.rundir.layout import log_name
 
 PENDING = JobStatus(state=JobState.PENDING)
 RUNNING = JobStatus(state=JobState.RUNNING)
@@ -90,7 +91,7 @@ def how_it_ended(returncode: int) -> str:
 def log_mark(log_dir: Path, element: int) -> tuple[int, int] | None:
     """Size and mtime of an element's log; a change shows the worker started the element."""
     try:
-        stat = (log_dir / f"{element}.log").stat()
+        stat = (log_dir / log_name(element)).stat()
     except OSError:
         return None
     return stat.st_size, stat.st_mtime_ns
@@ -106,7 +107,7 @@ def started_in_log(log_dir: Path | None, element: int, chunk_id: str) -> bool:
         return False
     marker = f"] batch {chunk_id.rsplit('.', 1)[0]} on ".encode()
     try:
-        with (log_dir / f"{element}.log").open("rb") as log:
+        with (log_dir / log_name(element)).open("rb") as log:
             return any(marker in line for line in log if line.startswith(b"==> reflow: "))
     except OSError:
         return False

@@ -38,11 +38,6 @@ class ChunkProcess:
     proc_start: int | None = None
 
 
-def pid_file_name(chunk_id: str) -> str:
-    """The pid file's name for chunk ``<batch>.<n>``."""
-    return f"chunk-{chunk_id}.pid"
-
-
 def write_pid_file(path: Path, pid: int, started: float) -> None:
     """Record the chunk process ``pid`` (started at ``started``, epoch seconds) in ``path``."""
     record = {"pid": pid, "started": started, "proc_start": _proc_stat(pid)[1]}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from reflow.running.executors.base import BatchRequest
 from reflow.running.ranges import compress
+from reflow.running.rundir.layout import script_part
 from reflow.running.worker.command import array_offset_args
 
 MAX_ARRAY_SPEC_CHARS = 4096
@@ -90,7 +91,4 @@ def script_paths(script_path: Path, count: int) -> tuple[Path, ...]:
     """Return the script paths of ``count`` chunks: ``script_path`` itself for one chunk."""
     if count == 1:
         return (script_path,)
-    return tuple(
-        script_path.with_name(f"{script_path.stem}.{index}{script_path.suffix}")
-        for index in range(count)
-    )
+    return tuple(script_part(script_path, index) for index in range(count))

@@ -33,6 +33,7 @@ from reflow.definition.errors import SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.executors.base import BatchRequest
 from reflow.running.executors.launch import launch_lines
+from reflow.running.rundir.layout import scheduler_output_name
 
 COMMENT_PREFIX = "reflow:"
 """Starts the ``--comment`` of every job reflow submits; the run id follows."""
@@ -75,7 +76,7 @@ def render(request: BatchRequest, *, array: str, worker_args: Sequence[str] = ()
 
 def output_path(log_dir: Path, task: str, job_id: str) -> Path:
     """Return the scheduler output file of one element's job id (``"123_4"``)."""
-    return log_dir / f"{task}.{job_id}.out"
+    return log_dir / scheduler_output_name(task, job_id)
 
 
 def job_name(workflow: str, task: str) -> str:
@@ -111,7 +112,7 @@ def _options(request: BatchRequest, array: str) -> list[tuple[str, str | None]]:
     options += [(extra, None) for extra in res.extra]
     pattern = _log_pattern(request)
     options += [
-        ("--output", f"{pattern}.out"),
+        ("--output", pattern),
         ("--chdir", str(request.workdir)),
     ]
     return options
@@ -127,8 +128,8 @@ def _log_pattern(request: BatchRequest) -> str:
                 value=text,
                 hint="use a path and task name without backslashes",
             )
-    escaped = str(request.log_dir / request.task).replace("%", "%%")
-    return escaped + ".%A_%a"
+    folder, task = (text.replace("%", "%%") for text in (str(request.log_dir), request.task))
+    return f"{folder}/{scheduler_output_name(task, '%A_%a')}"
 
 
 def _directive(request: BatchRequest, option: str, value: str | None) -> str:

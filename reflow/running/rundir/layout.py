@@ -13,10 +13,15 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/stale.json                   (cached outputs found stale, why)
     <run_dir>/runs/<run_id>/inputs/<task>-<plan>.jsonl   (+ .idx: byte offset per element)
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
-    <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh
+    <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh     (+ <task>-<batch>.<n>.sh: split arrays)
     <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
     <run_dir>/runs/<run_id>/results/<task>/<batch>.<array task>.jsonl   (a packed array task)
     <run_dir>/runs/<run_id>/logs/<task>/<element>.log
+    <run_dir>/runs/<run_id>/logs/<task>/<task>.<job id>.out     (a Slurm job's own output)
+    <run_dir>/runs/<run_id>/logs/<task>/chunk-<batch>.<n>.log   (a local chunk's output, + .pid)
+
+The executors are given a task's log folder and a script path; the names they make inside
+them come from the functions below, so every name in a run directory is spelled here.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ class RunLayout:
     def share_lock(self) -> Path:
         """The file a run locks while it decides which work to take from or leave to others."""
         return self.root / "reflow.share.lock"
+
+    @classmethod
+    def of_run(cls, run: Path) -> RunLayout:
+        """The layout whose ``run`` folder is ``run``."""
+        return cls(run.parent.parent, run.name)
 
     @property
     def run(self) -> Path:
@@ -120,7 +130,11 @@ class RunLayout:
 
     def log(self, task: str, element: int) -> Path:
         """The log of one element (every attempt appends to it)."""
-        return self.logs_dir(task) / f"{element}.log"
+        return self.logs_dir(task) / log_name(element)
+
+    def in_log_dirs(self, name: str) -> list[Path]:
+        """The files called ``name`` in any task's log folder, sorted."""
+        return sorted(self.logs.glob(f"*/{name}"))
 
 
 def result_name(element: int, batch: str) -> str:
@@ -131,6 +145,31 @@ def result_name(element: int, batch: str) -> str:
 def bundle_name(batch: str, array_task: int) -> str:
     """The name of a packed array task's result bundle in its task's results folder."""
     return f"{batch}.{array_task}.jsonl"
+
+
+def log_name(element: int) -> str:
+    """The name of an element's log in its task's log folder."""
+    return f"{element}.log"
+
+
+def chunk_log_name(chunk_id: str) -> str:
+    """The name of a local chunk's (``<batch>.<n>``) output file in its task's log folder."""
+    return f"chunk-{chunk_id}.log"
+
+
+def chunk_pid_name(chunk_id: str) -> str:
+    """The name of a local chunk's pid file, beside its output file."""
+    return f"chunk-{chunk_id}.pid"
+
+
+def scheduler_output_name(task: str, job_id: str) -> str:
+    """The name of a Slurm job's output file (``job_id`` ``"123_4"``, or sbatch's ``%A_%a``)."""
+    return f"{task}.{job_id}.out"
+
+
+def script_part(script: Path, index: int) -> Path:
+    """The script of part ``index`` of a submission split into several arrays."""
+    return script.with_name(f"{script.stem}.{index}{script.suffix}")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
