@@ -141,9 +141,10 @@ def submit(run_dir: Path, *args: str) -> str:
 
 
 def test_the_steps_lead_to_the_schema_version_of_this_reflow() -> None:
-    assert migrations.LATEST == schema.SCHEMA_VERSION == 3
+    assert migrations.LATEST == schema.SCHEMA_VERSION == 4
     assert version(FIXTURE / "reflow.sqlite") == 1
     assert version(FIXTURE.parent / "v2" / "reflow.sqlite") == 2
+    assert version(FIXTURE.parent / "v3" / "reflow.sqlite") == 3
 
 
 def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
@@ -165,8 +166,10 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()
     assert tables(store) == tables(tmp_path / "fresh" / "reflow.sqlite")
-    for table in ("runs", "tasks", "batches"):
+    for table in ("runs", "tasks"):
         assert rows(store, table) == rows(backup, table)
+    assert rows(backup, "batches")
+    assert "batches" not in tables(store)  # what nothing read is gone
     # Instances gain a back-off time and raised resources, both unset; no attempt is known.
     assert rows(store, "instances") == [(*row, None, None) for row in rows(backup, "instances")]
     assert rows(store, "attempts") == []

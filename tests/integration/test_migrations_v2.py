@@ -52,8 +52,9 @@ def test_a_v2_run_directory_migrates_keeping_every_row_and_knowing_no_attempts(
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()
     assert tables(store) == tables(tmp_path / "fresh" / "reflow.sqlite")
-    for table in ("runs", "tasks", "outputs", "batches"):
+    for table in ("runs", "tasks", "outputs"):
         assert rows(store, table) == rows(backup, table)
+    assert "batches" not in tables(store)
     assert rows(store, "instances") == [(*row, None, None) for row in rows(backup, "instances")]
     assert rows(store, "attempts") == []
 

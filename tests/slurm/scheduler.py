@@ -85,7 +85,7 @@ def accounted_jobs(
 
     slurmctld reports to the accounting database asynchronously, so the last jobs of a run
     may show up a moment after the run has ended. The run records its task jobs in the
-    ``batches`` table and its number of turns (all but the first one a dispatcher job).
+    ``attempts`` table and its number of turns (all but the first one a dispatcher job).
     """
     wanted = {job for _task, _batch, ids in batches(run_dir, run_id) for job in ids}
     turns = int(dispatcher_record(run_dir, run_id).get("turns", 1))
@@ -177,13 +177,24 @@ def query(run_dir: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 def batches(run_dir: Path, run_id: str) -> list[tuple[str, str, list[str]]]:
-    """``(task, batch, scheduler ids)`` of every batch the run submitted, oldest first."""
+    """``(task, batch, scheduler ids)`` of every batch the run submitted, oldest first.
+
+    Read from the ``attempts`` table (a row per element and submission, with its job id
+    ``<array job>_<array task>``): the scheduler ids of a batch are its array jobs.
+    """
     rows = query(
         run_dir,
-        "SELECT task, batch, scheduler_ids FROM batches WHERE run_id = ? ORDER BY created, batch",
+        "SELECT task, batch, job_id FROM attempts WHERE run_id = ?"
+        " ORDER BY submitted, batch, element",
         run_id,
     )
-    return [(task, batch, json.loads(ids)) for task, batch, ids in rows]
+    found: dict[tuple[str, str], list[str]] = {}
+    for task, batch, job_id in rows:
+        ids = found.setdefault((task, batch), [])
+        parent = str(job_id).split("_", 1)[0]
+        if parent not in ids:
+            ids.append(parent)
+    return [(task, batch, ids) for (task, batch), ids in found.items()]
 
 
 def array_specs(run_dir: Path, run_id: str, task: str) -> list[str]:

@@ -182,7 +182,6 @@ class Submitter:
             task,
             batch,
             jobs,
-            scheduler_ids=submission.scheduler_ids,
             resources=resource_shape(resources),
             begin=time.time() + begin_s if begin_s else None,
         )

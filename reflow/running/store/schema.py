@@ -22,7 +22,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.running.store.migrations import migrate
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KB = 65_536
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
@@ -62,11 +62,6 @@ CREATE TABLE IF NOT EXISTS outputs (
     created REAL NOT NULL, run_id TEXT NOT NULL
 , origin TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
-CREATE TABLE IF NOT EXISTS batches (
-    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
-    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
-    PRIMARY KEY (run_id, batch)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL,
     attempt INTEGER NOT NULL, job_id TEXT, resources TEXT NOT NULL DEFAULT '{}',

@@ -180,25 +180,17 @@ class StoreWrites(JobWrites):
         batch: str,
         jobs: Sequence[tuple[int, str]],
         *,
-        scheduler_ids: Sequence[str] = (),
         resources: Mapping[str, int] | None = None,
         begin: float | None = None,
     ) -> None:
         """Ready instances handed to the executor: ``jobs`` holds ``(element, job id)``.
 
-        The batch itself is recorded with the scheduler's ids (``batches``): the record of
-        every submission, which instances alone lose when an element is submitted again.
         Each element gets an ``attempts`` row with the ``resources`` it was given
         (``mem_mb``, ``time_s``) and the time Slurm may start it (``begin``).
         """
         now = time.time()
         used = json.dumps(dict(resources or {}))
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO batches (run_id, batch, task, state, scheduler_ids,"
-                " created) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, batch, task, _S.SUBMITTED.value, json.dumps(list(scheduler_ids)), now),
-            )
             db.executemany(
                 "UPDATE instances SET state = ?, batch = ?, job_id = ?,"
                 " attempts = attempts + 1, submitted = ?, started = NULL, ended = NULL,"
