@@ -24,8 +24,8 @@ How to change the schema (to version N+1):
 4. Extend ``tests/integration/test_migrations.py`` to open the new fixture, and to check
    what the step keeps.
 
-``SCHEMA_V1`` and ``SCHEMA_V2`` are the frozen schemas of versions 1 and 2, for tests and
-benchmarks that build old stores without an old reflow.
+``SCHEMA_V1`` is the frozen schema of version 1, for the benchmark that builds a large old
+store without an old reflow; the schema of every later version is the one its fixture holds.
 """
 
 from __future__ import annotations
@@ -66,76 +66,6 @@ CREATE TABLE IF NOT EXISTS batches (
 ) WITHOUT ROWID;
 """
 """The schema of version 1, as reflow 0.1 created it; ``meta`` holds ``('schema', '1')``."""
-
-
-SCHEMA_V2 = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created REAL NOT NULL,
-    state TEXT NOT NULL, executor TEXT NOT NULL, options TEXT NOT NULL,
-    dispatcher TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL, message TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS instances (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, batch TEXT, job_id TEXT,
-    submitted REAL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
-    peak_rss_mb REAL, PRIMARY KEY (run_id, task, element)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
-CREATE TABLE IF NOT EXISTS outputs (
-    identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
-    created REAL NOT NULL, run_id TEXT NOT NULL
-, origin TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
-CREATE TABLE IF NOT EXISTS batches (
-    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
-    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
-    PRIMARY KEY (run_id, batch)
-) WITHOUT ROWID;
-"""
-"""The schema of version 2; ``meta`` holds ``('schema', '2')``."""
-
-
-SCHEMA_V3 = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created REAL NOT NULL,
-    state TEXT NOT NULL, executor TEXT NOT NULL, options TEXT NOT NULL,
-    dispatcher TEXT NOT NULL DEFAULT '{}', updated REAL NOT NULL, message TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS instances (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, batch TEXT, job_id TEXT,
-    submitted REAL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
-    peak_rss_mb REAL, not_before REAL, resources TEXT, PRIMARY KEY (run_id, task, element)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS instances_state ON instances (run_id, state);
-CREATE TABLE IF NOT EXISTS outputs (
-    identity TEXT PRIMARY KEY, task TEXT NOT NULL, value TEXT NOT NULL, hash TEXT NOT NULL,
-    created REAL NOT NULL, run_id TEXT NOT NULL
-, origin TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS outputs_task ON outputs (task);
-CREATE TABLE IF NOT EXISTS batches (
-    run_id TEXT NOT NULL, batch TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
-    scheduler_ids TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL, message TEXT,
-    PRIMARY KEY (run_id, batch)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL,
-    attempt INTEGER NOT NULL, job_id TEXT, resources TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL, reason TEXT, error TEXT, submitted REAL NOT NULL, begin REAL,
-    ended REAL, PRIMARY KEY (run_id, task, element, batch)
-) WITHOUT ROWID;
-"""
-"""The schema of version 3; ``meta`` holds ``('schema', '3')``."""
 
 
 def _record_origins(db: sqlite3.Connection) -> None:
