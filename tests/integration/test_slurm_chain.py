@@ -316,3 +316,43 @@ def test_status_reports_the_successor_alive_from_one_squeue_call(
     assert (
         load_status(layout.root, layout.run_id, ask_scheduler=False)["dispatcher"]["alive"] is None
     )
+
+
+def test_elements_retried_in_one_turn_go_out_as_one_array_per_resource_shape(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_MEM", "256M")
+    layout, _ = start_with_prepare_done(slurm, tmp_path / "runs", monkeypatch, count=4)
+    arrays = slurm.calls("sbatch")[2:4]
+    ids = {task_of(call): str(1002 + number) for number, call in enumerate(arrays)}
+    work_id, check_id = ids["work"], ids["check"]
+    first_mem = memory_of(next(c for c in arrays if task_of(c) == "work"))
+    slurm.respond(
+        "sacct",
+        {
+            "stdout": f"{work_id}_0|OUT_OF_MEMORY|0:125\n{work_id}_1|OUT_OF_MEMORY|0:125\n"
+            f"{work_id}_2|NODE_FAIL|0:0\n{work_id}_3|RUNNING|0:0\n"
+            f"{check_id}_[0-3]|RUNNING|0:0\n"
+        },
+    )
+    before = len(slurm.calls("sbatch"))
+    turn(slurm, layout, monkeypatch, "1005")
+    retried = [call for call in slurm.calls("sbatch")[before:] if task_of(call) == "work"]
+    # Two shapes: the elements out of memory with twice the memory, the lost one as it was.
+    shapes = sorted((array_elements(call), memory_of(call)) for call in retried)
+    assert shapes == [([0, 1], first_mem * 2), ([2], first_mem)]
+    assert state_counts(layout)["work"] == {"submitted": 4}
+
+
+def array_elements(call: list[str]) -> list[int]:
+    """The elements of a submitted script's ``--array`` line."""
+    lines = sbatch_script(call).read_text().splitlines()
+    spec = next(line for line in lines if line.startswith("#SBATCH --array="))
+    return sorted(expand(spec.removeprefix("#SBATCH --array=").split("%")[0]))
+
+
+def memory_of(call: list[str]) -> int:
+    """The ``--mem`` of a submitted script, in MB."""
+    lines = sbatch_script(call).read_text().splitlines()
+    value = next(line for line in lines if line.startswith("#SBATCH --mem="))
+    return int(value.removeprefix("#SBATCH --mem=").removesuffix("M"))
