@@ -1,4 +1,4 @@
-"""Packing: ingesting 100,000 packed elements in one turn, and 10,000 packed on Slurm.
+"""Packing: ingesting 100,000 packed elements in one turn; 10,000 and 100,000 packed on Slurm.
 
 - ``turn: ingest packed elements``: a run of ``packed_flow`` whose ``convert[N]`` was
   submitted by a real turn (packed 500 per array task, to an executor that starts nothing)
@@ -7,7 +7,9 @@
   the dispatcher's ingest step. Needs no Slurm.
 - ``slurm: 10,000 elements, pack=500``: ``packed_flow.py submit --count 10000 --wait`` on
   the test cluster, from the command to ``succeeded``; the note counts array tasks and
-  ``sbatch`` calls. ``slurm alone: same packed shape`` is that shape without reflow: one job,
+  ``sbatch`` calls. ``slurm: 100,000 elements, pack=500`` is the same with 100,000, once;
+  its note adds the longest ingest of one dispatcher turn (from the turns' logs).
+  ``slurm alone: same packed shape`` is that shape without reflow: one job,
   an array of 20 tasks (``afterok``) that each run 500 trivial loop steps in one
   ``python``, one more job (``afterok``).
 """
@@ -21,6 +23,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import packed_flow, slurm
 from benchmarks.measure import PYTHON, ROOT, BenchmarkError, Row, Sample, run_python
@@ -35,9 +38,13 @@ from reflow.running.store.sqlite import SqliteStore
 INGEST = "turn: ingest packed elements"
 PACKED = "slurm: 10,000 elements, pack=500"
 PACKED_ALONE = "slurm alone: same packed shape"
+PACKED_LARGE = "slurm: 100,000 elements, pack=500"
 INGEST_SIZE = 100_000
 QUICK_INGEST_SIZE = 2_000
 SLURM_SIZE = 10_000
+LARGE_SIZE = 100_000
+LARGE_TARGET_S = 180.0
+LARGE_MOST_ARRAY_TASKS = 500
 INGEST_TARGET_S = 2.0
 SLURM_TARGET_S = 30.0
 MOST_ARRAY_TASKS = 25
@@ -47,7 +54,8 @@ FLOW = str(ROOT / "benchmarks" / "packed_flow.py")
 
 def slurm_rows(reason: str) -> list[Row]:
     """The Slurm rows of packing, skipped for ``reason``."""
-    return [Row(group="slurm", name=name, skipped=reason) for name in (PACKED, PACKED_ALONE)]
+    names = (PACKED, PACKED_ALONE, PACKED_LARGE)
+    return [Row(group="slurm", name=name, skipped=reason) for name in names]
 
 
 def run_ingest(size: int, repeat: int, scratch: Path) -> list[Row]:
@@ -125,17 +133,8 @@ def run_slurm(repeat: int, scratch: Path) -> list[Row]:
     packed = Row(group="slurm", name=PACKED, size=SLURM_SIZE)
     alone = Row(group="slurm", name=PACKED_ALONE, size=SLURM_SIZE)
     for attempt in range(max(1, repeat)):
-        log.write_text("")
-        root = scratch / f"slurm-packed-{attempt}"
-        shutil.rmtree(root, ignore_errors=True)
-        env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
-        args = (FLOW, "submit", "--run-dir", str(root), "--count", str(SLURM_SIZE), "--wait")
-        done = run_python(args, env=env, timeout_s=900)
-        calls = slurm.count_calls(log)
-        calls["array_tasks"] = _array_tasks(root)
-        packed.samples.append(Sample(done.seconds, done.peak_mb, extra=calls))
+        packed.samples.append(_packed_run(SLURM_SIZE, scratch / f"slurm-packed-{attempt}", log))
         alone.samples.append(Sample(_timed_shape(scratch)))
-        shutil.rmtree(root, ignore_errors=True)
     tasks = max(s.extra["array_tasks"] for s in packed.samples)
     arrays = max(s.extra.get("sbatch_arrays", 0) for s in packed.samples)
     ratio = (packed.median or 0.0) / (alone.median or 1.0)
@@ -151,7 +150,33 @@ def run_slurm(repeat: int, scratch: Path) -> list[Row]:
         and ratio <= MOST_OVER_ALONE
     )
     alone.note = "python -c pass -> array of 20 x (500 loop steps in python) -> one more"
-    return [packed, alone]
+    large = Row(group="slurm", name=PACKED_LARGE, size=LARGE_SIZE)
+    large.samples.append(_packed_run(LARGE_SIZE, scratch / "slurm-packed-large", log))
+    extra = large.samples[0].extra
+    large.note = (
+        f"{extra['array_tasks']} array tasks of convert; sbatch: {extra.get('sbatch_arrays', 0)}"
+        f" arrays; longest ingest of a turn {extra['ingest_s']:.1f} s"
+    )
+    large.target = f"< {LARGE_TARGET_S:g} s, < {LARGE_MOST_ARRAY_TASKS} array tasks"
+    large.met = (large.median or 0.0) < LARGE_TARGET_S and (
+        extra["array_tasks"] < LARGE_MOST_ARRAY_TASKS
+    )
+    return [packed, alone, large]
+
+
+def _packed_run(size: int, root: Path, log: Path) -> Sample:
+    """``packed_flow.py submit --count SIZE --wait`` on the test cluster, timed and counted."""
+    wrappers = log.parent / "slurm-wrappers"
+    log.write_text("")
+    shutil.rmtree(root, ignore_errors=True)
+    env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
+    args = (FLOW, "submit", "--run-dir", str(root), "--count", str(size), "--wait")
+    done = run_python(args, env=env, timeout_s=900)
+    calls: dict[str, Any] = dict(slurm.count_calls(log))
+    calls["array_tasks"] = _array_tasks(root)
+    calls["ingest_s"] = _longest_ingest(root)
+    shutil.rmtree(root, ignore_errors=True)
+    return Sample(done.seconds, done.peak_mb, extra=calls)
 
 
 def _array_tasks(root: Path) -> int:
@@ -159,6 +184,16 @@ def _array_tasks(root: Path) -> int:
     with SqliteStore.open(root) as store:
         run_id = store.latest_run_id()
         return len({row.job_id for row in store.instances(run_id, "convert")})
+
+
+def _longest_ingest(root: Path) -> float:
+    """The longest ingest step of the run's Slurm turns, from the line each logs."""
+    found = [0.0]
+    for log in root.glob("runs/*/dispatcher-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("reflow: turn ") and ": ingest " in line:
+                found.append(float(line.split(": ingest ", 1)[1].split(" s", 1)[0]))
+    return max(found)
 
 
 def _timed_shape(scratch: Path) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,8 @@ class Dispatcher(Submitter):
     unknown_is_lost: bool = False
     retries: int | None = None
     submitted_jobs: list[str] = field(default_factory=list)
+    # How long the last turn's ingest step took, in seconds (the Slurm turn logs it).
+    ingest_s: float = 0.0
     # Whether ready instances are handed to the executor in this turn; the local driver
     # holds them while the executor still has work queued, so that chain elements planned
     # a few at a time go out together instead of one process each.
@@ -99,7 +102,9 @@ class Dispatcher(Submitter):
         if run.state in TERMINAL_RUN_STATES:
             return run.state
         self._retrier = self._new_retrier()
+        started = time.perf_counter()
         waiting = self.ingest()
+        self.ingest_s = time.perf_counter() - started
         self.reconcile(waiting)
         adopted = 1
         while adopted:  # results taken from another run can make more tasks plannable

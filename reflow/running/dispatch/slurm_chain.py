@@ -23,6 +23,7 @@ import getpass
 import os
 import shlex
 import socket
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -91,6 +92,7 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     dispatcher = make_dispatcher(
         layout, store, executor, submit_budget=budget, unknown_is_lost=True
     )
+    started = time.perf_counter()
     try:
         state = dispatcher.turn()
     except OSError as err:  # e.g. a full disk while writing inputs or scripts
@@ -99,6 +101,11 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     except ReflowError as err:
         return _retry_later(layout, store, config, executor, dispatcher, info, err)
     info = info.replace(errors=0, last_error=None)
+    took = time.perf_counter() - started
+    sys.stderr.write(  # into the turn's own log (``RunLayout.slurm_dispatcher_log``)
+        f"reflow: turn {info.turns} on {info.host}: ingest {dispatcher.ingest_s:.2f} s,"
+        f" whole turn {took:.2f} s; run {state.value}\n"
+    )
     if state is not RunState.RUNNING:
         store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
         # Cancelled while this turn ran: that cancel may not have seen this turn's jobs.
