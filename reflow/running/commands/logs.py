@@ -206,7 +206,7 @@ def _write_killed(path: Path, row: InstanceRow, out: IO[str]) -> None:
         return
     error = row.error or ""
     if row.state is InstanceState.CANCELLED:
-        how = f"was stopped before it ended: {error or 'cancelled'}"
+        how = f"was stopped before it ended: {error or row.state}"
     elif "killed by " in error:
         how = "was " + error[error.index("killed by ") :]
     else:
