@@ -152,3 +152,22 @@ def test_a_failed_elements_log_ends_with_a_footer_naming_the_error(tmp_path: Pat
     assert footer.startswith("<== reflow: element 0 of talk ended: failed after ")
     assert footer.endswith(" s: ValueError: element 0 was told to fail")
     assert logs(run_dir, run_id).splitlines()[-1] == footer  # and no line from the store
+
+
+def test_a_cancelled_elements_log_ends_with_a_line_saying_it_was_cancelled(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    run_id = submit(run_dir, "--count", "1", "--lines", "60", "--pause", "0.5", wait=False)
+    log = log_path(run_dir, run_id, 0)
+    wait_for("the element to start", lambda: "line 1" in (log.read_text() if log.exists() else ""))
+    cancelled = cli(FLOW, "cancel", run_id, "--run-dir", str(run_dir), cwd=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stderr
+    printed = logs(run_dir, run_id, "0").splitlines()
+    assert printed[0] == f"==> {log} (cancelled)"
+    assert printed[1].startswith("==> reflow: talk[0] batch ")  # the worker's header
+    assert printed[2] == "element 0 line 1"
+    assert printed[-1] == (
+        "<== reflow: the element's process was stopped before it ended: cancelled by the user"
+    )
+    assert "line 60" not in log.read_text()  # it was stopped, not left to finish

@@ -10,6 +10,7 @@ from reflow.definition.errors import SubmissionError
 from reflow.running.executors.base import FailureReason, JobState, JobStatus
 from reflow.running.executors.slurm_query import (
     DEFAULT_MAX_ARRAY_SIZE,
+    explained,
     is_accounting_disabled,
     is_transient_error,
     parse_max_array_size,
@@ -115,6 +116,39 @@ def test_parse_sacct_maps_failure_states(job_id, reason, exit_code):
     assert status.state is JobState.FAILED
     assert status.reason is reason
     assert status.exit_code == exit_code
+
+
+# sacct -X -n -P --format=JobID,State,ExitCode,End: a worker that crashed, one the kernel killed
+SACCT_SIGNALS = """\
+31_0|FAILED|0:11|2026-12-03T16:20:01
+31_1|FAILED|0:9|2026-12-03T16:20:02
+31_2|FAILED|1:0|2026-12-03T16:20:03
+31_3|CANCELLED by 1000|0:15|2026-12-03T16:20:04
+31_4|TIMEOUT|0:9|2026-12-03T16:20:05
+"""
+
+
+def test_a_job_failed_by_a_signal_names_it_as_the_local_executor_does():
+    found = {key: explained(key, status) for key, status in parse_sacct(SACCT_SIGNALS).items()}
+    assert found["31_0"].detail == "Slurm job 31_0 ended FAILED 0:11, killed by SIGSEGV"
+    assert found["31_0"].reason is FailureReason.EXIT_CODE
+    assert found["31_0"].exit_code == 139
+    assert found["31_1"].detail == (
+        "Slurm job 31_1 ended FAILED 0:9, killed by SIGKILL (out of memory?)"
+    )
+    assert found["31_2"].detail == "Slurm job 31_2 ended FAILED 1:0: the job exited with an error"
+    # Slurm's own signals at a cancel or the time limit: the state says why
+    assert "killed by" not in found["31_3"].detail
+    assert (
+        found["31_4"].detail == "Slurm job 31_4 ended TIMEOUT 0:9: the job ran past its time limit"
+    )
+
+
+def test_squeue_names_the_signal_in_the_wait_status_of_a_failed_job():
+    found = parse_squeue("8_0|FAILED|NonZeroExitCode|11|2026-12-03T16:20:01\n")
+    assert explained("8_0", found["8_0"]).detail == (
+        "Slurm job 8_0 ended FAILED (NonZeroExitCode), killed by SIGSEGV"
+    )
 
 
 def test_parse_sacct_treats_requeued_as_pending():

@@ -1,8 +1,9 @@
 """Running: the ``logs`` command: an element's log, its last lines, or its lines as they come.
 
 It prints the element's own log (for a cached element, the log of the run that made its
-output), a line from the store when the element's process was killed before the worker could
-end the log, then the scheduler's output file of its array task when that has text.
+output), a line from the store when the element's process was killed or cancelled before the
+worker could end the log, then the scheduler's output file of its array task when that has
+text.
 ``--follow`` polls the log and the store, never the scheduler.
 """
 
@@ -22,7 +23,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import ACTIVE, RUN_FINAL, InstanceState
+from reflow.running.store.states import ACTIVE, FAILED, RUN_FINAL, InstanceState
 from reflow.running.worker.footer import FOOTER
 
 FOLLOW_POLL_S = 0.5
@@ -198,13 +199,15 @@ def _read(path: Path, tail: int | None, *, end: int | None = None) -> str:
 
 
 def _write_killed(path: Path, row: InstanceRow, out: IO[str]) -> None:
-    """Say how a failed element ended when its process could not end the log itself."""
-    if row.state is not InstanceState.FAILED or not path.exists():
+    """Say how a failed or cancelled element ended when its process could not end the log."""
+    if row.state not in FAILED or not path.exists():
         return
     if _read(path, 1).startswith(FOOTER):
         return
     error = row.error or ""
-    if "killed by " in error:
+    if row.state is InstanceState.CANCELLED:
+        how = f"was stopped before it ended: {error or row.state}"
+    elif "killed by " in error:
         how = "was " + error[error.index("killed by ") :]
     else:
         how = f"ended before the worker could say how: {row.reason or 'no reason'}: {error}"

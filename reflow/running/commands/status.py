@@ -22,11 +22,12 @@ from reflow.running.commands.attempts_view import (
 )
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
+from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout, log_name
 from reflow.running.rundir.manifest import asked_resources, read_manifest
-from reflow.running.rundir.results import ResultProblem, read_result, result_names
+from reflow.running.rundir.results import ResultProblem
 from reflow.running.rundir.stale import read_stale
 from reflow.running.store.records import DispatcherRecord, InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -154,34 +155,30 @@ def _count_arrived(
     tasks: list[dict[str, Any]],
     retry_on: Mapping[str, frozenset[str]],
 ) -> None:
-    """Count submitted elements whose result file is there but not ingested yet as finished.
+    """Count submitted elements whose result is there but not ingested yet as finished.
 
-    One directory read per task with submitted elements, and a read of each such file (they
-    are small) to tell done from failed; no scheduler call. ``arrived`` says how many of a
-    task's counts come from result files the dispatcher has not ingested yet. An exception
-    the task retries on (``retry_on``) is not counted: it goes out again.
+    Results are found as the dispatcher finds them (``ResultFinder``): one directory read per
+    task with submitted elements; each result file of one of them, and each bundle of a
+    packed array task that runs one of them, read once (they are small) to tell done from
+    failed; no scheduler call. ``arrived`` says how many of a task's counts come from
+    results the dispatcher has not ingested yet. An exception the task retries on
+    (``retry_on``) is not counted: it goes out again.
     """
     by_task: dict[str, list[InstanceRow]] = {}
     for row in store.instances_in(layout.run_id, (InstanceState.SUBMITTED,)):
         by_task.setdefault(row.task, []).append(row)
+    results = ResultFinder(layout, layout.run_id)
     for entry in tasks:
-        rows = by_task.get(entry["task"], [])
-        if not rows:
-            continue
-        present = result_names(layout.results_dir(entry["task"]))
         arrived = {_DONE: 0, _FAILED: 0}
-        for row in rows:
-            path = layout.result(row.task, row.element, str(row.batch))
-            if path.name in present:
-                record = read_result(
-                    path, run_id=layout.run_id, task=row.task,
-                    element=row.element, batch=str(row.batch),
-                )  # fmt: skip
-                if isinstance(record, ResultProblem):
-                    arrived[_FAILED] += 1
-                elif record.ok or not retry_on.get(row.task, set()) & set(record.error_classes):
-                    arrived[_DONE if record.ok else _FAILED] += 1
-                # else: an exception in retry_on, sent out again: still on its way
+        for row in by_task.get(entry["task"], []):
+            record = results.find(row)
+            if record is None:
+                continue
+            if isinstance(record, ResultProblem):
+                arrived[_FAILED] += 1
+            elif record.ok or not retry_on.get(row.task, set()) & set(record.error_classes):
+                arrived[_DONE if record.ok else _FAILED] += 1
+            # else: an exception in retry_on, sent out again: still on its way
         total = arrived[_DONE] + arrived[_FAILED]
         if not total:
             continue

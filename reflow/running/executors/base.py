@@ -8,6 +8,7 @@ Executors return data: they never call back into the dispatcher and never touch 
 from __future__ import annotations
 
 import enum
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,22 @@ class JobStatus:
     exit_code: int | None = None
     detail: str = ""
     ended: float | None = None
+
+
+def how_it_ended(returncode: int) -> str:
+    """``exited with status 3``, or the signal that killed the process (a negative status).
+
+    SIGKILL is what the kernel's out-of-memory killer sends, so its line says so:
+    ``killed by SIGKILL (out of memory?)``. Every executor words a signal so (``logs``
+    repeats the ``killed by ...`` part).
+    """
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

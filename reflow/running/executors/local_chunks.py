@@ -12,7 +12,13 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
+from reflow.running.executors.base import (
+    BatchRequest,
+    FailureReason,
+    JobState,
+    JobStatus,
+    how_it_ended,
+)
 from reflow.running.rundir.layout import log_name
 
 PENDING = JobStatus(state=JobState.PENDING)
@@ -72,20 +78,6 @@ def element_status(chunk: Chunk, element: int) -> JobStatus:
         exit_code=chunk.returncode,
         detail=f"chunk {chunk.chunk_id} ended (status {chunk.returncode}) before it started",
     )
-
-
-def how_it_ended(returncode: int) -> str:
-    """``exited with status 3``, or the signal that killed the process (a negative status).
-
-    SIGKILL is what the kernel's out-of-memory killer sends, so its line says so.
-    """
-    if returncode >= 0:
-        return f"exited with status {returncode}"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = f"signal {-returncode}"
-    return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
 
 
 def log_mark(log_dir: Path, element: int) -> tuple[int, int] | None:

@@ -13,7 +13,13 @@ import time
 from collections.abc import Sequence
 
 from reflow.definition.errors import SubmissionError
-from reflow.running.executors.base import FailureReason, JobState, JobStatus, PartitionLimits
+from reflow.running.executors.base import (
+    FailureReason,
+    JobState,
+    JobStatus,
+    PartitionLimits,
+    how_it_ended,
+)
 from reflow.running.ranges import compress, expand
 
 SACCT_FORMAT = "JobID,State,ExitCode,End"
@@ -82,6 +88,7 @@ _EXPLANATIONS = {
     "FAILED": "the job exited with an error",
 }
 _MAX_SIGNAL = 64
+_KILLED_BY = ", killed by "
 _ARRAY_ROW = re.compile(r"^(?P<parent>\d+)_(?P<spec>\d+|\[[^\]]*\])$")
 _MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
 
@@ -307,7 +314,11 @@ def _exit_code(code: int, signal: int) -> int | None:
 
 
 def _status(state_text: str, code: int, signal: int, detail: str) -> JobStatus:
-    """Map a Slurm state (``"CANCELLED by 0"``, ``"FAILED"``) to a ``JobStatus``."""
+    """Map a Slurm state (``"CANCELLED by 0"``, ``"FAILED"``) to a ``JobStatus``.
+
+    A job that failed by a signal (sacct's ``ExitCode`` ``0:11``) has it named in its detail,
+    ``FAILED 0:11, killed by SIGSEGV``, worded as the local executor words it.
+    """
     words = state_text.split()
     state = words[0].rstrip("+").upper() if words else ""
     if state in _ACTIVE:
@@ -316,6 +327,8 @@ def _status(state_text: str, code: int, signal: int, detail: str) -> JobStatus:
     if state == "COMPLETED":
         return JobStatus(state=JobState.DONE, exit_code=exit_code, detail=detail)
     if state in _FAILED:
+        if _FAILED[state] is FailureReason.EXIT_CODE and 0 < signal <= _MAX_SIGNAL:
+            detail = f"{detail}, {how_it_ended(-signal)}"  # the state alone does not say why
         return JobStatus(
             state=JobState.FAILED, reason=_FAILED[state], exit_code=exit_code, detail=detail
         )
@@ -326,7 +339,8 @@ def explained(job_id: str, status: JobStatus) -> JobStatus:
     """Name the job in the detail of an ended job, and say what its end state means."""
     if status.state not in (JobState.DONE, JobState.FAILED):
         return status
-    explanation = describe_failure(status.detail)
+    named = _KILLED_BY in status.detail  # a named signal says more than the state's meaning
+    explanation = "" if named else describe_failure(status.detail)
     detail = f"Slurm job {job_id} ended {status.detail}"
     return dataclasses.replace(status, detail=f"{detail}: {explanation}" if explanation else detail)
 
