@@ -6,7 +6,18 @@ from typing import Any
 
 import pytest
 
-from reflow.running.commands.watch_view import HELP, ViewState, format_duration, layout
+from reflow.running.commands.watch_view import (
+    HELP,
+    Failure,
+    ViewState,
+    format_duration,
+    layout,
+    task_retries,
+)
+
+FAILED = (
+    Failure(task="work", element=1, reason="exception", error="RuntimeError: boom", ended=None),
+)
 
 
 def task(name: str, elements: int | None, **counts: int) -> dict[str, Any]:
@@ -48,7 +59,7 @@ def texts(lines: list[Any]) -> list[str]:
 
 
 def test_a_roomy_window_shows_title_a_row_per_task_failures_and_keys() -> None:
-    view = ViewState(elapsed_s=75, dispatcher="alive")
+    view = ViewState(elapsed_s=75, dispatcher="alive", failures=FAILED)
     lines = texts(layout(status(), view, 100, 30))
     assert len(lines) == 30
     assert lines[0].startswith("run watched-1 (watched): RUNNING  elapsed 1m15s")
@@ -60,7 +71,8 @@ def test_a_roomy_window_shows_title_a_row_per_task_failures_and_keys() -> None:
     assert "1 failed" in lines[2]
     assert "2 running" in lines[2]
     assert "waiting" in lines[3]
-    assert "work: 1 failed (exception)  [1] RuntimeError: boom" in lines[4]
+    assert lines[4] == "newest failures, latest first:"
+    assert lines[5] == "  --:--:--  work[1]  exception: RuntimeError: boom"
     assert lines[-1] == HELP
 
 
@@ -71,14 +83,33 @@ def test_the_selected_task_is_marked_and_styled() -> None:
 
 
 def test_retried_elements_are_shown_on_their_task_row() -> None:
-    lines = texts(layout(status(), ViewState(retried={"work": (2, 3)}), 120, 30))
+    view = ViewState(retried={"work": "2 retried, up to 3 attempts"})
+    lines = texts(layout(status(), view, 120, 30))
     assert lines[2].endswith("(2 retried, up to 3 attempts)")
     assert "retried" not in lines[1]
 
 
+def attempt(**resources: int) -> dict[str, Any]:
+    return {"resources": resources}
+
+
+def test_retries_name_the_resources_they_raised_from_lowest_to_highest() -> None:
+    retried = [
+        {"task": "work", "attempts": 2, "history": [attempt(mem_mb=256), attempt(mem_mb=512)]},
+        {"task": "work", "attempts": 3,
+         "history": [attempt(mem_mb=256, time_s=60), attempt(mem_mb=512, time_s=60),
+                     attempt(mem_mb=512, time_s=120)]},
+        {"task": "total", "attempts": 2, "history": [attempt(mem_mb=256), attempt(mem_mb=256)]},
+    ]  # fmt: skip
+    assert task_retries(retried) == {
+        "work": "2 retried, up to 3 attempts; mem 256M -> 512M, time 00:01:00 -> 00:02:00",
+        "total": "1 retried, up to 2 attempts",
+    }
+
+
 def test_the_log_pane_shows_its_title_and_the_last_lines_that_fit() -> None:
     log = [f"line {n}" for n in range(50)]
-    view = ViewState(show_log=True, log_title="log of work[1]", log_lines=log)
+    view = ViewState(show_log=True, log_title="log of work[1]", log_lines=log, failures=FAILED)
     lines = texts(layout(status(), view, 80, 12))
     assert len(lines) == 12
     assert "log of work[1]" in lines
@@ -95,6 +126,13 @@ def test_the_log_pane_is_hidden_until_toggled() -> None:
 def test_the_message_sits_above_the_keys() -> None:
     lines = texts(layout(status(), ViewState(message="cancel task 'work'? (y/n)"), 80, 20))
     assert lines[-2:] == ["cancel task 'work'? (y/n)", HELP]
+
+
+def test_a_question_of_several_lines_keeps_its_last_line_in_a_tiny_window() -> None:
+    question = "retry run r: 1 would run again\n  work: mem 256M -> 1G (flow file)\nretry? (y/n)"
+    lines = texts(layout(status(), ViewState(message=question), 80, 20))
+    assert lines[-4:-1] == question.splitlines()
+    assert texts(layout(status(), ViewState(message=question), 80, 2))[0] == "retry? (y/n)"
 
 
 @pytest.mark.parametrize(("width", "height"), [(1, 1), (2, 1), (5, 2), (10, 3), (20, 4), (30, 5)])

@@ -1,18 +1,22 @@
 """Running: ``watch``, a full-screen live view of a run, and ``status --watch``, its plain form.
 
 The view is drawn with the standard library's ``curses`` and redrawn in place: a row per
-task, failures, the log of the selected task's first failed element, the elapsed time and
-the dispatcher's state. Keys select a task, show its log, cancel it, retry the run or quit;
+task (with its retries and the resources they raised), the newest failed elements, the log
+of an element of the selected task (its first failed one until the user picks another), the
+elapsed time and the dispatcher's state. Keys (``watch_keys``) select a task and an element,
+show its log, cancel the task, retry the run after showing what the retry changes, or quit;
 quitting leaves the run going. It reads the store like ``status`` (once a second, asking the
-scheduler about the dispatcher only every 30 s) and writes nothing but through ``cancel_run``
-and ``retry_run``. Where curses cannot run (not a terminal), the status table is printed
-again until the run ends. The lines to draw come from ``watch_view.layout``.
+scheduler about the dispatcher only every 30 s, as ``status`` does) plus the failed elements'
+end times, and writes nothing but through ``cancel_run`` and ``retry``. Where curses cannot
+run (not a terminal), the status table is printed again until the run ends. The lines to
+draw come from ``watch_view.layout``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import curses
+import heapq
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,11 +25,13 @@ from typing import IO, Any
 
 from reflow.definition.errors import ReflowError
 from reflow.running.commands.progress import is_terminal
-from reflow.running.commands.status import load_status, render_status
-from reflow.running.commands.watch_view import Line, ViewState, layout
-from reflow.running.dispatch.control import cancel_run, retry_run
+from reflow.running.commands.status import failed_elements, load_status, render_status
+from reflow.running.commands.watch_keys import Controls, Question
+from reflow.running.commands.watch_view import Failure, Line, ViewState, layout, task_retries
+from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
@@ -35,6 +41,8 @@ ASK_SCHEDULER_EVERY_S = 30.0
 _KEY_WAIT_MS = 200
 _LOG_LINES = 200
 _LOG_TAIL_BYTES = 64 * 1024
+_FAILURES_READ = 100
+"""Newest failed elements kept for the view: more never fit a screen."""
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
@@ -138,13 +146,12 @@ class WatchSession:
         self.root = root
         self.run_id = run_id
         self.started = False
-        self.selected = 0
-        self.show_log = False
-        self.message = ""
-        self.confirming: str | None = None
+        self.controls = Controls()
         self.status = status
         self._alive: bool | None = None
-        self._retried: dict[str, tuple[int, int]] = {}
+        self._retried: dict[str, str] = {}
+        self._failures: list[Failure] = []
+        self._failed: dict[str, list[int]] = {}
         self._log: tuple[str, list[str]] = ("", [])
         self._loaded = -REFRESH_S
         self._asked = -ASK_SCHEDULER_EVERY_S
@@ -167,7 +174,11 @@ class WatchSession:
                 return
 
     def refresh(self) -> None:
-        """Read the run's status, its retried elements and the selected task's log."""
+        """Read the run's status, its failed elements and the log shown.
+
+        The retries come from the ``retried`` history that ``status`` reads; the failed
+        elements are read once more for their end times, which ``status`` does not keep.
+        """
         now = time.monotonic()
         ask = now - self._asked >= ASK_SCHEDULER_EVERY_S
         self._asked = now if ask else self._asked
@@ -175,13 +186,28 @@ class WatchSession:
         self.status = load_status(self.root, self.run_id, ask_scheduler=ask)
         alive = self.status["dispatcher"].get("alive")
         self._alive = self._alive if alive is None else alive
-        store = SqliteStore.open(self.root)
-        try:
-            self._retried = store.retried_counts(self.run_id)
-        finally:
-            store.close()
-        self.selected = min(self.selected, max(0, len(self.status["tasks"]) - 1))
-        self._log = self._read_log() if self.show_log else ("", [])
+        self._retried = task_retries(self.status["retried"])
+        with SqliteStore.open(self.root) as store:
+            rows = store.instances_in(self.run_id, [InstanceState.FAILED])
+        self._read_failures(rows)
+        tasks = len(self.status["tasks"])
+        self.controls.selected = min(self.controls.selected, max(0, tasks - 1))
+        self._log = self._read_log() if self.controls.show_log else ("", [])
+
+    def _read_failures(self, rows: list[InstanceRow]) -> None:
+        """The newest failed elements, and each task's failed elements by index."""
+        layout = RunLayout(self.root, self.run_id)
+        newest = heapq.nlargest(_FAILURES_READ, rows, key=lambda row: row.ended or 0.0)
+        self._failures = [
+            Failure(
+                task=row.task, element=row.element, reason=found["reason"],
+                error=found["error"], ended=row.ended,
+            )
+            for row, found in zip(newest, failed_elements(layout, newest), strict=True)
+        ]  # fmt: skip
+        self._failed = {}
+        for row in rows:  # in task, element order
+            self._failed.setdefault(row.task, []).append(row.element)
 
     def _refresh_or_say(self) -> None:
         """Refresh; a store that cannot be read now (say it is locked) is said, not fatal."""
@@ -189,24 +215,22 @@ class WatchSession:
             self.refresh()
         except ReflowError as err:
             self._loaded = time.monotonic()
-            self.message = f"error: {err}"
+            self.controls.message = f"error: {err}"
 
     def view(self) -> ViewState:
         """What ``layout`` needs besides the status."""
         status = self.status
         end = status["updated"] if status["state"] in TERMINAL_RUN_STATES else time.time()
-        message = self.message
-        if self.confirming is not None:
-            message = f"cancel task {self.confirming!r} of run {self.run_id}? (y/n)"
         return ViewState(
-            selected=self.selected,
-            show_log=self.show_log,
+            selected=self.controls.selected,
+            show_log=self.controls.show_log,
             log_title=self._log[0],
             log_lines=self._log[1],
-            message=message,
+            message=self.controls.prompt(),
             elapsed_s=end - status["created"],
             dispatcher=dispatcher_state(status, self._alive),
             retried=self._retried,
+            failures=self._failures,
         )
 
     def draw(self, screen: curses.window) -> None:
@@ -220,69 +244,99 @@ class WatchSession:
 
     def press(self, key: int) -> bool:
         """Answer one key; False when the view should close."""
-        if self.confirming is not None:
-            task, self.confirming = self.confirming, None
-            if key in (ord("y"), ord("Y")):
-                self._act(
-                    lambda: (
-                        f"cancelled {cancel_run(self.root, self.run_id, task)} "
-                        f"instance(s) of {task}"
-                    )
-                )
-            else:
-                self.message = f"{task} not cancelled"
-            return True
-        tasks = self.status["tasks"]
-        if key in (ord("q"), ord("Q")):
+        controls = self.controls
+        question = controls.question
+        task = self._task()
+        action = controls.press(
+            key,
+            tasks=len(self.status["tasks"]),
+            elements=task["elements"] if task else None,
+            failed=self._failed.get(task["task"], []) if task else [],
+            shown=self._shown()[0],
+        )
+        if action == "quit":
             return False
-        if key in (curses.KEY_UP, ord("k")):
-            self.selected = max(0, self.selected - 1)
-        elif key in (curses.KEY_DOWN, ord("j")):
-            self.selected = max(0, min(len(tasks) - 1, self.selected + 1))
-        elif key == ord("l"):
-            self.show_log = not self.show_log
-        elif key == ord("c") and tasks:
-            self.confirming = tasks[self.selected]["task"]
-            return True
-        elif key == ord("r"):
-            self._act(
-                lambda: f"retry: {retry_run(self.root, self.run_id)} instance(s) will run again"
+        if action == "ask_cancel" and task is not None:
+            controls.question = Question(
+                action="cancel",
+                task=task["task"],
+                lines=(f"cancel task {task['task']!r} of run {self.run_id}? (y/n)",),
+                declined=f"{task['task']} not cancelled",
             )
-        else:
-            return True
-        self._log = self._read_log() if self.show_log else ("", [])
+        elif action == "ask_retry":
+            self._ask_retry()
+        elif action == "cancel" and question is not None:
+            name = question.task
+            self._act(lambda: f"cancelled {cancel_run(self.root, self.run_id, name)} "
+                      f"instance(s) of {name}")  # fmt: skip
+        elif action == "retry":
+            self._act(self._retry)
+        if action != "none":
+            self._log = self._read_log() if controls.show_log else ("", [])
         return True
+
+    def _ask_retry(self) -> None:
+        """Ask before a retry, saying what it would run again and which options it changes."""
+        try:
+            preview = retry(self.root, self.run_id, dry_run=True)
+        except ReflowError as err:
+            self.controls.message = f"error: {err}"
+            return
+        changes = [f"  {change}" for change in preview.changes] or ["  no option changes"]
+        self.controls.question = Question(
+            action="retry",
+            lines=(
+                f"retry {self.run_id}: {preview.count} failed or cancelled instance(s) would"
+                " run again; options it changes:",
+                *changes,
+                *(f"  {note}" for note in preview.notes),
+                "retry now? (y/n)",
+            ),
+            declined="retry not started",
+        )
+
+    def _retry(self) -> str:
+        done = retry(self.root, self.run_id)
+        if not done.resumed:
+            return "nothing to retry: the run succeeded and stays so"
+        return f"retry: {done.count} instance(s) will run again"
 
     def _act(self, action: Callable[[], str]) -> None:
         """Run a cancel or retry; show its outcome, or its error, as the message."""
         try:
-            self.message = action()
+            self.controls.message = action()
         except ReflowError as err:
-            self.message = f"error: {err}"
+            self.controls.message = f"error: {err}"
         self._refresh_or_say()
 
+    def _task(self) -> dict[str, Any] | None:
+        tasks = self.status.get("tasks") or []
+        return tasks[self.controls.selected] if tasks else None
+
+    def _shown(self) -> tuple[int, str]:
+        """The element whose log shows and what it is: the chosen one, else the first failed."""
+        task = self._task()
+        failed = self._failed.get(task["task"], []) if task else []
+        element = self.controls.element
+        if element is None:
+            element = failed[0] if failed else 0
+        if element in failed:
+            return element, f"failed element {failed.index(element) + 1} of {len(failed)}"
+        return element, "element" if self.controls.element is not None else "first element"
+
     def _read_log(self) -> tuple[str, list[str]]:
-        """The selected task's first failed element's log (else its first element's)."""
-        if not self.status.get("tasks"):
+        """The log of the element shown (see ``_shown``)."""
+        task = self._task()
+        if task is None:
             return ("", [])
-        task = self.status["tasks"][self.selected]
         name = task["task"]
-        failed = [
-            example["element"]
-            for group in self.status["failures"]
-            if group["task"] == name and group["state"] == InstanceState.FAILED
-            for example in group["examples"]
-        ]
-        if failed:
-            element, which = min(failed), "first failed element"
-        elif task["elements"]:
-            element, which = 0, "first element"
-        else:
+        if not task["elements"]:
             return (f"log of {name}: no elements yet", [])
+        element, which = self._shown()
         path = RunLayout(self.root, self.run_id).log(name, element)
         lines = read_tail(path, _LOG_LINES)
         note = "" if path.exists() else " (not started)"
-        return (f"log of {name}[{element}], its {which}{note}: {path}", lines)
+        return (f"log of {name}[{element}], {which}{note}: {path}", lines)
 
 
 def _hide_cursor() -> None:
