@@ -148,7 +148,7 @@ def test_edited_code_warns_and_reuses_or_reruns_and_formatting_does_neither(
     warned = submit(edited, run_dir, "warn")
     assert warned.returncode == 0, warned.stderr
     (line,) = [line for line in warned.stderr.splitlines() if line.startswith("warning")]
-    assert "convert: its code changed since 2 cached result(s) were made" in line
+    assert "convert: its code changed; this run reuses 2 cached result(s) made by" in line
     assert "--force-task convert" in line
     assert len(calls(run_dir, "convert")) == 2  # reused: nothing reran
     ignored = submit(edited, run_dir, "ignore")
@@ -199,7 +199,7 @@ def test_the_code_warning_counts_only_results_this_run_may_reuse(tmp_path: Path)
         assert submit(write(tmp_path), run_dir, "warn", "--scale", scale).returncode == 0
     edited = write(tmp_path, body="assert item")
     warned = submit(edited, run_dir, "warn", "--scale", "1")
-    assert "since 2 cached result(s) were made" in warned.stderr  # not the --scale 2 ones
+    assert "this run reuses 2 cached result(s)" in warned.stderr  # not the --scale 2 ones
     forced = submit(edited, run_dir, "warn", "--scale", "1", "--force-task", "convert")
     assert forced.returncode == 0, forced.stderr
     again = submit(edited, run_dir, "warn", "--scale", "1")
