@@ -97,10 +97,9 @@ def test_why_names_the_reason_of_every_rerun(tmp_path: Path) -> None:
     scaled, _ = submit_and_wait(flow, run_dir, "--scale", "2")
     reasons = why(flow, run_dir, scaled)
     assert reasons["convert"] == {("parameter", "--scale: 1 -> 2", 2)}
-    ((kind, detail, count),) = reasons["publish"]
-    assert (kind, count) == ("upstream file", 1)
-    assert detail.startswith("convert: ")
-    assert "f0.txt (size)" in detail
+    out = run_dir / "out"
+    named = f"convert: {out / 'f0.txt'} (size), {out / 'f1.txt'} (size)"
+    assert reasons["publish"] == {("upstream file", named, 1)}  # every file publish read
     assert set(reasons) == {"convert", "publish"}  # prepare came from the cache
 
     bumped, _ = submit_and_wait(write(tmp_path, version="2"), run_dir, "--scale", "2")
@@ -149,7 +148,7 @@ def test_edited_code_warns_and_reuses_or_reruns_and_formatting_does_neither(
     warned = submit(edited, run_dir, "warn")
     assert warned.returncode == 0, warned.stderr
     (line,) = [line for line in warned.stderr.splitlines() if line.startswith("warning")]
-    assert "convert: its code changed since 2 cached result(s) were made" in line
+    assert "convert: its code changed; this run reuses 2 cached result(s) made by" in line
     assert "--force-task convert" in line
     assert len(calls(run_dir, "convert")) == 2  # reused: nothing reran
     ignored = submit(edited, run_dir, "ignore")
@@ -200,8 +199,113 @@ def test_the_code_warning_counts_only_results_this_run_may_reuse(tmp_path: Path)
         assert submit(write(tmp_path), run_dir, "warn", "--scale", scale).returncode == 0
     edited = write(tmp_path, body="assert item")
     warned = submit(edited, run_dir, "warn", "--scale", "1")
-    assert "since 2 cached result(s) were made" in warned.stderr  # not the --scale 2 ones
+    assert "this run reuses 2 cached result(s)" in warned.stderr  # not the --scale 2 ones
     forced = submit(edited, run_dir, "warn", "--scale", "1", "--force-task", "convert")
     assert forced.returncode == 0, forced.stderr
     again = submit(edited, run_dir, "warn", "--scale", "1")
     assert "warning" not in again.stderr  # what the warning advised cleared it
+
+
+GATHER_FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Param, Result, RunDir, Workflow
+
+wf = Workflow("gather")
+
+
+def log(run_dir: Path, task: str, what: str) -> None:
+    with (run_dir / f"{task}.calls").open("a") as handle:
+        handle.write(what + "\\n")
+
+
+@wf.job()
+def samples(lengths: Annotated[str, Param(help="read length per sample")] = "1,1") -> list[str]:
+    return [f"S{i}:{n}" for i, n in enumerate(lengths.split(","))]
+
+
+@wf.array_job()
+def trim(
+    sample: Annotated[str, Result(step="samples")],
+    gc: Annotated[int, Param(help="GC threshold")] = 1,
+    run_dir: RunDir = RunDir(),
+) -> Path:
+    name, length = sample.split(":")
+    log(run_dir, "trim", name)
+    out = run_dir / "trimmed" / f"{name}.fq"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("A" * int(length) * gc)
+    return out
+
+
+@wf.array_job()
+def qc(path: Annotated[Path, Result(step="trim")], run_dir: RunDir = RunDir()) -> int:
+    log(run_dir, "qc", path.stem)
+    return len(path.read_text())
+
+
+@wf.job()
+def merge(paths: Annotated[list[Path], Result(step="trim")], run_dir: RunDir = RunDir()) -> int:
+    log(run_dir, "merge", str(len(paths)))
+    return sum(len(path.read_text()) for path in paths)
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_why_names_every_file_a_gather_read_that_changed(tmp_path: Path) -> None:
+    flow, run_dir = tmp_path / "gather_flow.py", tmp_path / "runs"
+    flow.write_text(textwrap.dedent(GATHER_FLOW))
+    fq = {name: run_dir / "trimmed" / f"{name}.fq" for name in ("S0", "S1", "S2")}
+    submit_and_wait(flow, run_dir)
+
+    # Only the second sample's input changes: trim rewrites S1.fq alone, merge reads both.
+    second, status = submit_and_wait(flow, run_dir, "--lengths", "1,2")
+    assert counts(status)["trim"] == {"cached": 1, "done": 1}
+    assert sorted(calls(run_dir, "trim")) == ["S0", "S1", "S1"]
+    assert calls(run_dir, "merge") == ["2", "2"]
+    reasons = why(flow, run_dir, second)
+    assert reasons["merge"] == {("upstream file", f"trim: {fq['S1']} (size)", 1)}
+    assert reasons["qc"] == {("upstream file", f"trim: {fq['S1']} (size)", 1)}  # 1:1: qc[1]
+
+    # A parameter of trim rewrites both files: merge names both, qc[0] and qc[1] one each.
+    both, _ = submit_and_wait(flow, run_dir, "--lengths", "1,2", "--gc", "2")
+    assert calls(run_dir, "merge") == ["2", "2", "2"]
+    reasons = why(flow, run_dir, both)
+    assert reasons["trim"] == {("parameter", "--gc: 1 -> 2", 2)}
+    named = f"trim: {fq['S0']} (size), {fq['S1']} (size)"
+    assert reasons["merge"] == {("upstream file", named, 1)}
+    assert reasons["qc"] == {("upstream file", named, 2)}
+
+    # A new sample: merge names the file it reads now; qc's new element never ran before.
+    more, _ = submit_and_wait(flow, run_dir, "--lengths", "1,2,1", "--gc", "2")
+    reasons = why(flow, run_dir, more)
+    assert reasons["merge"] == {("upstream file", f"trim: {fq['S2']} (new)", 1)}
+    assert {reason for reason, _detail, _count in reasons["qc"]} == {"first run"}
+
+
+def test_why_counts_many_changed_files_and_names_a_few(tmp_path: Path) -> None:
+    flow, run_dir = tmp_path / "gather_flow.py", tmp_path / "runs"
+    flow.write_text(textwrap.dedent(GATHER_FLOW))
+    lengths = ",".join(["1"] * 7)
+    first, _ = submit_and_wait(flow, run_dir, "--lengths", lengths)
+    run_id, _ = submit_and_wait(flow, run_dir, "--lengths", lengths, "--gc", "3")
+    reasons = why(flow, run_dir, run_id)
+    shown = ", ".join(f"{run_dir / 'trimmed' / f'S{i}.fq'} (size)" for i in range(3))
+    many = f"trim: 7 files, e.g. {shown}"
+    assert reasons["merge"] == {("upstream file", many, 1)}
+    assert reasons["qc"] == {("upstream file", many, 7)}  # one line for seven elements
+    done = subprocess.run(
+        [sys.executable, str(flow), "why", run_id, "--run-dir", str(run_dir), "--task", "qc"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert done.stdout.splitlines() == [
+        f"run {run_id}: 7 instance(s) not taken from the cache",
+        f"  qc       7  upstream file: {many}  (compared with {first})",
+    ]

@@ -1,26 +1,29 @@
 """Running: what ``submit`` does about edited task code (``[cache] on_code_change``).
 
-Every run records the hash of each task's code in its manifest (``manifest["code"]``), so a
-later run can tell which cached results an older body of a task made. With ``"warn"`` (the
-default) ``submit`` says, per task, how many cached results were made by other code and how to
-recompute them, and reuses them; with ``"rerun"`` the code hash enters the task's identity
-(see ``reflow.planning.identity``), so edited tasks run again; ``"ignore"`` says nothing.
-Results made before code hashes were recorded count as unknown and are not reported.
+Every run records the hash of each task's code in its manifest (``manifest["code"]``); the run
+that made a cached result is kept with it in the store, so a later run can tell which cached
+results an older body of a task made. With ``"warn"`` (the default) ``submit`` plans the new
+run as its dispatcher will (from the store, without writing anything) and says, per task, how
+many of the cached results this run reuses were made by other code, and how to recompute
+them; with ``"rerun"`` the code hash enters the task's identity (see
+``reflow.planning.identity``), so edited tasks run again; ``"ignore"`` says nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reflow.definition.description import graph_from_description
 from reflow.definition.errors import StoreError
 from reflow.definition.graph import Graph
+from reflow.planning.planner import Finished, plan
 from reflow.running.codehash import code_hash
-from reflow.running.commands.why import own_flags
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 
 
 def task_code_hashes(graph: Graph) -> dict[str, str]:
@@ -45,42 +48,87 @@ def record_code(manifest: dict[str, Any], hashes: Mapping[str, str], *, rerun: b
 def code_change_warnings(
     root: Path, hashes: Mapping[str, str], manifest: Mapping[str, Any]
 ) -> list[str]:
-    """One line per task whose cached results in ``root`` were made by other code.
+    """One line per task of which this run reuses cached results made by other code.
 
-    Only results made with this run's values of the task's own parameters count (results of
-    other parameter values will not be reused by this run), so a ``--force-task`` that
-    recomputed them leaves nothing to report on the next submit.
+    Counted are exactly the cache hits of the run's first plan (what is cached at submit;
+    what a task could take only after its upstream tasks ran again is not known yet) whose
+    run recorded another code hash for the task. ``hashes`` holds the current code of the
+    tasks to check; the tasks of ``manifest["code"]`` left out of it are forced, so the plan
+    reuses nothing of theirs. Results made before code hashes were recorded, or taken from
+    another run directory, count as unknown and are not reported.
     """
-    if not (RunLayout(root, "").store).exists():
+    if not RunLayout(root, "").store.exists():
         return []
-    keys = {
-        task: [key for key, _flag in flags]
-        for task, flags in own_flags(manifest["description"]).items()
-    }
-    params = manifest.get("params") or {}
-    lines = []
     with SqliteStore.open(root) as store:
-        recorded: dict[str, Mapping[str, Any]] = {}
-        for task, digest in hashes.items():
-            stale = 0
-            for run_id, count in store.outputs_by_run(task).items():
-                if run_id not in recorded:
-                    recorded[run_id] = _recorded(root, run_id)
-                earlier = recorded[run_id]
-                code = (earlier.get("code") or {}).get(task)
-                same = all(
-                    (earlier.get("params") or {}).get(k) == params.get(k)
-                    for k in keys.get(task, [])
-                )
-                if code and code != digest and same:
-                    stale += count
-            if stale:
+        makers = _makers_by_code(root, store, hashes)
+        if not makers:
+            return []  # no cached result of other code: nothing to plan
+        forced = set(manifest.get("code") or {}) - set(hashes)
+        reused = _reused(store, manifest, forced)
+        lines = []
+        for task, older in makers.items():
+            count = _made_by(store, task, reused.get(task, ()), older)
+            if count:
                 lines.append(
-                    f"warning: {task}: its code changed since {stale} cached result(s) were made;"
-                    " they are reused where the inputs match. To recompute them: --force-task"
-                    f' {task}, or set [cache] on_code_change = "rerun"'
+                    f"warning: {task}: its code changed; this run reuses {count} cached"
+                    f" result(s) made by earlier code. To recompute them: --force-task {task},"
+                    ' or set [cache] on_code_change = "rerun"'
                 )
     return lines
+
+
+def _makers_by_code(
+    root: Path, store: SqliteStore, hashes: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """``task -> runs`` that made cached results of it with code other than ``hashes``."""
+    recorded: dict[str, Mapping[str, str]] = {}
+    makers: dict[str, set[str]] = {}
+    for task, digest in hashes.items():
+        for run_id in store.outputs_by_run(task):
+            if run_id not in recorded:
+                recorded[run_id] = _recorded(root, run_id).get("code") or {}
+            code = recorded[run_id].get(task)
+            if code and code != digest:
+                makers.setdefault(task, set()).add(run_id)
+    return makers
+
+
+def _reused(
+    store: SqliteStore, manifest: Mapping[str, Any], forced: Iterable[str]
+) -> dict[str, list[str]]:
+    """``task -> identities`` the run's first plan takes from the cache, as the dispatcher will."""
+
+    def lookup(task: str, identities: Sequence[str]) -> dict[str, Finished]:
+        found = store.cached_outputs(task, identities)
+        return {i: Finished.from_text(value, digest) for i, (value, digest) in found.items()}
+
+    graph = graph_from_description(dict(manifest["description"]))
+    result = plan(graph, manifest["params"], {}, lookup, force_tasks=forced)
+    reused: dict[str, list[str]] = {}
+    for task_plan in result.tasks:
+        identity_of = task_plan.identity_of()
+        reused[task_plan.task] = [identity_of[element] for element in task_plan.cached]
+    return reused
+
+
+def _made_by(store: SqliteStore, task: str, identities: Sequence[str], older: set[str]) -> int:
+    """How many of ``identities`` have a cached output that one of ``older`` made.
+
+    The store keeps one output per identity, written by the last run that finished it: so the
+    maker of each is the run, among those that still hold outputs of ``task``, that finished
+    it last.
+    """
+    if not identities:
+        return 0
+    wanted = set(identities)
+    maker: dict[str, tuple[float, str]] = {}
+    for run_id in store.outputs_by_run(task):
+        for row in store.instances(run_id, task):
+            if row.state is InstanceState.DONE and row.identity in wanted:
+                ended = (row.ended or 0.0, run_id)
+                if row.identity not in maker or maker[row.identity] < ended:
+                    maker[row.identity] = ended
+    return sum(1 for _ended, run_id in maker.values() if run_id in older)
 
 
 def _recorded(root: Path, run_id: str) -> Mapping[str, Any]:

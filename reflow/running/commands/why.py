@@ -4,28 +4,36 @@ Each instance that ran (or will run) is compared with the most recent earlier in
 same task and element in the run directory, using only what the runs recorded: their
 manifests (parameters, versions, code hashes, options) and the store (identities, states,
 output hashes). Nothing is recomputed from the flow. Reasons are grouped per task, so ten
-thousand elements that reran for one reason are one line.
+thousand elements that reran for one reason are one line, and a line that names files names a
+few and counts the rest. An element is compared with the same element of an upstream task only
+where the run's wiring feeds it 1:1 (a chain); a gather is compared with all of its upstream
+elements.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from reflow.definition.description import options_from_description
 from reflow.definition.errors import UsageError, suggest
-from reflow.planning.encoding import loads
-from reflow.planning.paths import tagged_paths
-from reflow.running.fingerprints import what_changed
+from reflow.running.commands.why_changes import (
+    Files,
+    Reason,
+    chain_sources,
+    code_change,
+    listing,
+    output_changes,
+    param_changes,
+)
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import FINISHED
 
-_FILES = 3
 _ELEMENTS = 10
 
 
@@ -40,14 +48,20 @@ class _Recorded:
     force: bool
     force_tasks: frozenset[str]
     flags: Mapping[str, list[tuple[str, str]]]  # task -> (key, flag) of its own parameters
+    chains: Mapping[str, frozenset[str]]  # task -> upstream tasks that feed it 1:1
 
 
 @dataclass(slots=True)
 class _Group:
     reason: str
-    detail: str
+    detail: str  # with files: their label
     compared_with: str | None
     elements: list[int] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    merged: Files = ()
+
+    def shown(self) -> str:
+        return listing(self.detail, self.files) if self.files else self.detail
 
 
 def explain(root: Path, run_id: str | None, task: str | None = None) -> dict[str, Any]:
@@ -86,8 +100,8 @@ class _Reader:
         self.store = SqliteStore.open(self.root)
         self.recorded: dict[str, _Recorded] = {}
         self.outputs: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
-        self.changes: dict[tuple[str, str, str, int | None], list[tuple[str, str]]] = {}
-        self.answers: dict[tuple[str, str, tuple[int | None, ...]], list[tuple[str, str]]] = {}
+        self.changes: dict[tuple[str, str, str, int | None], list[Reason]] = {}
+        self.answers: dict[tuple[str, str, tuple[int | None, ...]], list[Reason]] = {}
 
     def __enter__(self) -> _Reader:
         return self
@@ -122,6 +136,7 @@ class _Reader:
                 force=bool(row.options.get("force")),
                 force_tasks=frozenset(row.options.get("force_tasks") or ()),
                 flags=own_flags(manifest["description"]),
+                chains=chain_sources(manifest["description"]),
             )
         return self.recorded[run_id]
 
@@ -138,26 +153,29 @@ class _Reader:
         elements = [element for element, _identity in rows]
         earlier = self.store.earlier_instances(this.run_id, name, elements) if rows else {}
         groups: dict[tuple[str, str, str | None], _Group] = {}
-        shared: dict[str | None, list[tuple[str, str]]] = {}
+        shared: dict[str | None, list[Reason]] = {}
         for element, identity in rows:
             prev = earlier.get(element)
             prev_run = prev[0] if prev else None
             if prev_run not in shared:
                 shared[prev_run] = self.task_reasons(this, name, prev_run)
             reasons = shared[prev_run] or self.element_reasons(this, name, element, identity, prev)
-            for reason, detail in reasons:
+            for reason, detail, files in reasons:
                 key = (reason, detail, prev_run)
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = _Group(reason, detail, prev_run)
                 group.elements.append(element)
+                if files and group.merged is not files:  # shared reasons: merged once
+                    group.files.update(files)
+                    group.merged = files
         return {
             "task": name,
             "instances": len(rows),
             "reasons": [
                 {
                     "reason": g.reason,
-                    "detail": g.detail,
+                    "detail": g.shown(),
                     "count": len(g.elements),
                     "elements": g.elements[:_ELEMENTS],
                     "compared_with": g.compared_with,
@@ -166,26 +184,24 @@ class _Reader:
             ],
         }
 
-    def task_reasons(
-        self, this: _Recorded, name: str, prev_run: str | None
-    ) -> list[tuple[str, str]]:
+    def task_reasons(self, this: _Recorded, name: str, prev_run: str | None) -> list[Reason]:
         """Reasons shared by every element compared with ``prev_run``; empty if none."""
         if this.force or name in this.force_tasks:
-            return [("forced", "--force" if this.force else f"--force-task {name}")]
+            return [("forced", "--force" if this.force else f"--force-task {name}", ())]
         spec = this.tasks[name]
         if not spec.get("cache", True):
-            return [("cache=False", "the task never uses the cache")]
+            return [("cache=False", "the task never uses the cache", ())]
         if prev_run is None:
-            return [("first run", "no earlier instance of this element in the run directory")]
+            return [("first run", "no earlier instance of this element in the run directory", ())]
         prev = self.run(prev_run)
         old = prev.tasks.get(name)
         if old is None:
-            return [("first run", f"run {prev_run} had no task {name}")]
-        found: list[tuple[str, str]] = []
+            return [("first run", f"run {prev_run} had no task {name}", ())]
+        found: list[Reason] = []
         if str(old.get("version")) != str(spec.get("version")):
-            found.append(("version", f"{old.get('version')!r} -> {spec.get('version')!r}"))
-        found.extend(_code_change(spec, old))
-        found.extend(_param_changes(this.flags.get(name, []), this.params, prev.params))
+            found.append(("version", f"{old.get('version')!r} -> {spec.get('version')!r}", ()))
+        found.extend(code_change(spec, old))
+        found.extend(param_changes(this.flags.get(name, []), this.params, prev.params))
         return found
 
     def element_reasons(
@@ -195,31 +211,31 @@ class _Reader:
         element: int,
         identity: str,
         prev: tuple[str, str, str] | None,
-    ) -> list[tuple[str, str]]:
+    ) -> list[Reason]:
         """Why one element reran when its task's own parameters, version and code did not."""
         assert prev is not None  # task_reasons answers "first run"
         prev_run, prev_identity, prev_state = prev
         if identity == prev_identity:
             if prev_state not in FINISHED:
-                return [("earlier attempt", f"it was {prev_state} in run {prev_run}")]
-            return [("stale", "its cached output was found stale by verification")]
+                return [("earlier attempt", f"it was {prev_state} in run {prev_run}", ())]
+            return [("stale", "its cached output was found stale by verification", ())]
         sources = self.sources(this, name)
         # Only a 1:1 chain makes the answer depend on the element; else one answer serves all.
-        key = (
-            name,
-            prev_run,
-            tuple(element if self.is_chain(s, this.run_id, prev_run) else None for s in sources),
+        chained = this.chains.get(name, frozenset()) & self.run(prev_run).chains.get(
+            name, frozenset()
         )
+        at = tuple(element if source in chained else None for source in sources)
+        key = (name, prev_run, at)
         if key not in self.answers:
             changed = [
                 reason
-                for source in sources
-                for reason in self.upstream_changes(source, this.run_id, prev_run, element)
+                for source, index in zip(sources, at, strict=True)
+                for reason in self.upstream_changes(source, this.run_id, prev_run, index)
             ]
             self.answers[key] = changed or self.rerun_upstream(this.run_id, sources)
         return self.answers[key]
 
-    def rerun_upstream(self, run_id: str, sources: tuple[str, ...]) -> list[tuple[str, str]]:
+    def rerun_upstream(self, run_id: str, sources: tuple[str, ...]) -> list[Reason]:
         """The reason when an upstream task ran again under the same identity.
 
         The cache keeps one output per identity, so an upstream element that ran again in
@@ -228,62 +244,36 @@ class _Reader:
         again = [s for s in sources if self.store.uncached_instances(run_id, s)]
         if again:
             names = ", ".join(again)
-            return [("upstream output", f"{names} ran again in this run and returned other data")]
-        return [("inputs", "the data it consumes changed")]
+            detail = f"{names} ran again in this run and returned other data"
+            return [("upstream output", detail, ())]
+        return [("inputs", "the data it consumes changed", ())]
 
     def sources(self, this: _Recorded, name: str) -> tuple[str, ...]:
         spec = this.tasks[name]
         return tuple(dict.fromkeys(s for inp in spec.get("inputs", []) for s in inp["sources"]))
 
-    def is_chain(self, source: str, run_id: str, prev_run: str) -> bool:
-        new, old = self.task_outputs(run_id, source), self.task_outputs(prev_run, source)
-        return len(new) == len(old) > 1
-
     def upstream_changes(
-        self, source: str, run_id: str, prev_run: str, element: int
-    ) -> list[tuple[str, str]]:
-        """How ``source``'s outputs that ``element`` may consume differ between the two runs."""
-        new = self.task_outputs(run_id, source)
-        old = self.task_outputs(prev_run, source)
-        same_index = len(new) == len(old) > 1 and element in new
-        key = (source, run_id, prev_run, element if same_index else None)
+        self, source: str, run_id: str, prev_run: str, element: int | None
+    ) -> list[Reason]:
+        """How ``source``'s outputs differ between the two runs.
+
+        Only element ``element`` of it for a 1:1 chain (``element`` given), else all of them.
+        """
+        key = (source, run_id, prev_run, element)
         if key not in self.changes:
-            keys = [element] if same_index else sorted(new)
-            self.changes[key] = self._changes(source, new, old, keys)
+            new = self.task_outputs(run_id, source)
+            old = self.task_outputs(prev_run, source)
+            if element is None:
+                self.changes[key] = output_changes(
+                    source, [new[k] for k in sorted(new)], [old[k] for k in sorted(old)]
+                )
+            else:
+                self.changes[key] = output_changes(
+                    source,
+                    [new[element]] if element in new else [],
+                    [old[element]] if element in old else [],
+                )
         return self.changes[key]
-
-    def _changes(
-        self,
-        source: str,
-        new: Mapping[int, tuple[str, str]],
-        old: Mapping[int, tuple[str, str]],
-        keys: Iterable[int],
-    ) -> list[tuple[str, str]]:
-        changed = [k for k in keys if new.get(k, ("", ""))[1] != old.get(k, ("", ""))[1]]
-        if not changed:
-            return []
-        files = sorted(
-            {
-                f"{path} ({kind})"
-                for k in changed
-                for path, kind in _file_changes(old.get(k, ("null", ""))[0], new[k][0])
-            }
-        )
-        if files:
-            return [("upstream file", f"{source}: " + ", ".join(files[:_FILES]))]
-        return [("upstream output", f"{source}'s output changed")]
-
-
-def _code_change(spec: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The code hash in the identity (``on_code_change = "rerun"`` only), if it changed."""
-    new_code, old_code = spec.get("code") or "", old.get("code") or ""
-    if new_code == old_code:
-        return []
-    if new_code and old_code:
-        return [("code", f"the body of {spec.get('qualname') or spec['name']}() changed")]
-    if new_code:
-        return [("code", 'on_code_change = "rerun" put the code hash into the identity')]
-    return [("code", "the code hash no longer enters the identity")]
 
 
 def own_flags(description: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
@@ -293,54 +283,3 @@ def own_flags(description: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]
         for task in option.tasks:
             flags.setdefault(task, []).append((option.key, option.flag))
     return flags
-
-
-def _param_changes(
-    flags: list[tuple[str, str]], now: Mapping[str, Any], before: Mapping[str, Any]
-) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for key, flag in flags:
-        new, old = now.get(key), before.get(key)
-        if new == old:
-            continue
-        files = _file_changes(json.dumps(old), json.dumps(new))
-        if files and _without_fingerprints(old) == _without_fingerprints(new):
-            detail = ", ".join(f"{path} ({kind})" for path, kind in files[:_FILES])
-            found.append(("input file", f"{flag}: {detail}"))
-        else:
-            found.append(("parameter", f"{flag}: {_show(old)} -> {_show(new)}"))
-    return found
-
-
-def _file_changes(old_text: str, new_text: str) -> list[tuple[str, str]]:
-    """``(path, what changed)`` for the paths whose fingerprint differs between two values."""
-    try:
-        old = dict(tagged_paths(json.loads(old_text)))
-        new = dict(tagged_paths(json.loads(new_text)))
-    except ValueError:
-        return []
-    found = []
-    for path, fingerprint in new.items():
-        before = old.get(path)
-        if before is None or fingerprint is None or before == fingerprint:
-            continue
-        found.append((path, what_changed(before, fingerprint)))
-    return found
-
-
-def _without_fingerprints(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_fingerprints(v) for k, v in value.items() if k != "$fp"}
-    if isinstance(value, list):
-        return [_without_fingerprints(v) for v in value]
-    return value
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(not set)"
-    try:
-        shown = loads(json.dumps(value))
-    except ValueError:
-        shown = value
-    return str(shown) if isinstance(shown, Path) else repr(shown)
