@@ -23,7 +23,6 @@ from reflow.running.codehash import code_hash
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState
 
 
 def task_code_hashes(graph: Graph) -> dict[str, str]:
@@ -46,28 +45,32 @@ def record_code(manifest: dict[str, Any], hashes: Mapping[str, str], *, rerun: b
 
 
 def code_change_warnings(
-    root: Path, hashes: Mapping[str, str], manifest: Mapping[str, Any]
+    root: Path,
+    hashes: Mapping[str, str],
+    manifest: Mapping[str, Any],
+    forced: Iterable[str] = (),
 ) -> list[str]:
     """One line per task of which this run reuses cached results made by other code.
 
     Counted are exactly the cache hits of the run's first plan (what is cached at submit;
     what a task could take only after its upstream tasks ran again is not known yet) whose
     run recorded another code hash for the task. ``hashes`` holds the current code of the
-    tasks to check; the tasks of ``manifest["code"]`` left out of it are forced, so the plan
-    reuses nothing of theirs. Results made before code hashes were recorded, or taken from
-    another run directory, count as unknown and are not reported.
+    tasks; ``forced`` tasks reuse nothing. Results made before code hashes were recorded,
+    or taken from another run directory, count as unknown and are not reported.
     """
     if not RunLayout(root, "").store.exists():
         return []
+    forced = set(forced)
     with SqliteStore.open(root) as store:
-        makers = _makers_by_code(root, store, hashes)
+        checked = {task: digest for task, digest in hashes.items() if task not in forced}
+        makers = _makers_by_code(root, store, checked)
         if not makers:
             return []  # no cached result of other code: nothing to plan
-        forced = set(manifest.get("code") or {}) - set(hashes)
         reused = _reused(store, manifest, forced)
         lines = []
         for task, older in makers.items():
-            count = _made_by(store, task, reused.get(task, ()), older)
+            made = store.output_makers(task, reused.get(task, ()))
+            count = sum(1 for run_id in made.values() if run_id in older)
             if count:
                 lines.append(
                     f"warning: {task}: its code changed; this run reuses {count} cached"
@@ -109,26 +112,6 @@ def _reused(
         identity_of = task_plan.identity_of()
         reused[task_plan.task] = [identity_of[element] for element in task_plan.cached]
     return reused
-
-
-def _made_by(store: SqliteStore, task: str, identities: Sequence[str], older: set[str]) -> int:
-    """How many of ``identities`` have a cached output that one of ``older`` made.
-
-    The store keeps one output per identity, written by the last run that finished it: so the
-    maker of each is the run, among those that still hold outputs of ``task``, that finished
-    it last.
-    """
-    if not identities:
-        return 0
-    wanted = set(identities)
-    maker: dict[str, tuple[float, str]] = {}
-    for run_id in store.outputs_by_run(task):
-        for row in store.instances(run_id, task):
-            if row.state is InstanceState.DONE and row.identity in wanted:
-                ended = (row.ended or 0.0, run_id)
-                if row.identity not in maker or maker[row.identity] < ended:
-                    maker[row.identity] = ended
-    return sum(1 for _ended, run_id in maker.values() if run_id in older)
 
 
 def _recorded(root: Path, run_id: str) -> Mapping[str, Any]:

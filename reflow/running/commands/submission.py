@@ -98,9 +98,7 @@ def submit_workflow(
     hashes = task_code_hashes(graph)
     record_code(manifest, hashes, rerun=config.on_code_change == "rerun")
     if (config.on_code_change or "warn") == "warn" and not force and mode != "dry-run":
-        forced = set(force_tasks)
-        changed = {task: digest for task, digest in hashes.items() if task not in forced}
-        for line in code_change_warnings(root, changed, manifest):
+        for line in code_change_warnings(root, hashes, manifest, force_tasks):
             sys.stderr.write(line + "\n")
     run_options = {
         "force": force,

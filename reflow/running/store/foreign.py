@@ -21,9 +21,9 @@ from pathlib import Path
 
 from reflow.definition.errors import StoreError, UsageError
 from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.store.outputs import select_outputs
 from reflow.running.store.records import ImportedOutput
 from reflow.running.store.schema import BUSY_TIMEOUT_MS, StoreConnection, store_version
-from reflow.running.store.sqlite import select_outputs
 
 _PARAM = "cache_from"
 _HINT = "name a run directory that a run was submitted with"

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
+from reflow.running.store.outputs import select_outputs
 from reflow.running.store.states import InstanceState, RunState
 
 
@@ -125,6 +126,15 @@ class StoreHistory:
             "SELECT run_id, count(*) FROM outputs WHERE task = ? GROUP BY run_id", (task,)
         )
         return {str(run_id): int(count) for run_id, count in rows}
+
+    def output_makers(self, task: str, identities: Sequence[str]) -> dict[str, str]:
+        """``identity -> run id`` of the run that made each cached output among ``identities``.
+
+        Outputs taken from another run directory (``cache_from``) are left out: their maker
+        is a run of that directory.
+        """
+        rows = select_outputs(self._db, task, identities, ("run_id", "origin"))
+        return {identity: run_id for identity, run_id, origin in rows if not origin}
 
     def output_origin(self, identity: str) -> tuple[str, int | None, str] | None:
         """``(run id, element, run directory)`` of the instance that made ``identity``'s output.

@@ -9,7 +9,6 @@ supports it; on network file systems (NFS, Lustre, GPFS, ...) the rollback journ
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.running.rundir.layout import STORE_NAME
 from reflow.running.store.attempts import element_attempts, retried_attempts
 from reflow.running.store.history import StoreHistory
+from reflow.running.store.outputs import select_outputs
 from reflow.running.store.records import (
     INSTANCE_COLUMNS,
     RUN_COLUMNS,
@@ -36,8 +36,6 @@ from reflow.running.store.schema import (
 )
 from reflow.running.store.states import FINISHED, InstanceState, RunState, sql_list
 from reflow.running.store.writes import StoreWrites
-
-_SCAN_ABOVE = 10_000
 
 
 class SqliteStore(StoreHistory, StoreWrites):
@@ -298,30 +296,6 @@ class SqliteStore(StoreHistory, StoreWrites):
             if count:
                 problems.append(f"{count} {name}")
         return problems
-
-
-def select_outputs(
-    db: sqlite3.Connection, task: str, identities: Sequence[str], columns: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """``(identity, *columns)`` of the outputs of ``task`` among ``identities``, in one query.
-
-    A few identities are looked up by primary key; for many, reading the task's outputs in
-    index order and filtering is several times faster than 100,000 random lookups.
-    ``columns`` are names of ``outputs`` columns, never user text.
-    """
-    wanted = ", ".join(f"o.{column}" for column in columns)
-    if len(identities) > _SCAN_ABOVE:
-        chosen = set(identities)
-        rows = db.execute(
-            f"SELECT o.identity, {wanted} FROM outputs AS o WHERE o.task = ?",  # noqa: S608 - our columns
-            (task,),
-        )
-        return [row for row in rows if row[0] in chosen]
-    return db.execute(
-        f"SELECT o.identity, {wanted} FROM json_each(?) AS j"  # noqa: S608 - our columns
-        " JOIN outputs AS o ON o.identity = j.value",
-        (json.dumps(list(identities)),),
-    ).fetchall()
 
 
 def _remove_new(path: Path, made: Sequence[Path] | None) -> None:
