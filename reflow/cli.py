@@ -1,6 +1,7 @@
 """Facade: the command line of a workflow file. Parses, then delegates to a command handler.
 
-A ``ReflowError`` (a bad flag included) becomes one line on stderr and exit code 2; a closed
+A ``ReflowError`` (a bad flag included) becomes one line on stderr and exit code 2, a command
+it suggests starting with the flow as the user ran it (``python examples/flow.py``); a closed
 pipe on stdout (``| head -1``) ends quietly with exit code 141, as a program killed by
 SIGPIPE does; Ctrl-C ends with 130. ``dag``, ``describe`` and ``--help`` import nothing from
 the running layer.
@@ -66,11 +67,12 @@ def invocation(wf: Workflow, argv: Sequence[str] | None) -> str:
 def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = None) -> int:
     """Parse ``argv`` for ``wf`` and run the command; return the exit code."""
     stream = out if out is not None else sys.stdout
+    prog = invocation(wf, argv)
     try:
-        code = _run(wf, argv, stream)
+        code = _run(wf, argv, stream, prog)
         stream.flush()
     except ReflowError as err:
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {err.message(prog)}\n")
         return 2
     except BrokenPipeError:
         # lazy: only a closed pipe needs it
@@ -83,10 +85,9 @@ def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = N
     return code
 
 
-def _run(wf: Workflow, argv: Sequence[str] | None, stream: IO[str]) -> int:
+def _run(wf: Workflow, argv: Sequence[str] | None, stream: IO[str], prog: str) -> int:
     graph = wf.graph()
     options = submit_options(graph.tasks)
-    prog = invocation(wf, argv)
     parser = build_parser(prog, wf.name, options)
     try:
         args = parse_command_line(parser, argv)
