@@ -20,6 +20,7 @@ from reflow.definition.cli_builder import build_parser, collect_params, parse_co
 from reflow.definition.diagram import RENDERERS
 from reflow.definition.errors import ReflowError
 from reflow.definition.options import submit_options
+from reflow.run import WaitInterrupted
 
 if TYPE_CHECKING:
     from reflow.workflow import Workflow
@@ -30,7 +31,9 @@ def install_error_hook() -> None:
 
     A ``DefinitionError`` can escape while the flow file is still being executed, before
     ``cli()`` can catch it (a bad flow name, ``include()``, or ``wf.submit()`` called by the
-    script); this hook reports it as ``cli()`` does. Other exceptions keep Python's traceback.
+    script); this hook reports it as ``cli()`` does. Ctrl-C in ``run.wait()`` ends the
+    script with exit code 130 and the line ``wait`` printed, without a traceback (except
+    under ``python -i``, whose prompt comes next). Other exceptions keep Python's traceback.
     """
     previous = sys.excepthook
     if getattr(previous, "_reflow", False):
@@ -42,6 +45,9 @@ def install_error_hook() -> None:
             sys.stderr.write(f"error: {error}\n")
             sys.stderr.flush()
             os._exit(2)
+        if isinstance(error, WaitInterrupted) and not sys.flags.interactive:
+            # A SystemExit raised by the hook ends Python with its code, after a normal exit.
+            raise SystemExit(130)  # 128 + SIGINT, as reflow.running.commands.exits
         previous(kind, error, trace)
 
     hook._reflow = True  # type: ignore[attr-defined]
