@@ -213,3 +213,17 @@ def test_the_result_of_a_running_then_cancelled_element_names_watch_then_retry(
     finally:
         reflow(tmp_path, "cancel", run_id, "--run-dir", str(run_dir))
         wait_for_workers(run_dir)
+
+
+def test_an_unknown_flag_is_named_before_missing_required_ones(tmp_path: Path) -> None:
+    (tmp_path / FLOW).parent.mkdir()
+    (tmp_path / FLOW).write_text(
+        FLOW_TEXT.replace("def items() -> list[int]:", "def items(count: int) -> list[int]:")
+    )
+    line = error_line(flow(tmp_path, "submit", "--bogus"))
+    assert line == (
+        "error: unrecognized arguments: --bogus; see: python 'my flows/flow v1.py' submit --help"
+    )
+    pasted = paste(line, tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    assert "--count COUNT" in pasted.stdout
