@@ -1,6 +1,7 @@
 """Facade: the command line of a workflow file. Parses, then delegates to a command handler.
 
-A ``ReflowError`` (a bad flag included) becomes one line on stderr and exit code 2; a closed
+A ``ReflowError`` (a bad flag included) becomes one line on stderr and exit code 2, a command
+it suggests starting with the flow as the user ran it (``python examples/flow.py``); a closed
 pipe on stdout (``| head -1``) ends quietly with exit code 141, as a program killed by
 SIGPIPE does; Ctrl-C ends with 130. ``dag``, ``describe`` and ``--help`` import nothing from
 the running layer.
@@ -19,6 +20,7 @@ from reflow.definition.cli_builder import build_parser, collect_params, parse_co
 from reflow.definition.diagram import RENDERERS
 from reflow.definition.errors import ReflowError
 from reflow.definition.options import submit_options
+from reflow.run import WaitInterrupted
 
 if TYPE_CHECKING:
     from reflow.workflow import Workflow
@@ -29,7 +31,9 @@ def install_error_hook() -> None:
 
     A ``DefinitionError`` can escape while the flow file is still being executed, before
     ``cli()`` can catch it (a bad flow name, ``include()``, or ``wf.submit()`` called by the
-    script); this hook reports it as ``cli()`` does. Other exceptions keep Python's traceback.
+    script); this hook reports it as ``cli()`` does. Ctrl-C in ``run.wait()`` ends the
+    script with exit code 130 and the line ``wait`` printed, without a traceback (except
+    under ``python -i``, whose prompt comes next). Other exceptions keep Python's traceback.
     """
     previous = sys.excepthook
     if getattr(previous, "_reflow", False):
@@ -41,6 +45,9 @@ def install_error_hook() -> None:
             sys.stderr.write(f"error: {error}\n")
             sys.stderr.flush()
             os._exit(2)
+        if isinstance(error, WaitInterrupted) and not sys.flags.interactive:
+            # A SystemExit raised by the hook ends Python with its code, after a normal exit.
+            raise SystemExit(130)  # 128 + SIGINT, as reflow.running.commands.exits
         previous(kind, error, trace)
 
     hook._reflow = True  # type: ignore[attr-defined]
@@ -66,11 +73,12 @@ def invocation(wf: Workflow, argv: Sequence[str] | None) -> str:
 def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = None) -> int:
     """Parse ``argv`` for ``wf`` and run the command; return the exit code."""
     stream = out if out is not None else sys.stdout
+    prog = invocation(wf, argv)
     try:
-        code = _run(wf, argv, stream)
+        code = _run(wf, argv, stream, prog)
         stream.flush()
     except ReflowError as err:
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {err.message(prog)}\n")
         return 2
     except BrokenPipeError:
         # lazy: only a closed pipe needs it
@@ -83,10 +91,9 @@ def run_cli(wf: Workflow, argv: Sequence[str] | None, *, out: IO[str] | None = N
     return code
 
 
-def _run(wf: Workflow, argv: Sequence[str] | None, stream: IO[str]) -> int:
+def _run(wf: Workflow, argv: Sequence[str] | None, stream: IO[str], prog: str) -> int:
     graph = wf.graph()
     options = submit_options(graph.tasks)
-    prog = invocation(wf, argv)
     parser = build_parser(prog, wf.name, options)
     try:
         args = parse_command_line(parser, argv)

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from reflow.running.dispatch.control import Retried
 
 
+class WaitInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``Run.wait()``; the run goes on, and the line saying so is printed.
+
+    A flow script run as ``python flow.py`` ends on it quietly with exit code 130 (its
+    ``sys.excepthook``, see ``reflow.cli``); a notebook cell or a REPL line stops as on any
+    ``KeyboardInterrupt``.
+    """
+
+
 class Run:
     """A submitted run.
 
@@ -58,7 +67,9 @@ class Run:
 
         Interrupting the wait (Ctrl-C, a notebook's stop button) does not stop the run: one
         line on stderr says how to follow or cancel it, and ``KeyboardInterrupt`` is raised
-        again without reflow's frames in its traceback.
+        again (a ``WaitInterrupted``) without reflow's frames in its traceback, so that a cell
+        stops; a flow script run as ``python flow.py`` ends on it with the line alone and
+        exit code 130.
         """
         # lazy: importing reflow stays fast; the running layer loads on first use
         from reflow.running.commands.hints import interrupted_line
@@ -68,8 +79,9 @@ class Run:
         try:
             return wait_for_run(self.run_dir, self.run_id, timeout_s=timeout, out=out)
         except KeyboardInterrupt:
-            sys.stderr.write(interrupted_line(self.run_id, self.run_dir) + "\n")
-        raise KeyboardInterrupt(f"stopped following run {self.run_id}; it goes on")
+            after_echo = "\n" if sys.stderr.isatty() else ""  # the terminal echoed ^C
+            sys.stderr.write(after_echo + interrupted_line(self.run_id, self.run_dir) + "\n")
+        raise WaitInterrupted(f"stopped following run {self.run_id}; it goes on")
 
     def cancel(self, task: str | None = None) -> int:
         """Cancel all active work, or one task's; return how many instances were cancelled."""

@@ -37,6 +37,16 @@ def _finite_float(text: str) -> float:
 
 
 _finite_float.__name__ = "float"
+
+
+def _line_count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines (give 0 or more)")
+    return value
+
+
+_line_count.__name__ = "int"
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "str": str,
     "int": int,
@@ -81,10 +91,19 @@ class CommandParser(argparse.ArgumentParser):
 def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Namespace:
     """Parse ``argv``; an unknown flag is reported with its subcommand's help, not the top's.
 
+    An unknown flag is the first thing to fix, so it is reported even when required
+    arguments are missing too (argparse stops at those before it looks at the rest).
+
     Raises:
         UsageError: When an argument is missing, unknown or malformed.
     """
-    args, extras = parser.parse_known_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except UsageError:
+        unknown = _unknown_arguments(parser, argv)
+        if unknown is None:
+            raise
+        args, extras = unknown
     if extras:
         owner = subcommands(parser).get(getattr(args, "command", None) or "", parser)
         flags = [flag for action in owner._actions for flag in action.option_strings]
@@ -94,6 +113,24 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | No
             hint=f"see: {owner.prog} --help",
         )
     return args
+
+
+def _unknown_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[Namespace, list[str]] | None:
+    """``argv`` parsed with nothing required: the arguments no flag takes, if there are any."""
+    parsers = [parser, *subcommands(parser).values()]
+    required = [a for p in parsers for a in p._actions if a.required]
+    for action in required:
+        action.required = False
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except UsageError:  # a malformed value: argparse's own message says it
+        return None
+    finally:
+        for action in required:
+            action.required = True
+    return (args, extras) if extras else None
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -199,7 +236,7 @@ def build_parser(
     logs.add_argument("task", metavar="TASK")
     logs.add_argument("index", nargs="?", type=int, metavar="INDEX", help="element index")
     _add_run_dir(logs)
-    logs.add_argument("--tail", type=int, metavar="N", help="print only the last N lines")
+    logs.add_argument("--tail", type=_line_count, metavar="N", help="print only the last N lines")
     logs.add_argument(
         "--follow",
         action="store_true",

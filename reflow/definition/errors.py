@@ -2,10 +2,14 @@
 
 Each error carries fields (``task``, ``param``, ``value``, ``suggestion``, ...) and builds its
 one-line message from them: where, what is wrong, how to fix it. Bugs are not ``ReflowError``s.
+A fix that is a command is kept as its words (``command``), without the program: the command
+line that prints the error puts in front how the user runs reflow (``python flow.py`` or
+``reflow``), so that the line can be pasted (``message``).
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +20,15 @@ def suggest(word: str, candidates: Iterable[str]) -> str | None:
 
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+DEFAULT_PROGRAM = "reflow"
+"""The program of a command in a message printed outside a command line: the console script."""
+
+
+def command_line(program: str, words: Sequence[str]) -> str:
+    """``program`` (already quoted) and ``words``, each quoted for the shell, to paste."""
+    return f"{program} {shlex.join(words)}" if words else program
 
 
 class ReflowError(Exception):
@@ -30,14 +43,24 @@ class ReflowError(Exception):
         value: Any = None,
         suggestion: str | None = None,
         hint: str | None = None,
+        command: Sequence[str] = (),
     ) -> None:
         self.task = task
         self.param = param
         self.value = value
         self.suggestion = suggestion
         self.hint = hint
+        self.command = tuple(command)
         self.problem = message
         super().__init__(self._render())
+
+    def message(self, program: str = DEFAULT_PROGRAM) -> str:
+        """The one-line message, with ``command`` (if any) run by ``program``.
+
+        ``program`` is how the user runs reflow where the message is printed
+        (``python examples/flow.py``); ``str(error)`` uses the ``reflow`` console script.
+        """
+        return self._render(program)
 
     def _where(self) -> str:
         if self.task and self.param:
@@ -48,13 +71,16 @@ class ReflowError(Exception):
             return f"{self.param}: "
         return ""
 
-    def _render(self) -> str:
+    def _render(self, program: str = DEFAULT_PROGRAM) -> str:
         text = self._where() + self.problem
         if self.suggestion:
             text += f'; did you mean "{self.suggestion}"?'
         if self.hint:
             text += f"; {self.hint}"
-        return " ".join(text.split())
+        text = " ".join(text.split())
+        if self.command:  # after the spaces are tidied: a quoted path keeps its own
+            text += f"{':' if self.hint else ';'} {command_line(program, self.command)}"
+        return text
 
 
 class DefinitionError(ReflowError):
@@ -97,9 +123,11 @@ class FlowDefinitionError(DefinitionError):
         self.where = where
         super().__init__(f"{len(self.errors)} errors in {where}")
 
-    def _render(self) -> str:
+    def _render(self, program: str = DEFAULT_PROGRAM) -> str:
         lines = [f"{len(self.errors)} errors in {self.where}:"]
-        lines.extend(f"  {number}. {error}" for number, error in enumerate(self.errors, 1))
+        lines.extend(
+            f"  {number}. {error.message(program)}" for number, error in enumerate(self.errors, 1)
+        )
         return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from tests.integration.test_cli_hints import wait_until_running
 from tests.integration.test_console import SLOW_FLOW, console_script, environment
 from tests.reliability.processes import wait_for_workers
 
@@ -120,30 +121,68 @@ def test_ctrl_c_during_submit_wait_is_one_line_and_the_run_goes_on(tmp_path: Pat
     assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
 
 
-def test_ctrl_c_in_run_wait_prints_the_line_and_raises_keyboard_interrupt(
+WAITING_SCRIPT = (
+    SLOW_FLOW
+    # the guard matters: a worker imports this file to find the tasks
+    + '\nif __name__ == "__main__":\n'
+    + "    import sys\n"
+    + "    run = wf.submit(run_dir=sys.argv[1])\n"
+    + "    print('submitted run', run.run_id, flush=True)\n"
+    + "    WAIT\n"
+)
+
+
+def test_ctrl_c_in_run_wait_ends_a_flow_script_with_the_line_and_exit_code_130(
     tmp_path: Path,
 ) -> None:
     script = write(
-        tmp_path / "notebook_like.py",
-        SLOW_FLOW
-        # the guard matters: a worker imports this file to find the tasks
-        + '\nif __name__ == "__main__":\n'
-        + "    import sys\n"
-        + "    run = wf.submit(run_dir=sys.argv[1])\n"
-        + "    print('submitted run', run.run_id, flush=True)\n"
-        + "    run.wait(progress=True)\n",
+        tmp_path / "waiting_flow.py",
+        WAITING_SCRIPT.replace("WAIT", "run.wait(progress=True)\n    print('after the wait')"),
     )
     run_dir = tmp_path / "run"
     process, run_id = start_following(tmp_path, [sys.executable, str(script), str(run_dir)])
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=DEADLINE_S)
-    assert process.returncode != 0
-    lines = stderr.splitlines()
-    assert lines[0].startswith(f"stopped following run {run_id}; it goes on"), stderr
-    assert f"reflow cancel {run_id} --run-dir {run_dir}" in lines[0]
-    assert lines[-1] == f"KeyboardInterrupt: stopped following run {run_id}; it goes on"
-    assert "reflow/running" not in stderr, stderr
-    assert "During handling" not in stderr
+    stdout, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode == 130, stderr
+    assert stderr == (
+        f"stopped following run {run_id}; it goes on in the background."
+        f" follow it: reflow watch {run_id} --run-dir {run_dir};"
+        f" cancel it: reflow cancel {run_id} --run-dir {run_dir}\n"
+    )
+    assert "after the wait" not in stdout
+    assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
+
+
+def test_ctrl_c_in_run_wait_still_raises_keyboard_interrupt_for_the_caller(
+    tmp_path: Path,
+) -> None:
+    # a notebook cell or a REPL line stops on the KeyboardInterrupt; here the script sees it
+    script = write(
+        tmp_path / "notebook_like.py",
+        WAITING_SCRIPT.replace(
+            "WAIT",
+            "try:\n        run.wait()\n    except KeyboardInterrupt as stop:\n"
+            "        print('the cell stops:', stop, flush=True)\n"
+            "    print('the run is', run.status(as_dict=True)['state'], flush=True)",
+        ),
+    )
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(run_dir)], cwd=tmp_path, env=environment(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    run_id = process.stdout.readline().split()[2]
+    wait_until_running(run_dir, run_id)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines() == [
+        f"the cell stops: stopped following run {run_id}; it goes on",
+        "the run is running",
+    ]
+    assert stderr.startswith(f"stopped following run {run_id}; it goes on"), stderr
+    assert stderr.count("\n") == 1, stderr
     assert stop_run(tmp_path, run_dir, run_id)["state"] == "running"
 
 

@@ -68,11 +68,11 @@ def test_results_of_done_failed_and_unplanned_elements(tmp_path: Path) -> None:
     assert "convert[1]" in failed.stderr
     assert "failed" in failed.stderr
     assert "ValueError: cannot convert f1.nc" in failed.stderr
-    assert "reflow logs" in failed.stderr
+    assert f"; read its log: python {flow} logs {run_id} convert 1" in failed.stderr
     blocked = result("finalize")
     assert blocked.returncode == 2
     assert "never started" in blocked.stderr
-    assert "reflow retry" in blocked.stderr
+    assert f"; see what failed: python {flow} status {run_id} --failed" in blocked.stderr
     unknown = result("convrt", "0")
     assert unknown.returncode == 2
     assert 'did you mean "convert"' in unknown.stderr or "convert" in unknown.stderr

@@ -61,6 +61,7 @@ class Case:
     argparse: bool = False
     script: bool = False
     stdin: str = ""
+    flow: str = ""
     never: tuple[str, ...] = ()
     known: str = ""
 
@@ -300,3 +301,40 @@ GOOD_FLOW_SCRIPT = textwrap.dedent(
     """
 )
 """A valid flow, for cases that run it in a way a worker cannot follow (``python -``)."""
+
+
+INCLUDE_FLOW_SCRIPT = textwrap.dedent(
+    """
+    from typing import Annotated
+
+    from reflow import Flow, Result, Workflow
+
+    stats = Flow("stats")
+
+
+    @stats.job()
+    def summarize(values: Annotated[list[int], Result(step="clean")]) -> int:
+        return sum(values)
+
+
+    wf = Workflow("analysis")
+
+
+    @wf.job()
+    def raw_clean() -> list[int]:
+        return [1, 2, 3]
+
+
+    wf.include(stats, prefix="stats"BIND)
+
+    if __name__ == "__main__":
+        raise SystemExit(wf.cli())
+    """
+)
+"""A flow that includes a reusable flow naming the external step ``clean``; ``BIND`` is
+replaced by the ``bind=`` argument a case gives."""
+
+
+def include_flow(bind: str) -> str:
+    """The include flow script with ``bind`` (``', bind={...}'`` or ``''``)."""
+    return INCLUDE_FLOW_SCRIPT.replace("BIND", bind)

@@ -8,13 +8,13 @@ file of the run directory (and around it) as it was. Errors found by the argumen
 
 To add a case, append a ``Case`` to ``CASES``: a CLI ``argv`` (run in-process through the
 parameter-types flow's ``run_cli``, or as a flow script with ``script=True``) or a Python
-``call`` with the ``error`` type it must raise (``stdin``: a flow script given to
-``python -`` on standard input), an optional ``setup`` run before the
-snapshot, extra environment variables, and the words of the message (``never``: words it
-must not hold). ``{root}`` (a copy of a run directory holding one failed run), ``{run_id}``,
-``{base}`` (the case's folder), ``{file}``, ``{empty}`` and ``{missing}`` in ``argv``,
-``env``, ``says`` and ``fix`` are filled in per case. ``known`` records a known defect as a
-strict xfail, so that its fix shows up as a failure to remove the mark.
+``call`` with the ``error`` type it must raise (``flow``: the flow script's text, when not the
+broken one; ``stdin``: a flow script given to ``python -`` on standard input), an optional
+``setup`` run before the snapshot, extra environment variables, and the words of the message
+(``never``: words it must not hold). ``{root}`` (a copy of a run directory holding one failed
+run), ``{run_id}``, ``{base}`` (the case's folder), ``{file}``, ``{empty}`` and ``{missing}``
+in ``argv``, ``env``, ``says`` and ``fix`` are filled in per case. ``known`` records a known
+defect as a strict xfail, so that its fix shows up as a failure to remove the mark.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from tests.reliability.catalogue_support import (
     empty_store,
     env_bad_name,
     foreign_sqlite,
+    include_flow,
     newer_store,
     no_annotation,
     none_default_without_none,
@@ -89,6 +90,9 @@ CASES: list[Case] = [
     Case(id="cli-unknown-flag", argv=submit("--modle", "era5"), argparse=True,
          says=("unrecognized arguments", "--modle"),
          fix=('did you mean "--model"', "param_types.py submit --help")),
+    Case(id="cli-unknown-flag-and-missing-required", argv=("submit", "--run-dir", "{root}",
+         "--bogus"), argparse=True, says=("unrecognized arguments: --bogus",),
+         fix=("; see: python param_types.py submit --help",), never=("required",)),
     Case(id="cli-abbreviated-flag", argv=submit("--mod", "era5"), argparse=True,
          says=("unrecognized arguments", "--mod"), fix=("submit --help",)),
     Case(id="cli-abbreviated-run-dir", argv=("status", "--run", "{root}"), argparse=True,
@@ -112,7 +116,11 @@ CASES: list[Case] = [
     Case(id="cli-no-run-dir", argv=("submit", *PARAMS), says=("no run directory given",),
          fix=("--run-dir",)),
     Case(id="cli-status-unknown-run", argv=("status", "nosuch", "--run-dir", "{root}"),
-         says=("no run 'nosuch'",), fix=("runs command",)),
+         says=("no run 'nosuch'",),
+         fix=("; list the runs: python param_types.py runs --run-dir {root}",)),
+    Case(id="cli-watch-unknown-run", argv=("watch", "nosuch", "--run-dir", "{root}"),
+         says=("no run 'nosuch'",),
+         fix=("; list the runs: python param_types.py runs --run-dir {root}",)),
     Case(id="cli-status-misspelt-run", argv=("status", "{run_id}x", "--run-dir", "{root}"),
          says=("no run",), fix=("did you mean",)),
     Case(id="cli-cancel-unknown-task", argv=("cancel", "{run_id}", "--task", "convrt",
@@ -120,7 +128,8 @@ CASES: list[Case] = [
     Case(id="cli-retry-unknown-task", argv=("retry", "{run_id}", "--task", "finalise",
          "--run-dir", "{root}"), says=("finalise",), fix=('did you mean "finalize"',)),
     Case(id="cli-retry-unknown-run", argv=("retry", "nosuch", "--run-dir", "{root}"),
-         says=("no run 'nosuch'",), fix=("runs command",)),
+         says=("no run 'nosuch'",),
+         fix=("; list the runs: python param_types.py runs --run-dir {root}",)),
     Case(id="cli-retry-set-unknown-task", argv=("retry", "{run_id}", "--set", "convrt.mem=1G",
          "--run-dir", "{root}"), says=("convrt", "names no task"),
          fix=('did you mean "convert"',)),
@@ -138,6 +147,10 @@ CASES: list[Case] = [
          fix=("--set convert.mem=8G",)),
     Case(id="cli-logs-unknown-task", argv=("logs", "{run_id}", "nosuch", "--run-dir", "{root}"),
          says=("no instances of task 'nosuch'",), fix=("convert",)),
+    Case(id="cli-logs-negative-tail", argv=("logs", "{run_id}", "convert", "1", "--tail", "-3",
+         "--run-dir", "{root}"), argparse=True,
+         says=("argument --tail: '-3' is not a number of lines",),
+         fix=("give 0 or more", "; see: python param_types.py logs --help")),
     Case(id="cli-logs-index-out-of-range", argv=("logs", "{run_id}", "convert", "99",
          "--run-dir", "{root}"), says=("no element 99",), fix=("elements are 0 to 1",)),
     # Run directories.
@@ -291,6 +304,19 @@ CASES: list[Case] = [
     Case(id="def-duplicate-task", call=define(duplicate), error=DefinitionError,
          says=("task",)),
     Case(id="def-in-a-flow-script", script=True, argv=("dag",), says=("4GG",)),
+    Case(id="def-include-unbound-step", script=True, flow=include_flow(""),
+         argv=("submit", "--run-dir", "{root}"),
+         says=("flow 'stats' uses the external step 'clean' (in summarize)",
+               "neither bound nor a task here"),
+         fix=('bind it: include(..., bind={{"clean": TASK}}) with TASK one of: raw_clean',)),
+    Case(id="def-include-bind-to-unknown-task", script=True,
+         flow=include_flow(', bind={"clean": "raw_clen"}'), argv=("submit", "--run-dir", "{root}"),
+         says=("binds 'clean' to 'raw_clen', which is no task of 'analysis'",),
+         fix=('did you mean "raw_clean"', "its tasks: raw_clean")),
+    Case(id="def-include-binds-an-unused-name", script=True,
+         flow=include_flow(', bind={"clen": "raw_clean"}'), argv=("dag",),
+         says=("binds 'clen', which flow 'stats' does not use",),
+         fix=('did you mean "clean"', "its external steps: clean")),
     Case(id="cli-flow-on-stdin", script=True, stdin=GOOD_FLOW_SCRIPT,
          argv=("submit", "--run-dir", "{root}"), env={"REFLOW_MODE": "local"},
          says=("read from standard input", "<stdin>"), fix=("save the script as a file",)),
@@ -376,7 +402,7 @@ def run_case(case: Case, ctx: Ctx, capsys: pytest.CaptureFixture[str]) -> str:
     argv = [arg.format(**ctx.fields) for arg in case.argv]
     if case.script:
         script = ctx.base / "broken_flow.py"
-        script.write_text(BAD_FLOW_SCRIPT)
+        script.write_text(case.flow or BAD_FLOW_SCRIPT)
         command = [sys.executable, "-" if case.stdin else str(script), *argv]
         done = subprocess.run(
             command,

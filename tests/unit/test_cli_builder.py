@@ -287,3 +287,41 @@ def test_a_negative_non_finite_float_after_a_space_is_read_as_a_value(text):
     with pytest.raises(UsageError, match="not a finite number"):
         parser.parse_args(["submit", "--x", text])
     assert parser.parse_args(["submit", "--x", "-1.5"]).x == -1.5
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["submit", "--bogus"], ["submit", "--bogus", "--years", "2020"], ["cancel", "--bogus"]],
+    ids=repr,
+)
+def test_an_unknown_flag_is_reported_before_missing_required_arguments(argv):
+    with pytest.raises(UsageError) as info:
+        parse_command_line(parser_for(), argv)
+    assert info.value.problem == "unrecognized arguments: --bogus"
+    assert info.value.hint == f"see: flow.py {argv[0]} --help"
+
+
+def test_looking_for_unknown_flags_leaves_the_parser_requiring_what_it_did():
+    parser = parser_for()
+    with pytest.raises(UsageError, match="unrecognized"):
+        parse_command_line(parser, ["submit", "--bogus"])
+    with pytest.raises(UsageError, match="required: -n/--name, --years"):
+        parse_command_line(parser, ["submit"])
+
+
+def test_a_malformed_value_is_reported_even_beside_missing_arguments():
+    with pytest.raises(UsageError, match="invalid int value: 'x'") as info:
+        parse_command_line(parser_for(), ["submit", "--count", "x"])
+    assert info.value.hint == "see: flow.py submit --help"
+
+
+@pytest.mark.parametrize(("text", "lines"), [("0", 0), ("3", 3)])
+def test_logs_tail_takes_a_count_of_lines(text, lines):
+    assert parse_command_line(parser_for(), ["logs", "r1", "t", "--tail", text]).tail == lines
+
+
+def test_logs_tail_refuses_a_negative_count():
+    with pytest.raises(UsageError) as info:
+        parse_command_line(parser_for(), ["logs", "r1", "t", "--tail", "-3"])
+    assert info.value.problem == "argument --tail: '-3' is not a number of lines (give 0 or more)"
+    assert info.value.hint == "see: flow.py logs --help"

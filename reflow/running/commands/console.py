@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except ReflowError as err:
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {err.message('reflow')}\n")
         return EXIT_USAGE
     except BrokenPipeError:
         return pipe_closed(sys.stdout)

@@ -1,25 +1,31 @@
 """Running: the commands that messages suggest, quoted so that they can be pasted into a shell.
 
 A hint names the ``reflow`` console script (it works from any folder) or the flow file as the
-user ran it, and quotes every value with ``shlex.quote``.
+user ran it, and quotes every value with ``shlex.quote`` (``command_line``). An error keeps a
+suggested command as its words (``command=``, ``console_words``); the command line that prints
+it puts its own program in front (``ReflowError.message``).
 """
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
+
+from reflow.definition.errors import DEFAULT_PROGRAM, command_line
+
+
+def console_words(verb: str, run_id: str, run_dir: str | Path, *extra: str) -> tuple[str, ...]:
+    """``VERB RUN_ID [EXTRA...] --run-dir DIR``: a run-directory command without its program."""
+    return (verb, run_id, *extra, "--run-dir", str(run_dir))
 
 
 def console_command(verb: str, run_id: str, run_dir: str | Path, *extra: str) -> str:
     """``reflow VERB RUN_ID [EXTRA...] --run-dir DIR``, every value quoted for the shell."""
-    words = [verb, run_id, *extra, "--run-dir", str(run_dir)]
-    return "reflow " + " ".join(shlex.quote(word) for word in words)
+    return command_line(DEFAULT_PROGRAM, console_words(verb, run_id, run_dir, *extra))
 
 
 def flow_command(invocation: str, verb: str, run_id: str, run_dir: str | Path) -> str:
     """``python flow.py VERB RUN_ID --run-dir DIR`` after ``invocation`` (already quoted)."""
-    words = [verb, run_id, "--run-dir", str(run_dir)]
-    return invocation + " " + " ".join(shlex.quote(word) for word in words)
+    return command_line(invocation, console_words(verb, run_id, run_dir))
 
 
 def interrupted_line(run_id: str, run_dir: str | Path) -> str:

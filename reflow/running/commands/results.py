@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
-from reflow.running.commands.hints import console_command
+from reflow.running.commands.hints import console_words
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
@@ -65,7 +65,8 @@ def _pick(
             raise UsageError(
                 f"{task} is an array task of {len(rows)} element(s); say which one",
                 param="index",
-                hint=f"pass an index from 0 to {len(rows) - 1}, or read them all with results",
+                hint=f"pass an index from 0 to {len(rows) - 1},"
+                f" or read them all: run.results({task!r})",
             )
         index = 0
     if not 0 <= index < len(rows):
@@ -108,12 +109,14 @@ def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[i
                 f"{task} never started in run {run_id}, which ended {run_state}: a task"
                 " upstream of it did not succeed",
                 value=task,
-                hint="look at the run's status, then " + console_command("retry", run_id, root),
+                hint="see what failed",
+                command=console_words("status", run_id, root, "--failed"),
             )
         raise UsageError(
             f"{task} has not been planned in run {run_id} yet: it waits for the tasks upstream",
             value=task,
-            hint="wait for the run, or look at its status",
+            hint="follow the run",
+            command=console_words("watch", run_id, root),
         )
     return rows, outputs, bool(tasks[task]["array"])
 
@@ -122,15 +125,18 @@ def _value(root: Path, run_id: str, row: InstanceRow, outputs: dict[int, str]) -
     where = f"{row.task}[{row.element}]"
     if row.state not in FINISHED:
         why = f" ({row.reason}: {row.error})" if row.error else ""
-        hint = {
-            InstanceState.FAILED: "read its log: "
-            + console_command("logs", run_id, root, row.task, str(row.element)),
-            InstanceState.CANCELLED: "run it again: " + console_command("retry", run_id, root),
-        }.get(row.state, "wait for the run to finish")
+        hint, command = {
+            InstanceState.FAILED: (
+                "read its log",
+                console_words("logs", run_id, root, row.task, str(row.element)),
+            ),
+            InstanceState.CANCELLED: ("run it again", console_words("retry", run_id, root)),
+        }.get(row.state, ("follow the run", console_words("watch", run_id, root)))
         raise UsageError(
             f"{where} of run {run_id} is {row.state}{why}, so it has no result",
             value=row.state,
             hint=hint,
+            command=command,
         )
     text = outputs.get(row.element)
     if text is None:

@@ -221,6 +221,7 @@ def _rewrite_manifest(layout: RunLayout, refreshed: Refreshed) -> None:
             f"cannot write the run manifest {layout.manifest}: {err.strerror or err}",
             value=str(layout.manifest),
             hint="free space in the run directory (or make it writable) and retry again",
+            command=("retry", layout.run_id, "--run-dir", str(layout.root)),
         ) from err
     with contextlib.suppress(OSError), layout.dispatcher_log.open("a", encoding="utf-8") as log:
         log.writelines(f"{stamp} retry: {line}\n" for line in lines)  # the CLI showed them too

@@ -9,7 +9,6 @@ that submits its own successor. A lock file keeps two dispatchers of one run fro
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -72,8 +71,8 @@ def start_run(
         raise StoreError(
             f"run {layout.run_id} is recorded but its dispatcher did not start: {cause}",
             value=layout.run_id,
-            hint=f"fix that, then continue the run: reflow retry {layout.run_id} "
-            f"--run-dir {shlex.quote(str(layout.root))}",
+            hint="fix that, then continue the run",
+            command=("retry", layout.run_id, "--run-dir", str(layout.root)),
         ) from err
 
 

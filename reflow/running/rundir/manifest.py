@@ -162,7 +162,8 @@ def read_manifest(layout: RunLayout) -> dict[str, Any]:
         raise StoreError(
             f"cannot read the run manifest {path}: {err.strerror or err}",
             value=str(path),
-            hint="check --run-dir and the run id",
+            hint="check --run-dir and the run id; list the runs",
+            command=("runs", "--run-dir", str(layout.root)),
         ) from err
     except ValueError as err:
         raise StoreError(

@@ -131,7 +131,8 @@ class SqliteStore(StoreHistory, StoreWrites):
                 f"no run {run_id!r} in {self.path.parent}",
                 value=run_id,
                 suggestion=suggest(run_id, known),
-                hint="list the runs with the runs command",
+                hint="list the runs",
+                command=("runs", "--run-dir", str(self.path.parent)),
             )
         return run_row(row)
 
