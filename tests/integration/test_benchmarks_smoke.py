@@ -34,6 +34,7 @@ ROWS = (
     "slurm alone: same shape, bare python",
     "slurm: 10,000 elements, pack=500",
     "slurm alone: same packed shape",
+    "slurm: 100,000 elements, pack=500",
 )
 DEADLINE_S = 300
 
