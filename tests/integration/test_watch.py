@@ -268,25 +268,6 @@ def test_watch_without_a_terminal_prints_tables_until_the_run_ends(tmp_path: Pat
     assert "FAILED" in again.stdout
 
 
-def test_the_store_counts_elements_submitted_more_than_once(tmp_path: Path) -> None:
-    store = SqliteStore.open(tmp_path, create=True)
-    try:
-        store.create_run(run_id="r1", workflow="w", executor="local", options={})
-        seed(store,
-            [
-                (
-                    "INSERT INTO instances (run_id, task, element, identity, state, attempts)"
-                    " VALUES (?, ?, ?, ?, 'done', ?)",
-                    [("r1", "a", 0, "i0", 1), ("r1", "a", 1, "i1", 3), ("r1", "a", 2, "i2", 2),
-                     ("r1", "b", 0, "i3", 1)],
-                )
-            ]
-        )  # fmt: skip
-        assert store.retried_counts("r1") == {"a": (2, 3)}
-    finally:
-        store.close()
-
-
 def test_a_terminal_curses_does_not_know_gets_the_plain_table(
     tmp_path: Path, pane_factory: Callable[[list[str]], Pane]
 ) -> None:

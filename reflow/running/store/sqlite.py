@@ -239,15 +239,6 @@ class SqliteStore(StoreHistory, StoreWrites):
         ).fetchone()
         return int(count) + int(without)
 
-    def retried_counts(self, run_id: str) -> dict[str, tuple[int, int]]:
-        """``task -> (elements submitted more than once, most attempts)`` for the run."""
-        rows = self._db.execute(
-            "SELECT task, count(*), max(attempts) FROM instances WHERE run_id = ?"
-            " AND attempts > 1 GROUP BY task",
-            (run_id,),
-        )
-        return {str(task): (int(count), int(most)) for task, count, most in rows}
-
     def cancel_mark(self, run_id: str) -> tuple[int, float | None]:
         """How many of the run's instances are cancelled, and when the latest was."""
         count, latest = self._db.execute(
