@@ -26,6 +26,8 @@ _WORDS = {InstanceState.SUBMITTED.value: "running", InstanceState.READY.value: "
 
 _POLL_S = 0.2
 _MAX_POLL_S = 2.0
+_READING_SHARE = 10
+"""A follower waits at least this many times as long as its last read of the run took."""
 _BAR_WIDTH = 20
 _CURSOR_UP = "\x1b[{}A"
 _CLEAR_LINE = "\r\x1b[2K"
@@ -61,6 +63,7 @@ def wait_for_run(
             last_asked = now
         # failed elements are read once, for the summary, not on every poll
         data = load_status(Path(run_dir), run_id, ask_scheduler=ask, failures=False)
+        took = time.monotonic() - now
         state = _final_state(data)
         if state is None and deadline is not None and time.monotonic() > deadline:
             state = str(data["state"])
@@ -68,7 +71,7 @@ def wait_for_run(
             view.update(data, time.monotonic() - started)
         if state is not None:
             break
-        time.sleep(poll_interval_s(time.monotonic() - started))
+        time.sleep(poll_interval_s(time.monotonic() - started, took))
     if view is not None:
         data = load_status(Path(run_dir), run_id, ask_scheduler=False)
         summary = render_summary(data, state, time.monotonic() - started)
@@ -82,13 +85,15 @@ def _report_pointer(run_dir: Path, run_id: str) -> str:
     return f"{line}\n" if line else ""
 
 
-def poll_interval_s(elapsed_s: float) -> float:
+def poll_interval_s(elapsed_s: float, took_s: float = 0.0) -> float:
     """Look often at first, then less: 0.2 s growing to 2 s over three minutes.
 
     A long Slurm run followed with ``--wait`` should not keep a store on a network file
-    system busy; a short local run should still feel instant.
+    system busy; a short local run should still feel instant. And a follower spends at most
+    a tenth of its time reading: after a read that took ``took_s`` (a large run whose
+    results arrived but are not ingested yet is read file by file), it waits ten times that.
     """
-    return min(_MAX_POLL_S, _POLL_S + elapsed_s / 100)
+    return max(min(_MAX_POLL_S, _POLL_S + elapsed_s / 100), _READING_SHARE * took_s)
 
 
 def _final_state(data: Mapping[str, Any]) -> str | None:

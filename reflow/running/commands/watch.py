@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reflow.definition.errors import ReflowError
-from reflow.running.commands.progress import is_terminal
+from reflow.running.commands.progress import is_terminal, poll_interval_s
 from reflow.running.commands.status import failed_elements, load_status, render_status
 from reflow.running.commands.watch_keys import Controls, Question
 from reflow.running.commands.watch_view import Failure, Line, ViewState, layout, task_retries
@@ -98,6 +98,7 @@ def _print_tables(root: Path, run_id: str | None, out: IO[str], interval_s: floa
         ask = now - last_asked >= ASK_SCHEDULER_EVERY_S
         last_asked = now if ask else last_asked
         data = load_status(root, run_id, ask_scheduler=ask)
+        took = time.monotonic() - now
         run_id = str(data["run_id"])
         text = render_status(data)
         if tty:
@@ -108,7 +109,7 @@ def _print_tables(root: Path, run_id: str | None, out: IO[str], interval_s: floa
         out.flush()
         if has_ended(data):
             return
-        time.sleep(interval_s)
+        time.sleep(max(interval_s, poll_interval_s(0.0, took)))
 
 
 def has_ended(status: Mapping[str, Any]) -> bool:
@@ -154,6 +155,7 @@ class WatchSession:
         self._failed: dict[str, list[int]] = {}
         self._log: tuple[str, list[str]] = ("", [])
         self._loaded = -REFRESH_S
+        self._reading_s = 0.0  # how long the last refresh read the run (see poll_interval_s)
         self._asked = -ASK_SCHEDULER_EVERY_S
 
     def run(self, screen: curses.window) -> None:
@@ -163,7 +165,9 @@ class WatchSession:
         screen.timeout(_KEY_WAIT_MS)
         screen.keypad(True)
         while True:
-            if time.monotonic() - self._loaded >= REFRESH_S:
+            if time.monotonic() - self._loaded >= max(
+                REFRESH_S, poll_interval_s(0, self._reading_s)
+            ):
                 self._refresh_or_say()
             self.draw(screen)
             key = screen.getch()
@@ -193,6 +197,7 @@ class WatchSession:
         tasks = len(self.status["tasks"])
         self.controls.selected = min(self.controls.selected, max(0, tasks - 1))
         self._log = self._read_log() if self.controls.show_log else ("", [])
+        self._reading_s = time.monotonic() - now
 
     def _read_failures(self, rows: list[InstanceRow]) -> None:
         """The newest failed elements, and each task's failed elements by index."""
