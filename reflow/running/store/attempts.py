@@ -60,10 +60,11 @@ def close_attempts(db: sqlite3.Connection, run_id: str, ended: Iterable[Ended]) 
 def close_staged_attempts(db: sqlite3.Connection, run_id: str) -> None:
     """Record how submitted attempts ended, from the rows staged in ``temp.ended``."""
     db.execute(
-        "UPDATE attempts SET state = e.state, reason = e.reason, error = e.error,"
-        " ended = e.ended FROM temp.ended AS e WHERE attempts.run_id = ?"
-        " AND attempts.task = e.task AND attempts.element = e.element"
-        " AND attempts.batch = e.batch AND attempts.state = ?",
+        "UPDATE attempts SET (state, reason, error, ended) = (SELECT e.state, e.reason,"
+        " e.error, e.ended FROM temp.ended AS e WHERE e.task = attempts.task"
+        " AND e.element = attempts.element) WHERE run_id = ?"
+        " AND (task, element, batch) IN (SELECT task, element, batch FROM temp.ended)"
+        " AND state = ?",
         (run_id, InstanceState.SUBMITTED.value),
     )
 

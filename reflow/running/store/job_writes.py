@@ -21,13 +21,14 @@ from reflow.running.store.states import InstanceState
 _S = InstanceState
 
 # How submitted instances ended is first staged in a temporary table, one row each; then one
-# statement each moves the outputs, the attempts and the instances, joined on the primary keys.
-# A batch of 100,000 elements costs three statements, not 300,000.
+# statement each moves the outputs, the attempts and the instances, found by their primary
+# keys. A batch of 100,000 elements costs three statements, not 300,000. The statements avoid
+# ``UPDATE ... FROM`` (sqlite 3.33), which the sqlite of older HPC systems lacks.
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS ended (
     task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL, identity TEXT NOT NULL,
     state TEXT NOT NULL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
-    peak_rss_mb REAL, value TEXT, hash TEXT
+    peak_rss_mb REAL, value TEXT, hash TEXT, PRIMARY KEY (task, element)
 )"""
 _STAGED_OUTPUTS = (
     "INSERT OR REPLACE INTO outputs (identity, task, value, hash, created, run_id)"  # noqa: S608 - state names from the enums
@@ -36,20 +37,23 @@ _STAGED_OUTPUTS = (
     f" WHERE e.value IS NOT NULL AND i.batch = e.batch AND i.state = '{_S.SUBMITTED.value}'"
 )
 _STAGED_INSTANCES = (
-    "UPDATE instances SET state = e.state, started = e.started, ended = e.ended,"  # noqa: S608 - state names from the enums
-    " reason = e.reason, error = e.error, host = e.host, peak_rss_mb = e.peak_rss_mb"
-    " FROM temp.ended AS e WHERE instances.run_id = ? AND instances.task = e.task"
-    " AND instances.element = e.element AND instances.batch = e.batch"
-    f" AND instances.state = '{_S.SUBMITTED.value}'"
+    "UPDATE instances SET (state, started, ended, reason, error, host, peak_rss_mb) ="  # noqa: S608 - state names from the enums
+    " (SELECT e.state, e.started, e.ended, e.reason, e.error, e.host, e.peak_rss_mb"
+    " FROM temp.ended AS e WHERE e.task = instances.task AND e.element = instances.element)"
+    " WHERE run_id = ? AND (task, element, batch) IN (SELECT task, element, batch FROM temp.ended)"
+    f" AND state = '{_S.SUBMITTED.value}'"
 )
 
 
 def _write_ended(db: sqlite3.Connection, run_id: str, ended: Sequence[Ended]) -> int:
-    """Outputs, attempts and instances of ``ended``, in the caller's transaction; moved count."""
+    """Outputs, attempts and instances of ``ended``, in the caller's transaction; moved count.
+
+    An element given twice (a result read twice) is written as its first entry says.
+    """
     db.execute(_STAGE)
     db.execute("DELETE FROM temp.ended")
     db.executemany(
-        "INSERT INTO temp.ended VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO temp.ended VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (e.task, e.element, e.batch, e.identity, e.state.value, e.started, e.ended,
              e.reason, e.error, e.host, e.peak_rss_mb, *(e.output or (None, None)))
