@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -10,38 +9,12 @@ import pytest
 
 from reflow import DefinitionError, Flow, Result, Workflow
 from tests.integration.flowfiles import cli, submit_and_wait
-
-FLOW = """
-from typing import Annotated
-
-from reflow import Flow, Result, Workflow
-
-stats = Flow("stats")
-
-
-@stats.job()
-def summarize(values: Annotated[list[int], Result(step="clean")]) -> int:
-    return sum(values)
-
-
-wf = Workflow("analysis")
-
-
-@wf.job()
-def raw_clean() -> list[int]:
-    return [1, 2, 3]
-
-
-wf.include(stats, prefix="stats", BIND)
-
-if __name__ == "__main__":
-    raise SystemExit(wf.cli())
-"""
+from tests.reliability.catalogue_support import include_flow
 
 
 def write(folder: Path, bind: str) -> Path:
     flow = folder / "analysis.py"
-    flow.write_text(textwrap.dedent(FLOW).replace(", BIND", bind))
+    flow.write_text(include_flow(bind))
     return flow
 
 

@@ -51,3 +51,16 @@ def slurm_cluster() -> None:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"no Slurm cluster ({REQUIRE_ENV}=1): {reason}; {hint}", pytrace=False)
     pytest.skip(f"no Slurm cluster: {reason} ({hint})")
+
+
+@pytest.fixture
+def slurm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Slurm mode, no user config or ``REFLOW_*`` settings, in a fresh working directory."""
+    # A test module's helper: imported when a test asks for this fixture, after collection.
+    from tests.slurm.test_slurm_runs import clean_env
+
+    clean_env(monkeypatch, tmp_path / "config")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return workdir

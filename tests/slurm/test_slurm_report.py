@@ -23,26 +23,8 @@ from reflow.running.commands.report import load_report
 from reflow.running.executors.slurm import SlurmExecutor
 from tests.flows import sized_steps, slurm_faults
 from tests.slurm.scheduler import status, wait_for_run
-from tests.slurm.test_slurm_runs import TEST_RESULT_GRACE_S
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
-
-REQUIRE_ENV = "REFLOW_REQUIRE_SLURM"
-
-
-@pytest.fixture
-def slurm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Slurm mode, no user config or ``REFLOW_*`` settings, in a fresh working directory."""
-    for key in list(os.environ):
-        if key.startswith("REFLOW_") and key != REQUIRE_ENV:
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("REFLOW_MODE", "slurm")
-    monkeypatch.setenv("REFLOW_RESULT_GRACE", str(TEST_RESULT_GRACE_S))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    return workdir
 
 
 def test_report_of_a_slurm_run_comes_from_one_sacct_call(tmp_path: Path, slurm_env: Path) -> None:

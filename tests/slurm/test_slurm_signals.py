@@ -7,7 +7,6 @@ with SIGSEGV; accounting records the job as ``FAILED 0:11``.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,8 @@ import pytest
 from reflow.running.commands.logs import show_logs
 from tests.flows import log_steps
 from tests.slurm.scheduler import status, wait_for_run
-from tests.slurm.test_slurm_runs import TEST_RESULT_GRACE_S
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
-
-REQUIRE_ENV = "REFLOW_REQUIRE_SLURM"
-
-
-@pytest.fixture
-def slurm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Slurm mode, no user config or ``REFLOW_*`` settings, in a fresh working directory."""
-    for key in list(os.environ):
-        if key.startswith("REFLOW_") and key != REQUIRE_ENV:
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("REFLOW_MODE", "slurm")
-    monkeypatch.setenv("REFLOW_RESULT_GRACE", str(TEST_RESULT_GRACE_S))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    return workdir
 
 
 def test_a_segfaulted_element_is_named_killed_by_sigsegv(tmp_path: Path, slurm_env: Path) -> None:
