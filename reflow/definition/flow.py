@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from reflow.definition.errors import DefinitionError, suggest
 from reflow.definition.graph import Graph, build_graph, edges_into
 from reflow.definition.spec import InputSpec, TaskSpec
-from reflow.definition.task_options import TaskOptions, check_name, spec_from_options
+from reflow.definition.task_options import TaskOptions, check_name, read_task, spec_from_options
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -43,7 +43,8 @@ class Flow:
         # graph() reports them all at once instead of the first one stopping the file.
         self._collects_problems = False
         self._problems: list[DefinitionError] = []
-        self._broken: dict[str, None] = {}  # tasks that could not be declared, in order
+        # Tasks that could not be declared, in order, each as far as it could be read.
+        self._broken: dict[str, TaskSpec | None] = {}
         self._where = f"workflow {self.name!r}"
 
     @property
@@ -61,7 +62,7 @@ class Flow:
             self.name,
             self._tasks,
             recorded=self._problems,
-            broken=self._broken.keys(),
+            broken=self._broken,
             where=self._where,
         )
 
@@ -220,14 +221,19 @@ class Flow:
         return bind
 
     def _register(self, func: Callable[..., Any], **options: Any) -> None:
-        try:
+        if not self._collects_problems:
             self._add(spec_from_options(func, options))
+            return
+        name = str(options.get("name") or getattr(func, "__name__", ""))
+        try:
+            name, spec, problems = read_task(func, options)
+            if spec is not None and not problems:
+                self._add(spec)
+                return
         except DefinitionError as err:
-            if not self._collects_problems:
-                raise
-            self._problems.append(err)
-            name = options.get("name") or getattr(func, "__name__", "")
-            self._broken[str(name)] = None
+            spec, problems = None, [err]
+        self._problems.extend(problems)
+        self._broken[name] = spec  # its references are still checked when it could be read
 
     def _add(self, spec: TaskSpec) -> None:
         if spec.name in self._tasks:

@@ -67,7 +67,7 @@ def build_graph(
     tasks: Mapping[str, TaskSpec],
     *,
     recorded: Sequence[DefinitionError] = (),
-    broken: Set[str] = frozenset(),
+    broken: Mapping[str, TaskSpec | None] | None = None,
     where: str = "",
 ) -> Graph:
     """Validate ``tasks`` (in registration order) and return the graph.
@@ -75,7 +75,8 @@ def build_graph(
     Every problem is found before any is raised: one is raised as it is, several together
     as ``FlowDefinitionError``. ``recorded`` are problems found while the tasks were declared;
     ``broken`` names tasks that could not be declared, so references to them are not
-    reported a second time.
+    reported a second time; where it maps a name to the task as far as it could be read, that
+    task's own references are checked too.
 
     Raises:
         DefinitionError: The one problem, or ``FlowDefinitionError`` listing all of them.
@@ -85,8 +86,9 @@ def build_graph(
         raise DefinitionError(
             f"workflow {name!r} has no tasks", hint="decorate a function with @wf.job()"
         )
-    for spec in tasks.values():
-        problems.extend(_reference_problems(spec, tasks, broken))
+    broken = broken or {}
+    for spec in [*tasks.values(), *(read for read in broken.values() if read is not None)]:
+        problems.extend(_reference_problems(spec, tasks, broken.keys()))
     order, cycle = _topological_order(tasks)
     if cycle is not None:
         problems.append(cycle)

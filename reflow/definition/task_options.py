@@ -83,6 +83,28 @@ _OPTION_KEYS = frozenset({*TaskOptions.__annotations__, "array"})
 
 
 def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> TaskSpec:
+    """The task ``func`` declares with ``options``.
+
+    Raises:
+        DefinitionError: The one problem of its options and signature, or all of them.
+    """
+    name, spec, problems = read_task(func, options)
+    raise_collected(problems, where=f"task {name!r}")
+    assert spec is not None  # raise_collected raised otherwise
+    return spec
+
+
+def read_task(
+    func: Callable[..., Any], options: dict[str, Any]
+) -> tuple[str, TaskSpec | None, list[DefinitionError]]:
+    """The task's name, the task as far as it can be read, and every problem found.
+
+    With problems in its options only, the task is still read with the default options, so
+    that its references to other tasks can be checked too; None when it cannot be read.
+
+    Raises:
+        DefinitionError: ``func`` is not a function, or an option is unknown.
+    """
     if not callable(func):
         raise DefinitionError(f"@job decorates functions, not {type(func).__name__}")
     given = options.get("name")
@@ -133,9 +155,7 @@ def spec_from_options(func: Callable[..., Any], options: dict[str, Any]) -> Task
         )
     except DefinitionError as err:
         problems.append(err)
-    raise_collected(problems, where=f"task {name!r}")
-    assert spec is not None  # raise_collected raised otherwise
-    return spec
+    return name, spec, problems
 
 
 def _check_options(name: str, options: dict[str, Any]) -> None:

@@ -339,3 +339,36 @@ def test_marker_and_every_resource_problem_come_out_together(tmp_path):
     for where in ("a(cpus)", "a(mem)", "a(time)", "a(x): Param(short='x')"):
         assert where in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_task_with_a_bad_option_still_has_its_references_checked(tmp_path):
+    flow = tmp_path / "two_in_one.py"
+    flow.write_text(
+        textwrap.dedent(
+            """
+            from typing import Annotated
+            from reflow import Result, Workflow
+
+            wf = Workflow("two")
+
+            @wf.job()
+            def prepare() -> list[str]:
+                return []
+
+            @wf.job(mem="4GG")
+            def publish(paths: Annotated[list[str], Result(step="prepar")]) -> str:
+                return ""
+
+            if __name__ == "__main__":
+                raise SystemExit(wf.cli())
+            """
+        )
+    )
+    done = run(flow, "dag", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0] == "error: 2 errors in two_in_one.py:"
+    assert lines[1].startswith("  1. publish(mem): mem='4GG' is not a memory size;")
+    assert lines[2].startswith('  2. publish(paths): Result(step="prepar") names no task;')
+    assert 'did you mean "prepare"' in lines[2]
+    assert len(lines) == 3

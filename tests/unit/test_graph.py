@@ -314,9 +314,20 @@ def test_a_reference_to_a_task_that_could_not_be_declared_is_not_reported_again(
     tasks = {"c": job("c", reads=("prepare",))}
     recorded = (DefinitionError("bad", task="prepare"),)
     with pytest.raises(DefinitionError) as info:
-        build_graph("g", tasks, broken={"prepare"}, recorded=recorded)
+        build_graph("g", tasks, broken={"prepare": None}, recorded=recorded)
     assert not isinstance(info.value, FlowDefinitionError)
     assert info.value.task == "prepare"
+
+
+def test_the_references_of_a_task_whose_options_failed_are_still_checked():
+    tasks = {"c": job("c", reads=())}
+    recorded = (DefinitionError("bad mem", task="b"),)
+    with pytest.raises(FlowDefinitionError) as info:
+        build_graph("g", tasks, broken={"b": job("b", reads=("aa",))}, recorded=recorded)
+    assert [(e.task, str(e).split(";")[0]) for e in info.value.errors] == [
+        ("b", "b: bad mem"),
+        ("b", 'b(in_aa): Result(step="aa") names no task'),
+    ]
 
 
 def test_a_single_graph_problem_is_raised_as_it_is():
