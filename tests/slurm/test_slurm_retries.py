@@ -9,6 +9,7 @@ of the module. What each attempt asked for is read back from ``sacct``, not from
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -181,9 +182,13 @@ def test_an_exception_in_retry_on_goes_out_again_later_each_time_through_begin(
     assert [a["reason"] for a in entry["history"]] == ["exception", "exception", None]
     jobs = [attempt["job_id"] for attempt in entry["history"]]
     slurm_says = accounted(jobs)
-    # retry_delay=2: Slurm may start the second attempt 2 s after it was submitted, the
-    # third 4 s after; no process waited for it.
-    waits = [seconds(slurm_says[j]["Eligible"]) - seconds(slurm_says[j]["Submit"]) for j in jobs]
-    assert entry["history"][0]["begin_at"] is None  # the first attempt had no --begin
-    assert waits[1] >= 2
-    assert waits[2] >= 4
+    # retry_delay=2: the second attempt may start 2 s after the first ended, the third 4 s
+    # after the second; Slurm holds them (--begin), no process waits for it.
+    history = entry["history"]
+    assert history[0]["begin_at"] is None  # the first attempt had no --begin
+    for attempt, delay in ((1, 2), (2, 4)):
+        begin, ended_before = history[attempt]["begin_at"], history[attempt - 1]["ended_at"]
+        assert begin - ended_before >= delay
+        eligible = seconds(slurm_says[jobs[attempt]]["Eligible"])
+        assert eligible >= math.floor(begin) - 1  # sacct's clock has whole seconds
+        assert eligible > seconds(slurm_says[jobs[attempt]]["Submit"])
