@@ -30,6 +30,10 @@ def outputs_of(cell: Any) -> tuple[str, str]:
     return "".join(text), "".join(html)
 
 
+# The kernel's process and the notebook's JSON schema belong to jupyter_client and nbformat,
+# which can leave a process object or a file to the garbage collector; reflow runs in the
+# kernel, not in this process.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_notebook_submits_waits_and_shows_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -37,7 +41,8 @@ def test_notebook_submits_waits_and_shows_the_run(
     monkeypatch.setenv("REFLOW_RUN_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
-    notebook = nbformat.read(EXAMPLES / "notebook.ipynb", as_version=4)
+    with (EXAMPLES / "notebook.ipynb").open(encoding="utf-8") as source:
+        notebook = nbformat.read(source, as_version=4)
     client = nbclient.NotebookClient(
         notebook,
         timeout=CELL_DEADLINE_S,

@@ -14,7 +14,9 @@ WAL is used where the file system supports it; on network file systems (NFS, Lus
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -93,12 +95,38 @@ def configure(db: sqlite3.Connection, path: Path) -> None:
     """Set journal mode and timeouts, check the schema version, and create or migrate the tables.
 
     A store of an older schema version is copied to ``<store>.bak-v<N>`` and migrated in the
-    same write transaction that checked its version (see ``migrations``).
+    same write transaction that checked its version (see ``migrations``). Processes opening
+    one store at once can meet while one changes its journal mode or migrates it; sqlite then
+    answers "locked" at once where waiting would deadlock, so the whole set-up, which leaves
+    nothing behind when it fails, is tried again until the busy timeout has passed.
 
     Raises:
         StoreError: The file is not a reflow store, or a newer reflow wrote it; nothing in
             it is changed then. Or its migration failed, which leaves it as it was.
     """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            _configure(db, path)
+        except StoreError as err:
+            if not _locked(err) or time.monotonic() >= deadline:
+                raise
+        else:
+            return
+        time.sleep(random.uniform(0.02, 0.2))  # noqa: S311 - apart, so the next tries do not meet
+
+
+def _locked(err: BaseException | None) -> bool:
+    """Whether sqlite's "database is locked" (or busy) is behind ``err``."""
+    while err is not None:
+        if isinstance(err, sqlite3.OperationalError):
+            message = str(err).lower()
+            return "locked" in message or "busy" in message
+        err = err.__cause__
+    return False
+
+
+def _configure(db: sqlite3.Connection, path: Path) -> None:
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     store_version(db, path)  # before the journal mode: a foreign or newer file stays as it is
     fs = _filesystem_type(path.parent)
