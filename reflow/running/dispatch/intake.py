@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import replace
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
@@ -59,12 +58,13 @@ def ingest_results(
         elif isinstance(record, ResultProblem):
             ended.append(_failed(row, "result", record.reason))
         elif not record.ok:
-            error = f"{record.error_type}: {record.error_message}"
-            failure = _failed(row, FailureReason.EXCEPTION.value, error)
-            failure = replace(
-                failure,
+            failure = Ended.of(
+                row,
+                InstanceState.FAILED,
                 started=record.started,
                 ended=record.ended,
+                reason=FailureReason.EXCEPTION.value,
+                error=f"{record.error_type}: {record.error_message}",
                 host=record.host,
                 peak_rss_mb=record.peak_rss_mb,
             )
@@ -75,12 +75,9 @@ def ingest_results(
                 ended.append(retrier.summed_up(row, failure) if retrier else failure)
         else:
             ended.append(
-                Ended(
-                    task=row.task,
-                    element=row.element,
-                    batch=str(row.batch),
-                    identity=row.identity,
-                    state=InstanceState.DONE,
+                Ended.of(
+                    row,
+                    InstanceState.DONE,
                     started=record.started,
                     ended=record.ended,
                     host=record.host,
@@ -229,12 +226,9 @@ def _in_grace(layout: RunLayout, row: InstanceRow, status: JobStatus, grace: flo
 
 def _failed(row: InstanceRow, reason: str, error: str) -> Ended:
     """How ``row`` ends when its job left no usable result."""
-    return Ended(
-        task=row.task,
-        element=row.element,
-        batch=str(row.batch),
-        identity=row.identity,
-        state=InstanceState.FAILED,
+    return Ended.of(
+        row,
+        InstanceState.FAILED,
         started=row.started,
         ended=time.time(),
         reason=reason,

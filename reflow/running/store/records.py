@@ -204,6 +204,27 @@ class Ended:
     peak_rss_mb: float | None = None
     output: tuple[str, str] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        row: InstanceRow,
+        state: InstanceState,
+        *,
+        started: float | None,
+        ended: float | None,
+        reason: str | None = None,
+        error: str | None = None,
+        host: str | None = None,
+        peak_rss_mb: float | None = None,
+        output: tuple[str, str] | None = None,
+    ) -> Ended:
+        """How the submitted instance ``row`` ended, in ``state``."""
+        return cls(
+            task=row.task, element=row.element, batch=str(row.batch), identity=row.identity,
+            state=state, started=started, ended=ended, reason=reason, error=error, host=host,
+            peak_rss_mb=peak_rss_mb, output=output,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:

@@ -337,14 +337,7 @@ def _forget(db: sqlite3.Connection, run_id: str, tasks: Collection[str]) -> None
 
 def _cancelled(row: InstanceRow, now: float) -> Ended:
     """How a cancelled instance's attempt ends."""
-    return Ended(
-        task=row.task,
-        element=row.element,
-        batch=str(row.batch),
-        identity=row.identity,
-        state=_S.CANCELLED,
-        started=row.started,
-        ended=now,
-        reason=_S.CANCELLED.value,
+    return Ended.of(
+        row, _S.CANCELLED, started=row.started, ended=now, reason=_S.CANCELLED.value,
         error=_CANCELLED_BY_USER,
-    )
+    )  # fmt: skip
