@@ -10,10 +10,10 @@ two calls (``retry_on=(OSError,)``, ``retry_delay=2``).
 """
 
 import time
-from pathlib import Path
 from typing import Annotated, Literal
 
 from reflow import Param, Result, RunDir, Workflow
+from tests.flows.retry_steps import called
 
 wf = Workflow("slurm_retries")
 
@@ -21,15 +21,6 @@ Fault = Literal["none", "oom", "capped", "timeout", "oserror"]
 _CHUNK = 16 * 1024 * 1024
 _NEED = 600 * 1024 * 1024
 _SLEEP_S = 600
-
-
-def called(run_dir: Path, task: str, item: int) -> int:
-    """Record a call; return how many calls of ``task`` on ``item`` came before it."""
-    calls = run_dir / "calls"
-    before = calls.read_text().splitlines().count(f"{task} {item}") if calls.exists() else 0
-    with calls.open("a") as handle:
-        handle.write(f"{task} {item}\n")
-    return before
 
 
 def hoard() -> int:

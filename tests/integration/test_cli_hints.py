@@ -98,27 +98,18 @@ def error_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_an_unknown_run_names_the_runs_command_of_the_flow_file(
-    failed_run: tuple[Path, Path, str],
+@pytest.mark.parametrize(
+    ("front", "verb", "program"),
+    [("flow", "status", "python 'my flows/flow v1.py'"), ("reflow", "cancel", "reflow")],
+)
+def test_an_unknown_run_names_the_runs_command_of_the_program_that_was_run(
+    failed_run: tuple[Path, Path, str], front: str, verb: str, program: str
 ) -> None:
     cwd, run_dir, run_id = failed_run
-    line = error_line(flow(cwd, "status", "nosuch", "--run-dir", str(run_dir)))
+    run = flow if front == "flow" else reflow
+    line = error_line(run(cwd, verb, "nosuch", "--run-dir", str(run_dir)))
     assert line == (
-        f"error: no run 'nosuch' in {run_dir}; list the runs:"
-        f" python 'my flows/flow v1.py' runs --run-dir '{run_dir}'"
-    )
-    pasted = paste(line, cwd)
-    assert pasted.returncode == 0, pasted.stderr
-    assert run_id in pasted.stdout
-
-
-def test_an_unknown_run_names_the_runs_command_of_the_console_script(
-    failed_run: tuple[Path, Path, str],
-) -> None:
-    cwd, run_dir, run_id = failed_run
-    line = error_line(reflow(cwd, "cancel", "nosuch", "--run-dir", str(run_dir)))
-    assert line == (
-        f"error: no run 'nosuch' in {run_dir}; list the runs: reflow runs --run-dir '{run_dir}'"
+        f"error: no run 'nosuch' in {run_dir}; list the runs: {program} runs --run-dir '{run_dir}'"
     )
     pasted = paste(line, cwd)
     assert pasted.returncode == 0, pasted.stderr

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.slurm.test_slurm_runs import Workdirs
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
 REQUIRE_ENV = "REFLOW_REQUIRE_SLURM"
@@ -51,6 +56,18 @@ def slurm_cluster() -> None:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"no Slurm cluster ({REQUIRE_ENV}=1): {reason}; {hint}", pytrace=False)
     pytest.skip(f"no Slurm cluster: {reason} ({hint})")
+
+
+@pytest.fixture
+def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
+    """Slurm mode without user settings; the runs' jobs left queued are cancelled after."""
+    # A test module's helpers: imported when a test asks for this fixture, after collection.
+    from tests.slurm.test_slurm_runs import Workdirs, clean_env
+
+    clean_env(monkeypatch, tmp_path / "config")
+    dirs = Workdirs(tmp_path, monkeypatch)
+    yield dirs
+    dirs.cancel_leftovers()
 
 
 @pytest.fixture

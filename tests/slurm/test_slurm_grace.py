@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,11 @@ from reflow.running.rundir.results import HOLD_RESULTS_ENV
 from reflow.running.store.states import RunState
 from tests.flows import slow_steps
 from tests.slurm.scheduler import dispatcher_record, query, run_state, status
-from tests.slurm.test_slurm_runs import Workdirs, clean_env
+from tests.slurm.test_slurm_runs import Workdirs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 DEADLINE_S = 120.0
-
-
-@pytest.fixture
-def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
-    clean_env(monkeypatch, tmp_path / "config")
-    dirs = Workdirs(tmp_path, monkeypatch)
-    yield dirs
-    dirs.cancel_leftovers()
 
 
 def held_files(held: Path) -> list[Path]:

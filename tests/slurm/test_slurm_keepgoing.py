@@ -47,14 +47,6 @@ def slow_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> I
     dirs.cancel_leftovers()
 
 
-@pytest.fixture
-def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
-    clean_env(monkeypatch, tmp_path / "config")
-    dirs = Workdirs(tmp_path, monkeypatch)
-    yield dirs
-    dirs.cancel_leftovers()
-
-
 def calls(run_dir: Path, task: str) -> list[int]:
     path = run_dir / f"{task}.calls"
     return sorted(int(line) for line in path.read_text().split()) if path.exists() else []

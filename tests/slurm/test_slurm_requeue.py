@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,9 @@ import pytest
 from tests.flows import slow_steps
 from tests.slurm.scheduler import query, slurm, status, wait_for_run, wait_until_no_jobs
 from tests.slurm.test_slurm_faults import assert_ingested_once, calls, work_rows
-from tests.slurm.test_slurm_runs import Workdirs, clean_env, wait_until
+from tests.slurm.test_slurm_runs import Workdirs, wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
-
-
-@pytest.fixture
-def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
-    clean_env(monkeypatch, tmp_path / "config")
-    dirs = Workdirs(tmp_path, monkeypatch)
-    yield dirs
-    dirs.cancel_leftovers()
 
 
 def job_ids(run_dir: Path, run_id: str) -> dict[int, str]:

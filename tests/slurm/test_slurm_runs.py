@@ -100,14 +100,6 @@ class Workdirs:
             slurm("scancel", *left)
 
 
-@pytest.fixture
-def workdirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workdirs]:
-    clean_env(monkeypatch, tmp_path / "config")
-    dirs = Workdirs(tmp_path, monkeypatch)
-    yield dirs
-    dirs.cancel_leftovers()
-
-
 def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
