@@ -64,3 +64,17 @@ def test_a_chain_element_starts_when_its_own_input_is_done(flow: Path, tmp_path:
     first_check = min(rows[("check", e)].started or 0.0 for e in range(4))
     assert slowest.ended is not None
     assert first_check < slowest.ended
+
+
+def test_chain_elements_planned_while_work_is_queued_go_out_together(
+    flow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot: while a chunk waits for it, newly planned chain elements are held and then
+    # start in one worker process, not one process each.
+    monkeypatch.setenv("REFLOW_LOCAL_SLOTS", "1")
+    run_dir = tmp_path / "run"
+    run_id, status = submit_and_wait(flow, run_dir, "--count", "12")
+    assert status["state"] == "succeeded"
+    assert sorted(int(c) for c in calls(run_dir, "check")) == list(range(12))
+    chunks = list((run_dir / "runs" / run_id / "logs" / "check").glob("chunk-*.log"))
+    assert 1 <= len(chunks) < 12

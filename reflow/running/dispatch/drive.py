@@ -8,6 +8,7 @@ that submits its own successor. A lock file keeps two dispatchers of one run fro
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -110,22 +111,25 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
             executor = _CancelAwareExecutor(
                 store, layout.run_id, slots=slots or config.local_slots, run_root=layout.run
             )
-            stamp = manifest_stamp(layout)
-            dispatcher = make_dispatcher(
+            # Rebuilt whenever a retry rewrote the manifest (resources, interpreter).
+            build = functools.partial(
+                make_dispatcher,
                 layout,
                 store,
                 executor,
                 unknown_is_lost=True,
                 may_submit=lambda: not executor.has_queued,
             )
+            stamp = manifest_stamp(layout)
+            dispatcher = build()
             record = DispatcherRecord(
                 kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
             )
             store.set_dispatcher(layout.run_id, record)
             while True:
-                if manifest_stamp(layout) != stamp:  # retry changed resources or interpreter
-                    stamp = manifest_stamp(layout)
-                    dispatcher = make_dispatcher(layout, store, executor, unknown_is_lost=True)
+                now = manifest_stamp(layout)
+                if now != stamp:
+                    stamp, dispatcher = now, build()
                 state = dispatcher.turn()
                 if state in TERMINAL_RUN_STATES:
                     if state is RunState.CANCELLED:
