@@ -102,6 +102,7 @@ class _Reader:
         self.outputs: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
         self.changes: dict[tuple[str, str, str, int | None], list[Reason]] = {}
         self.answers: dict[tuple[str, str, tuple[int | None, ...]], list[Reason]] = {}
+        self.ran_again: dict[tuple[str, str], bool] = {}  # (run, task): not all from the cache
 
     def __enter__(self) -> _Reader:
         return self
@@ -241,7 +242,11 @@ class _Reader:
         The cache keeps one output per identity, so an upstream element that ran again in
         this run (forced, ``cache=False``, or stale) replaced the output the earlier run saw.
         """
-        again = [s for s in sources if self.store.uncached_instances(run_id, s)]
+        for source in sources:
+            if (run_id, source) not in self.ran_again:  # once per task, not per element
+                uncached = self.store.uncached_instances(run_id, source)
+                self.ran_again[(run_id, source)] = bool(uncached)
+        again = [s for s in sources if self.ran_again[(run_id, s)]]
         if again:
             names = ", ".join(again)
             detail = f"{names} ran again in this run and returned other data"
