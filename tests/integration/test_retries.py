@@ -2,19 +2,28 @@
 
 ``tests/flows/retry_steps.py`` appends ``<task> <item>`` to ``calls`` in the run directory on
 every call, so the counters prove what ran; its element ``bad`` fails as ``--fault`` says and
-then recovers.
+then recovers. The last test drives Slurm turns in this process on fake scheduler commands
+(as ``test_slurm_chain.py`` does), to count the store's queries of a turn.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.records import Attempt
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
 from tests.integration.flowfiles import cli
+from tests.integration.test_slurm_chain import start_with_prepare_done, state_counts, turn
+from tests.unit.test_slurm_executor import FakeSlurm
 
 FLOW = Path(__file__).resolve().parent.parent / "flows" / "retry_steps.py"
 
@@ -106,3 +115,53 @@ def test_the_configured_retries_bound_the_attempts_and_the_failure_says_how_many
     assert retried["retries"] == [
         "attempt 2/2: after exception (FileNotFoundError: item 1 is not there yet)"
     ]
+
+
+def test_a_turn_sums_up_many_exhausted_retries_with_one_query_of_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("REFLOW_", "SLURM_")):
+            monkeypatch.delenv(name)
+    fake = FakeSlurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("REFLOW_MODE", "slurm")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("REFLOW_MEM", "256M")
+    monkeypatch.setenv("REFLOW_RETRIES", "1")
+    count = 40
+    layout, _ = start_with_prepare_done(fake, tmp_path / "runs", monkeypatch, count=count)
+    asked: list[list[tuple[str, int]]] = []
+    attempts_of = SqliteStore.attempts_of
+
+    def counted(
+        store: SqliteStore, run_id: str, elements: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], list[Attempt]]:
+        keys = None if elements is None else list(elements)
+        asked.append(keys or [])
+        return attempts_of(store, run_id, keys)
+
+    monkeypatch.setattr(SqliteStore, "attempts_of", counted)
+    # Every element of work runs out of memory twice: retried with 512M, then failed.
+    for _ in range(2):
+        out_of_memory(fake, layout, monkeypatch)
+    assert state_counts(layout)["work"] == {"failed": count}
+    assert asked == [[("work", element) for element in range(count)]]
+    with SqliteStore.open(layout.root) as store:
+        failed = store.instances_in(layout.run_id, [InstanceState.FAILED])
+    assert {(row.attempts, row.error) for row in failed} == {
+        (2, "OUT_OF_MEMORY at 256M, 512M; retries ran out; raise mem= or retries=")
+    }
+
+
+def out_of_memory(fake: FakeSlurm, layout: RunLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a turn in which sacct says every submitted work element ran out of memory."""
+    with SqliteStore.open(layout.root) as store:
+        rows = store.instances_in(layout.run_id, [InstanceState.SUBMITTED])
+        successor = store.run(layout.run_id).dispatcher.pending_jobs[0]
+    lines = [
+        f"{row.job_id}|{'OUT_OF_MEMORY|0:125' if row.task == 'work' else 'RUNNING|0:0'}"
+        for row in rows
+    ]
+    fake.respond("sacct", {"stdout": "".join(f"{line}\n" for line in sorted(set(lines)))})
+    turn(fake, layout, monkeypatch, successor)

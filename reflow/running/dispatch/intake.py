@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
@@ -50,6 +51,7 @@ def ingest_results(
     results = ResultFinder(layout, run_id)
     waiting: list[InstanceRow] = []
     ended: list[Ended] = []
+    final: list[tuple[InstanceRow, Ended]] = []  # failures not retried
     retried: list[Retry] = []
     for row in in_flight:
         record = results.find(row)
@@ -72,7 +74,7 @@ def ingest_results(
             if retry:
                 retried.append(retry)
             else:
-                ended.append(retrier.summed_up(row, failure) if retrier else failure)
+                final.append((row, failure))
         else:
             ended.append(
                 Ended.of(
@@ -85,6 +87,7 @@ def ingest_results(
                     output=(str(record.output_text), str(record.output_hash)),
                 )
             )
+    ended += _summed_up(retrier, final)
     store.auto_retry(run_id, retried)
     store.ingest_results(run_id, ended)
     return waiting
@@ -164,10 +167,11 @@ def reconcile_jobs(
         return
     states = executor.states([str(r.job_id) for r in in_flight])
     results = ResultFinder(layout, run_id)
-    failed: list[Ended] = []
+    final: list[tuple[InstanceRow, Ended]] = []  # failures not retried
     retried: list[Retry] = []
     requeued_by_scheduler: list[str] = []
     lost: list[tuple[str, int, str, bool]] = []
+    listed: set[Path] = set()  # results folders opened for the grace in this turn
     for row in in_flight:
         status = states.get(str(row.job_id))
         if status is None or status.state in (JobState.PENDING, JobState.RUNNING):
@@ -176,7 +180,7 @@ def reconcile_jobs(
             continue
         if results.find(row) is not None:
             continue  # written after the scan: the next turn ingests it
-        if _in_grace(layout, row, status, executor.result_grace):
+        if _in_grace(layout, row, status, executor.result_grace, listed):
             continue  # the result may still appear on a shared file system
         is_lost = status.state is JobState.UNKNOWN or status.reason is FailureReason.LOST
         if status.state is JobState.UNKNOWN and status.reason is FailureReason.LOST:
@@ -191,12 +195,12 @@ def reconcile_jobs(
         failure = _failed(row, reason.value, detail)
         retry = retrier.consider(row, failure, ()) if retrier else None
         if retry is None:
-            failed.append(retrier.summed_up(row, failure) if retrier else failure)
+            final.append((row, failure))
         else:
             retried.append(retry)
             if reason in _REQUEUED_BY_SLURM:
                 requeued_by_scheduler.append(str(row.job_id))
-    if not (lost or failed or retried):
+    if not (lost or final or retried):
         return  # the usual case while jobs run: no write transaction at all
     if requeued_by_scheduler:
         # Slurm may requeue such a job itself; the retry replaces it, so it must not run too.
@@ -204,23 +208,33 @@ def reconcile_jobs(
             executor.cancel(requeued_by_scheduler)
     store.requeue_lost(run_id, lost)
     store.auto_retry(run_id, retried)
-    store.fail_lost(run_id, failed)
+    store.fail_lost(run_id, _summed_up(retrier, final))
 
 
-def _in_grace(layout: RunLayout, row: InstanceRow, status: JobStatus, grace: float) -> bool:
+def _summed_up(retrier: Retrier | None, final: list[tuple[InstanceRow, Ended]]) -> list[Ended]:
+    """The turn's final failures, with their histories when a retrier decided them."""
+    return retrier.summed_up_all(final) if retrier else [failure for _, failure in final]
+
+
+def _in_grace(
+    layout: RunLayout, row: InstanceRow, status: JobStatus, grace: float, listed: set[Path]
+) -> bool:
     """Whether ``row``'s job ended less than ``grace`` seconds ago, by the scheduler's clock.
 
     On NFS or Lustre a result written on a compute node can become visible on this host
     seconds after the job ended, and a node failure can be followed by the scheduler's own
     requeue. Within the grace the results folder is listed again, which makes an NFS client
-    drop its cached view of it, and the instance waits for a later turn. A job without an
-    end time in accounting gets no grace.
+    drop its cached view of it, and the instance waits for a later turn: once per turn and
+    folder (``listed`` holds those opened already). A job without an end time in accounting
+    gets no grace.
     """
     if grace <= 0 or status.ended is None or time.time() - status.ended >= grace:
         return False
     folder = layout.results_dir(row.task)
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        next(entries, None)  # opening the folder revalidates its cached attributes on NFS
+    if folder not in listed:
+        listed.add(folder)
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            next(entries, None)  # opening the folder revalidates its cached attributes on NFS
     return True
 
 

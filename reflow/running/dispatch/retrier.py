@@ -4,7 +4,7 @@
 retry options and resources (from the run's manifest), the config's ``retries``, and asks the
 executor for the partition's limits only when memory or time is to be raised (once per turn
 and partition at most). When an element is not retried after earlier attempts, its failure
-message sums up its history and the fix (``summed_up``).
+message sums up its history and the fix (``summed_up_all``, one query for a turn's failures).
 """
 
 from __future__ import annotations
@@ -83,17 +83,31 @@ class Retrier:
             resources=decision.resources,
         )
 
-    def summed_up(self, row: InstanceRow, failed: Ended) -> Ended:
-        """``failed`` with its message summing up the element's attempts, when there were more.
+    def summed_up_all(self, failures: list[tuple[InstanceRow, Ended]]) -> list[Ended]:
+        """Each final failure, its message summing up the element's attempts when there were more.
 
-        ``OUT_OF_MEMORY at 256M, 512M, 1G; raise max_mem= or mem=``.
+        ``OUT_OF_MEMORY at 256M, 512M, 1G; raise max_mem= or mem=``. One query reads the
+        attempts of all of them, however many elements failed in the turn.
         """
-        note = self._notes.pop((row.task, row.element), "")
-        if row.attempts <= 1 and not note:
-            return failed
-        history = self.store.attempts_of(self.run_id, [(row.task, row.element)])
-        attempts = history.get((row.task, row.element), [])
-        return replace(failed, error=history_line(failed, attempts, note, row.attempts))
+        notes = [self._notes.pop((row.task, row.element), "") for row, _ in failures]
+        summed = {
+            (row.task, row.element): (failed, note, row.attempts)
+            for (row, failed), note in zip(failures, notes, strict=True)
+            if row.attempts > 1 or note
+        }
+        if not summed:
+            return [failed for _, failed in failures]
+        history = self.store.attempts_of(self.run_id, list(summed))
+        lines = {
+            key: history_line(failed, history.get(key, []), note, count)
+            for key, (failed, note, count) in summed.items()
+        }
+        return [
+            replace(failed, error=lines[row.task, row.element])
+            if (row.task, row.element) in lines
+            else failed
+            for row, failed in failures
+        ]
 
     def _partition(self, partition: str | None, reason: FailureReason) -> PartitionLimits:
         if reason not in (FailureReason.OUT_OF_MEMORY, FailureReason.TIMEOUT):
