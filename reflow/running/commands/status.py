@@ -208,7 +208,7 @@ def _count_shared(store: SqliteStore, layout: RunLayout, tasks: list[dict[str, A
 
 
 def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict[str, Any]]:
-    """Every failed, cancelled or blocked element: task, index, state, reason, error type, log."""
+    """Every failed, cancelled or blocked element: task, index, state, reason, error, end, log."""
     elements = []
     log_dirs: dict[str, str] = {}  # one Path per task, not per element: 100,000 add up
     for row in rows:
@@ -226,6 +226,7 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
                 "type": match.group(1) if match else "",
                 "error": error,
                 "attempts": row.attempts,
+                "ended": row.ended,
                 # a blocked element never ran: it has no log
                 "log": ""
                 if row.state == _BLOCKED

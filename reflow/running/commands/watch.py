@@ -25,14 +25,12 @@ from typing import IO, Any
 
 from reflow.definition.errors import ReflowError
 from reflow.running.commands.progress import is_terminal, poll_interval_s
-from reflow.running.commands.status import failed_elements, load_status, render_status
+from reflow.running.commands.status import load_status, render_status
 from reflow.running.commands.watch_keys import Controls, Question
 from reflow.running.commands.watch_view import Failure, Line, ViewState, layout, task_retries
 from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.store.records import InstanceRow
-from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
 REFRESH_S = 1.0
@@ -180,8 +178,8 @@ class WatchSession:
     def refresh(self) -> None:
         """Read the run's status, its failed elements and the log shown.
 
-        The retries come from the ``retried`` history that ``status`` reads; the failed
-        elements are read once more for their end times, which ``status`` does not keep.
+        The retries come from the ``retried`` history that ``status`` reads, the failed
+        elements with their end times from its ``failed`` list.
         """
         now = time.monotonic()
         ask = now - self._asked >= ASK_SCHEDULER_EVERY_S
@@ -191,28 +189,27 @@ class WatchSession:
         alive = self.status["dispatcher"].get("alive")
         self._alive = self._alive if alive is None else alive
         self._retried = task_retries(self.status["retried"])
-        with SqliteStore.open(self.root) as store:
-            rows = store.instances_in(self.run_id, [InstanceState.FAILED])
-        self._read_failures(rows)
+        self._read_failures(
+            [f for f in self.status["failed"] if f["state"] == InstanceState.FAILED.value]
+        )
         tasks = len(self.status["tasks"])
         self.controls.selected = min(self.controls.selected, max(0, tasks - 1))
         self._log = self._read_log() if self.controls.show_log else ("", [])
         self._reading_s = time.monotonic() - now
 
-    def _read_failures(self, rows: list[InstanceRow]) -> None:
+    def _read_failures(self, failed: list[dict[str, Any]]) -> None:
         """The newest failed elements, and each task's failed elements by index."""
-        layout = RunLayout(self.root, self.run_id)
-        newest = heapq.nlargest(_FAILURES_READ, rows, key=lambda row: row.ended or 0.0)
+        newest = heapq.nlargest(_FAILURES_READ, failed, key=lambda f: f["ended"] or 0.0)
         self._failures = [
             Failure(
-                task=row.task, element=row.element, reason=found["reason"],
-                error=found["error"], ended=row.ended,
+                task=f["task"], element=f["element"], reason=f["reason"], error=f["error"],
+                ended=f["ended"],
             )
-            for row, found in zip(newest, failed_elements(layout, newest), strict=True)
+            for f in newest
         ]  # fmt: skip
         self._failed = {}
-        for row in rows:  # in task, element order
-            self._failed.setdefault(row.task, []).append(row.element)
+        for f in failed:  # in task, element order
+            self._failed.setdefault(f["task"], []).append(f["element"])
 
     def _refresh_or_say(self) -> None:
         """Refresh; a store that cannot be read now (say it is locked) is said, not fatal."""
