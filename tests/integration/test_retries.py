@@ -135,10 +135,10 @@ def test_a_turn_sums_up_many_exhausted_retries_with_one_query_of_attempts(
     attempts_of = SqliteStore.attempts_of
 
     def counted(
-        store: SqliteStore, run_id: str, elements: Iterable[tuple[str, int]] | None = None
+        store: SqliteStore, run_id: str, elements: Iterable[tuple[str, int]]
     ) -> dict[tuple[str, int], list[Attempt]]:
-        keys = None if elements is None else list(elements)
-        asked.append(keys or [])
+        keys = list(elements)
+        asked.append(keys)
         return attempts_of(store, run_id, keys)
 
     monkeypatch.setattr(SqliteStore, "attempts_of", counted)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from reflow.running.store.records import ATTEMPT_COLUMNS, Attempt, Ended, attempt_row
 from reflow.running.store.states import InstanceState
@@ -88,24 +89,23 @@ def retried_attempts(db: sqlite3.Connection, run_id: str) -> dict[tuple[str, int
         " (SELECT task, element FROM instances WHERE run_id = ? AND attempts > 1)"
         " ORDER BY task, element, submitted"
     )
-    found: dict[tuple[str, int], list[Attempt]] = {}
-    for row in db.execute(query, (run_id, run_id)):
-        attempt = attempt_row(row)
-        found.setdefault((attempt.task, attempt.element), []).append(attempt)
-    return found
+    return _by_element(db.execute(query, (run_id, run_id)))
 
 
 def element_attempts(
-    db: sqlite3.Connection, run_id: str, elements: Iterable[tuple[str, int]] | None = None
+    db: sqlite3.Connection, run_id: str, elements: Iterable[tuple[str, int]]
 ) -> dict[tuple[str, int], list[Attempt]]:
-    """``(task, element) -> attempts`` in submission order: of ``elements``, or of the run."""
-    query = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ?"  # noqa: S608 - our columns
+    """``(task, element) -> attempts`` of ``elements`` in submission order, in one query."""
+    query = (
+        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? AND (task, element) IN"  # noqa: S608 - our columns
+        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+        " ORDER BY task, element, submitted"
+    )
+    return _by_element(db.execute(query, (run_id, json.dumps(list(elements)))))
+
+
+def _by_element(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, int], list[Attempt]]:
     found: dict[tuple[str, int], list[Attempt]] = {}
-    if elements is None:
-        rows = list(db.execute(query + " ORDER BY task, element, submitted", (run_id,)))
-    else:
-        query += " AND task = ? AND element = ? ORDER BY submitted"
-        rows = [r for t, e in elements for r in db.execute(query, (run_id, t, e))]
     for row in rows:
         attempt = attempt_row(row)
         found.setdefault((attempt.task, attempt.element), []).append(attempt)

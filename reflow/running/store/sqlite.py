@@ -199,9 +199,9 @@ class SqliteStore(StoreHistory, StoreWrites):
         return [instance_row(row) for row in self._db.execute(query, (run_id, *wanted))]
 
     def attempts_of(
-        self, run_id: str, elements: Iterable[tuple[str, int]] | None = None
+        self, run_id: str, elements: Iterable[tuple[str, int]]
     ) -> dict[tuple[str, int], list[Attempt]]:
-        """``(task, element) -> attempts``, oldest first: of ``elements``, or of the run."""
+        """``(task, element) -> attempts`` of ``elements``, oldest first, in one query."""
         return element_attempts(self._db, run_id, elements)
 
     def retried_attempts(self, run_id: str) -> dict[tuple[str, int], list[Attempt]]:
