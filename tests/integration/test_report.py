@@ -2,7 +2,10 @@
 
 One run of ``tests/flows/sized_steps.py`` (a task holding 300 MB, one sleeping with a 4G
 request, one keeping a core busy) is followed with ``--wait`` and reported on through the
-flow file and the ``reflow`` console script, as subprocesses.
+flow file and the ``reflow`` console script, as subprocesses. A run of
+``tests/flows/packed_usage.py`` has its elements run packed, as Slurm array tasks run them,
+so their results are lines of bundles. How a Slurm report splits a packed array task's
+accounting between its elements is checked on made-up ``sacct`` figures.
 """
 
 from __future__ import annotations
@@ -19,11 +22,19 @@ from typing import Any
 
 import pytest
 
+from benchmarks.rundirs import finish_prepare, new_run
 from reflow import Workflow
 from reflow.definition.resources import parse_mem, parse_time
-from reflow.running.commands.sizing import HEADROOM
-from tests.flows import sized_steps
+from reflow.running.commands.report import element_usages, group_by_job
+from reflow.running.commands.sizing import HEADROOM, ElementUsage
+from reflow.running.dispatch.dispatcher import make_dispatcher
+from reflow.running.executors.slurm_usage import JobUsage
+from reflow.running.store.records import InstanceRow
+from reflow.running.store.sqlite import SqliteStore
+from reflow.running.store.states import InstanceState
+from tests.flows import packed_usage, sized_steps
 from tests.integration.flowfiles import cli
+from tests.integration.test_status_arrivals import RecordingExecutor, start_array_task
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "sized_steps.py"
 
@@ -181,3 +192,113 @@ def test_run_wait_with_progress_ends_with_the_same_pointer(
     last = printed.getvalue().splitlines()[-1]
     assert last.startswith("  asked too much: nap (mem and time)")
     assert last.endswith(f"see reflow report {run.run_id} --run-dir {tmp_path / 'runs'}")
+
+
+def test_elements_of_packed_array_tasks_each_get_their_own_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    layout = new_run(tmp_path, 4, flow=packed_usage)
+    finish_prepare(layout, 4, flow=packed_usage)
+    executor = RecordingExecutor()
+    with SqliteStore.open(tmp_path) as store:
+        make_dispatcher(layout, store, executor).turn()  # burn goes out, two per array task
+    (request,) = executor.requests
+    assert (request.task, request.pack) == ("burn", 2)
+    workers = [start_array_task(request, array_task) for array_task in (0, 1)]
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
+    bundles = sorted(p.name for p in layout.results_dir("burn").iterdir())
+    assert bundles == [f"{request.batch_id}.0.jsonl", f"{request.batch_id}.1.jsonl"]
+    with SqliteStore.open(tmp_path) as store:
+        make_dispatcher(layout, store, executor).ingest()
+        assert store.state_counts(layout.run_id)["burn"] == {"done": 4}
+    console = Path(sys.executable).with_name("reflow")
+    done = subprocess.run(
+        [str(console), "report", layout.run_id, "--run-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    burn = tasks(json.loads(done.stdout))["burn"]
+    assert burn["elements"] == 4
+    assert burn["requested"]["time_s"] == 60  # per element, not the array task's 2 minutes
+    # Items 0..3 burn 0.1, 0.4, 0.7 and 1.0 s of CPU, two to an array task: each element's
+    # own figure, not its array task's (0.5 s and 1.7 s).
+    cpu = burn["used"]["cpu_s"]
+    assert cpu is not None, "the elements' CPU time in the bundles was not read"
+    assert 0.3 <= cpu["p50"] < 0.6
+    assert 0.9 <= cpu["max"] < 1.5
+    elapsed = burn["used"]["elapsed_s"]  # wall time: only bounded below, a busy host slows it
+    assert elapsed["max"] >= 0.9
+    assert elapsed["p50"] < elapsed["max"]
+    assert burn["core_hours"]["used"] == pytest.approx(2.2 / 3600, rel=0.3)
+
+
+def _row(element: int, job_id: str, batch: str = "b1", task: str = "work") -> InstanceRow:
+    return InstanceRow(
+        task=task, element=element, identity=f"id{element}", state=InstanceState.DONE,
+        attempts=1, batch=batch, job_id=job_id, submitted=0.0, started=1.0, ended=2.0,
+        reason=None, error=None, host="node", peak_rss_mb=None,
+    )  # fmt: skip
+
+
+def _worker(element: int, seconds: float) -> ElementUsage:
+    return ElementUsage(
+        element=element, elapsed_s=seconds, cpu_s=seconds / 2, peak_rss_mb=100.0 + element
+    )
+
+
+def test_packed_elements_take_their_workers_figures_and_the_request_per_element() -> None:
+    # Batch b1 packs 3 per array task: 7_0 ran elements 0-2, 7_1 element 3 alone (the last
+    # array task still asked for three times the element's minute); 8 ran element 4 unpacked.
+    rows = [_row(0, "7_0"), _row(1, "7_0"), _row(2, "7_0"), _row(3, "7_1"), _row(4, "8", "b2")]
+    packed = JobUsage(
+        state="COMPLETED", elapsed_s=90.0, cpu_s=80.0, peak_rss_mb=500.0, mem_mb=1024.0,
+        cpus=2, time_s=180.0,
+    )  # fmt: skip
+    alone = JobUsage(
+        state="COMPLETED", elapsed_s=40.0, cpu_s=30.0, peak_rss_mb=300.0, mem_mb=1024.0,
+        cpus=2, time_s=180.0,
+    )  # fmt: skip
+    own = JobUsage(
+        state="COMPLETED", elapsed_s=20.0, cpu_s=10.0, peak_rss_mb=200.0, mem_mb=512.0,
+        cpus=1, time_s=60.0,
+    )  # fmt: skip
+    workers = {("work", e): _worker(e, 10.0 * (e + 1)) for e in range(5)}
+    jobs = group_by_job(rows)
+    assert {job: [row.element for row in found] for job, found in jobs.items()} == {
+        "7_0": [0, 1, 2], "7_1": [3], "8": [4],
+    }  # fmt: skip
+    usages = element_usages(
+        jobs, {"7_0": packed, "7_1": alone, "8": own}, workers=workers, packs={"b1": 3, "b2": 1}
+    )
+    found = {usage.element: usage for usage in usages["work"]}
+    assert sorted(found) == [0, 1, 2, 3, 4]
+    for element in (0, 1, 2):
+        assert found[element] == ElementUsage(
+            element=element, elapsed_s=10.0 * (element + 1), cpu_s=5.0 * (element + 1),
+            peak_rss_mb=100.0 + element, cpus=2, mem_mb=1024.0, time_s=60.0,
+        )  # fmt: skip
+    # A job of one element keeps accounting's figures, as an unpacked one does; its time
+    # request is still per element.
+    assert found[3] == ElementUsage(
+        element=3, elapsed_s=40.0, cpu_s=30.0, peak_rss_mb=300.0, cpus=2, mem_mb=1024.0,
+        time_s=60.0,
+    )  # fmt: skip
+    assert found[4] == ElementUsage(
+        element=4, elapsed_s=20.0, cpu_s=10.0, peak_rss_mb=200.0, cpus=1, mem_mb=512.0,
+        time_s=60.0,
+    )  # fmt: skip
+
+
+def test_a_packed_job_unknown_to_accounting_or_a_batch_file_is_handled() -> None:
+    rows = [_row(0, "7_0"), _row(1, "7_0"), _row(2, "9_0"), _row(3, "9_0")]
+    job = JobUsage(state="COMPLETED", elapsed_s=90.0, cpus=1, mem_mb=256.0, time_s=120.0)
+    workers = {("work", e): _worker(e, 1.0) for e in range(4)}
+    usages = element_usages(group_by_job(rows), {"7_0": job}, workers=workers, packs={})
+    # 9_0 is not in accounting: left out; without b1's pack, the job's two elements divide it.
+    assert [(u.element, u.time_s, u.elapsed_s) for u in usages["work"]] == [
+        (0, 60.0, 1.0), (1, 60.0, 1.0),
+    ]  # fmt: skip

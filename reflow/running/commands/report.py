@@ -3,7 +3,9 @@
 Per task it gives the request (cpus, memory, time), the elements' peak memory, elapsed and CPU
 time (p50, p95, max), CPU and memory efficiency, core-hours and a suggested ``cpus=``/``mem=``/
 ``time=`` (``sizing``). The figures of a Slurm run come from accounting, in one ``sacct`` call
-through the executor; those of a local run as the workers recorded them (``usage``).
+through the executor; those of a local run as the workers recorded them (``usage``). The
+elements of a packed array task share its job, so accounting gives only their request; what
+each used is its worker's figure (``element_usages``).
 Elements taken from the cache ran elsewhere and are left out, and counted.
 """
 
@@ -19,6 +21,8 @@ from reflow.definition.errors import SubmissionError
 from reflow.running.commands.sizing import ElementUsage
 from reflow.running.commands.usage import RAN, from_workers, task_requests, tasks_figures
 from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.executors.slurm_usage import JobUsage
+from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -55,7 +59,8 @@ def load_report(
     note = None
     if run.executor == "slurm":
         try:
-            usages, source = _from_accounting(ran, executor or SlurmExecutor()), "sacct"
+            accounting = executor or SlurmExecutor()
+            usages, source = _from_accounting(layout, ran, accounting), "sacct"
         except SubmissionError as err:
             note = f"{err}; the figures are the workers' own"
     if run.executor != "slurm" or note is not None:
@@ -95,29 +100,84 @@ def write_report(data: Mapping[str, Any], out: IO[str], *, as_json: bool) -> Non
     out.write("\n".join(lines) + "\n")
 
 
-def _from_accounting(
-    rows: Sequence[InstanceRow], executor: SlurmExecutor
+def group_by_job(rows: Sequence[InstanceRow]) -> dict[str, list[InstanceRow]]:
+    """The elements of each job id (several for a packed array task); rows without one out."""
+    jobs: dict[str, list[InstanceRow]] = defaultdict(list)
+    for row in rows:
+        if row.job_id:
+            jobs[row.job_id].append(row)
+    return dict(jobs)
+
+
+def element_usages(
+    jobs: Mapping[str, Sequence[InstanceRow]],
+    accounted: Mapping[str, JobUsage],
+    *,
+    workers: Mapping[tuple[str, int], ElementUsage],
+    packs: Mapping[str, int],
 ) -> dict[str, list[ElementUsage]]:
-    """Every figure from one ``sacct`` call for the jobs of the finished elements."""
-    jobs = {row.job_id: row for row in rows if row.job_id}
-    accounted = executor.usage(list(jobs)) if jobs else {}
+    """Each accounted element's usage, per task. Pure.
+
+    A job of one element gives it the job's figures. Those of a job of several (a packed
+    array task, whose elements run one after another) are the array task's, so each element
+    takes what it used from its worker (``workers``, by task and element). The request is the
+    job's cpus and memory, and its time divided by the batch's pack (``packs``, by batch;
+    the job's elements when unknown), as ``packing`` multiplied it. Elements of a job that
+    accounting does not know are left out.
+    """
     usages: dict[str, list[ElementUsage]] = defaultdict(list)
-    for job_id, row in jobs.items():
+    for job_id, rows in jobs.items():
         job = accounted.get(job_id)
         if job is None:
             continue
-        usages[row.task].append(
-            ElementUsage(
-                element=row.element,
-                elapsed_s=job.elapsed_s,
-                cpu_s=job.cpu_s,
-                peak_rss_mb=job.peak_rss_mb,
-                cpus=job.cpus,
-                mem_mb=job.mem_mb,
-                time_s=job.time_s,
-            )
-        )
+        pack = packs.get(str(rows[0].batch)) or len(rows)
+        time_s = job.time_s if job.time_s is None or pack == 1 else job.time_s / pack
+        for row in rows:
+            used = job if len(rows) == 1 else workers.get((row.task, row.element))
+            if used is not None:
+                usages[row.task].append(_usage(row.element, used, job, time_s))
     return usages
+
+
+def _usage(
+    element: int, used: ElementUsage | JobUsage, job: JobUsage, time_s: float | None
+) -> ElementUsage:
+    """What ``used`` records of the element's use, with ``job``'s cpus and memory."""
+    return ElementUsage(
+        element=element,
+        elapsed_s=used.elapsed_s,
+        cpu_s=used.cpu_s,
+        peak_rss_mb=used.peak_rss_mb,
+        cpus=job.cpus,
+        mem_mb=job.mem_mb,
+        time_s=time_s,
+    )
+
+
+def _from_accounting(
+    layout: RunLayout, rows: Sequence[InstanceRow], executor: SlurmExecutor
+) -> dict[str, list[ElementUsage]]:
+    """Every figure from one ``sacct`` call, but those of packed elements from their workers."""
+    jobs = group_by_job(rows)
+    accounted = executor.usage(list(jobs)) if jobs else {}
+    shared = [row for group in jobs.values() if len(group) > 1 for row in group]
+    workers = {
+        (task, usage.element): usage
+        for task, found in from_workers(layout, shared, cpu=True).items()
+        for usage in found
+    }
+    return element_usages(jobs, accounted, workers=workers, packs=_packs(layout, rows))
+
+
+def _packs(layout: RunLayout, rows: Sequence[InstanceRow]) -> dict[str, int]:
+    """The pack of each batch of ``rows`` whose batch file can be read (one file a batch)."""
+    packs = {}
+    for batch in {row.batch for row in rows if row.batch is not None}:
+        try:
+            packs[batch] = read_batch(layout, batch).pack
+        except (OSError, ValueError):
+            continue
+    return packs
 
 
 def _row(task: Mapping[str, Any]) -> tuple[str, ...]:

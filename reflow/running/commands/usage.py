@@ -1,10 +1,10 @@
 """Running: what a run's elements used as the workers recorded it, and each task's request.
 
-The store holds each element's start, end and peak memory (from its worker), its result file
-the CPU time, and the manifest each task's resources, taken over the config's defaults. The
-local executor's report shows these figures, and ``underused_line``, the line that ends
-``--wait`` when a task used under a third of its memory or time request, reads them: it
-never asks a scheduler.
+The store holds each element's start, end and peak memory (from its worker), its result (its
+own file, or its line in the bundle of a packed array task) the CPU time, and the manifest
+each task's resources, taken over the config's defaults. The local executor's report shows
+these figures, and ``underused_line``, the line that ends ``--wait`` when a task used under
+a third of its memory or time request, reads them: it never asks a scheduler.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.sizing import ElementUsage, Request, request_of, task_figures
 from reflow.running.config import load_config
+from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.executors.base import FailureReason
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultRecord, read_result
+from reflow.running.rundir.results import ResultRecord
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
@@ -100,12 +101,17 @@ def tasks_figures(
 def from_workers(
     layout: RunLayout, rows: Sequence[InstanceRow], *, cpu: bool
 ) -> dict[str, list[ElementUsage]]:
-    """Elapsed and peak memory from the store, CPU time from each element's result file."""
+    """Elapsed and peak memory from the store, CPU time from each element's result.
+
+    The results are found as the dispatcher finds them (``ResultFinder``): an element's own
+    file, else its line in its array task's bundle, each folder listed and bundle read once.
+    """
+    results = ResultFinder(layout, layout.run_id)
     usages: dict[str, list[ElementUsage]] = defaultdict(list)
     for row in rows:
         if row.started is None or row.ended is None:
             continue
-        cpu_s = _cpu_s(layout, row) if cpu else None
+        cpu_s = _cpu_s(results, row) if cpu else None
         usages[row.task].append(
             ElementUsage(
                 element=row.element,
@@ -117,11 +123,8 @@ def from_workers(
     return usages
 
 
-def _cpu_s(layout: RunLayout, row: InstanceRow) -> float | None:
+def _cpu_s(results: ResultFinder, row: InstanceRow) -> float | None:
     if row.batch is None:
         return None
-    path = layout.result(row.task, row.element, row.batch)
-    record = read_result(
-        path, run_id=layout.run_id, task=row.task, element=row.element, batch=row.batch
-    )
+    record = results.find(row)
     return record.cpu_s if isinstance(record, ResultRecord) else None
