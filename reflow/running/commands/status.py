@@ -236,6 +236,11 @@ def failed_elements(layout: RunLayout, rows: Iterable[InstanceRow]) -> list[dict
     return elements
 
 
+def elements_in(status: Mapping[str, Any], state: InstanceState) -> list[dict[str, Any]]:
+    """The stopped elements (``failed_elements``) of ``status`` that are in ``state``."""
+    return [element for element in status["failed"] if element["state"] == state.value]
+
+
 def failure_groups(failed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Failed elements grouped by task, state, reason and exception type, largest first.
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from reflow.definition.errors import ReflowError
 from reflow.running.commands.progress import is_terminal, poll_interval_s
-from reflow.running.commands.status import load_status, render_status
+from reflow.running.commands.status import elements_in, load_status, render_status
 from reflow.running.commands.watch_keys import Controls, Question
 from reflow.running.commands.watch_view import Failure, Line, ViewState, layout, task_retries
 from reflow.running.dispatch.control import cancel_run, retry
@@ -189,9 +189,7 @@ class WatchSession:
         alive = self.status["dispatcher"].get("alive")
         self._alive = self._alive if alive is None else alive
         self._retried = task_retries(self.status["retried"])
-        self._read_failures(
-            [f for f in self.status["failed"] if f["state"] == InstanceState.FAILED.value]
-        )
+        self._read_failures(elements_in(self.status, InstanceState.FAILED))
         tasks = len(self.status["tasks"])
         self.controls.selected = min(self.controls.selected, max(0, tasks - 1))
         self._log = self._read_log() if self.controls.show_log else ("", [])

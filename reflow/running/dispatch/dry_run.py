@@ -23,7 +23,7 @@ from typing import IO, Any
 from reflow.running.config import load_config
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.dispatch.slurm_chain import successor_options
-from reflow.running.executors.base import BatchRequest, JobStatus, Submission
+from reflow.running.executors.base import BatchRequest, JobStatus, PartitionLimits, Submission
 from reflow.running.executors.dry_run import DryRunExecutor
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import STORE_NAME, RunLayout
@@ -154,9 +154,9 @@ class _Rebased:
         """Do nothing: a dry run has no jobs."""
         self.inner.cancel(job_ids)
 
-    def partition_max_time_s(self, partition: str | None) -> int | None:
-        """The partition's ``MaxTime`` where Slurm is there to ask, so packing is shown true."""
-        return None if self.slurm is None else self.slurm.partition_max_time_s(partition)
+    def partition_limits(self, partition: str | None) -> PartitionLimits:
+        """The partition's limits where Slurm is there to ask, so packing is shown true."""
+        return PartitionLimits() if self.slurm is None else self.slurm.partition_limits(partition)
 
     def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
         """Every job is pending."""

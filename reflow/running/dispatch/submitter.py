@@ -91,12 +91,13 @@ class Submitter:
             begin_s = max(0, math.ceil((row.not_before or 0) - now))
             groups[(row.task, self._retrier.resources(row), begin_s)].append(row)
         plans = self.store.planned_tasks(self.run_id) if groups and room != 0 else {}
+        limits = getattr(self.executor, "partition_limits", None)  # one sinfo per turn at most
         for (task, resources, begin_s), rows in groups.items():
             pack = pack_for(  # a local process runs many elements anyway: never packed
                 resources,
                 count=len(rows) if self.executor.name != "local" else 1,
                 history=functools.partial(self.store.done_elapsed, task),
-                max_time_s=getattr(self.executor, "partition_max_time_s", None),
+                max_time_s=None if limits is None else lambda p: limits(p).time_s,
                 min_task_s=self.min_task_time_s,
             )
             count, jobs = fit_budget(len(rows), pack, room)

@@ -288,10 +288,6 @@ class SlurmExecutor:
             self._max_array_size = parse_max_array_size(result.stdout)
         return self._max_array_size
 
-    def partition_max_time_s(self, partition: str | None) -> int | None:
-        """Return ``partition``'s time limit in seconds (None: unlimited or unknown)."""
-        return self.partition_limits(partition).time_s
-
     def partition_limits(self, partition: str | None) -> PartitionLimits:
         """The memory per node and time limit of ``partition`` (None: the default one).
 
