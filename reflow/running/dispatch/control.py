@@ -71,7 +71,7 @@ class Retried(int):
 def executor_for(mode: str, layout: RunLayout) -> Any:
     """An executor able to cancel and query the jobs of a run made with ``mode``."""
     if mode == "slurm":
-        return SlurmExecutor()
+        return SlurmExecutor.configured(layout)
     return LocalExecutor(run_root=layout.run)
 
 
@@ -202,7 +202,7 @@ def _take_in_ended_jobs(layout: RunLayout, store: SqliteStore) -> None:
     with dispatcher_lock(layout) as mine:
         if mine:
             waiting = ingest_results(store, layout, layout.run_id)
-            executor = SlurmExecutor(result_grace=load_config().result_grace)
+            executor = SlurmExecutor.configured(layout)
             reconcile_jobs(store, layout, layout.run_id, executor, waiting, unknown_is_lost=False)
 
 

@@ -77,9 +77,7 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     own_job = os.environ.get("SLURM_JOB_ID")
     # A turn started by hand (retry, resume) while a successor waits would fork the chain.
     stale = [job for job in info.pending_jobs if job != own_job]
-    executor = SlurmExecutor(
-        max_array_size=config.max_array_size, result_grace=config.result_grace, layout=layout
-    )
+    executor = SlurmExecutor.configured(layout, config)
     budget = submit_budget(config, info, executor)
     info = info.replace(
         kind="slurm",

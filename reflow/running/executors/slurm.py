@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError, SubmissionLimitError
-from reflow.running.config import DEFAULT_RESULT_GRACE_S
+from reflow.running.config import DEFAULT_RESULT_GRACE_S, Config, load_config
 from reflow.running.executors.base import (
     BatchRequest,
     JobState,
@@ -74,6 +74,19 @@ class SlurmExecutor:
 
     name = "slurm"
     begins_later = True
+
+    @classmethod
+    def configured(
+        cls, layout: RunLayout | None = None, config: Config | None = None
+    ) -> SlurmExecutor:
+        """The executor of a run's turns and commands, as the config says.
+
+        ``max_array_size`` and ``result_grace`` come from ``config`` (read when not given).
+        """
+        config = config or load_config()
+        return cls(
+            max_array_size=config.max_array_size, result_grace=config.result_grace, layout=layout
+        )
 
     def __init__(
         self,
