@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflow.running.dispatch.control import retry_run
+from reflow.running.dispatch.control import retry
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import ResultRecord, read_result
@@ -92,7 +92,7 @@ def chaos_run(root: Path, mode: str, rng: random.Random, kills: int, delay_s: fl
 
     Returns how many kills were kill points. The first kill hits the detached dispatcher
     that ``submit`` started; later ones a ``chaos_driver`` (``drive``, ``turns``) or the
-    detached dispatcher that ``retry_run`` starts (``retry``).
+    detached dispatcher that ``retry`` starts (``retry``).
     """
     run = wf.submit(run_dir=root, count=300, seconds=0.01, fail_every=25)
     landed = 0
@@ -101,7 +101,7 @@ def chaos_run(root: Path, mode: str, rng: random.Random, kills: int, delay_s: fl
         if attempt == 0 or mode == "retry":
             since = time.time()
             if attempt:
-                retry_run(root, run.run_id)
+                retry(root, run.run_id)
             pid = dispatcher_pid(root, run.run_id, since=since if attempt else 0.0)
             time.sleep(rng.uniform(0, delay_s))
             landed += kill_detached(pid)
@@ -112,7 +112,7 @@ def chaos_run(root: Path, mode: str, rng: random.Random, kills: int, delay_s: fl
         if mode != "retry" and run_row(root, run.run_id).state in TERMINAL_RUN_STATES:
             break
     if mode == "retry":
-        retry_run(root, run.run_id)
+        retry(root, run.run_id)
         assert run.wait(timeout=DEADLINE_S) in TERMINAL_RUN_STATES
     else:
         proc = start_driver(root, run.run_id, mode, log)

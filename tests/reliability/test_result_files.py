@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reflow.planning.identity import value_hash
-from reflow.running.dispatch.control import retry_run
+from reflow.running.dispatch.control import retry
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
@@ -122,7 +122,7 @@ def test_planted_result_files_fail_their_elements_and_never_crash_a_turn(tmp_pat
     assert rows[0].attempts == 2
 
     (root / "hold").unlink()
-    assert retry_run(root, run.run_id) == len(reasons)
+    assert retry(root, run.run_id) == len(reasons)
     assert run.wait(timeout=120) == "succeeded"
     store = SqliteStore.open(root)
     try:

@@ -103,14 +103,6 @@ def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
     return len(active)
 
 
-def retry_run(root: Any, run_id: str, task: str | None = None, *, verify: bool = True) -> int:
-    """Make failed and cancelled instances runnable again and restart the dispatcher.
-
-    Returns the number of instances that will run again (not counting stale upstream ones).
-    """
-    return retry(root, run_id, task, verify=verify).count
-
-
 def retry(
     root: Any,
     run_id: str,
@@ -121,7 +113,10 @@ def retry(
     label: str = "resources=",
     dry_run: bool = False,
 ) -> Retried:
-    """``retry_run``, also saying whether the run goes on and which options it changed.
+    """Make failed and cancelled instances runnable again and restart the dispatcher.
+
+    Returns how many instances run again (not counting stale upstream ones), as an ``int``
+    that also says whether the run goes on and which options it changed.
 
     The tasks' resources are taken from the flow file as it is now, the resource defaults
     and interpreter from the config, and ``resources`` (``{"convert": {"mem": "8G"}}``, from
