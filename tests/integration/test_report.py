@@ -302,3 +302,12 @@ def test_a_packed_job_unknown_to_accounting_or_a_batch_file_is_handled() -> None
     assert [(u.element, u.time_s, u.elapsed_s) for u in usages["work"]] == [
         (0, 60.0, 1.0), (1, 60.0, 1.0),
     ]  # fmt: skip
+
+
+def test_the_request_is_what_the_run_was_submitted_with_not_todays_config(
+    sized_run: SizedRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_CPUS", "3")  # a default set after the run was submitted
+    monkeypatch.setenv("REFLOW_TIME", "02:00:00")
+    hog = tasks(report(sized_run))["hog"]
+    assert hog["requested"] == {"cpus": None, "mem_mb": 512, "time_s": None}

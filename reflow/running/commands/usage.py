@@ -20,7 +20,7 @@ from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.executors.base import FailureReason
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.manifest import read_manifest, task_resources
 from reflow.running.rundir.results import ResultRecord
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -61,17 +61,11 @@ def underused_line(root: Path, run_id: str) -> str | None:
 
 
 def task_requests(layout: RunLayout) -> dict[str, Request]:
-    """What each task's elements ask for: the task's resources over the config's defaults."""
-    defaults = load_config().resources
-    requests = {}
-    for task in read_manifest(layout)["description"]["tasks"]:
-        own = task.get("resources") or {}
-        requests[task["name"]] = Request(
-            cpus=own.get("cpus") or defaults.cpus,
-            mem_mb=own.get("mem_mb") or defaults.mem_mb,
-            time_s=own.get("time_s") or defaults.time_s,
-        )
-    return requests
+    """What each task's elements ask for: the task's resources over the run's defaults."""
+    asked = task_resources(read_manifest(layout), fallback=load_config().resources)
+    return {
+        task: Request(cpus=r.cpus, mem_mb=r.mem_mb, time_s=r.time_s) for task, r in asked.items()
+    }
 
 
 def tasks_figures(

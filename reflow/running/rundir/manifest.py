@@ -127,17 +127,27 @@ def write_manifest(layout: RunLayout, manifest: Mapping[str, Any]) -> None:
     write_atomic(layout.manifest, json.dumps(manifest, indent=1) + "\n")
 
 
-def asked_resources(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """What each task's next submissions ask for: its resources over the run's defaults.
+def task_resources(
+    manifest: Mapping[str, Any], fallback: Resources | None = None
+) -> dict[str, Resources]:
+    """What each task's submissions ask for: its resources over the run's recorded defaults.
 
-    Only the options that are set, as the decorator takes them (``{"mem": "1G"}``).
+    ``fallback`` stands for the defaults of a run recorded before its manifest held them.
     """
     recorded = manifest.get("defaults")
-    defaults = Resources() if recorded is None else resources_from_json(recorded)
+    defaults = (fallback or Resources()) if recorded is None else resources_from_json(recorded)
     return {
-        task["name"]: resources_from_json(task["resources"]).over(defaults).shown()
+        task["name"]: resources_from_json(task["resources"]).over(defaults)
         for task in manifest["description"]["tasks"]
     }
+
+
+def asked_resources(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """What each task's next submissions ask for, only the options that are set.
+
+    As the decorator takes them (``{"mem": "1G"}``).
+    """
+    return {task: asked.shown() for task, asked in task_resources(manifest).items()}
 
 
 def manifest_stamp(layout: RunLayout) -> tuple[int, int, int] | None:
