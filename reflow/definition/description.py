@@ -115,8 +115,7 @@ def _task_json(spec: TaskSpec) -> dict[str, Any]:
         "run_dir_arg": spec.run_dir_arg,
         "returns": spec.returns.to_json() if spec.returns is not None else None,
         "resources": resources_json(spec.resources),
-        "setup": list(spec.environment.setup),
-        "env": dict(spec.environment.env),
+        **spec.environment.to_json(),
         "retry": spec.retry.to_json(),
         "after": list(spec.after),
         "params": [_param_json(p) for p in spec.params],
@@ -186,9 +185,7 @@ def _task_from_json(data: dict[str, Any]) -> TaskSpec:
         run_dir_arg=data["run_dir_arg"],
         returns=TypeRef.from_json(data["returns"]) if data["returns"] is not None else None,
         resources=resources_from_json(data["resources"]),
-        environment=Environment(
-            setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
-        ),
+        environment=Environment.from_json(data),
         retry=RetryPolicy.from_json(data.get("retry")),
         after=tuple(data["after"]),
         version=data["version"],

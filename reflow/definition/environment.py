@@ -40,6 +40,18 @@ class Environment:
         """True when there is nothing to set up."""
         return not self.setup and not self.env
 
+    def to_json(self) -> dict[str, Any]:
+        """``{"setup": [...], "env": {...}}``, as the run's records keep it."""
+        return {"setup": list(self.setup), "env": dict(self.env)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Environment:
+        """The environment ``to_json`` wrote (keys missing in older records: empty)."""
+        data = data or {}
+        return cls(
+            setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
+        )
+
 
 def environment_problems(setup: Any, env: Any, *, task: str | None = None) -> list[DefinitionError]:
     """Every problem of a ``setup=`` and an ``env=`` value (``None`` means not given)."""

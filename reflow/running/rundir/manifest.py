@@ -76,16 +76,13 @@ def build_manifest(
         "defaults": resources_json(defaults or Resources()),
         "cwd": str(Path.cwd()),
         "cache": {"fingerprint": fingerprint or "stat"},
-        "environment": {"setup": list(base.setup), "env": dict(base.env)},
+        "environment": base.to_json(),
     }
 
 
 def manifest_environment(manifest: Mapping[str, Any]) -> Environment:
     """The config's environment recorded at submit (empty for a run from before it was)."""
-    data = manifest.get("environment") or {}
-    return Environment(
-        setup=tuple(data.get("setup", ())), env=tuple(sorted(data.get("env", {}).items()))
-    )
+    return Environment.from_json(manifest.get("environment"))
 
 
 def flow_source(wf: SubmittableWorkflow) -> dict[str, Any]:
