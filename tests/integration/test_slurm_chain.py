@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -86,11 +87,18 @@ def turn(
     return Counter(fake.tools()[before:])
 
 
-def run_element(script: Path, job_id: str, index: int) -> None:
-    """Run one array element's batch script as a compute node would."""
+def run_element(script: Path, job_id: str, index: int, *, last_out: bool = False) -> None:
+    """Run one array element's batch script as a compute node would.
+
+    Unless ``last_out``, without ``--turn-after``: the tests that start each turn themselves
+    keep the last array task of a batch from starting one too.
+    """
     env = {**os.environ, "SLURM_ARRAY_JOB_ID": job_id, "SLURM_ARRAY_TASK_ID": str(index)}
     env["SLURM_JOB_ID"] = f"{job_id}_{index}"
-    subprocess.run(["bash", str(script)], env=env, check=True, timeout=120)
+    text = script.read_text()
+    if not last_out:
+        text = re.sub(r" --turn-after \d+", "", text)
+    subprocess.run(["bash", "-s"], input=text, text=True, env=env, check=True, timeout=120)
 
 
 def sbatch_script(call: list[str]) -> Path:
@@ -225,6 +233,36 @@ def test_without_queued_jobs_the_successor_starts_after_the_idle_delay(
     assert counts["check"] == {"ready": 2}
     assert run_record(layout)[2]["waits_for"] == 0
     assert calls == {"scontrol": 1, "sbatch": 3}
+
+
+def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    layout = submit(tmp_path / "runs", count=3, fail_every=0)  # prepare 1000, its turn 1001
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0, last_out=True)
+    # prepare's one array task ran turn 2 itself: work and check went out, a new successor
+    # waits for them, and the turn job queued behind prepare was cancelled before it started.
+    assert sorted(task_of(call) for call in slurm.calls("sbatch")[2:4]) == ["check", "work"]
+    assert options_of(slurm.calls("sbatch")[4])["dependency"] == "afterany:1002:1003"
+    assert slurm.calls("scancel") == [["1001"]]
+    _, _, record = run_record(layout)
+    assert (record["turns"], record["pending_jobs"], record["job_id"]) == (2, ["1004"], "1000_0")
+    assert "reflow: turn 2 on " in layout.slurm_turn_log("1000_0").read_text()
+    arrays = {task_of(call): sbatch_script(call) for call in slurm.calls("sbatch")[2:4]}
+    ids = {task_of(call): str(1002 + n) for n, call in enumerate(slurm.calls("sbatch")[2:4])}
+    work_id, check_id = ids["work"], ids["check"]
+    slurm.respond("sacct", {"stdout": f"{check_id}_[0-2]|RUNNING|0:0\n"})
+    for index in range(2):  # two of work's three array tasks end: no turn yet
+        run_element(arrays["work"], work_id, index, last_out=True)
+    assert len(slurm.calls("sbatch")) == 5
+    assert run_record(layout)[2]["turns"] == 2
+    run_element(arrays["work"], work_id, 2, last_out=True)  # the last one: turn 3, here
+    assert run_record(layout)[2]["turns"] == 3
+    assert state_counts(layout)["work"] == {"done": 3}
+    assert "reflow: turn 3 on " in layout.slurm_turn_log(f"{work_id}_2").read_text()
+    # check still runs, so the new successor waits for it; the one queued before is cancelled.
+    assert options_of(slurm.calls("sbatch")[-1])["dependency"] == f"afterany:{check_id}"
+    assert slurm.calls("scancel")[-1] == ["1004"]
 
 
 def test_successor_submission_is_retried_on_a_transient_failure(

@@ -23,7 +23,7 @@ SHARED = {"codehash", "config", "fingerprints", "process", "ranges"}
 ROOMS = {
     "rundir": set(),
     "store": {"rundir"},
-    "worker": {"rundir"},
+    "worker": {"rundir", "dispatch.command"},
     "executors": {"rundir", "worker.command"},
     "dispatch": {"store", "rundir", "executors", "worker"},
     "commands": {"dispatch", "store", "rundir", "executors", "worker"},

@@ -56,7 +56,7 @@ def test_a_packed_batch_is_one_array_of_its_tasks_and_elements_share_their_tasks
     elements = tuple(range(100, 123))
     [plan] = array_plans(request(elements, pack=5), max_array_size=1001)
     assert plan.array == "0-4"
-    assert plan.worker_args == ("--array-offset", "0")
+    assert plan.worker_args == ("--array-offset", "0", "--turn-after", "5")
     assert plan.indices == (0,) * 5 + (1,) * 5 + (2,) * 5 + (3,) * 5 + (4,) * 3
     assert worker_elements(elements, 5, 0, 4) == [120, 121, 122]
 
@@ -65,10 +65,11 @@ def test_max_array_size_limits_array_tasks_not_elements() -> None:
     elements = tuple(range(23))
     plans = array_plans(request(elements, pack=5), max_array_size=2)
     assert [p.array for p in plans] == ["0-1", "0-1", "0-0"]
+    # Every array task counts its end against the batch's 5 array tasks, whatever its chunk.
     assert [p.worker_args for p in plans] == [
-        ("--array-offset", "0"),
-        ("--array-offset", "2"),
-        ("--array-offset", "4"),
+        ("--array-offset", "0", "--turn-after", "5"),
+        ("--array-offset", "2", "--turn-after", "5"),
+        ("--array-offset", "4", "--turn-after", "5"),
     ]
     assert [p.script_path.name for p in plans] == [
         "convert-b1.0.sh",
@@ -94,8 +95,9 @@ def test_every_element_runs_in_the_array_task_whose_job_id_it_gets(
     recorded: list[tuple[int, int, int]] = []
     position = 0
     for chunk, plan in enumerate(plans):
-        if plan.worker_args:  # array index -> array task -> elements of the batch file
-            offset = int(plan.worker_args[1])
+        args = dict(zip(plan.worker_args[::2], plan.worker_args[1::2], strict=True))
+        if "--array-offset" in args:  # array index -> array task -> elements of the batch file
+            offset = int(args["--array-offset"])
             for index in sorted(set(plan.indices)):
                 ran += [(chunk, index, e) for e in worker_elements(batch, pack, offset, index)]
         else:  # unpacked and small: the array index is the element
@@ -105,7 +107,11 @@ def test_every_element_runs_in_the_array_task_whose_job_id_it_gets(
             position += 1
     assert sorted(ran) == sorted(recorded)
     assert [element for _c, _i, element in recorded] == list(batch)
-    assert all(len(set(p.indices)) <= max_array_size or not p.worker_args for p in plans)
+    offset_free = [p for p in plans if "--array-offset" not in p.worker_args]
+    assert all(len(set(p.indices)) <= max_array_size for p in plans if p not in offset_free)
+    # The last array task of the whole batch to end runs the next turn: each knows how many.
+    tasks = sum(len(set(p.indices)) for p in plans)
+    assert {p.worker_args[-2:] for p in plans} == {("--turn-after", str(tasks))}
 
 
 def test_the_budget_counts_array_tasks_and_max_array_size_then_cuts_them() -> None:

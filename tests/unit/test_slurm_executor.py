@@ -136,6 +136,7 @@ def test_submit_sends_one_array_whose_indices_are_the_elements(fake, tmp_path):
     assert fake.calls("sbatch") == [["--parsable", str(request.script_path)]]
     assert array_of(request.script_path) == "0,3,7-9"
     assert "--array-offset" not in exec_line(request.script_path)
+    assert exec_line(request.script_path).endswith("--turn-after 5")  # the last of 5 runs a turn
     assert request.log_dir.is_dir()
     assert executor.calls == {"scontrol": 1, "sbatch": 1}
 
@@ -226,10 +227,10 @@ def test_submit_maps_elements_beyond_max_array_size_onto_chunks(fake, tmp_path):
     assert [path.name for path in paths] == [f"convert.b1.{i}.sbatch" for i in range(3)]
     assert fake.calls("sbatch") == [["--parsable", str(path)] for path in paths]
     assert [array_of(path) for path in paths] == ["0-3", "0-3", "0-1"]
-    assert [exec_line(path).split()[-2:] for path in paths] == [
-        ["--array-offset", "0"],
-        ["--array-offset", "4"],
-        ["--array-offset", "8"],
+    assert [exec_line(path).split()[-4:] for path in paths] == [
+        ["--array-offset", "0", "--turn-after", "10"],
+        ["--array-offset", "4", "--turn-after", "10"],
+        ["--array-offset", "8", "--turn-after", "10"],
     ]
     assert submission.scheduler_ids == ("1000", "1001", "1002")
     assert submission.job_ids == (
@@ -245,7 +246,7 @@ def test_submit_maps_single_chunk_into_the_given_script_path(fake, tmp_path):
     submission = SlurmExecutor(max_array_size=1001).submit(request)
     assert submission.job_ids == ("1000_0", "1000_1")
     assert array_of(request.script_path) == "0-1"
-    assert exec_line(request.script_path).endswith("--array-offset 0")
+    assert exec_line(request.script_path).endswith("--array-offset 0 --turn-after 2")
 
 
 def test_submit_maps_elements_whose_spec_is_too_long_for_slurmctld(fake, tmp_path):
@@ -253,7 +254,7 @@ def test_submit_maps_elements_whose_spec_is_too_long_for_slurmctld(fake, tmp_pat
     request = make_request(tmp_path, elements=elements)
     submission = SlurmExecutor(max_array_size=10001).submit(request)
     assert array_of(request.script_path) == "0-1499"
-    assert exec_line(request.script_path).endswith("--array-offset 0")
+    assert exec_line(request.script_path).endswith("--array-offset 0 --turn-after 1500")
     assert submission.job_ids == tuple(f"1000_{i}" for i in range(1500))
 
 

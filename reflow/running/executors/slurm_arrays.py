@@ -13,6 +13,9 @@ Pure: no scheduler call, no file. The rule, which the worker follows too:
   Its worker command gets ``--array-offset N``: array task ``t = N + $SLURM_ARRAY_TASK_ID``
   runs entries ``t * pack`` to ``t * pack + pack - 1`` of the batch file's ``elements``.
   Every element of one array task has that task's job id, ``<job id of its chunk>_<index>``.
+
+Every worker command also gets ``--turn-after T``, the number of array tasks of the whole
+batch (its elements, unpacked), so that the last of them to end runs the next dispatcher turn.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from reflow.running.executors.base import BatchRequest
 from reflow.running.ranges import compress
 from reflow.running.rundir.layout import script_part
-from reflow.running.worker.command import array_offset_args
+from reflow.running.worker.command import array_offset_args, turn_after_args
 
 MAX_ARRAY_SPEC_CHARS = 4096
 """The longest ``--array`` value (throttle included) slurmctld accepts; longer ones are refused
@@ -62,7 +65,10 @@ def array_plans(request: BatchRequest, max_array_size: int) -> list[ArrayPlan]:
         if max(elements) < max_array_size and len(spec) + throttle_chars <= MAX_ARRAY_SPEC_CHARS:
             return [
                 ArrayPlan(
-                    script_path=request.script_path, array=spec, worker_args=(), indices=elements
+                    script_path=request.script_path,
+                    array=spec,
+                    worker_args=turn_after_args(len(elements)),
+                    indices=elements,
                 )
             ]
     tasks = array_tasks(len(elements), request.pack)
@@ -75,7 +81,7 @@ def array_plans(request: BatchRequest, max_array_size: int) -> list[ArrayPlan]:
             ArrayPlan(
                 script_path=path,
                 array=f"0-{len(piece) - 1}",
-                worker_args=array_offset_args(offset),
+                worker_args=(*array_offset_args(offset), *turn_after_args(len(tasks))),
                 indices=_indices(piece),
             )
         )

@@ -13,6 +13,7 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/stale.json                   (cached outputs found stale, why)
     <run_dir>/runs/<run_id>/inputs/<task>-<plan>.jsonl   (+ .idx: byte offset per element)
     <run_dir>/runs/<run_id>/batches/<batch>.json         (elements of a batch, in order)
+    <run_dir>/runs/<run_id>/batches/<batch>.ends         (one byte per ended array task)
     <run_dir>/runs/<run_id>/scripts/<task>-<batch>.sh     (+ <task>-<batch>.<n>.sh: split arrays)
     <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
     <run_dir>/runs/<run_id>/results/<task>/<batch>.<array task>.jsonl   (a packed array task)
@@ -79,7 +80,11 @@ class RunLayout:
     @property
     def slurm_dispatcher_log(self) -> Path:
         """Output of a Slurm dispatcher turn, with ``%j`` for sbatch to fill the job id."""
-        return self.run / "dispatcher-%j.log"
+        return self.slurm_turn_log("%j")
+
+    def slurm_turn_log(self, job_id: str) -> Path:
+        """Output of the Slurm dispatcher turn that ran in job ``job_id``."""
+        return self.run / f"dispatcher-{job_id}.log"
 
     @property
     def dispatcher_script(self) -> Path:
@@ -102,6 +107,10 @@ class RunLayout:
     def batch(self, batch: str) -> Path:
         """The ordered element list of a batch (used to map array indices to elements)."""
         return self.run / "batches" / f"{batch}.json"
+
+    def batch_ends(self, batch: str) -> Path:
+        """The count of a batch's ended array tasks on Slurm: one byte appended by each."""
+        return self.run / "batches" / f"{batch}.ends"
 
     def script(self, task: str, batch: str) -> Path:
         """The rendered batch script of a submission, kept for audit."""

@@ -3,7 +3,7 @@
 Entry point (what executors start, on a compute node or as a local process)::
 
     python -m reflow.running.worker --run-dir D --run-id R --task T --batch B --plan P
-        [--elements 0-9,12 | --array-offset N]
+        [--elements 0-9,12 | --array-offset N] [--turn-after TASKS]
 
 ``--elements`` runs those elements one after another in this process; on Slurm the array
 index picks them (``selection.py``: one element, or the elements of a packed array task).
@@ -11,7 +11,7 @@ Each element's prints go to its own log, and every outcome, including a flow tha
 imported or a setup line of the task's environment that failed (``--setup-failed``, the flow
 is then not imported), becomes a result file (for a packed array task, a line of its
 bundle): the worker never writes the store and never fails silently; an element's failure
-never stops the next.
+never stops the next. On Slurm the last array task of a batch runs the next turn (``last_out``).
 Exit status: 0 when every element succeeded, 1 when any failed, 2 when the command line
 itself is wrong.
 """
@@ -40,12 +40,7 @@ from reflow.definition.options import param_key
 from reflow.definition.retry_policy import qualified_name
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.definition.types import conforms
-from reflow.planning.encoding import (
-    LocatedEncodingError,
-    from_json,
-    to_json,
-    to_text,
-)
+from reflow.planning.encoding import LocatedEncodingError, from_json, to_json, to_text
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
@@ -55,6 +50,7 @@ from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import Bundle, ResultError, result_text, write_result
 from reflow.running.worker.command import setup_failure, worker_parser
 from reflow.running.worker.footer import footer
+from reflow.running.worker.last_out import turn_if_last
 from reflow.running.worker.loader import FlowImportError, load_workflow
 from reflow.running.worker.selection import SelectionError, select
 
@@ -120,6 +116,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"reflow: cannot sync {job.bundle.path}: {err}", file=sys.stderr)  # noqa: T201
     if args.elements is None:
         _drop_empty_scheduler_output(layout.logs_dir(args.task))
+    if args.turn_after:
+        turn_if_last(layout, args.batch, args.turn_after)
     return max(statuses, default=0)
 
 
