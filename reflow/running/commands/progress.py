@@ -19,6 +19,7 @@ from typing import IO, Any
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.status import STATE_ORDER, group_label, load_status
 from reflow.running.commands.usage import underused_line
+from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import RUN_FINAL, InstanceState, RunState
 
 _STALLED = "stalled"
@@ -71,12 +72,31 @@ def wait_for_run(
             view.update(data, time.monotonic() - started)
         if state is not None:
             break
-        time.sleep(poll_interval_s(time.monotonic() - started, took))
+        _sleep_unless_ended(run_dir, run_id, started, poll_interval_s(now - started, took))
     if view is not None:
         data = load_status(Path(run_dir), run_id, ask_scheduler=False)
         summary = render_summary(data, state, time.monotonic() - started)
         view.finish(summary + _report_pointer(Path(run_dir), run_id))
     return state
+
+
+def _sleep_unless_ended(run_dir: Path, run_id: str, started: float, seconds: float) -> None:
+    """Sleep ``seconds``, or less when the run ends meanwhile.
+
+    A large run's full read is slow and so comes seldom (``poll_interval_s``); in between, the
+    run's own row alone is read at the rate of a small run, so ``--wait`` returns soon after
+    the run ended whatever its size.
+    """
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, poll_interval_s(time.monotonic() - started)))
+        if time.monotonic() < until and _has_ended(run_dir, run_id):
+            return
+
+
+def _has_ended(run_dir: Path, run_id: str) -> bool:
+    with SqliteStore.open(Path(run_dir)) as store:
+        return store.run(run_id).state in RUN_FINAL
 
 
 def _report_pointer(run_dir: Path, run_id: str) -> str:
