@@ -1,29 +1,36 @@
-"""Planning: an array task fed 1:1 by other arrays, planned element by element. No I/O.
+"""Planning: an array task fed element for element by other arrays, planned as they end. No I/O.
 
-Element ``i`` of a 1:1 chain consumes element ``i`` of its upstream array and nothing else of
-it, so it is planned as soon as that element finished, while the rest of the upstream array
-still runs, and it can never run once that element failed: it is then blocked, with the
-failed element as its cause (``upstream convert[3] failed``). A task is planned this way when
-each of its per-element inputs is a single chain edge and its other inputs (one job's value
-for every element) are complete. Every other consumer of a whole task (a gather, a fan-out, a
-flatten, an ``after=``) waits until every element of it ended, and is not planned when some
-ended without an output: its error names them (``2 of 10 inputs failed: convert[3], ...``).
+Element ``i`` of a chain consumes one element of its upstream array and nothing else of it,
+so it is planned as soon as that element finished, while the rest of the upstream array still
+runs, and it can never run once that element failed: it is then blocked, with the failed
+element as its cause (``upstream convert[3] failed``). A task is planned this way when it has
+a chain edge and each of its other edges is a fan-out or a broadcast (a job's list, item ``i``
+to element ``i``, or a job's value for every element), whose job must be complete first.
+Sources concatenated into one parameter (``Result(steps=[...])``) of chains and fan-outs give
+element ``i`` one item of one source: the sources' sizes, in order, say which. A flatten
+does not, as its items' places depend on every list before them. Every other consumer of a
+whole task (a gather, a flatten, an ``after=``) waits until every element of it ended, and
+is not planned when some ended without an output: its error names them (``2 of 10 inputs
+failed: convert[3], ...``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from reflow.definition.graph import Edge, Graph
 from reflow.definition.spec import TaskSpec
 from reflow.definition.wiring import EdgeMode
 from reflow.planning.finished import Finished
-from reflow.planning.identity import column_identities
+from reflow.planning.identity import column_identities, item_hashes
 from reflow.planning.plans import Lookup, TaskPlan, Validator, cache_hits, own_params
 
 BLOCKED_PREFIX = "upstream "
 _SHOWN = 5
+_PLANNED_ALONE = frozenset({EdgeMode.CHAIN, EdgeMode.FAN_OUT, EdgeMode.BROADCAST})
 
 
 def chain_edges(graph: Graph, spec: TaskSpec) -> tuple[Edge, ...]:
@@ -31,12 +38,124 @@ def chain_edges(graph: Graph, spec: TaskSpec) -> tuple[Edge, ...]:
     if not spec.is_array:
         return ()
     edges = graph.incoming(spec.name)
-    per_param = Counter(edge.param for edge in edges if edge.is_data)
-    chains = tuple(edge for edge in edges if edge.mode is EdgeMode.CHAIN)
+    if any(edge.mode not in _PLANNED_ALONE for edge in edges):
+        return ()
+    return tuple(edge for edge in edges if edge.mode is EdgeMode.CHAIN)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One source of a per-element parameter: it feeds the elements from ``start`` to ``end``.
+
+    ``items`` holds a fan-out's items (a job's list); a chain's come from its elements.
+    """
+
+    source: str
+    start: int
+    end: int
+    items: Sequence[Any] | None
+
+
+def _layout(
+    edges: Sequence[Edge], sizes: Mapping[str, int], outputs: Mapping[str, Sequence[Finished]]
+) -> dict[str, list[_Part]]:
+    """Each per-element parameter's sources, in the order they are concatenated."""
+    layout: dict[str, list[_Part]] = {}
     for edge in edges:
-        if edge.mode not in (EdgeMode.CHAIN, EdgeMode.BROADCAST) or per_param[edge.param] > 1:
-            return ()
-    return chains
+        if edge.mode not in (EdgeMode.CHAIN, EdgeMode.FAN_OUT):
+            continue
+        parts = layout.setdefault(str(edge.param), [])
+        start = parts[-1].end if parts else 0
+        if edge.mode is EdgeMode.CHAIN:
+            parts.append(_Part(edge.source, start, start + sizes[edge.source], None))
+        else:
+            (single,) = outputs[edge.source]
+            items: Sequence[Any] = single.value
+            parts.append(_Part(edge.source, start, start + len(items), items))
+    return layout
+
+
+def input_sizes(
+    edges: Sequence[Edge], sizes: Mapping[str, int], outputs: Mapping[str, Sequence[Finished]]
+) -> dict[str, int]:
+    """How many items each per-element parameter gets: its sources' sizes added up.
+
+    ``sizes`` holds the chain sources' element counts; ``outputs`` the fan-outs' jobs.
+    """
+    return {name: parts[-1].end for name, parts in _layout(edges, sizes, outputs).items()}
+
+
+class _Column(Sequence[Any]):
+    """One parameter's item for each element of the task, read from its sources when asked."""
+
+    __slots__ = ("_finished", "_parts", "_starts")
+
+    def __init__(self, parts: Sequence[_Part], finished: Mapping[str, Mapping[int, Finished]]):
+        self._parts = tuple(parts)
+        self._starts = [part.start for part in parts]
+        self._finished = finished
+
+    def locate(self, element: int) -> tuple[int, int]:
+        """``(part, index in it)`` of the item ``element`` gets."""
+        at = bisect_right(self._starts, element) - 1
+        return at, element - self._parts[at].start
+
+    def __len__(self) -> int:
+        return self._parts[-1].end if self._parts else 0
+
+    def __getitem__(self, element: Any) -> Any:
+        if not 0 <= element < len(self):
+            raise IndexError(element)
+        at, index = self.locate(element)
+        part = self._parts[at]
+        if part.items is None:
+            return self._finished[part.source][index].value
+        return part.items[index]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Column):
+            return NotImplemented
+        return self._parts == other._parts and self._chained() == other._chained()
+
+    __hash__ = None  # type: ignore[assignment]  # like a list
+
+    def _chained(self) -> dict[str, Mapping[int, Finished] | None]:
+        return {p.source: self._finished.get(p.source) for p in self._parts if p.items is None}
+
+    def ended(self, stopped: Mapping[str, Mapping[int, str]]) -> tuple[set[int], dict[int, str]]:
+        """The elements whose item is known, and those whose item never will be, with why.
+
+        A fan-out's items are known; a chain's once its element finished, never once it
+        ended without an output (``stopped`` holds why, by source and element).
+        """
+        known: set[int] = set()
+        causes: dict[int, str] = {}
+        for part in self._parts:
+            if part.items is not None:
+                known.update(range(part.start, part.end))
+                continue
+            start = part.start
+            known.update(e + start for e in self._finished.get(part.source, {}))
+            causes.update((e + start, why) for e, why in stopped.get(part.source, {}).items())
+        return known, causes
+
+    def hashes(self, elements: Sequence[int]) -> list[str]:
+        """The hash of each of ``elements``' items, which their identities hold."""
+        found = [""] * len(elements)
+        # A fan-out's items are hashed together, and only those of the elements asked for.
+        wanted: dict[int, tuple[Sequence[Any], list[tuple[int, int]]]] = {}
+        for position, element in enumerate(elements):
+            at, index = self.locate(element)
+            part = self._parts[at]
+            if part.items is None:
+                found[position] = self._finished[part.source][index].hash
+            else:
+                wanted.setdefault(at, (part.items, []))[1].append((position, index))
+        for items, places in wanted.values():
+            digests = item_hashes([items[index] for _position, index in places])
+            for (position, _index), digest in zip(places, digests, strict=True):
+                found[position] = digest
+        return found
 
 
 def task_version(spec: TaskSpec) -> str:
@@ -60,6 +179,7 @@ def plan_elements(
     *,
     edges: Sequence[Edge],
     size: int,
+    sizes: Mapping[str, int],
     outputs: Mapping[str, Sequence[Finished]],
     finished: Mapping[str, Mapping[int, Finished]],
     stopped: Mapping[str, Mapping[int, str]],
@@ -71,46 +191,41 @@ def plan_elements(
 ) -> TaskPlan | None:
     """Plan the elements of a chain whose upstream elements ended; None when none did.
 
-    ``edges`` are the task's incoming edges (``chain_edges`` accepted them); ``skip`` holds
-    the elements planned before. A task planned for the first time (``fresh``) always gets
-    a plan, so that its size is recorded. The new inputs file holds the elements planned
-    now, and when some planned before wait to be submitted (``held``), theirs too: batches
-    read the task's latest inputs file.
+    ``edges`` are the task's incoming edges (``chain_edges`` accepted them), ``sizes`` the
+    chain sources' element counts; ``skip`` holds the elements planned before. A task
+    planned for the first time (``fresh``) always gets a plan, so that its size is recorded.
+    The new inputs file holds the elements planned now, and when some planned before wait to
+    be submitted (``held``), theirs too: batches read the task's latest inputs file.
     """
-    sources = {str(e.param): e.source for e in edges if e.mode is EdgeMode.CHAIN}
-    ready: list[int] = []
-    blocked: dict[int, str] = {}
-    known: set[int] = set()
-    for element in range(size):
-        if all(element in finished.get(src, {}) for src in sources.values()):
-            known.add(element)
-            if element not in skip:
-                ready.append(element)
-            continue
-        if element in skip:
-            continue
-        for src in sources.values():
-            cause = stopped.get(src, {}).get(element)
-            if cause is not None:
-                blocked[element] = blocked_reason(cause)
-                break
+    columns = {
+        name: _Column(parts, finished) for name, parts in _layout(edges, sizes, outputs).items()
+    }
+    known = set(range(size))
+    causes: dict[int, str] = {}
+    for column in columns.values():
+        ended, stops = column.ended(stopped)
+        known &= ended
+        for element, cause in stops.items():
+            causes.setdefault(element, cause)
+    ready = sorted(known - skip)
+    blocked = {
+        e: blocked_reason(cause) for e, cause in causes.items() if e not in known and e not in skip
+    }
     if not (ready or blocked or fresh):
         return None
-    columns: dict[str, str | list[str]] = {}
+    digests: dict[str, str | list[str]] = {}
     consumed: dict[str, object] = {}
     for edge in edges:
         if edge.mode is EdgeMode.BROADCAST:
             (single,) = outputs[edge.source]
-            columns[str(edge.param)], consumed[str(edge.param)] = single.hash, single.value
-    for name, src in sources.items():
-        own = finished.get(src, {})
-        columns[name] = [own[e].hash for e in ready]
-        consumed[name] = tuple(own.get(e) for e in range(size))
+            digests[str(edge.param)], consumed[str(edge.param)] = single.hash, single.value
+    for name, column in columns.items():
+        digests[name], consumed[name] = column.hashes(ready), column
     identities = column_identities(
         task=spec.name,
         version=task_version(spec),
         params=own_params(spec, params),
-        columns=columns,
+        columns=digests,
         size=len(ready),
     )
     cached, rejected = cache_hits(spec, identities, ready, lookup, validate)
@@ -120,7 +235,7 @@ def plan_elements(
         cached=cached,
         rejected=tuple(rejected),
         consumed=consumed,
-        per_element=tuple(sources),
+        per_element=tuple(columns),
         elements=tuple(ready),
         blocked=blocked,
         known=frozenset(known if held else ready),

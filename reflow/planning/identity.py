@@ -87,6 +87,16 @@ def value_hashes(canonical_texts: Iterable[str]) -> list[str]:
     return [sha256(f"{prefix}{text}]".encode()).hexdigest() for text in canonical_texts]
 
 
+def item_hashes(items: Sequence[Any]) -> list[str]:
+    """Return the value hash of each item of a list already in tagged JSON form, in order.
+
+    What a fan-out's elements consume: item ``i`` of a job's list, as the store holds it.
+    """
+    if all(type(item) is str for item in items):
+        return value_hashes(map(encode_basestring, items))
+    return value_hashes(to_text(item) for item in items)
+
+
 def list_hash(hashes: Sequence[str]) -> str:
     """Return the hash of an ordered list of hashes: what a gather consumes.
 

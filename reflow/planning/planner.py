@@ -3,17 +3,16 @@
 ``plan`` walks the tasks in topological order. A task is planned once all its upstream tasks
 are complete: its elements' inputs and identities are computed, cache hits become finished
 instances at once (so a fully cached graph completes in one call), and misses become
-runnable. A 1:1 chain is planned element by element as its upstream elements end
-(``elementwise``); any other task whose inputs ended with failures cannot be planned, and its
-error names them. Values are handled in their tagged JSON form (``encoding.to_json``) and
-never decoded here.
+runnable. An array fed by chains (beside fan-outs and broadcasts of complete jobs) is
+planned element by element as its upstream elements end (``elementwise``); any other task
+whose inputs ended with failures cannot be planned, and its error names them. Values are
+handled in their tagged JSON form (``encoding.to_json``) and never decoded here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from typing import Any
 
 from reflow.definition.graph import Edge, Graph
@@ -21,14 +20,14 @@ from reflow.definition.spec import TaskSpec
 from reflow.definition.wiring import EdgeMode
 from reflow.planning.elementwise import (
     chain_edges,
+    input_sizes,
     plan_elements,
     root_cause,
     stopped_inputs,
     task_version,
 )
-from reflow.planning.encoding import to_text
 from reflow.planning.finished import Finished
-from reflow.planning.identity import column_identities, list_hash, value_hashes
+from reflow.planning.identity import column_identities, item_hashes, list_hash
 from reflow.planning.plans import (
     FAILED_STATES,
     FINISHED_STATES,
@@ -155,9 +154,9 @@ def _plan_one(
         if current.error or not chains or resolved is None or len(resolved) >= current.size:
             return None
         return plan_elements(
-            spec, params, edges=edges, size=current.size, outputs=known.outputs,
-            finished=known.finished, stopped=known.stopped, skip=resolved, lookup=lookup,
-            validate=validate, fresh=False, held=current.held > 0,
+            spec, params, edges=edges, size=current.size, sizes=known.sizes,
+            outputs=known.outputs, finished=known.finished, stopped=known.stopped, skip=resolved,
+            lookup=lookup, validate=validate, fresh=False, held=current.held > 0,
         )  # fmt: skip
     upstream = spec.upstream
     if all(up in known.outputs for up in upstream):
@@ -168,13 +167,13 @@ def _plan_one(
         and sources <= known.sizes.keys()
         and all(up in known.outputs for up in upstream if up not in sources)
     ):
-        sizes = {edge.param: known.sizes[edge.source] for edge in chains}
+        sizes = input_sizes(edges, known.sizes, known.outputs)
         if len(set(sizes.values())) > 1:
-            return _length_error(spec.name, {str(k): v for k, v in sizes.items()})
+            return _length_error(spec.name, sizes)
         return plan_elements(
-            spec, params, edges=edges, size=next(iter(sizes.values())), outputs=known.outputs,
-            finished=known.finished, stopped=known.stopped, skip=frozenset(), lookup=lookup,
-            validate=validate, fresh=True,
+            spec, params, edges=edges, size=next(iter(sizes.values())), sizes=known.sizes,
+            outputs=known.outputs, finished=known.finished, stopped=known.stopped,
+            skip=frozenset(), lookup=lookup, validate=validate, fresh=True,
         )  # fmt: skip
     if all(known.is_final(up) for up in upstream):
         known.upstream_failed.add(spec.name)
@@ -298,11 +297,4 @@ def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[Items, list[str]]:
         items = list(single.value)
     else:
         items = [item for f in finished for item in f.value]
-    return Items([(items, False)]), _item_hashes(items)
-
-
-def _item_hashes(items: list[Any]) -> list[str]:
-    """Value hashes of items already in tagged JSON form."""
-    if all(type(item) is str for item in items):
-        return value_hashes(map(encode_basestring, items))
-    return value_hashes(to_text(item) for item in items)
+    return Items([(items, False)]), item_hashes(items)

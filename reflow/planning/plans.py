@@ -63,7 +63,8 @@ class TaskPlan:
     """A task planned in this call: per element its inputs and identity; cache hits.
 
     ``consumed`` holds what each input parameter consumes: for the names in ``per_element``
-    a list with one item per element, for the others one value every element gets.
+    a sequence with one item per element (of a chain planned element by element, only the
+    items of ``known`` elements are read), for the others one value every element gets.
 
     A chain planned element by element (``elements`` is not None) holds only the elements
     decided in this call: ``identities`` belong to ``elements``, ``blocked`` maps the elements
@@ -100,7 +101,7 @@ class TaskPlan:
             return rows(self.consumed, self.per_element, len(self.identities))
         shared = {k: v for k, v in self.consumed.items() if k not in self.per_element}
         return tuple(
-            {**shared, **{name: self.consumed[name][e].value for name in self.per_element}}
+            {**shared, **{name: self.consumed[name][e] for name in self.per_element}}
             if e in self.known
             else {}
             for e in range(self.element_count)

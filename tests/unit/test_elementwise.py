@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from reflow import Flow, Result
 from reflow.planning.identity import output_hash
-from reflow.planning.planner import Finished, TaskProgress, plan
+from reflow.planning.planner import Finished, TaskPlan, TaskProgress, plan
 
 flow = Flow("chains")
 
@@ -143,3 +146,104 @@ def test_a_gather_names_the_failure_behind_a_blocked_input() -> None:
     }
     (task_plan,) = plan(GRAPH, {}, progress, no_cache).tasks
     assert task_plan.error == "1 of 3 inputs failed: verify[1] (upstream convert[1] failed)"
+
+
+mixed = Flow("mixed")
+
+
+@mixed.job()
+def listing() -> list[str]:
+    return []
+
+
+@mixed.job()
+def suffix() -> str:
+    return ""
+
+
+@mixed.array_job()
+def parse(item: Annotated[str, Result(step="listing")]) -> str:
+    return item
+
+
+@mixed.array_job()
+def label(
+    value: Annotated[str, Result(step="parse")],
+    item: Annotated[str, Result(step="listing")],
+    tag: Annotated[str, Result(step="suffix")],
+) -> str:
+    return value + item + tag
+
+
+@mixed.array_job()
+def merge(value: Annotated[str, Result(steps=["parse", "listing"])]) -> str:
+    return value
+
+
+@mixed.array_job()
+def prepend(value: Annotated[str, Result(steps=["listing", "parse", "label"])]) -> str:
+    return value
+
+
+MIXED = mixed.graph()
+ITEMS = ["a", "b", "c", "d"]
+WHOLE = {
+    "listing": TaskProgress(
+        size=1, counts={"done": 1}, outputs=[Finished(ITEMS, output_hash(ITEMS))]
+    ),
+    "suffix": complete("!"),
+    "parse": complete(*(f"p{i}" for i in ITEMS)),
+    "label": complete(*(f"l{i}" for i in ITEMS)),
+}
+
+
+def element_wise(
+    finished: set[int], stopped: dict[int, str], labelled: set[int] | None = None
+) -> dict[str, TaskPlan]:
+    progress = {
+        **{task: WHOLE[task] for task in ("listing", "suffix")},
+        "parse": partly(4, {e: f"p{ITEMS[e]}" for e in finished}, stopped),
+    }
+    if labelled:
+        progress["label"] = partly(4, {e: f"l{ITEMS[e]}" for e in labelled}, {})
+    return {t.task: t for t in plan(MIXED, {}, progress, no_cache).tasks}
+
+
+def test_a_chain_beside_a_fan_out_is_planned_element_by_element() -> None:
+    by_task = element_wise({0, 2}, {1: "parse[1] failed"})
+    assert by_task["label"].elements == (0, 2)
+    assert by_task["label"].blocked == {1: "upstream parse[1] failed"}
+    assert by_task["label"].inputs[2] == {"value": "pc", "item": "c", "tag": "!"}
+    # merge: parse's elements are 0-3, listing's items 4-7, which wait for nothing
+    assert by_task["merge"].elements == (0, 2, 4, 5, 6, 7)
+    assert by_task["merge"].blocked == {1: "upstream parse[1] failed"}
+    assert [by_task["merge"].inputs[e] for e in (2, 5)] == [{"value": "pc"}, {"value": "b"}]
+    # prepend: listing's items first, then parse's elements, then label's, which still run
+    assert by_task["prepend"].elements == (0, 1, 2, 3, 4, 6)
+    cause = "upstream parse[1] failed"
+    assert by_task["prepend"].blocked == {5: cause, 9: cause}
+
+
+@given(st.sets(st.integers(0, 3)), st.data())
+def test_elements_planned_alone_get_the_identities_and_inputs_of_the_whole_task(
+    parsed: set[int], data: st.DataObject
+) -> None:
+    labelled = data.draw(st.sets(st.sampled_from(sorted(parsed)))) if parsed else set()
+    alone = element_wise(parsed, {}, labelled)
+    unlabelled = {task: p for task, p in WHOLE.items() if task != "label"}
+    whole = {t.task: t for t in plan(MIXED, {}, unlabelled, no_cache).tasks}
+    whole["prepend"] = next(
+        t for t in plan(MIXED, {}, WHOLE, no_cache).tasks if t.task == "prepend"
+    )
+    compared = 0
+    for task in ("label", "merge", "prepend"):
+        if task not in alone:
+            continue
+        assert whole[task].elements is None  # planned whole
+        rows = whole[task].inputs
+        for element, identity in alone[task].identity_of().items():
+            assert identity == whole[task].identities[element], (task, element)
+            assert alone[task].inputs[element] == rows[element], (task, element)
+            compared += 1
+    label = 0 if labelled else len(parsed)  # a label in progress is not planned again
+    assert compared == label + (len(parsed) + 4) + (4 + len(parsed) + len(labelled))
