@@ -138,8 +138,10 @@ def run_slurm(repeat: int, scratch: Path) -> list[Row]:
     tasks = max(s.extra["array_tasks"] for s in packed.samples)
     arrays = max(s.extra.get("sbatch_arrays", 0) for s in packed.samples)
     ratio = (packed.median or 0.0) / (alone.median or 1.0)
+    started = max(s.extra.get("turn_jobs_started", 0) for s in packed.samples)
     packed.note = (
-        f"{tasks} array tasks of convert; sbatch: {arrays} arrays; {ratio:.1f} x Slurm alone"
+        f"{tasks} array tasks of convert; sbatch: {arrays} arrays; turn jobs started: {started};"
+        f" {ratio:.1f} x Slurm alone"
     )
     packed.target = (
         f"< {SLURM_TARGET_S:g} s, <= {MOST_ARRAY_TASKS} array tasks, <= {MOST_OVER_ALONE:g} x alone"
@@ -155,7 +157,8 @@ def run_slurm(repeat: int, scratch: Path) -> list[Row]:
     extra = large.samples[0].extra
     large.note = (
         f"{extra['array_tasks']} array tasks of convert; sbatch: {extra.get('sbatch_arrays', 0)}"
-        f" arrays; longest ingest of a turn {extra['ingest_s']:.1f} s"
+        f" arrays; turn jobs started: {extra.get('turn_jobs_started', 0)};"
+        f" longest ingest of a turn {extra['ingest_s']:.1f} s"
     )
     large.target = f"< {LARGE_TARGET_S:g} s, < {LARGE_MOST_ARRAY_TASKS} array tasks"
     large.met = (large.median or 0.0) < LARGE_TARGET_S and (
@@ -172,7 +175,7 @@ def _packed_run(size: int, root: Path, log: Path) -> Sample:
     env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
     args = (FLOW, "submit", "--run-dir", str(root), "--count", str(size), "--wait")
     done = run_python(args, env=env, timeout_s=900)
-    calls: dict[str, Any] = dict(slurm.count_calls(log))
+    calls: dict[str, Any] = slurm.count_calls(log) | slurm.turn_places(root)
     calls["array_tasks"] = _array_tasks(root)
     calls["ingest_s"] = _longest_ingest(root)
     shutil.rmtree(root, ignore_errors=True)

@@ -71,7 +71,8 @@ def run(repeat: int, scratch: Path) -> list[Row]:
         env = {"REFLOW_MODE": "slurm", "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"}
         args = (FLOW, "submit", "--run-dir", str(root), "--count", str(SIZE), "--wait")
         done = run_python(args, env=env, timeout_s=900)
-        demo.samples.append(Sample(done.seconds, done.peak_mb, extra=count_calls(log)))
+        calls = count_calls(log) | turn_places(root)
+        demo.samples.append(Sample(done.seconds, done.peak_mb, extra=calls))
         trivial.samples.append(Sample(_timed_jobs(scratch, shaped=False)))
         shape.samples.append(Sample(_timed_jobs(scratch, shaped=True)))
     _judge(demo, shape)
@@ -121,6 +122,17 @@ def count_calls(log: Path) -> dict[str, int]:
     return dict(calls)
 
 
+def turn_places(root: Path) -> dict[str, int]:
+    """Where the run's later turns ran, from their logs: in array tasks, or as their own jobs.
+
+    A turn run by a batch's last array task logs to ``dispatcher-<array job>_<index>.log``, a
+    dispatcher job to ``dispatcher-<job id>.log``.
+    """
+    names = [log.stem.removeprefix("dispatcher-") for log in root.glob("runs/*/dispatcher-*.log")]
+    inline = sum("_" in name for name in names)
+    return {"turns_in_array_tasks": inline, "turn_jobs_started": len(names) - inline}
+
+
 def _judge(demo: Row, shape: Row) -> None:
     counts = [s.extra for s in demo.samples]
     turns = max(c["turns"] for c in counts)
@@ -129,8 +141,11 @@ def _judge(demo: Row, shape: Row) -> None:
     kinds = ", ".join(f"{tool} {max(c.get(f'turn_{tool}', 0) for c in counts)}" for tool in QUERIES)
     follower = max(c["follower_queries"] for c in counts)
     over = (demo.median or 0.0) - (shape.median or 0.0)
+    inline = max(c.get("turns_in_array_tasks", 0) for c in counts)
+    started = max(c.get("turn_jobs_started", 0) for c in counts)
     demo.note = (
-        f"{turns} turns for {LEVELS} levels; sbatch: {arrays} arrays + {turns - 1} turn jobs;"
+        f"{turns} turns for {LEVELS} levels ({inline} run by the last array task of a level,"
+        f" {started} turn jobs started); sbatch: {arrays} arrays + {turns - 1} turn jobs;"
         f" queries by turns: {per_turn:.1f}/turn ({kinds}); by --wait: {follower};"
         f" +{over:.1f} s over Slurm alone"
     )

@@ -85,21 +85,32 @@ def accounted_jobs(
 
     slurmctld reports to the accounting database asynchronously, so the last jobs of a run
     may show up a moment after the run has ended. The run records its task jobs in the
-    ``attempts`` table and its number of turns (all but the first one a dispatcher job).
+    ``attempts`` table, and each later turn writes a log named by the job it ran in: a
+    dispatcher job, or the array task that ended its batch last (``<job>_<index>``).
     """
     wanted = {job for _task, _batch, ids in batches(run_dir, run_id) for job in ids}
-    turns = int(dispatcher_record(run_dir, run_id).get("turns", 1))
+    turn_jobs_started = len(turn_places(run_dir, run_id)["job"])
     deadline = time.monotonic() + timeout_s
     while True:
         jobs = sacct_jobs(workdir, since)
         tasks = {job.parent for job in jobs if not job.name.startswith("dispatch.")}
         turn_jobs = {job.parent for job in jobs if job.name.startswith("dispatch.")}
         ended = all(job.state not in _UNFINISHED for job in jobs)
-        if wanted <= tasks and len(turn_jobs) >= turns - 1 and ended:
+        if wanted <= tasks and len(turn_jobs) >= turn_jobs_started and ended:
             return jobs
         if time.monotonic() > deadline:
             pytest.fail(f"sacct does not list the jobs of {run_id} after {timeout_s:g} s: {jobs}")
         time.sleep(POLL_S)
+
+
+def turn_places(run_dir: Path, run_id: str) -> dict[str, list[str]]:
+    """The jobs the run's later turns ran in, from their logs: ``array task`` and ``job``."""
+    run = run_dir / "runs" / run_id
+    names = sorted(log.stem.removeprefix("dispatcher-") for log in run.glob("dispatcher-*.log"))
+    return {
+        "array task": [name for name in names if "_" in name],
+        "job": [name for name in names if "_" not in name],
+    }
 
 
 def dispatcher_record(run_dir: Path, run_id: str) -> dict[str, Any]:

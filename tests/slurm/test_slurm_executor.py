@@ -148,7 +148,9 @@ def test_states_uses_at_most_one_sacct_and_one_squeue_call(tmp_path):
 
 def test_scancel_ends_running_elements_as_cancelled(tmp_path):
     executor = SlurmExecutor()
-    submission = executor.submit(make_request(tmp_path, ("/bin/sleep", "120"), (0, 1)))
+    # The executor appends the worker's own arguments: sh takes them as positional ones.
+    sleeper = ("/bin/sh", "-c", "sleep 120", "sh")
+    submission = executor.submit(make_request(tmp_path, sleeper, (0, 1)))
     wait_for(executor, submission.job_ids, lambda status: status.state is JobState.RUNNING)
 
     executor.cancel(submission.job_ids)
@@ -213,7 +215,8 @@ def test_awkward_paths_and_arguments_reach_the_job_exactly(tmp_path):
     states = wait_for(executor, submission.job_ids, ended)
     assert states[submission.job_ids[0]].state is JobState.DONE, states
     seen = json.loads((run_dir / "seen.json").read_text())
-    assert seen == {"cwd": str(run_dir), "argv": list(args)}
+    # ... then the worker's own argument: the last of the batch's 1 array task runs a turn
+    assert seen == {"cwd": str(run_dir), "argv": [*args, "--turn-after", "1"]}
     assert output_path(run_dir / "logs", "step", submission.job_ids[0]).exists()
 
 

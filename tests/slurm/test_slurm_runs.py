@@ -44,6 +44,7 @@ from tests.slurm.scheduler import (
     slurm,
     squeue_jobs,
     status,
+    turn_places,
     wait_for_run,
     wait_until_no_jobs,
 )
@@ -217,20 +218,24 @@ def test_fifty_element_demo_submits_one_job_per_task_per_turn_and_none_per_eleme
     assert array_specs(demo_run.run_dir, demo_run.run_id, "convert") == [f"0-{FANOUT - 1}"]
 
     jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
-    # Turn 1 (in submit) submits prepare; dispatcher turns 2 and 3 submit convert and finalize;
-    # turn 4 ends the run. Each of turns 1-3 submits its successor.
-    assert arrays_by_name(jobs) == {
-        "prepare.sdemo": 1,
-        "convert.sdemo": 1,
-        "finalize.sdemo": 1,
-        "dispatch.sdemo": 3,
-    }
-    task_jobs = {job.parent for job in jobs if not job.name.startswith("dispatch.")}
+    # Turn 1 (in submit) submits prepare; the last array task of prepare, of convert and of
+    # finalize each runs the next turn in its own job (turns 2 to 4: convert, finalize, the
+    # end), and cancels the turn job queued behind its batch before Slurm starts it.
+    assert arrays_by_name(jobs) == {"prepare.sdemo": 1, "convert.sdemo": 1, "finalize.sdemo": 1}
+    task_jobs = {job.parent for job in jobs}
     assert task_jobs == {ids[0] for _task, _batch, ids in recorded}
+    places = turn_places(demo_run.run_dir, demo_run.run_id)
+    assert places["job"] == []
+    assert sorted(name.partition("_")[0] for name in places["array task"]) == sorted(task_jobs)
+    assert dispatcher_record(demo_run.run_dir, demo_run.run_id)["turns"] == 4
     assert sum(job.name == "convert.sdemo" for job in jobs) == FANOUT
     assert all(job.state == "COMPLETED" for job in jobs)
-    sbatch_calls = [c for turn in logged_calls(demo_run.calls_log).values() for c in turn]
-    assert sum(tool == "sbatch" for tool, _args in sbatch_calls) == 6
+    calls = [c for turn in logged_calls(demo_run.calls_log).values() for c in turn]
+    # 3 arrays and 3 turn jobs submitted; each turn job cancelled by the turn that replaced it
+    assert Counter(tool for tool, _args in calls if tool in ("sbatch", "scancel")) == {
+        "sbatch": 6,
+        "scancel": 3,
+    }
 
 
 def stores_job_comments() -> bool:
@@ -276,7 +281,8 @@ def test_squeue_and_sacct_show_task_first_names_and_the_run_id_comment(
             break
         time.sleep(0.5)
     names = Counter(r[1] for r in mine)
-    assert set(names) == {"prepare.sdemo", "convert.sdemo", "finalize.sdemo", "dispatch.sdemo"}
+    # No dispatcher job ran: each later turn ran in the last array task of a batch.
+    assert set(names) == {"prepare.sdemo", "convert.sdemo", "finalize.sdemo"}
     assert names["convert.sdemo"] == 3
     if stores_job_comments():
         assert {r[2] for r in mine} == {comment}
@@ -333,18 +339,18 @@ def test_logs_shows_an_elements_output_and_no_output_for_a_silent_one(
 
 def test_each_turn_asks_the_scheduler_at_most_once_per_kind_of_query(demo_run: DemoRun) -> None:
     calls = logged_calls(demo_run.calls_log)
-    jobs = accounted_jobs(demo_run.run_dir, demo_run.run_id, demo_run.workdir, demo_run.since)
-    dispatch_jobs = {job.parent for job in jobs if job.name == "dispatch.sdemo"}
-    # The last turn only ingests and ends the run: it calls nothing, so it logs nothing.
+    # The login turn, then the turns run by the last array task of prepare and of convert
+    # (each logged under that task's own job id); the last turn only ingests, ends the run
+    # and cancels the turn job queued behind finalize.
     assert "login" in calls
-    assert set(calls) <= {"login", *dispatch_jobs}
+    assert len(calls) == 4
     for turn, turn_calls in calls.items():
         tools = Counter(tool for tool, _args in turn_calls)
         assert tools["sacct"] <= 1, (turn, turn_calls)
         assert tools["squeue"] <= 1, (turn, turn_calls)
         assert tools["scontrol"] <= 1, (turn, turn_calls)
         assert all(args == "show config" for tool, args in turn_calls if tool == "scontrol")
-        assert tools["scancel"] == 0, (turn, turn_calls)
+        assert tools["scancel"] == (0 if turn == "login" else 1), (turn, turn_calls)
         # sacctmgr (the submit budget's default) is asked once per run, in the first turn.
         assert tools["sacctmgr"] <= (2 if turn == "login" else 0), (turn, turn_calls)
         scripts = [args.split()[-1] for tool, args in turn_calls if tool == "sbatch"]
@@ -500,14 +506,9 @@ def test_transient_sbatch_failures_are_retried_and_the_run_completes(
         "finalize",
     ]
     jobs = accounted_jobs(run_dir, run_id, workdirs.made[0], since)
-    by_name = arrays_by_name(jobs)
-    assert by_name == {
-        "prepare.sdemo": 1,
-        "convert.sdemo": 1,
-        "finalize.sdemo": 1,
-        "dispatch.sdemo": 3,
-    }
-    assert int(counter.read_text()) == 2 + sum(by_name.values())
+    assert arrays_by_name(jobs) == {"prepare.sdemo": 1, "convert.sdemo": 1, "finalize.sdemo": 1}
+    # 2 refused, then 3 arrays and 3 turn jobs (each cancelled by the turn run in the array)
+    assert int(counter.read_text()) == 2 + 6
 
 
 def test_permanent_sbatch_refusal_fails_the_run_with_sbatchs_message(

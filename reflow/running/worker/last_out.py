@@ -4,7 +4,8 @@ A Slurm worker is told how many array tasks its batch has (``--turn-after N``). 
 elements are done it counts its end in the batch's end count (``RunLayout.batch_ends``: one
 byte appended under an ``flock``, so the count is the file's size), and the worker that counts
 the N-th end starts the next turn at once, in its own allocation: ``python -m
-reflow.running.dispatch --slurm-turn`` as a child process, writing to the turn log of its job.
+reflow.running.dispatch --slurm-turn`` as a child process, writing to the turn log named by
+its array task (``dispatcher-<array job id>_<index>.log``).
 That saves the launch of a dispatcher job per level of the flow.
 
 The turn job the previous turn queued (``afterany`` the batch's jobs) stays the safety net:
@@ -26,7 +27,7 @@ from pathlib import Path
 from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.rundir.layout import RunLayout
 
-JOB_ID_ENV = "SLURM_JOB_ID"
+_ARRAY_ENV = "SLURM_ARRAY_"
 
 
 def count_end(path: Path) -> int:
@@ -47,18 +48,28 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> bool:
     Returns:
         True when this process ran the turn (whatever the turn's outcome).
     """
-    job_id = os.environ.get(JOB_ID_ENV, "")
     try:
         if count_end(layout.batch_ends(batch)) != tasks:
             return False
-        with layout.slurm_turn_log(job_id or str(os.getpid())).open("ab") as log:
+        with layout.slurm_turn_log(_array_task_id()).open("ab") as log:
             argv = dispatcher_command(
                 sys.executable, run_dir=layout.root, run_id=layout.run_id, slurm_turn=True
             )
+            # Not an array task's own variables: the turn job it may submit would inherit them.
+            env = {k: v for k, v in os.environ.items() if not k.startswith(_ARRAY_ENV)}
             subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False
-            )
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, check=False,
+            )  # fmt: skip
     except OSError as err:
         print(f"reflow: cannot start the next dispatcher turn here: {err}", file=sys.stderr)  # noqa: T201
         return False
     return True
+
+
+def _array_task_id() -> str:
+    """This array task's id as reflow records it (``<array job id>_<index>``)."""
+    array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and index:
+        return f"{array}_{index}"
+    return os.environ.get("SLURM_JOB_ID") or str(os.getpid())
