@@ -52,6 +52,12 @@ def attempt_states(store: SqliteStore, run_id: str, count: int) -> dict[int, lis
     return {element: [a.state for a in found[("convert", element)]] for element in range(count)}
 
 
+def called(root: Path) -> list[str]:
+    """The items ``convert`` was called on, in the run directory ``root``."""
+    calls = root / "calls"
+    return calls.read_text().split() if calls.exists() else []
+
+
 def lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
@@ -67,8 +73,8 @@ def test_successes_failures_a_retry_and_a_killed_array_task_end_as_their_lines_s
     killed = start_array_task(request, 0)
     try:
         deadline = time.monotonic() + 60
-        while lines(bundle) < 2:
-            assert time.monotonic() < deadline, "array task 0 wrote no lines"
+        while lines(bundle) < 2 or "2" not in called(tmp_path):  # item 2 waits
+            assert time.monotonic() < deadline, "array task 0 did not reach item 2"
             assert killed.poll() is None, "array task 0 ended"
             time.sleep(0.05)
     finally:
@@ -116,7 +122,7 @@ def test_successes_failures_a_retry_and_a_killed_array_task_end_as_their_lines_s
         assert states(store, layout.run_id) == ended
         assert outputs(store, layout.run_id) == made
         assert attempt_states(store, layout.run_id, 9) == attempts
-    assert Counter((tmp_path / "calls").read_text().split()) == {str(e): 1 for e in range(9)}
+    assert Counter(called(tmp_path)) == {str(e): 1 for e in range(9)}
 
 
 def write_line(layout: RunLayout, batch: str, array_task: int, element: int, value: int) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
 from reflow.planning.identity import value_hash
 from reflow.running.rundir.results import (
+    DECODER,
     FORMAT,
     ResultProblem,
     ResultRecord,
@@ -138,10 +139,14 @@ def read_successes(
         then reads it, line by line.
     """
     try:
-        lines = path.read_bytes().split(b"\n")[:-1]  # the last piece is empty, or torn
+        raw = path.read_bytes()
     except OSError:
         return None
-    documents = decode_lines(lines)
+    whole = raw[: raw.rfind(b"\n") + 1]  # what follows the last newline is torn
+    try:  # every line whole: one parse of the bundle as a JSON list, as ``read_bundle`` does
+        documents = DECODER.decode("[" + whole.replace(b"\n", b",").decode()[:-1] + "]")
+    except (UnicodeDecodeError, ValueError):
+        return None  # a line that is not JSON
     if not documents:
         return []
     try:
