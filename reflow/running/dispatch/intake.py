@@ -1,6 +1,8 @@
 """Running: the first two steps of a dispatcher turn: ingest results, reconcile jobs.
 
 Results are result files, and lines of the bundles of packed array tasks (``ResultFinder``).
+A bundle whose every line is a success goes to the store as a set, its rows staged as they
+are read; every other result is decided element by element with its instance's row.
 
 A result is ingested only while its instance is ``submitted`` with the same batch, so an
 element that ran twice is ingested once. An instance whose job ended without a result fails
