@@ -32,7 +32,8 @@ from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.rundir.batches import read_batch
-from reflow.running.rundir.results import Bundle, result_text
+from reflow.running.rundir.bundles import Bundle
+from reflow.running.rundir.results import result_text
 from reflow.running.store.sqlite import SqliteStore
 
 INGEST = "turn: ingest packed elements"

@@ -24,10 +24,9 @@ from pathlib import Path
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.dispatch.dispatcher import make_dispatcher
-from reflow.running.dispatch.intake import ResultFinder
+from reflow.running.dispatch.intake import ResultFinder, read_results
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState
 
 
 def current_rss_mb() -> float:
@@ -42,13 +41,14 @@ def current_rss_mb() -> float:
 def _read_only(layout: RunLayout) -> float:
     """Seconds to find and read every submitted instance's result, writing nothing."""
     with SqliteStore.open(layout.root) as store:
-        rows = store.instances_in(layout.run_id, [InstanceState.SUBMITTED])
-    start = time.perf_counter()
-    finder = ResultFinder(layout, layout.run_id)
-    found = sum(finder.find(row) is not None for row in rows)
-    seconds = time.perf_counter() - start
-    if found != len(rows):
-        raise RuntimeError(f"found {found} results of {len(rows)} submitted instances")
+        start = time.perf_counter()
+        finder = ResultFinder(layout, layout.run_id)
+        done, rows = read_results(store, finder, layout.run_id)
+        found = len(done) + sum(finder.find(row) is not None for row in rows)
+        seconds = time.perf_counter() - start
+        submitted = sum(map(len, store.submitted_elements(layout.run_id).values()))
+    if found != submitted:
+        raise RuntimeError(f"found {found} results of {submitted} submitted instances")
     return seconds
 
 

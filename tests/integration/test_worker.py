@@ -16,10 +16,11 @@ from reflow.definition.description import describe
 from reflow.definition.errors import StoreError, UsageError
 from reflow.planning.encoding import to_json
 from reflow.planning.identity import output_hash
+from reflow.running.rundir.bundles import read_bundle
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import ResultProblem, ResultRecord, read_bundle, read_result
+from reflow.running.rundir.results import ResultProblem, ResultRecord, read_result
 from reflow.running.worker.loader import FlowImportError, load_workflow
 
 RUN_ID = "wtest-1"

@@ -8,12 +8,11 @@ import pytest
 
 from reflow.planning.encoding import dumps, to_json
 from reflow.planning.identity import output_hash
+from reflow.running.rundir.bundles import append_result, read_bundle
 from reflow.running.rundir.results import (
     ResultError,
     ResultProblem,
     ResultRecord,
-    append_result,
-    read_bundle,
     read_result,
     result_text,
     write_result,

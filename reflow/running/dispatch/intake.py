@@ -1,6 +1,8 @@
 """Running: the first two steps of a dispatcher turn: ingest results, reconcile jobs.
 
 Results are result files, and lines of the bundles of packed array tasks (``ResultFinder``).
+A bundle whose every line is a success goes to the store as a set, its rows staged as they
+are read; every other result is decided element by element with its instance's row.
 
 A result is ingested only while its instance is ``submitted`` with the same batch, so an
 element that ran twice is ingested once. An instance whose job ended without a result fails
@@ -16,21 +18,22 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
-from reflow.running.rundir.batches import read_batch
+from reflow.running.rundir.batches import BatchFile, read_batch
+from reflow.running.rundir.bundles import Success, read_bundle, read_successes
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
 from reflow.running.rundir.results import (
     ResultProblem,
     ResultRecord,
-    read_bundle,
     read_result,
     result_names,
 )
-from reflow.running.store.records import Ended, InstanceRow, Retry
+from reflow.running.store.records import DoneRow, Ended, InstanceRow, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
@@ -45,19 +48,21 @@ def ingest_results(
 ) -> list[InstanceRow]:
     """Ingest the results of submitted instances; return those still without one.
 
+    Successes in bundles that hold nothing else (the common case of a packed task) go to the
+    store as columns read straight from the bundles, without an instance row or a decision
+    per element; every other result is decided element by element with its instance's row.
     Without ``retrier`` no failure is retried.
     """
-    in_flight = store.instances_in(run_id, [InstanceState.SUBMITTED])
     results = ResultFinder(layout, run_id)
-    waiting: list[InstanceRow] = []
+    done, rows = read_results(store, results, run_id)
     ended: list[Ended] = []
     final: list[tuple[InstanceRow, Ended]] = []  # failures not retried
     retried: list[Retry] = []
-    for row in in_flight:
+    for row in rows:
         record = results.find(row)
         if record is None:
-            waiting.append(row)
-        elif isinstance(record, ResultProblem):
+            continue
+        if isinstance(record, ResultProblem):
             ended.append(_failed(row, "result", record.reason))
         elif not record.ok:
             failure = Ended.of(
@@ -89,8 +94,25 @@ def ingest_results(
             )
     ended += _summed_up(retrier, final)
     store.auto_retry(run_id, retried)
-    store.ingest_results(run_id, ended)
-    return waiting
+    store.ingest_results(run_id, ended, done)
+    return store.instances_in(run_id, [InstanceState.SUBMITTED])
+
+
+def read_results(
+    store: SqliteStore, results: ResultFinder, run_id: str
+) -> tuple[list[DoneRow], list[InstanceRow]]:
+    """What ingest reads: successes as columns, and the rows of elements decided one by one.
+
+    The rows are those of elements with a result file of their own, or in a bundle that holds
+    more than successes (``ResultFinder.find`` reads their results).
+    """
+    done: list[DoneRow] = []
+    one_by_one: list[tuple[str, int]] = []
+    for (task, batch), elements in store.submitted_elements(run_id).items():
+        successes, others = results.successes(task, batch, elements)
+        done += successes
+        one_by_one += [(task, element) for element in others]
+    return done, store.instances_at(run_id, one_by_one) if one_by_one else []
 
 
 class ResultFinder:
@@ -105,15 +127,54 @@ class ResultFinder:
         self._layout = layout
         self._run_id = run_id
         self._names: dict[str, set[str]] = {}
+        self._batches: dict[str, BatchFile | None] = {}
         self._array_tasks: dict[str, dict[int, int]] = {}
         self._bundles: dict[tuple[str, str, int], dict[int, ResultRecord] | ResultProblem] = {}
+
+    def successes(
+        self, task: str, batch: str, elements: Iterable[int]
+    ) -> tuple[list[Success], list[int]]:
+        """Split submitted ``elements`` of ``task`` in ``batch`` by how their result is read.
+
+        Returns:
+            The successes read as columns from the bundles that hold nothing else, and the
+            elements whose result ``find`` reads: those with a result file of their own, and
+            those in a bundle that holds more than successes. An element without a result
+            (yet) is in neither.
+        """
+        names = self._result_names(task)
+        pending = set(elements)
+        suffix = f".{batch}.json"
+        with_file = {
+            int(name[: -len(suffix)])
+            for name in names
+            if name.endswith(suffix) and name[: -len(suffix)].isdigit()
+        } & pending
+        one_by_one = sorted(with_file)
+        record = self._batch(batch)
+        if record is None or record.pack <= 1:
+            return [], one_by_one
+        found: list[Success] = []
+        pack = record.pack
+        for array_task, start in enumerate(range(0, len(record.elements), pack)):
+            own = set(record.elements[start : start + pack])
+            waiting = (own & pending) - with_file
+            if not waiting or bundle_name(batch, array_task) not in names:
+                continue
+            path = self._layout.bundle(task, batch, array_task)
+            rows = read_successes(path, run_id=self._run_id, task=task, batch=batch, elements=own)
+            if rows is None:
+                one_by_one += sorted(waiting)
+            elif waiting == own:
+                found += rows
+            else:  # not lines of elements ended or sent out again, nor with a file of their own
+                found += [row for row in rows if row[1] in waiting]
+        return found, one_by_one
 
     def find(self, row: InstanceRow) -> ResultRecord | ResultProblem | None:
         """The result of ``row``'s element in its batch; None while there is none."""
         task, batch = row.task, str(row.batch)
-        names = self._names.get(task)
-        if names is None:
-            names = self._names[task] = result_names(self._layout.results_dir(task))
+        names = self._result_names(task)
         if result_name(row.element, batch) in names:
             path = self._layout.result(task, row.element, batch)
             return read_result(
@@ -134,16 +195,28 @@ class ResultFinder:
             return None if bundle.kind == "missing" else bundle
         return bundle.get(row.element)
 
+    def _result_names(self, task: str) -> set[str]:
+        """The names in ``task``'s results folder: one directory read per task."""
+        names = self._names.get(task)
+        if names is None:
+            names = self._names[task] = result_names(self._layout.results_dir(task))
+        return names
+
+    def _batch(self, batch: str) -> BatchFile | None:
+        """The batch file of ``batch``; None when it cannot be read."""
+        if batch not in self._batches:
+            try:
+                self._batches[batch] = read_batch(self._layout, batch)
+            except (OSError, ValueError):
+                self._batches[batch] = None
+        return self._batches[batch]
+
     def _array_task(self, batch: str) -> dict[int, int]:
         """``element -> array task`` of a packed batch; empty for an unpacked one."""
         found = self._array_tasks.get(batch)
         if found is None:
-            try:
-                record = read_batch(self._layout, batch)
-            except (OSError, ValueError):
-                found = {}
-            else:
-                found = record.array_task_of() if record.pack > 1 else {}
+            record = self._batch(batch)
+            found = record.array_task_of() if record is not None and record.pack > 1 else {}
             self._array_tasks[batch] = found
         return found
 

@@ -1,12 +1,9 @@
 """Running: an element's result (``reflow/result/1``), written and checked. No store.
 
 A worker writes one result file per element it ran (temp name, then rename) and the
-dispatcher reads it back. A packed Slurm array task, which runs several elements, instead
-appends one line per finished element to one *bundle* (JSON lines, each line written and
-the file closed before the next element starts; see ``Bundle``), so that a task killed
-half-way keeps the results of the elements it finished, and ingesting 100,000 elements
-reads as many files as there are array tasks. A line holds the same document as a result
-file.
+dispatcher reads it back. A packed Slurm array task instead appends the same document as one
+line of its *bundle* (see ``bundles``); the documents of a bundle's lines are checked here
+too (``decode_lines``, ``first_records``).
 Reading never raises for a bad file: a truncated, non-JSON, wrongly shaped or foreign file
 comes back as a ``ResultProblem`` with a one-line reason, so one bad file cannot stop a
 dispatcher turn; in a bundle, a torn or bad line is skipped (its element counts as having
@@ -18,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -146,104 +142,6 @@ def write_result(path: Path, text: str) -> None:
     write_atomic(path, text)
 
 
-def append_result(path: Path, text: str, *, sync: bool = True) -> None:
-    """Append one result (see ``result_text``) as a line of the bundle at ``path``.
-
-    The file is closed before this returns, so the line survives the process being killed
-    (on NFS, closing sends it to the server); ``sync`` also waits until it is on disk.
-    """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    try:
-        fd = os.open(path, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o644)
-    try:
-        data = memoryview(text.encode() + b"\n")
-        while data:
-            data = data[os.write(fd, data) :]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class Bundle:
-    """The bundle of one packed array task, as its worker appends to it.
-
-    Every line is written and the file closed before the next element starts, so a worker
-    that is killed (time limit, memory, ``scancel``) leaves the lines of every element it
-    finished. Lines reach the disk (``fsync``) at most ``sync_every_s`` after they were
-    written, and when the worker closes the bundle, so a node that crashes loses at most the
-    last moment's elements, which then run again; an fsync per element would cost more than a
-    trivial element itself.
-    """
-
-    def __init__(self, path: Path, *, sync_every_s: float = 1.0) -> None:
-        self.path = path
-        self._sync_every_s = sync_every_s
-        self._synced = time.monotonic()
-        self._pending = False
-
-    def append(self, text: str) -> None:
-        """Append one element's result (see ``append_result``)."""
-        sync = time.monotonic() - self._synced >= self._sync_every_s
-        append_result(self.path, text, sync=sync)
-        if sync:
-            self._synced = time.monotonic()
-        self._pending = not sync
-
-    def close(self) -> None:
-        """Put what is not on disk yet there."""
-        if not self._pending:
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._pending = False
-
-
-def read_bundle(
-    path: Path, *, run_id: str, task: str, batch: str
-) -> dict[int, ResultRecord] | ResultProblem:
-    """Read a bundle: ``element -> record`` for its complete, valid lines (the first wins).
-
-    Returns:
-        The records, or a ``ResultProblem`` when the file is missing or cannot be read.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return ResultProblem(path=path, kind="missing", reason="no result bundle")
-    except OSError as err:
-        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
-    lines = raw.split(b"\n")[:-1]  # the last piece is empty, or a torn line
-    try:  # every line whole: one parse of the bundle as a JSON list
-        documents = _DECODER.decode("[" + b",".join(lines).decode() + "]")
-    except (UnicodeDecodeError, ValueError):
-        documents = [_line(line) for line in lines]
-    records: dict[int, ResultRecord] = {}
-    expected: dict[str, Any] = {"run_id": run_id, "task": task, "batch": batch}
-    for data in documents:
-        element = data.get("element") if isinstance(data, dict) else None
-        if type(element) is int and element not in records:
-            try:
-                records[element] = _record(data, {**expected, "element": element})
-            except _BadResultError:
-                continue
-    return records
-
-
-def _line(line: bytes) -> Any:
-    """One bundle line parsed, or None when it is not JSON."""
-    try:
-        return _DECODER.decode(line.decode())
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 def read_result(
     path: Path, *, run_id: str, task: str, element: int, batch: str
 ) -> ResultRecord | ResultProblem:
@@ -268,7 +166,7 @@ def read_result(
     except OSError as err:
         return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
     try:
-        data = _DECODER.decode(raw.decode())
+        data = DECODER.decode(raw.decode())
     except (UnicodeDecodeError, ValueError) as err:
         reason = f"not JSON (truncated or corrupt): {err}"
         return ResultProblem(path=path, kind="malformed", reason=reason)
@@ -276,6 +174,41 @@ def read_result(
         return _record(data, {"run_id": run_id, "task": task, "element": element, "batch": batch})
     except _BadResultError as err:
         return ResultProblem(path=path, kind=err.kind, reason=str(err))
+
+
+def decode_lines(lines: list[bytes]) -> list[Any]:
+    """The documents of a bundle's complete lines; None for a line that is not JSON.
+
+    One parse of all the lines as a JSON list when every line is whole, else line by line.
+    """
+    try:
+        return list(DECODER.decode("[" + b",".join(lines).decode() + "]"))
+    except (UnicodeDecodeError, ValueError):
+        return [_line(line) for line in lines]
+
+
+def _line(line: bytes) -> Any:
+    """One bundle line parsed, or None when it is not JSON."""
+    try:
+        return DECODER.decode(line.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def first_records(
+    documents: list[Any], *, run_id: str, task: str, batch: str
+) -> dict[int, ResultRecord]:
+    """``element -> record`` of a bundle's valid documents; the first of an element wins."""
+    records: dict[int, ResultRecord] = {}
+    expected: dict[str, Any] = {"run_id": run_id, "task": task, "batch": batch}
+    for data in documents:
+        element = data.get("element") if isinstance(data, dict) else None
+        if type(element) is int and element not in records:
+            try:
+                records[element] = _record(data, {**expected, "element": element})
+            except _BadResultError:
+                continue
+    return records
 
 
 def _classes(error: dict[str, Any]) -> tuple[str, ...]:
@@ -363,7 +296,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""Reads result documents: NaN and Infinity, which JSON lacks, are rejected."""
 
 
 def _utf8(text: str) -> str:

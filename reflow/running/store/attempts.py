@@ -59,12 +59,12 @@ def close_attempts(db: sqlite3.Connection, run_id: str, ended: Iterable[Ended]) 
 
 
 def close_staged_attempts(db: sqlite3.Connection, run_id: str) -> None:
-    """Record how submitted attempts ended, from the rows staged in ``temp.ended``."""
+    """Record how submitted attempts ended, from the rows staged in ``temp.staged_ends``."""
     db.execute(
         "UPDATE attempts SET (state, reason, error, ended) = (SELECT e.state, e.reason,"
-        " e.error, e.ended FROM temp.ended AS e WHERE e.task = attempts.task"
+        " e.error, e.ended FROM temp.staged_ends AS e WHERE e.task = attempts.task"
         " AND e.element = attempts.element) WHERE run_id = ?"
-        " AND (task, element, batch) IN (SELECT task, element, batch FROM temp.ended)"
+        " AND (task, element, batch) IN (SELECT task, element, batch FROM temp.staged_ends)"
         " AND state = ?",
         (run_id, InstanceState.SUBMITTED.value),
     )

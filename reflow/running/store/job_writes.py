@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
 from reflow.running.store.attempts import close_attempts, close_staged_attempts, drop_attempts
-from reflow.running.store.records import Ended, Retry
+from reflow.running.store.records import DoneRow, Ended, Retry
 from reflow.running.store.states import InstanceState
 
 _S = InstanceState
@@ -23,47 +23,57 @@ _S = InstanceState
 # How submitted instances ended is first staged in a temporary table, one row each; then one
 # statement each moves the outputs, the attempts and the instances, found by their primary
 # keys. A batch of 100,000 elements costs three statements, not 300,000. The statements avoid
-# ``UPDATE ... FROM`` (sqlite 3.33), which the sqlite of older HPC systems lacks.
+# ``UPDATE ... FROM`` (sqlite 3.33), which the sqlite of older HPC systems lacks. The staged
+# rows carry no identity: the outputs take the instance's own.
 _STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS ended (
-    task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL, identity TEXT NOT NULL,
-    state TEXT NOT NULL, started REAL, ended REAL, reason TEXT, error TEXT, host TEXT,
-    peak_rss_mb REAL, value TEXT, hash TEXT, PRIMARY KEY (task, element)
-)"""
+CREATE TEMP TABLE IF NOT EXISTS staged_ends (
+    task TEXT NOT NULL, element INTEGER NOT NULL, batch TEXT NOT NULL, state TEXT NOT NULL,
+    started REAL, ended REAL, reason TEXT, error TEXT, host TEXT, peak_rss_mb REAL, value TEXT,
+    hash TEXT, PRIMARY KEY (task, element)
+) WITHOUT ROWID"""
+_STAGE_ENDED = "INSERT OR IGNORE INTO temp.staged_ends VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_STAGE_DONE = (
+    "INSERT OR IGNORE INTO temp.staged_ends (task, element, batch, started, ended, host,"  # noqa: S608 - state names from the enums
+    f" peak_rss_mb, value, hash, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{_S.DONE.value}')"
+)
 _STAGED_OUTPUTS = (
     "INSERT OR REPLACE INTO outputs (identity, task, value, hash, created, run_id)"  # noqa: S608 - state names from the enums
-    " SELECT e.identity, e.task, e.value, e.hash, ?, ? FROM temp.ended AS e JOIN instances AS i"
-    " ON i.run_id = ? AND i.task = e.task AND i.element = e.element"
+    " SELECT i.identity, e.task, e.value, e.hash, ?, ? FROM temp.staged_ends AS e"
+    " CROSS JOIN instances AS i ON i.run_id = ? AND i.task = e.task AND i.element = e.element"
     f" WHERE e.value IS NOT NULL AND i.batch = e.batch AND i.state = '{_S.SUBMITTED.value}'"
 )
 _STAGED_INSTANCES = (
     "UPDATE instances SET (state, started, ended, reason, error, host, peak_rss_mb) ="  # noqa: S608 - state names from the enums
     " (SELECT e.state, e.started, e.ended, e.reason, e.error, e.host, e.peak_rss_mb"
-    " FROM temp.ended AS e WHERE e.task = instances.task AND e.element = instances.element)"
-    " WHERE run_id = ? AND (task, element, batch) IN (SELECT task, element, batch FROM temp.ended)"
-    f" AND state = '{_S.SUBMITTED.value}'"
+    " FROM temp.staged_ends AS e WHERE e.task = instances.task AND e.element = instances.element)"
+    " WHERE run_id = ? AND (task, element, batch) IN"
+    f" (SELECT task, element, batch FROM temp.staged_ends) AND state = '{_S.SUBMITTED.value}'"
 )
 
 
-def _write_ended(db: sqlite3.Connection, run_id: str, ended: Sequence[Ended]) -> int:
-    """Outputs, attempts and instances of ``ended``, in the caller's transaction; moved count.
+def _write_ended(
+    db: sqlite3.Connection, run_id: str, ended: Sequence[Ended], done: Iterable[DoneRow] = ()
+) -> int:
+    """Outputs, attempts and instances of ``ended`` and ``done``, in the caller's transaction.
 
-    An element given twice (a result read twice) is written as its first entry says.
+    An element given twice (a result read twice) is written as its first entry says, those
+    of ``ended`` first. Returns how many instances moved.
     """
     db.execute(_STAGE)
-    db.execute("DELETE FROM temp.ended")
+    db.execute("DELETE FROM temp.staged_ends")
     db.executemany(
-        "INSERT OR IGNORE INTO temp.ended VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _STAGE_ENDED,
         [
-            (e.task, e.element, e.batch, e.identity, e.state.value, e.started, e.ended,
-             e.reason, e.error, e.host, e.peak_rss_mb, *(e.output or (None, None)))
+            (e.task, e.element, e.batch, e.state.value, e.started, e.ended, e.reason, e.error,
+             e.host, e.peak_rss_mb, *(e.output or (None, None)))
             for e in ended
         ],
     )  # fmt: skip
+    db.executemany(_STAGE_DONE, done)
     db.execute(_STAGED_OUTPUTS, (time.time(), run_id, run_id))
     close_staged_attempts(db, run_id)
     moved = db.execute(_STAGED_INSTANCES, (run_id,)).rowcount
-    db.execute("DELETE FROM temp.ended")
+    db.execute("DELETE FROM temp.staged_ends")
     return moved
 
 
@@ -75,19 +85,23 @@ class JobWrites:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # ``StoreWrites`` gives it
 
-    def ingest_results(self, run_id: str, ended: Sequence[Ended]) -> int:
+    def ingest_results(
+        self, run_id: str, ended: Sequence[Ended], done: Sequence[DoneRow] = ()
+    ) -> int:
         """Record what submitted instances did: outputs and final rows in one transaction.
 
-        Only instances still ``submitted`` in the same batch change, and an output enters
-        the cache only with its instance, so a result read twice is ingested once.
+        ``done`` holds successes as columns (``DoneRow``), read straight from the bundles of
+        packed array tasks; an element in both ``ended`` and ``done`` is written as ``ended``
+        says. Only instances still ``submitted`` in the same batch change, and an output
+        enters the cache only with its instance, so a result read twice is ingested once.
 
         Returns:
             How many instances moved.
         """
-        if not ended:
+        if not ended and not done:
             return 0
         with self._transaction() as db:
-            return _write_ended(db, run_id, ended)
+            return _write_ended(db, run_id, ended, done)
 
     def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
         """Fail submitted instances whose job ended without a result; return how many."""

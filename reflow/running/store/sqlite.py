@@ -9,6 +9,7 @@ supports it; on network file systems (NFS, Lustre, GPFS, ...) the rollback journ
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -197,6 +198,25 @@ class SqliteStore(StoreHistory, StoreWrites):
             f" WHERE run_id = ? AND state IN ({marks}) ORDER BY task, element"
         )
         return [instance_row(row) for row in self._db.execute(query, (run_id, *wanted))]
+
+    def submitted_elements(self, run_id: str) -> dict[tuple[str, str], list[int]]:
+        """``(task, batch) -> elements`` of the run's submitted instances, without their rows."""
+        rows = self._db.execute(
+            "SELECT task, batch, json_group_array(element) FROM instances"
+            " WHERE run_id = ? AND state = ? GROUP BY task, batch",
+            (run_id, InstanceState.SUBMITTED.value),
+        )
+        return {(task, str(batch)): json.loads(elements) for task, batch, elements in rows}
+
+    def instances_at(self, run_id: str, elements: Iterable[tuple[str, int]]) -> list[InstanceRow]:
+        """The run's instances of ``elements`` (``(task, element)``), in one query."""
+        query = (
+            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND (task, element) IN"  # noqa: S608 - our columns
+            " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+            " ORDER BY task, element"
+        )
+        keys = json.dumps(list(elements))
+        return [instance_row(row) for row in self._db.execute(query, (run_id, keys))]
 
     def attempts_of(
         self, run_id: str, elements: Iterable[tuple[str, int]]

@@ -44,10 +44,11 @@ from reflow.planning.encoding import LocatedEncodingError, from_json, to_json, t
 from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
+from reflow.running.rundir.bundles import Bundle
 from reflow.running.rundir.inputs import InputsReader
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
-from reflow.running.rundir.results import Bundle, ResultError, result_text, write_result
+from reflow.running.rundir.results import ResultError, result_text, write_result
 from reflow.running.worker.command import setup_failure, worker_parser
 from reflow.running.worker.footer import footer
 from reflow.running.worker.last_out import turn_if_last

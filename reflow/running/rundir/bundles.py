@@ -1,0 +1,195 @@
+"""Running: a packed array task's result bundle: appended by its worker, read by the dispatcher.
+
+A packed Slurm array task, which runs several elements, appends one line per finished element
+to one *bundle* (JSON lines, each line written and the file closed before the next element
+starts; see ``Bundle``), so that a task killed half-way keeps the results of the elements it
+finished, and ingesting 100,000 elements reads as many files as there are array tasks. A line
+holds the same document as a result file (``results``).
+
+``read_bundle`` checks each line as a result file is checked: a torn or bad line is skipped,
+and the first valid line of an element wins. ``read_successes`` is its fast path for the
+common bundle, whose every line is a success of the array task's own elements: it checks the
+lines column by column and gives the rows the store stages as they are, or None for any other
+bundle, which is then read with ``read_bundle``; the two agree on every bundle
+``read_successes`` accepts. This module never touches the store.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Set
+from itertools import repeat
+from operator import itemgetter, methodcaller
+from pathlib import Path
+from typing import Any
+
+from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
+from reflow.planning.identity import value_hash
+from reflow.running.rundir.results import (
+    DECODER,
+    FORMAT,
+    ResultProblem,
+    ResultRecord,
+    decode_lines,
+    first_records,
+)
+
+Success = tuple[str, int, str, float, float, str, float, str, str]
+"""One element done, as the store stages it: task, element, batch, started, ended, host,
+peak RSS (MB), the output's canonical text and its hash."""
+
+_WHO = itemgetter("format", "run_id", "task", "batch", "error")
+_COLUMNS = itemgetter(
+    "element", "ok", "started", "ended", "host", "peak_rss_mb", "pid", "output", "output_hash"
+)
+_CPU_S = methodcaller("get", "cpu_s", 0.0)
+_NUMBERS = frozenset({int, float})
+
+
+def append_result(path: Path, text: str, *, sync: bool = True) -> None:
+    """Append one result (see ``results.result_text``) as a line of the bundle at ``path``.
+
+    The file is closed before this returns, so the line survives the process being killed
+    (on NFS, closing sends it to the server); ``sync`` also waits until it is on disk.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        data = memoryview(text.encode() + b"\n")
+        while data:
+            data = data[os.write(fd, data) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Bundle:
+    """The bundle of one packed array task, as its worker appends to it.
+
+    Every line is written and the file closed before the next element starts, so a worker
+    that is killed (time limit, memory, ``scancel``) leaves the lines of every element it
+    finished. Lines reach the disk (``fsync``) at most ``sync_every_s`` after they were
+    written, and when the worker closes the bundle, so a node that crashes loses at most the
+    last moment's elements, which then run again; an fsync per element would cost more than a
+    trivial element itself.
+    """
+
+    def __init__(self, path: Path, *, sync_every_s: float = 1.0) -> None:
+        self.path = path
+        self._sync_every_s = sync_every_s
+        self._synced = time.monotonic()
+        self._pending = False
+
+    def append(self, text: str) -> None:
+        """Append one element's result (see ``append_result``)."""
+        sync = time.monotonic() - self._synced >= self._sync_every_s
+        append_result(self.path, text, sync=sync)
+        if sync:
+            self._synced = time.monotonic()
+        self._pending = not sync
+
+    def close(self) -> None:
+        """Put what is not on disk yet there."""
+        if not self._pending:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._pending = False
+
+
+def read_bundle(
+    path: Path, *, run_id: str, task: str, batch: str
+) -> dict[int, ResultRecord] | ResultProblem:
+    """Read a bundle: ``element -> record`` for its complete, valid lines (the first wins).
+
+    Returns:
+        The records, or a ``ResultProblem`` when the file is missing or cannot be read.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ResultProblem(path=path, kind="missing", reason="no result bundle")
+    except OSError as err:
+        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
+    lines = raw.split(b"\n")[:-1]  # the last piece is empty, or a torn line
+    return first_records(decode_lines(lines), run_id=run_id, task=task, batch=batch)
+
+
+def read_successes(
+    path: Path, *, run_id: str, task: str, batch: str, elements: Set[int]
+) -> list[Success] | None:
+    """The lines of a bundle whose every complete line is a valid success of ``elements``.
+
+    ``elements`` are the array task's own. The rows keep the lines' order (an element given
+    twice is staged as its first line says, as ``read_bundle`` reads it).
+
+    Returns:
+        A row per line; None when the bundle cannot be read or holds anything else: a
+        failure, a bad or foreign line, an element of another array task. ``read_bundle``
+        then reads it, line by line.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    whole = raw[: raw.rfind(b"\n") + 1]  # what follows the last newline is torn
+    try:  # every line whole: one parse of the bundle as a JSON list, as ``read_bundle`` does
+        documents = DECODER.decode("[" + whole.replace(b"\n", b",").decode()[:-1] + "]")
+    except (UnicodeDecodeError, ValueError):
+        return None  # a line that is not JSON
+    if not documents:
+        return []
+    try:
+        who = set(map(_WHO, documents))
+        columns = list(zip(*map(_COLUMNS, documents), strict=True))
+        cpu_s = list(map(_CPU_S, documents))
+    except (TypeError, KeyError):
+        return None  # a line that is not an object, or lacks a field
+    if not columns or who != {(FORMAT, run_id, task, batch, None)}:
+        return None
+    element, ok, started, ended, host, peak, pid, output, given = columns
+    if not (
+        _all_of(element, int)
+        and _all_of(ok, bool)
+        and all(ok)
+        and _all_of(host, str)
+        and _all_of(pid, int)
+        and _all_of(given, str)
+        and _numbers(started, ended, peak, cpu_s)
+        and set(element) <= elements
+    ):
+        return None
+    texts = _texts(output)
+    if texts is None or list(map(value_hash, texts)) != list(given):
+        return None
+    return list(zip(repeat(task), element, repeat(batch), started, ended, host, peak, texts, given))
+
+
+def _all_of(column: tuple[Any, ...], kind: type) -> bool:
+    """Whether every value of ``column`` has exactly the type ``kind``."""
+    return set(map(type, column)) == {kind}
+
+
+def _numbers(*columns: Any) -> bool:
+    """Whether every value of ``columns`` is a finite int or float (not a bool)."""
+    return all(
+        set(map(type, column)) <= _NUMBERS and all(map(math.isfinite, column)) for column in columns
+    )
+
+
+def _texts(outputs: tuple[JSON, ...]) -> list[str] | None:
+    """The canonical text of each output; None when one cannot be written as JSON."""
+    try:
+        return [to_text(output, where="output") for output in outputs]
+    except LocatedEncodingError:
+        return None
