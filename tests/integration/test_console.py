@@ -22,6 +22,7 @@ import pytest
 
 from reflow.definition.cli_builder import build_parser
 from reflow.run import Run
+from reflow.running.commands import progress
 from reflow.running.commands.console import STORE_COMMANDS, build_console_parser
 from reflow.running.commands.progress import wait_for_run
 
@@ -175,6 +176,18 @@ def test_retry_after_the_fix_succeeds(tmp_path: Path) -> None:
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert f"run {run_id} succeeded after" in retried.stdout
     assert "SUCCEEDED" in reflow(tmp_path, "status", run_id, "--run-dir", run_dir).stdout
+
+
+def test_a_follower_waiting_between_slow_reads_returns_once_the_run_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large run's full read is slow, so the next one is far off; the run's own row is read
+    # in between, and its end cuts the wait short.
+    run_dir, run_id = make_failed_run(tmp_path)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    progress.sleep_unless_ended(run_dir, run_id, time.monotonic(), 60.0)
+    assert slept == [pytest.approx(0.2, abs=0.01)]
 
 
 def test_cancel_stops_a_running_run(tmp_path: Path) -> None:

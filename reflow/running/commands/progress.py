@@ -72,7 +72,7 @@ def wait_for_run(
             view.update(data, time.monotonic() - started)
         if state is not None:
             break
-        _sleep_unless_ended(run_dir, run_id, started, poll_interval_s(now - started, took))
+        sleep_unless_ended(run_dir, run_id, started, poll_interval_s(now - started, took))
     if view is not None:
         data = load_status(Path(run_dir), run_id, ask_scheduler=False)
         summary = render_summary(data, state, time.monotonic() - started)
@@ -80,7 +80,7 @@ def wait_for_run(
     return state
 
 
-def _sleep_unless_ended(run_dir: Path, run_id: str, started: float, seconds: float) -> None:
+def sleep_unless_ended(run_dir: Path, run_id: str, started: float, seconds: float) -> None:
     """Sleep ``seconds``, or less when the run ends meanwhile.
 
     A large run's full read is slow and so comes seldom (``poll_interval_s``); in between, the
