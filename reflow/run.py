@@ -6,7 +6,6 @@ directory and the run id so that no call needs more arguments.
 
 from __future__ import annotations
 
-import html
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -144,7 +143,9 @@ class Run:
         return task_results(self.run_dir, self.run_id, task)
 
     def _repr_html_(self) -> str:
-        # lazy: importing reflow stays fast; the running layer loads on first use
+        # lazy: importing reflow stays fast (every worker imports it with the flow file)
+        import html
+
         from reflow.running.commands.status import load_status
 
         data = load_status(self.run_dir, self.run_id)

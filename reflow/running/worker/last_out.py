@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +50,8 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> bool:
     try:
         if count_end(layout.batch_ends(batch)) != tasks:
             return False
+        import subprocess  # only the last array task starts one (a worker imports little)
+
         with layout.slurm_turn_log(_array_task_id()).open("ab") as log:
             argv = dispatcher_command(
                 sys.executable, run_dir=layout.root, run_id=layout.run_id, slurm_turn=True

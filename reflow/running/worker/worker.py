@@ -24,7 +24,6 @@ import datetime
 import os
 import reprlib
 import resource
-import socket
 import stat
 import sys
 import time
@@ -95,7 +94,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         batch=args.batch,
         plan=args.plan,
         elements=selection.elements,
-        host=socket.gethostname(),
+        host=os.uname().nodename,  # the host name, without importing socket
         inputs=InputsReader(layout, args.task, args.plan),
         bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
