@@ -293,6 +293,23 @@ def test_packed_elements_take_their_workers_figures_and_the_request_per_element(
     )  # fmt: skip
 
 
+def test_the_element_of_an_array_task_that_ran_a_turn_takes_its_workers_figures() -> None:
+    # 8_0 ended its batch last and ran the next dispatcher turn in its job: accounting counts
+    # the turn's memory and time in, so the element's own figures come from its worker.
+    rows = [_row(0, "8_0"), _row(1, "8_1")]
+    job = JobUsage(
+        state="COMPLETED", elapsed_s=30.0, cpu_s=20.0, peak_rss_mb=900.0, mem_mb=1024.0,
+        cpus=1, time_s=60.0,
+    )  # fmt: skip
+    workers = {("work", e): _worker(e, 2.0) for e in range(2)}
+    usages = element_usages(
+        group_by_job(rows), {"8_0": job, "8_1": job}, workers=workers, packs={}, turned={"8_0"}
+    )
+    found = {usage.element: usage for usage in usages["work"]}
+    assert (found[0].peak_rss_mb, found[0].elapsed_s, found[0].mem_mb) == (100.0, 2.0, 1024.0)
+    assert (found[1].peak_rss_mb, found[1].elapsed_s) == (900.0, 30.0)
+
+
 def test_a_packed_job_unknown_to_accounting_or_a_batch_file_is_handled() -> None:
     rows = [_row(0, "7_0"), _row(1, "7_0"), _row(2, "9_0"), _row(3, "9_0")]
     job = JobUsage(state="COMPLETED", elapsed_s=90.0, cpus=1, mem_mb=256.0, time_s=120.0)

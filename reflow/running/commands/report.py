@@ -5,7 +5,8 @@ time (p50, p95, max), CPU and memory efficiency, core-hours and a suggested ``cp
 ``time=`` (``sizing``). The figures of a Slurm run come from accounting, in one ``sacct`` call
 through the executor; those of a local run as the workers recorded them (``usage``). The
 elements of a packed array task share its job, so accounting gives only their request; what
-each used is its worker's figure (``element_usages``).
+each used is its worker's figure (``element_usages``); so is what the element of an array
+task used that ran a dispatcher turn after it (accounting counts the turn in).
 Elements taken from the cache ran elsewhere and are left out, and counted.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -115,12 +116,14 @@ def element_usages(
     *,
     workers: Mapping[tuple[str, int], ElementUsage],
     packs: Mapping[str, int],
+    turned: Collection[str] = (),
 ) -> dict[str, list[ElementUsage]]:
     """Each accounted element's usage, per task. Pure.
 
     A job of one element gives it the job's figures. Those of a job of several (a packed
     array task, whose elements run one after another) are the array task's, so each element
-    takes what it used from its worker (``workers``, by task and element). The request is the
+    takes what it used from its worker (``workers``, by task and element), as does the
+    element of a job that ran a dispatcher turn after it (``turned``). The request is the
     job's cpus and memory, and its time divided by the batch's pack (``packs``, by batch;
     the job's elements when unknown), as ``packing`` multiplied it. Elements of a job that
     accounting does not know are left out.
@@ -133,7 +136,8 @@ def element_usages(
         pack = packs.get(str(rows[0].batch)) or len(rows)
         time_s = job.time_s if job.time_s is None or pack == 1 else job.time_s / pack
         for row in rows:
-            used = job if len(rows) == 1 else workers.get((row.task, row.element))
+            own = len(rows) == 1 and job_id not in turned
+            used = job if own else workers.get((row.task, row.element))
             if used is not None:
                 usages[row.task].append(_usage(row.element, used, job, time_s))
     return usages
@@ -160,13 +164,17 @@ def _from_accounting(
     """Every figure from one ``sacct`` call, but those of packed elements from their workers."""
     jobs = group_by_job(rows)
     accounted = executor.usage(list(jobs)) if jobs else {}
-    shared = [row for group in jobs.values() if len(group) > 1 for row in group]
+    turned = layout.array_tasks_that_ran_turns()
+    shared = [
+        row for job, group in jobs.items() if len(group) > 1 or job in turned for row in group
+    ]
     workers = {
         (task, usage.element): usage
         for task, found in from_workers(layout, shared, cpu=True).items()
         for usage in found
     }
-    return element_usages(jobs, accounted, workers=workers, packs=_packs(layout, rows))
+    packs = _packs(layout, rows)
+    return element_usages(jobs, accounted, workers=workers, packs=packs, turned=turned)
 
 
 def _packs(layout: RunLayout, rows: Sequence[InstanceRow]) -> dict[str, int]:

@@ -86,6 +86,11 @@ class RunLayout:
         """Output of the Slurm dispatcher turn that ran in job ``job_id``."""
         return self.run / f"dispatcher-{job_id}.log"
 
+    def array_tasks_that_ran_turns(self) -> frozenset[str]:
+        """The ids (``<array job>_<index>``) of the array tasks that ran a dispatcher turn."""
+        names = (log.stem.removeprefix("dispatcher-") for log in self.run.glob("dispatcher-*.log"))
+        return frozenset(name for name in names if "_" in name)
+
     @property
     def dispatcher_script(self) -> Path:
         """The batch script of a Slurm dispatcher turn."""
