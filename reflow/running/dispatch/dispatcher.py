@@ -26,6 +26,7 @@ from reflow.planning.planner import (
     Validator,
     plan,
 )
+from reflow.planning.task_hits import TaskHit, stored_outputs
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
 from reflow.running.dispatch.packing import DEFAULT_MIN_TASK_TIME_S as _MIN_TASK_S
@@ -148,6 +149,7 @@ class Dispatcher(Submitter):
                 force_tasks=options.get("force_tasks", ()),
                 force_all=bool(options.get("force", False)),
                 validate=self.validate if options.get("verify") else None,
+                task_lookup=self._task_lookup,
             )
             for task_plan in result.tasks:
                 self._persist(task_plan)
@@ -170,6 +172,18 @@ class Dispatcher(Submitter):
                 hits.update((i, Finished.from_text(o.value, o.hash)) for i, o in imported.items())
         return hits
 
+    def _task_lookup(self, task: str, key: str) -> TaskHit | None:
+        """The whole task from the cache: an earlier planning with ``key``, every output kept."""
+        found = self.store.task_hit(self.run_id, task, key)
+        if found is None:
+            return None
+        source, hashes = found
+        store = self.store
+        return TaskHit(
+            source=source,
+            outputs=stored_outputs(hashes, lambda: store.planned_outputs(source, task)),
+        )
+
     def _lookup_elsewhere(self, task: str, missing: list[str]) -> dict[str, ImportedOutput]:
         """Outputs of ``missing`` identities in the ``cache_from`` stores: one query each."""
         if self._foreign is None:
@@ -187,6 +201,16 @@ class Dispatcher(Submitter):
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
+        if task_plan.whole is not None:
+            self.store.persist_task_hit(
+                self.run_id,
+                task_plan.task,
+                plan_id=plan_id,
+                task_key=task_plan.key,
+                source=task_plan.whole.source,
+                size=task_plan.whole.size,
+            )
+            return
         chain = None
         if task_plan.elements is not None:
             chain = (task_plan.element_count, task_plan.elements, task_plan.blocked)
@@ -210,6 +234,7 @@ class Dispatcher(Submitter):
             rejected=task_plan.rejected,
             imported=imported,
             chain=chain,
+            task_key=task_plan.key,
         )
 
     # 5. Settle the run's state.

@@ -3,8 +3,9 @@
 ``why`` compares a run's instances with each element's most recent earlier instance; the
 code-change warning counts cached outputs by the run that made them; ``logs`` finds the run
 that made a cached element's output; the dispatcher asks which identities another running
-run is already working on, so overlapping runs share work, and how long a task's elements
-took before (``pack="auto"``). Reads only.
+run is already working on, so overlapping runs share work, how long a task's elements
+took before (``pack="auto"``), and whether an earlier planning of a task with the same key is
+still cached whole (a task hit). Reads only.
 """
 
 from __future__ import annotations
@@ -172,3 +173,50 @@ class StoreHistory:
             (task, InstanceState.DONE.value),
         )
         return [max(0.0, float(elapsed)) for (elapsed,) in rows]
+
+    def task_hit(self, run_id: str, task: str, key: str) -> tuple[str, list[str]] | None:
+        """``(run, output hashes)`` when an earlier planning of ``task`` with ``key`` is cached.
+
+        The most recent other run that planned ``task`` with ``key`` (``identity.task_key``)
+        holds, element by element, the identities a planning with that key computes. When
+        each of them still has an output, the answer names that run and gives the outputs'
+        hashes in element order; otherwise (an output deleted, an element that never
+        succeeded) it is None. One query over that run's instances of the task.
+        """
+        if not key:
+            return None
+        row = self._db.execute(
+            "SELECT t.run_id, t.size FROM tasks t JOIN runs r ON r.run_id = t.run_id"
+            " WHERE t.task = ? AND t.task_key = ? AND t.error = '' AND t.run_id != ?"
+            " ORDER BY r.created DESC, t.run_id DESC LIMIT 1",
+            (task, key, run_id),
+        ).fetchone()
+        if row is None:
+            return None
+        source, size = str(row[0]), int(row[1])
+        hashes = [
+            digest
+            for (digest,) in self._db.execute(
+                "SELECT o.hash FROM instances i LEFT JOIN outputs o ON o.identity = i.identity"
+                " WHERE i.run_id = ? AND i.task = ? ORDER BY i.element",
+                (source, task),
+            )
+        ]
+        if len(hashes) != size or None in hashes:
+            return None
+        return source, hashes
+
+    def planned_outputs(self, run_id: str, task: str) -> list[tuple[str, str]]:
+        """``(output JSON text, hash)`` of each instance of ``task`` in ``run_id``, in order.
+
+        Every instance's identity is looked up, whatever its state (a task hit checked that
+        each has an output); one without an output is left out.
+        """
+        return list(
+            self._db.execute(
+                "SELECT o.value, o.hash FROM instances i JOIN outputs o"
+                " ON o.identity = i.identity WHERE i.run_id = ? AND i.task = ?"
+                " ORDER BY i.element",
+                (run_id, task),
+            )
+        )

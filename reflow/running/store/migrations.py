@@ -107,9 +107,20 @@ def _drop_batches(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE batches")
 
 
+def _record_task_keys(db: sqlite3.Connection) -> None:
+    """4 -> 5: each planned task gets a ``task_key``.
+
+    A task's key says what all its identities were computed from, so that a later run can
+    take the whole task from the cache at once. A task planned before has none (``''``):
+    nothing is rerun, its elements are found in the cache one by one as before, and the
+    next run that plans it records its key.
+    """
+    db.execute("ALTER TABLE tasks ADD COLUMN task_key TEXT NOT NULL DEFAULT ''")
+
+
 Step = Callable[[sqlite3.Connection], None]
 
-STEPS: tuple[Step, ...] = (_record_origins, _record_attempts, _drop_batches)
+STEPS: tuple[Step, ...] = (_record_origins, _record_attempts, _drop_batches, _record_task_keys)
 """``STEPS[N - 1]`` turns a store of schema version N into one of version N + 1."""
 
 LATEST = len(STEPS) + 1

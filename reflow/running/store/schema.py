@@ -24,7 +24,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.running.store.migrations import migrate
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KB = 65_536
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
@@ -41,6 +41,8 @@ _ENVIRONMENTAL = frozenset({"full", "disk i/o", "readonly", "read-only", "locked
 # element's next submission takes at least (``mem_mb``, ``time_s``): those of its last
 # attempt, raised when it is retried automatically; ``not_before`` is the time before which
 # it is not started. ``attempts`` keeps one row per submission of an element.
+# ``tasks.task_key`` is the key of a task planned whole (``identity.task_key``; '' for a chain
+# planned element by element): a later run finds the task's identities by it.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
+    error TEXT NOT NULL DEFAULT '', task_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS instances (
     run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
