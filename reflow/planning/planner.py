@@ -303,13 +303,12 @@ def _task_key(
     """The task's key; ``digests`` gets the list hash of each upstream task's output hashes."""
     inputs: dict[str, list[tuple[str, str, str]]] = {}
     for edge in graph.incoming(spec.name):
-        if edge.param is None or edge.mode is None:
+        if edge.param is None:
             continue  # an ``after=`` edge: ordering only, it enters no identity
         if edge.source not in digests:
             digests[edge.source] = list_hash(output_hashes(outputs[edge.source]))
-        inputs.setdefault(edge.param, []).append(
-            (edge.mode.value, edge.source, digests[edge.source])
-        )
+        how = edge.mode.value if edge.mode is not None else ""
+        inputs.setdefault(edge.param, []).append((how, edge.source, digests[edge.source]))
     return task_key(
         task=spec.name,
         version=task_version(spec),
