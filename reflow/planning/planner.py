@@ -42,7 +42,7 @@ from reflow.planning.plans import (
     Validator,
     own_params,
 )
-from reflow.planning.task_hits import ByElement, TaskLookup, output_hashes
+from reflow.planning.task_hits import ByElement, TaskLookup, output_digest, output_hashes
 
 __all__ = [
     "FAILED_STATES",
@@ -239,10 +239,13 @@ def plan_task(
     """
     digests: dict[str, str] = {}
     key = _task_key(graph, spec, params, outputs, digests)
+    read = {source: (digest, len(outputs[source])) for source, digest in digests.items()}
     if task_lookup is not None:
         whole = task_lookup(spec.name, key)
         if whole is not None:
-            return TaskPlan(task=spec.name, identities=(), cached={}, key=key, whole=whole)
+            return TaskPlan(
+                task=spec.name, identities=(), cached={}, key=key, whole=whole, digests=read
+            )
     consumed = {
         inp.name: _consume(graph, spec, inp.name, outputs, digests, per_element=spec.is_array)
         for inp in spec.inputs
@@ -290,6 +293,7 @@ def plan_task(
         consumed=values,
         per_element=tuple(per_element),
         key=key,
+        digests=read,
     )
 
 
@@ -306,7 +310,7 @@ def _task_key(
         if edge.param is None:
             continue  # an ``after=`` edge: ordering only, it enters no identity
         if edge.source not in digests:
-            digests[edge.source] = list_hash(output_hashes(outputs[edge.source]))
+            digests[edge.source] = output_digest(outputs[edge.source])
         how = edge.mode.value if edge.mode is not None else ""
         inputs.setdefault(edge.param, []).append((how, edge.source, digests[edge.source]))
     return task_key(
@@ -331,6 +335,11 @@ def _consume(
     if len(edges) == 1 and edges[0].mode in (EdgeMode.DIRECT, EdgeMode.BROADCAST):
         (single,) = outputs[edges[0].source]
         return _Consumed(value=single.value, hash=single.hash)
+    if not per_element and len(edges) == 1 and edges[0].mode is EdgeMode.GATHER:
+        # A gather of one task consumes the list hash of exactly its output hashes, which
+        # the task's key was computed from: no hash is read again, no value unless used.
+        gathered = Items([(outputs[edges[0].source], True)])
+        return _Consumed(items=gathered, value=gathered, hash=digests[edges[0].source])
     parts: list[tuple[Sequence[Any], bool]] = []
     item_hashes: list[str] = []
     for edge in edges:
@@ -338,12 +347,7 @@ def _consume(
         parts.extend(more.parts)
         item_hashes.extend(more_hashes)
     items = Items(parts)
-    if per_element:
-        whole = ""
-    elif len(edges) == 1 and edges[0].mode is EdgeMode.GATHER:
-        whole = digests[edges[0].source]  # the list hash of exactly those output hashes
-    else:
-        whole = list_hash(item_hashes)
+    whole = "" if per_element else list_hash(item_hashes)
     return _Consumed(items=items, item_hashes=item_hashes, value=items, hash=whole)
 
 

@@ -72,9 +72,10 @@ class TaskPlan:
     file must hold. ``size`` is then the task's element count.
 
     ``key`` is the task's key (``identity.task_key``) when the whole task was planned at
-    once. ``whole`` is set when every element came from the cache in one step (a task hit):
-    ``identities`` and ``cached`` are then empty, and the store copies the instances of the
-    earlier planning ``whole.source``.
+    once; ``digests`` then holds, per upstream task, the list hash of the output hashes the
+    key was computed from and how many outputs it covers. ``whole`` is set when every
+    element came from the cache in one step (a task hit): ``identities`` and ``cached`` are
+    then empty, and the store copies the instances of the earlier planning ``whole.source``.
     """
 
     task: str
@@ -89,6 +90,7 @@ class TaskPlan:
     known: frozenset[int] = frozenset()
     size: int | None = None
     key: str = ""
+    digests: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     whole: TaskHit | None = None
 
     @property

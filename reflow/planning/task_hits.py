@@ -18,32 +18,66 @@ from dataclasses import dataclass
 from typing import overload
 
 from reflow.planning.finished import Finished
+from reflow.planning.identity import list_hash
 
 
 class StoredOutputs(Sequence[Finished]):
-    """A task hit's outputs in element order: hashes known, values read when first used."""
+    """A task hit's outputs in element order, read from the store only as far as needed.
 
-    __slots__ = ("_hashes", "_outputs", "_read")
+    The list hash of their hashes (``digest``) may be known without the hashes, and the
+    hashes without the values: each is read when first asked for, through the callables
+    the dispatcher gives.
+    """
 
-    def __init__(self, hashes: list[str], read: Callable[[], list[Finished]]) -> None:
+    __slots__ = ("_digest", "_hashes", "_outputs", "_read", "_read_hashes", "_size")
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        hashes: list[str] | None = None,
+        digest: str | None = None,
+        read_hashes: Callable[[], list[str]],
+        read: Callable[[], list[Finished]],
+    ) -> None:
+        self._size = size
         self._hashes = hashes
+        self._digest = digest
+        self._read_hashes = read_hashes
         self._read = read
         self._outputs: list[Finished] | None = None
 
     def hashes(self) -> list[str]:
         """Each element's output hash, in order, without reading any value."""
+        if self._hashes is None:
+            hashes = self._read_hashes()
+            self._check(hashes)
+            self._hashes = hashes
         return self._hashes
+
+    def digest(self) -> str:
+        """The list hash of the output hashes (``identity.list_hash``)."""
+        if self._digest is None:
+            self._digest = list_hash(self.hashes())
+        return self._digest
+
+    def _check(self, hashes: list[str]) -> None:
+        known = self._hashes
+        same = hashes == known if known is not None else len(hashes) == self._size
+        if same and known is None and self._digest is not None:
+            same = list_hash(hashes) == self._digest
+        if not same:
+            raise RuntimeError("the cached outputs changed while the run was planned")
 
     def _all(self) -> list[Finished]:
         if self._outputs is None:
             outputs = self._read()
-            if [f.hash for f in outputs] != self._hashes:
-                raise RuntimeError("the cached outputs changed while the run was planned")
+            self._check([f.hash for f in outputs])
             self._outputs = outputs
         return self._outputs
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return self._size
 
     @overload
     def __getitem__(self, index: int) -> Finished: ...
@@ -109,8 +143,26 @@ def output_hashes(outputs: Sequence[Finished]) -> list[str]:
     return [f.hash for f in outputs]
 
 
+def output_digest(outputs: Sequence[Finished]) -> str:
+    """The list hash of the outputs' hashes; a task hit's read only when not known."""
+    if isinstance(outputs, StoredOutputs):
+        return outputs.digest()
+    return list_hash([f.hash for f in outputs])
+
+
 def stored_outputs(
-    hashes: list[str], read: Callable[[], Sequence[tuple[str, str]]]
+    size: int,
+    *,
+    hashes: list[str] | None,
+    digest: str | None,
+    read_hashes: Callable[[], list[str]],
+    read: Callable[[], Sequence[tuple[str, str]]],
 ) -> StoredOutputs:
     """``StoredOutputs`` whose values come from ``read``: ``(text, hash)`` in element order."""
-    return StoredOutputs(hashes, lambda: [Finished.from_text(t, h) for t, h in read()])
+    return StoredOutputs(
+        size,
+        hashes=hashes,
+        digest=digest,
+        read_hashes=read_hashes,
+        read=lambda: [Finished.from_text(t, h) for t, h in read()],
+    )

@@ -51,6 +51,8 @@ def convert(item: Annotated[str, Result(step="prepare")], run_dir: RunDir = RunD
 @wf.array_job()
 def check(path: Annotated[Path, Result(step="convert")], run_dir: RunDir = RunDir()) -> int:
     log(run_dir, "check", path.name)
+    if (run_dir / "fail-check").exists():
+        raise RuntimeError("told to fail")
     return len(path.read_text())
 
 
@@ -232,3 +234,26 @@ def test_a_verified_resubmit_checks_each_element_and_reruns_a_deleted_file(
     assert counts(verified)["convert"] == {"cached": 2, "done": 1}
     assert ran(run_dir)["convert"] == ["item0", "item1", "item2", "item2"]
     assert (run_dir / "out" / "item2.txt").read_text() == "item2"
+
+
+def test_outputs_replaced_by_a_run_that_stopped_early_are_read_again(tmp_path: Path) -> None:
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    first, _ = submit_and_wait(flow, run_dir)
+    # convert runs again and rewrites its files (new outputs, same identities); what reads
+    # them fails, so nothing downstream records the new outputs' hashes
+    (run_dir / "fail-check").touch()
+    _, stopped = submit_and_wait(flow, run_dir, "--force-task", "convert")
+    assert counts(stopped)["convert"] == {"done": 3}
+    assert counts(stopped)["check"] == {"failed": 3}
+    (run_dir / "fail-check").unlink()
+    after, status = submit_and_wait(flow, run_dir)
+    assert counts(status) == {
+        "prepare": {"cached": 1},
+        "convert": {"cached": 3},
+        "check": {"done": 3},
+        "publish": {"done": 1},
+    }
+    old, now = identities(run_dir, first), identities(run_dir, after)
+    assert now[("convert", 0)] == old[("convert", 0)]
+    assert now[("publish", 0)] != old[("publish", 0)]  # the new files' fingerprints

@@ -10,7 +10,13 @@ import pytest
 from reflow import Flow, Param, Result
 from reflow.planning.identity import list_hash, output_hash, task_key
 from reflow.planning.planner import Finished, TaskPlan, TaskProgress, plan
-from reflow.planning.task_hits import ByElement, TaskHit, output_hashes, stored_outputs
+from reflow.planning.task_hits import (
+    ByElement,
+    TaskHit,
+    output_digest,
+    output_hashes,
+    stored_outputs,
+)
 
 flow = Flow("hits")
 
@@ -82,7 +88,19 @@ class Cache:
             self.read.append(task)
             return [(repr(f.value).replace("'", '"'), f.hash) for f in hits]
 
-        return TaskHit(source="earlier", outputs=stored_outputs([f.hash for f in hits], read))
+        def read_hashes() -> list[str]:
+            self.read.append(f"{task} hashes")
+            return [f.hash for f in hits]
+
+        # A recorded digest when all outputs are known; the hashes read when asked for.
+        outputs = stored_outputs(
+            len(hits),
+            hashes=None,
+            digest=list_hash([f.hash for f in hits]),
+            read_hashes=read_hashes,
+            read=read,
+        )
+        return TaskHit(source="earlier", outputs=outputs)
 
 
 def first_run(cache: Cache) -> dict[str, TaskPlan]:
@@ -114,9 +132,11 @@ def test_a_task_hit_plans_every_element_cached_and_asks_nothing_per_element() ->
     expected = {t.task: t.identities for t in per_element.tasks}
     assert by_task["publish"].identities == expected["publish"]
     assert by_task["pair"].identities == expected["pair"]
-    assert cache.read == []  # outputs only hashed are never read
+    # publish's key takes the recorded digest; pair's identities need each hash, read once;
+    # no value is read until pair's inputs are written
+    assert cache.read == ["convert hashes"]
     assert [row["left"] for row in by_task["pair"].inputs] == ["i0i0", "i1i1", "i2i2"]
-    assert cache.read == ["convert"]  # read once, when pair's inputs are written
+    assert cache.read == ["convert hashes", "convert"]
 
 
 def test_a_chain_after_a_task_hit_plans_the_same_elements_as_per_element() -> None:
@@ -203,13 +223,33 @@ def test_outputs_by_element_read_nothing_until_a_value_is_used() -> None:
         reads.append(1)
         return [('"a"', output_hash("a")), ('"b"', output_hash("b"))]
 
-    outputs = stored_outputs([output_hash("a"), output_hash("b")], read)
+    hashes = [output_hash("a"), output_hash("b")]
+    outputs = stored_outputs(
+        2, hashes=None, digest=list_hash(hashes), read_hashes=lambda: list(hashes), read=read
+    )
     by_element = ByElement(outputs)
     assert len(by_element) == 2
     assert 1 in by_element
     assert 2 not in by_element
-    assert output_hashes(outputs) == [output_hash("a"), output_hash("b")]
+    assert output_digest(outputs) == list_hash(hashes)
+    assert output_hashes(outputs) == hashes
     assert reads == []
     assert by_element[1].value == "b"
     assert by_element.get(5) is None
     assert reads == [1]
+
+
+def test_outputs_that_changed_since_their_hashes_were_read_are_refused() -> None:
+    hashes = [output_hash("a"), output_hash("b")]
+    changed = [('"a"', output_hash("a")), ('"c"', output_hash("c"))]
+    outputs = stored_outputs(
+        2,
+        hashes=None,
+        digest=list_hash(hashes),
+        read_hashes=lambda: hashes[:1],
+        read=lambda: changed,
+    )
+    with pytest.raises(RuntimeError):
+        outputs.hashes()
+    with pytest.raises(RuntimeError):
+        outputs[0]

@@ -82,6 +82,8 @@ class Dispatcher(Submitter):
         default_factory=dict, init=False, repr=False
     )
     _retrier: Retrier = field(init=False, repr=False)
+    # How many cached outputs had changed when this planning began (``outputs_changes``).
+    _changes: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._retrier = self._new_retrier()
@@ -140,6 +142,7 @@ class Dispatcher(Submitter):
     def plan_and_persist(self, options: Mapping[str, Any]) -> list[TaskPlan]:
         """Plan every plannable task and write instances (cached or ready) and input files."""
         self._cache_from = tuple(Path(folder) for folder in options.get("cache_from", ()))
+        self._changes = self.store.outputs_changes()  # before any output is read
         try:
             result = plan(
                 self.graph,
@@ -153,6 +156,7 @@ class Dispatcher(Submitter):
             )
             for task_plan in result.tasks:
                 self._persist(task_plan)
+            self._record_digests(result.tasks)
             record_stale(self.layout, self.validate)
         finally:
             for foreign in self._foreign or ():
@@ -174,15 +178,39 @@ class Dispatcher(Submitter):
 
     def _task_lookup(self, task: str, key: str) -> TaskHit | None:
         """The whole task from the cache: an earlier planning with ``key``, every output kept."""
-        found = self.store.task_hit(self.run_id, task, key)
+        found = self.store.task_hit(self.run_id, task, key, self._changes)
         if found is None:
             return None
-        source, hashes = found
+        source, size, hashes, digest = found
         store = self.store
-        return TaskHit(
-            source=source,
-            outputs=stored_outputs(hashes, lambda: store.planned_outputs(source, task)),
+        outputs = stored_outputs(
+            size,
+            hashes=hashes,
+            digest=digest,
+            read_hashes=lambda: store.planned_hashes(source, task),
+            read=lambda: store.planned_outputs(source, task),
         )
+        return TaskHit(source=source, outputs=outputs)
+
+    def _record_digests(self, plans: Sequence[TaskPlan]) -> None:
+        """Record the digests of whole upstream outputs the plans' keys were computed from.
+
+        Only for an upstream task planned whole in this run (it has a key) and with an
+        output per element; a later run that finds nothing changed since takes them as
+        they are, without reading one hash.
+        """
+        keys = self.store.task_keys(self.run_id)
+        sizes = {
+            task: size for task, (_p, size, _e) in self.store.planned_tasks(self.run_id).items()
+        }
+        found = {
+            (source, keys[source]): digest
+            for task_plan in plans
+            for source, (digest, count) in task_plan.digests.items()
+            if keys.get(source) and sizes.get(source) == count
+        }
+        records = [(task, key, digest) for (task, key), digest in found.items()]
+        self.store.record_task_outputs(records, self._changes)
 
     def _lookup_elsewhere(self, task: str, missing: list[str]) -> dict[str, ImportedOutput]:
         """Outputs of ``missing`` identities in the ``cache_from`` stores: one query each."""

@@ -198,6 +198,21 @@ class StoreWrites(JobWrites):
                 (run_id, _S.CACHED.value, time.time(), source, task),
             )
 
+    def record_task_outputs(self, digests: Sequence[tuple[str, str, str]], changes: int) -> None:
+        """Record ``(task, task key, list hash of its output hashes)``, read at ``changes``.
+
+        ``changes`` is ``outputs_changes`` as read before the hashes were: a planning that
+        finds it unchanged may take the digest as it is (see ``task_hit``).
+        """
+        if not digests:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO task_outputs (task, task_key, digest, changes)"
+                " VALUES (?, ?, ?, ?)",
+                [(task, key, digest, changes) for task, key, digest in digests],
+            )
+
     def mark_submitted(
         self,
         run_id: str,
