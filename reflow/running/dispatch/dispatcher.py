@@ -199,6 +199,8 @@ class Dispatcher(Submitter):
         output per element; a later run that finds nothing changed since takes them as
         they are, without reading one hash.
         """
+        if not any(task_plan.digests for task_plan in plans):
+            return
         keys = self.store.task_keys(self.run_id)
         sizes = {
             task: size for task, (_p, size, _e) in self.store.planned_tasks(self.run_id).items()
