@@ -109,6 +109,16 @@ def task_keys(run_dir: Path, run_id: str) -> dict[str, str]:
         db.close()
 
 
+def recorded(run_dir: Path) -> set[tuple[str, str, int]]:
+    """``(task, task key, changed outputs count)`` of each recorded digest of outputs."""
+    db = sqlite3.connect(run_dir / "reflow.sqlite")
+    try:
+        rows = db.execute("SELECT task, task_key, changes FROM task_outputs").fetchall()
+        return {(task, key, changes) for task, key, changes in rows}
+    finally:
+        db.close()
+
+
 def ran(run_dir: Path) -> dict[str, list[str]]:
     return {task: sorted(calls(run_dir, task)) for task in ("prepare", "convert", "check")}
 
@@ -132,6 +142,9 @@ def test_a_resubmit_takes_every_task_whole_with_the_first_runs_identities(tmp_pa
     # the first run planned the 1:1 chain element by element, as convert's elements ended:
     # it has no key; the second planned it whole and recorded it
     assert task_keys(run_dir, first) == {**keys, "check": ""}
+    # what the keys were computed from (each upstream task's outputs) is recorded, at a
+    # count of 0 changed outputs
+    assert recorded(run_dir) == {(task, keys[task], 0) for task in ("prepare", "convert", "check")}
 
 
 def test_a_forced_task_then_a_resubmit_gives_the_gather_the_new_outputs(tmp_path: Path) -> None:
