@@ -15,6 +15,12 @@ The rule of what enters an identity:
   on_code_change = "rerun"``, where the planner passes ``"<version>+code:<code hash>"`` as
   the version string (so without it, identities are exactly those of earlier releases).
 
+A task's **key** (:func:`task_key`) hashes what all of a task's identities are computed
+from: the same four things, with the data of each input given as the hash of the whole
+upstream output it comes from, and how it is consumed. Two plannings of a task with the same
+key give the same identities, element by element, so the store can take a whole task from
+the cache at once when an earlier planning with the key has every output still cached.
+
 Every hashed structure is canonical JSON (:mod:`reflow.planning.encoding`) of an array that
 starts with a tag and format version, e.g. ``["reflow/value/1", <value>]``. Hashes are full
 SHA-256 hex digests. Changing what a structure holds, or how it is written, means bumping its
@@ -39,6 +45,7 @@ from reflow.planning.encoding import (
 VALUE_TAG = "reflow/value/1"
 LIST_TAG = "reflow/list/1"
 INSTANCE_TAG = "reflow/instance/1"
+TASK_TAG = "reflow/task/1"
 
 _VALUE_PREFIX = f'["{VALUE_TAG}",'
 _DIGEST_LENGTH = 64
@@ -224,6 +231,43 @@ def column_identities(
         ).hexdigest()
         for row in zip(*per_instance, strict=True)
     ]
+
+
+def task_key(
+    *,
+    task: str,
+    version: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, Sequence[tuple[str, str, str]]],
+    array: bool,
+) -> str:
+    """Return the key of a task's planning: equal keys give equal identities, in order.
+
+    Args:
+        task: The task's name.
+        version: The version string its identities get (``version=``, and the code's hash
+            where it enters them).
+        params: The task's own parameter values by name, as for :func:`instance_identity`.
+        inputs: For each parameter that consumes upstream data, one ``(how, source,
+            digest)`` per edge into it, in order: how it is consumed (the edge's mode), the
+            upstream task, and the :func:`list_hash` of that task's output hashes.
+        array: Whether the task is an array (one instance per item) or a single job.
+
+    Returns:
+        The SHA-256 hex digest of ``["reflow/task/1",{"array":...,"inputs":{...},
+        "instance":"reflow/instance/1","params":{...},"task":...,"version":...}]``; the
+        identity format enters it, so a new one never matches an older key.
+    """
+    listed = {name: [list(edge) for edge in edges] for name, edges in inputs.items()}
+    structure = {
+        "array": array,
+        "inputs": listed,
+        "instance": INSTANCE_TAG,
+        "params": _encode_params(task, params),
+        "task": task,
+        "version": version,
+    }
+    return hashlib.sha256(to_text([TASK_TAG, structure]).encode()).hexdigest()
 
 
 def _encode_params(task: str, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 ``plan`` walks the tasks in topological order. A task is planned once all its upstream tasks
 are complete: its elements' inputs and identities are computed, cache hits become finished
 instances at once (so a fully cached graph completes in one call), and misses become
-runnable. An array fed by chains (beside fan-outs and broadcasts of complete jobs) is
-planned element by element as its upstream elements end (``elementwise``); any other task
-whose inputs ended with failures cannot be planned, and its error names them. Values are
-handled in their tagged JSON form (``encoding.to_json``) and never decoded here.
+runnable; a whole task whose key names an earlier planning with every output still cached
+is one task hit (``task_hits``), with nothing asked per element. An array fed by chains
+(beside fan-outs and broadcasts of complete jobs) is planned element by element as its
+upstream elements end (``elementwise``); any other task whose inputs ended with failures
+cannot be planned, and its error names them. Values are handled in their tagged JSON form
+(``encoding.to_json``) and never decoded here.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from reflow.planning.elementwise import (
     task_version,
 )
 from reflow.planning.finished import Finished
-from reflow.planning.identity import column_identities, item_hashes, list_hash
+from reflow.planning.identity import column_identities, item_hashes, list_hash, task_key
 from reflow.planning.plans import (
     FAILED_STATES,
     FINISHED_STATES,
@@ -40,6 +42,7 @@ from reflow.planning.plans import (
     Validator,
     own_params,
 )
+from reflow.planning.task_hits import ByElement, TaskLookup, output_digest, output_hashes
 
 __all__ = [
     "FAILED_STATES",
@@ -65,6 +68,7 @@ def plan(
     force_tasks: Iterable[str] = (),
     force_all: bool = False,
     validate: Validator | None = None,
+    task_lookup: TaskLookup | None = None,
 ) -> Plan:
     """Plan every task (or chain element) whose inputs ended and that is not planned yet.
 
@@ -76,6 +80,8 @@ def plan(
         force_tasks: Tasks whose cache is ignored.
         force_all: Ignore the cache of every task.
         validate: When given, a cache hit is used only if it returns True.
+        task_lookup: Finds a whole task in the cache by its key; asked only for a task that
+            uses the cache and when no cache hit is checked (``validate`` is None).
     """
     forced = set(force_tasks)
     known = _Known(progress)
@@ -85,7 +91,10 @@ def plan(
     for spec in graph.tasks:
         use_cache = spec.cache and not force_all and spec.name not in forced
         look = lookup if use_cache else None
-        task_plan = _plan_one(graph, spec, params, progress.get(spec.name), known, look, validate)
+        whole = task_lookup if use_cache and validate is None else None
+        task_plan = _plan_one(
+            graph, spec, params, progress.get(spec.name), known, look, validate, whole
+        )
         if task_plan is None:
             if spec.name not in progress:
                 waiting.append(spec.name)
@@ -104,7 +113,7 @@ class _Known:
         self.outputs: dict[str, Sequence[Finished]] = {
             t: p.outputs for t, p in progress.items() if p.is_complete and p.outputs is not None
         }
-        self.finished: dict[str, dict[int, Finished]] = {
+        self.finished: dict[str, Mapping[int, Finished]] = {
             t: dict(p.finished if p.finished is not None else enumerate(p.outputs or ()))
             for t, p in progress.items()
         }
@@ -125,10 +134,17 @@ class _Known:
             self.errors[name] = task_plan.error
             self.failed.add(name)
             return
+        if task_plan.whole is not None:
+            self.sizes[name] = task_plan.whole.size
+            self.outputs[name] = task_plan.whole.outputs
+            self.finished[name] = ByElement(task_plan.whole.outputs)
+            return
         size = task_plan.element_count
         self.sizes[name] = size
-        finished = self.finished.setdefault(name, {})
+        earlier = self.finished.get(name, {})
+        finished = earlier if isinstance(earlier, dict) else dict(earlier)
         finished.update(task_plan.cached)
+        self.finished[name] = finished
         stopped = self.stopped.setdefault(name, {})
         stopped.update((e, root_cause(reason)) for e, reason in task_plan.blocked.items())
         if len(finished) == size:
@@ -145,6 +161,7 @@ def _plan_one(
     known: _Known,
     lookup: Lookup | None,
     validate: Validator | None,
+    task_lookup: TaskLookup | None,
 ) -> TaskPlan | None:
     """The plan of one task (or of more of its elements) in this call; None: nothing new."""
     chains = chain_edges(graph, spec)
@@ -160,7 +177,7 @@ def _plan_one(
         )  # fmt: skip
     upstream = spec.upstream
     if all(up in known.outputs for up in upstream):
-        return plan_task(graph, spec, params, known.outputs, lookup, validate)
+        return plan_task(graph, spec, params, known.outputs, lookup, validate, task_lookup)
     sources = {edge.source for edge in chains}
     if (
         chains
@@ -213,10 +230,24 @@ def plan_task(
     outputs: Mapping[str, Sequence[Finished]],
     lookup: Lookup | None,
     validate: Validator | None = None,
+    task_lookup: TaskLookup | None = None,
 ) -> TaskPlan:
-    """Plan one task whose upstream tasks are all complete."""
+    """Plan one task whose upstream tasks are all complete.
+
+    With ``task_lookup``, the task's key is looked up first: a task hit plans every element
+    as cached without computing an identity.
+    """
+    digests: dict[str, str] = {}
+    key = _task_key(graph, spec, params, outputs, digests)
+    read = {source: (digest, len(outputs[source])) for source, digest in digests.items()}
+    if task_lookup is not None:
+        whole = task_lookup(spec.name, key)
+        if whole is not None:
+            return TaskPlan(
+                task=spec.name, identities=(), cached={}, key=key, whole=whole, digests=read
+            )
     consumed = {
-        inp.name: _consume(graph, spec, inp.name, outputs, per_element=spec.is_array)
+        inp.name: _consume(graph, spec, inp.name, outputs, digests, per_element=spec.is_array)
         for inp in spec.inputs
     }
     sizes = {name: len(c.items) for name, c in consumed.items() if c.items is not None}
@@ -261,6 +292,33 @@ def plan_task(
         rejected=tuple(rejected),
         consumed=values,
         per_element=tuple(per_element),
+        key=key,
+        digests=read,
+    )
+
+
+def _task_key(
+    graph: Graph,
+    spec: TaskSpec,
+    params: Mapping[str, Any],
+    outputs: Mapping[str, Sequence[Finished]],
+    digests: dict[str, str],
+) -> str:
+    """The task's key; ``digests`` gets the list hash of each upstream task's output hashes."""
+    inputs: dict[str, list[tuple[str, str, str]]] = {}
+    for edge in graph.incoming(spec.name):
+        if edge.param is None:
+            continue  # an ``after=`` edge: ordering only, it enters no identity
+        if edge.source not in digests:
+            digests[edge.source] = output_digest(outputs[edge.source])
+        how = edge.mode.value if edge.mode is not None else ""
+        inputs.setdefault(edge.param, []).append((how, edge.source, digests[edge.source]))
+    return task_key(
+        task=spec.name,
+        version=task_version(spec),
+        params=own_params(spec, params),
+        inputs=inputs,
+        array=spec.is_array,
     )
 
 
@@ -269,6 +327,7 @@ def _consume(
     spec: TaskSpec,
     name: str,
     outputs: Mapping[str, Sequence[Finished]],
+    digests: Mapping[str, str],
     *,
     per_element: bool,
 ) -> _Consumed:
@@ -276,6 +335,11 @@ def _consume(
     if len(edges) == 1 and edges[0].mode in (EdgeMode.DIRECT, EdgeMode.BROADCAST):
         (single,) = outputs[edges[0].source]
         return _Consumed(value=single.value, hash=single.hash)
+    if not per_element and len(edges) == 1 and edges[0].mode is EdgeMode.GATHER:
+        # A gather of one task consumes the list hash of exactly its output hashes, which
+        # the task's key was computed from: no hash is read again, no value unless used.
+        gathered = Items([(outputs[edges[0].source], True)])
+        return _Consumed(items=gathered, value=gathered, hash=digests[edges[0].source])
     parts: list[tuple[Sequence[Any], bool]] = []
     item_hashes: list[str] = []
     for edge in edges:
@@ -291,7 +355,7 @@ def _items(edge: Edge, finished: Sequence[Finished]) -> tuple[Items, list[str]]:
     """The items one edge contributes to a list or to the elements of an array."""
     if edge.mode in (EdgeMode.CHAIN, EdgeMode.GATHER):
         # One item per finished element, known by its hash: its value is read only if used.
-        return Items([(finished, True)]), [f.hash for f in finished]
+        return Items([(finished, True)]), output_hashes(finished)
     if edge.mode in (EdgeMode.FAN_OUT, EdgeMode.DIRECT):
         (single,) = finished
         items = list(single.value)

@@ -15,6 +15,7 @@ from reflow.definition.options import param_key
 from reflow.definition.spec import UNSET, TaskSpec
 from reflow.planning.encoding import to_json
 from reflow.planning.finished import Finished
+from reflow.planning.task_hits import TaskHit
 
 FINISHED_STATES = frozenset({"done", "cached"})
 FAILED_STATES = frozenset({"failed", "cancelled"})
@@ -70,6 +71,12 @@ class TaskPlan:
     decided in this call: ``identities`` belong to ``elements``, ``blocked`` maps the elements
     that can never run to why, and ``known`` holds the elements whose inputs the new inputs
     file must hold. ``size`` is then the task's element count.
+
+    ``key`` is the task's key (``identity.task_key``) when the whole task was planned at
+    once; ``digests`` then holds, per upstream task, the list hash of the output hashes the
+    key was computed from and how many outputs it covers. ``whole`` is set when every
+    element came from the cache in one step (a task hit): ``identities`` and ``cached`` are
+    then empty, and the store copies the instances of the earlier planning ``whole.source``.
     """
 
     task: str
@@ -83,10 +90,15 @@ class TaskPlan:
     blocked: Mapping[int, str] = field(default_factory=dict)
     known: frozenset[int] = frozenset()
     size: int | None = None
+    key: str = ""
+    digests: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    whole: TaskHit | None = None
 
     @property
     def element_count(self) -> int:
         """How many elements the task has."""
+        if self.whole is not None:
+            return self.whole.size
         return len(self.identities) if self.size is None else self.size
 
     @property

@@ -141,10 +141,11 @@ def submit(run_dir: Path, *args: str) -> str:
 
 
 def test_the_steps_lead_to_the_schema_version_of_this_reflow() -> None:
-    assert migrations.LATEST == schema.SCHEMA_VERSION == 4
+    assert migrations.LATEST == schema.SCHEMA_VERSION == 5
     assert version(FIXTURE / "reflow.sqlite") == 1
     assert version(FIXTURE.parent / "v2" / "reflow.sqlite") == 2
     assert version(FIXTURE.parent / "v3" / "reflow.sqlite") == 3
+    assert version(FIXTURE.parent / "v4" / "reflow.sqlite") == 4
 
 
 def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
@@ -166,8 +167,9 @@ def test_a_v1_run_directory_lists_its_runs_migrated_with_a_backup(
     fresh = SqliteStore.open(tmp_path / "fresh", create=True)
     fresh.close()
     assert tables(store) == tables(tmp_path / "fresh" / "reflow.sqlite")
-    for table in ("runs", "tasks"):
-        assert rows(store, table) == rows(backup, table)
+    assert rows(store, "runs") == rows(backup, "runs")
+    # Planned tasks gain a task key, unknown for those planned before.
+    assert rows(store, "tasks") == [(*row, "") for row in rows(backup, "tasks")]
     assert rows(backup, "batches")
     assert "batches" not in tables(store)  # what nothing read is gone
     # Instances gain a back-off time and raised resources, both unset; no attempt is known.

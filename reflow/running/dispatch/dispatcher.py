@@ -26,6 +26,7 @@ from reflow.planning.planner import (
     Validator,
     plan,
 )
+from reflow.planning.task_hits import TaskHit, stored_outputs
 from reflow.running.config import load_config
 from reflow.running.dispatch.intake import ingest_results, reconcile_jobs
 from reflow.running.dispatch.packing import DEFAULT_MIN_TASK_TIME_S as _MIN_TASK_S
@@ -81,6 +82,8 @@ class Dispatcher(Submitter):
         default_factory=dict, init=False, repr=False
     )
     _retrier: Retrier = field(init=False, repr=False)
+    # How many cached outputs had changed when this planning began (``outputs_changes``).
+    _changes: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._retrier = self._new_retrier()
@@ -139,6 +142,7 @@ class Dispatcher(Submitter):
     def plan_and_persist(self, options: Mapping[str, Any]) -> list[TaskPlan]:
         """Plan every plannable task and write instances (cached or ready) and input files."""
         self._cache_from = tuple(Path(folder) for folder in options.get("cache_from", ()))
+        self._changes = self.store.outputs_changes()  # before any output is read
         try:
             result = plan(
                 self.graph,
@@ -148,9 +152,11 @@ class Dispatcher(Submitter):
                 force_tasks=options.get("force_tasks", ()),
                 force_all=bool(options.get("force", False)),
                 validate=self.validate if options.get("verify") else None,
+                task_lookup=self._task_lookup,
             )
             for task_plan in result.tasks:
                 self._persist(task_plan)
+            self._record_digests(result.tasks)
             record_stale(self.layout, self.validate)
         finally:
             for foreign in self._foreign or ():
@@ -170,6 +176,44 @@ class Dispatcher(Submitter):
                 hits.update((i, Finished.from_text(o.value, o.hash)) for i, o in imported.items())
         return hits
 
+    def _task_lookup(self, task: str, key: str) -> TaskHit | None:
+        """The whole task from the cache: an earlier planning with ``key``, every output kept."""
+        found = self.store.task_hit(self.run_id, task, key, self._changes)
+        if found is None:
+            return None
+        source, size, hashes, digest = found
+        store = self.store
+        outputs = stored_outputs(
+            size,
+            hashes=hashes,
+            digest=digest,
+            read_hashes=lambda: store.planned_hashes(source, task),
+            read=lambda: store.planned_outputs(source, task),
+        )
+        return TaskHit(source=source, outputs=outputs)
+
+    def _record_digests(self, plans: Sequence[TaskPlan]) -> None:
+        """Record the digests of whole upstream outputs the plans' keys were computed from.
+
+        Only for an upstream task planned whole in this run (it has a key) and with an
+        output per element; a later run that finds nothing changed since takes them as
+        they are, without reading one hash.
+        """
+        if not any(task_plan.digests for task_plan in plans):
+            return
+        keys = self.store.task_keys(self.run_id)
+        sizes = {
+            task: size for task, (_p, size, _e) in self.store.planned_tasks(self.run_id).items()
+        }
+        found = {
+            (source, keys[source]): digest
+            for task_plan in plans
+            for source, (digest, count) in task_plan.digests.items()
+            if keys.get(source) and sizes.get(source) == count
+        }
+        records = [(task, key, digest) for (task, key), digest in found.items()]
+        self.store.record_task_outputs(records, self._changes)
+
     def _lookup_elsewhere(self, task: str, missing: list[str]) -> dict[str, ImportedOutput]:
         """Outputs of ``missing`` identities in the ``cache_from`` stores: one query each."""
         if self._foreign is None:
@@ -187,6 +231,16 @@ class Dispatcher(Submitter):
 
     def _persist(self, task_plan: TaskPlan) -> None:
         plan_id = secrets.token_hex(4)
+        if task_plan.whole is not None:
+            self.store.persist_task_hit(
+                self.run_id,
+                task_plan.task,
+                plan_id=plan_id,
+                task_key=task_plan.key,
+                source=task_plan.whole.source,
+                size=task_plan.whole.size,
+            )
+            return
         chain = None
         if task_plan.elements is not None:
             chain = (task_plan.element_count, task_plan.elements, task_plan.blocked)
@@ -210,6 +264,7 @@ class Dispatcher(Submitter):
             rejected=task_plan.rejected,
             imported=imported,
             chain=chain,
+            task_key=task_plan.key,
         )
 
     # 5. Settle the run's state.

@@ -3,8 +3,9 @@
 ``why`` compares a run's instances with each element's most recent earlier instance; the
 code-change warning counts cached outputs by the run that made them; ``logs`` finds the run
 that made a cached element's output; the dispatcher asks which identities another running
-run is already working on, so overlapping runs share work, and how long a task's elements
-took before (``pack="auto"``). Reads only.
+run is already working on, so overlapping runs share work, how long a task's elements
+took before (``pack="auto"``), and whether an earlier planning of a task with the same key is
+still cached whole (a task hit). Reads only.
 """
 
 from __future__ import annotations
@@ -172,3 +173,75 @@ class StoreHistory:
             (task, InstanceState.DONE.value),
         )
         return [max(0.0, float(elapsed)) for (elapsed,) in rows]
+
+    def outputs_changes(self) -> int:
+        """How many times a cached output was deleted or replaced in this store, ever."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'outputs_changed'").fetchone()
+        return int(row[0])
+
+    def task_hit(
+        self, run_id: str, task: str, key: str, changes: int
+    ) -> tuple[str, int, list[str] | None, str | None] | None:
+        """``(run, size, hashes, digest)`` when a planning of ``task`` with ``key`` is cached.
+
+        The most recent other run that planned ``task`` with ``key`` (``identity.task_key``)
+        holds, element by element, the identities a planning with that key computes. When
+        the list hash of their output hashes was recorded (``record_task_outputs``) while
+        ``changes`` outputs had changed (``outputs_changes``, read before), every output is
+        still cached as it was: the answer gives that digest, and no hashes. Otherwise one
+        query over that run's instances, joined with the outputs, checks that each still has
+        one and gives their hashes in element order. None when one is missing.
+        """
+        if not key:
+            return None
+        row = self._db.execute(
+            "SELECT t.run_id, t.size, d.digest FROM tasks t JOIN runs r ON r.run_id = t.run_id"
+            " LEFT JOIN task_outputs d ON d.task = t.task AND d.task_key = t.task_key"
+            " AND d.changes = ? WHERE t.task = ? AND t.task_key = ? AND t.error = ''"
+            " AND t.run_id != ? ORDER BY r.created DESC, t.run_id DESC LIMIT 1",
+            (changes, task, key, run_id),
+        ).fetchone()
+        if row is None:
+            return None
+        source, size, digest = str(row[0]), int(row[1]), row[2]
+        if digest is not None:
+            return source, size, None, str(digest)
+        hashes = self._planned_hashes(source, task, missing=True)
+        if len(hashes) != size or None in hashes:
+            return None
+        return source, size, hashes, None
+
+    def planned_hashes(self, run_id: str, task: str) -> list[str]:
+        """The output hash of each instance of ``task`` in ``run_id`` that has one, in order."""
+        return self._planned_hashes(run_id, task, missing=False)
+
+    def _planned_hashes(self, run_id: str, task: str, *, missing: bool) -> list[str]:
+        join = "LEFT JOIN" if missing else "JOIN"
+        return [
+            digest
+            for (digest,) in self._db.execute(
+                f"SELECT o.hash FROM instances i {join} outputs o ON o.identity = i.identity"  # noqa: S608 - our words
+                " WHERE i.run_id = ? AND i.task = ? ORDER BY i.element",
+                (run_id, task),
+            )
+        ]
+
+    def planned_outputs(self, run_id: str, task: str) -> list[tuple[str, str]]:
+        """``(output JSON text, hash)`` of each instance of ``task`` in ``run_id``, in order.
+
+        Every instance's identity is looked up, whatever its state (a task hit checked that
+        each has an output); one without an output is left out.
+        """
+        return list(
+            self._db.execute(
+                "SELECT o.value, o.hash FROM instances i JOIN outputs o"
+                " ON o.identity = i.identity WHERE i.run_id = ? AND i.task = ?"
+                " ORDER BY i.element",
+                (run_id, task),
+            )
+        )
+
+    def task_keys(self, run_id: str) -> dict[str, str]:
+        """``task -> task key`` of the run's planned tasks (``''`` where none was recorded)."""
+        rows = self._db.execute("SELECT task, task_key FROM tasks WHERE run_id = ?", (run_id,))
+        return {str(task): str(key) for task, key in rows}

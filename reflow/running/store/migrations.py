@@ -107,9 +107,35 @@ def _drop_batches(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE batches")
 
 
+def _record_task_keys(db: sqlite3.Connection) -> None:
+    """4 -> 5: each planned task gets a ``task_key``; changes to outputs are counted.
+
+    A task's key says what all its identities were computed from, so that a later run can
+    take the whole task from the cache at once. A task planned before has none (``''``):
+    nothing is rerun, its elements are found in the cache one by one as before, and the
+    next run that plans it records its key. ``task_outputs`` (empty) and the count of
+    changed outputs (``meta`` ``outputs_changed``, 0, kept by two triggers) let a later run
+    trust the hashes of a task's outputs that it read before, while nothing changed.
+    """
+    db.execute("ALTER TABLE tasks ADD COLUMN task_key TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        "CREATE TABLE task_outputs ("
+        "\n    task TEXT NOT NULL, task_key TEXT NOT NULL, digest TEXT NOT NULL,"
+        " changes INTEGER NOT NULL,"
+        "\n    PRIMARY KEY (task, task_key)"
+        "\n) WITHOUT ROWID"
+    )
+    for event, name in (("DELETE", "outputs_deleted"), ("UPDATE", "outputs_updated")):
+        db.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON outputs BEGIN"  # noqa: S608 - our words
+            " UPDATE meta SET value = value + 1 WHERE key = 'outputs_changed'; END"
+        )
+    db.execute("INSERT INTO meta VALUES ('outputs_changed', '0')")
+
+
 Step = Callable[[sqlite3.Connection], None]
 
-STEPS: tuple[Step, ...] = (_record_origins, _record_attempts, _drop_batches)
+STEPS: tuple[Step, ...] = (_record_origins, _record_attempts, _drop_batches, _record_task_keys)
 """``STEPS[N - 1]`` turns a store of schema version N into one of version N + 1."""
 
 LATEST = len(STEPS) + 1

@@ -24,7 +24,7 @@ from typing import Any
 from reflow.definition.errors import StoreError
 from reflow.running.store.migrations import migrate
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KB = 65_536
 _NETWORK_FILESYSTEMS = ("nfs", "lustre", "gpfs", "cifs", "smb", "beegfs", "fuse", "9p", "ceph")
@@ -41,6 +41,8 @@ _ENVIRONMENTAL = frozenset({"full", "disk i/o", "readonly", "read-only", "locked
 # element's next submission takes at least (``mem_mb``, ``time_s``): those of its last
 # attempt, raised when it is retried automatically; ``not_before`` is the time before which
 # it is not started. ``attempts`` keeps one row per submission of an element.
+# ``tasks.task_key`` is the key of a task planned whole (``identity.task_key``; '' for a chain
+# planned element by element): a later run finds the task's identities by it.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL, task TEXT NOT NULL, plan TEXT NOT NULL, size INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
+    error TEXT NOT NULL DEFAULT '', task_key TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS instances (
     run_id TEXT NOT NULL, task TEXT NOT NULL, element INTEGER NOT NULL, identity TEXT NOT NULL,
@@ -70,7 +72,23 @@ CREATE TABLE IF NOT EXISTS attempts (
     state TEXT NOT NULL, reason TEXT, error TEXT, submitted REAL NOT NULL, begin REAL,
     ended REAL, PRIMARY KEY (run_id, task, element, batch)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_outputs (
+    task TEXT NOT NULL, task_key TEXT NOT NULL, digest TEXT NOT NULL, changes INTEGER NOT NULL,
+    PRIMARY KEY (task, task_key)
+) WITHOUT ROWID;
 """
+
+# Every change to a cached output (deleted, or replaced by a result made again) counts in
+# ``meta`` ``outputs_changed``; a new output does not. ``task_outputs`` records the list hash
+# of the output hashes of a task planned with ``task_key``, with that count when they were
+# read: while it is unchanged, every one of those outputs is still cached, as it was.
+# Triggers hold ``;`` in their bodies, so they are run one by one, not split from _SCHEMA.
+TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS outputs_deleted AFTER DELETE ON outputs BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE key = 'outputs_changed'; END",
+    "CREATE TRIGGER IF NOT EXISTS outputs_updated AFTER UPDATE ON outputs BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE key = 'outputs_changed'; END",
+)
 
 
 def _filesystem_type(path: Path) -> str:
@@ -141,6 +159,9 @@ def _configure(db: sqlite3.Connection, path: Path) -> None:
     # Ended instances are staged in a temporary table (``job_writes``): keep it in memory,
     # not in a file under a node's small /tmp.
     db.execute("PRAGMA temp_store = MEMORY")
+    # An INSERT OR REPLACE deletes the output it replaces; only with recursive triggers does
+    # that deletion fire ``outputs_deleted`` and count as a change (see TRIGGERS).
+    db.execute("PRAGMA recursive_triggers = ON")
     db.execute("BEGIN IMMEDIATE")
     try:
         found = store_version(db, path)  # again: another process may have migrated it
@@ -148,7 +169,10 @@ def _configure(db: sqlite3.Connection, path: Path) -> None:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            for trigger in TRIGGERS:
+                db.execute(trigger)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT INTO meta VALUES ('outputs_changed', '0')")
         elif found < SCHEMA_VERSION:
             migrate(db, path, found)
     except BaseException:

@@ -118,6 +118,7 @@ class StoreWrites(JobWrites):
         rejected: Sequence[str] = (),
         imported: Sequence[ImportedOutput] = (),
         chain: tuple[int, Sequence[int], Mapping[int, str]] | None = None,
+        task_key: str = "",
     ) -> None:
         """Record a planned task: its instances, ``ready`` or ``cached`` (elements in ``cached``).
 
@@ -129,6 +130,7 @@ class StoreWrites(JobWrites):
         A chain planned element by element gives ``chain``: its size, the elements that
         ``identities`` belong to, and its blocked elements with why (they get no identity).
         The task is recorded the first time; later, ``plan_id`` replaces its plan id.
+        ``task_key`` is the key of a task planned whole (``identity.task_key``).
         """
         # One statement for every element: sqlite expands the JSON list itself, which is
         # several times faster than executemany over 100,000 Python tuples.
@@ -153,9 +155,9 @@ class StoreWrites(JobWrites):
                      for i in imported],
                 )  # fmt: skip
             db.execute(
-                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, task, plan_id, size, error),
+                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error, task_key)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, task, plan_id, size, error, task_key),
             )
             if chain is not None:
                 db.execute(
@@ -171,6 +173,44 @@ class StoreWrites(JobWrites):
                 " ELSE ? END, CASE substr(value, 1, 1) WHEN 'b' THEN ? END,"
                 " CASE substr(value, 1, 1) WHEN 'b' THEN substr(value, 2) END FROM json_each(?)",
                 (run_id, task, time.time(), _UPSTREAM, elements),
+            )
+
+    def persist_task_hit(
+        self, run_id: str, task: str, *, plan_id: str, task_key: str, source: str, size: int
+    ) -> None:
+        """Record a task taken from the cache whole: the instances of run ``source``, cached.
+
+        ``source`` planned ``task`` with the same ``task_key``, so its instances hold the
+        identities of this planning, element by element, each with a cached output (see
+        ``task_hit``). One statement copies them as ``cached`` instances of ``run_id``, as
+        ``persist_plan`` would write them; a task that is already planned keeps its rows.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error, task_key)"
+                " VALUES (?, ?, ?, ?, '', ?)",
+                (run_id, task, plan_id, size, task_key),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"
+                " ended) SELECT ?, task, element, identity, ?, ? FROM instances"
+                " WHERE run_id = ? AND task = ?",
+                (run_id, _S.CACHED.value, time.time(), source, task),
+            )
+
+    def record_task_outputs(self, digests: Sequence[tuple[str, str, str]], changes: int) -> None:
+        """Record ``(task, task key, list hash of its output hashes)``, read at ``changes``.
+
+        ``changes`` is ``outputs_changes`` as read before the hashes were: a planning that
+        finds it unchanged may take the digest as it is (see ``task_hit``).
+        """
+        if not digests:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO task_outputs (task, task_key, digest, changes)"
+                " VALUES (?, ?, ?, ?)",
+                [(task, key, digest, changes) for task, key, digest in digests],
             )
 
     def mark_submitted(
