@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
 
+from reflow.definition.errors import StoreError
 from reflow.planning.finished import Finished
 from reflow.planning.identity import list_hash
 
@@ -67,7 +68,8 @@ class StoredOutputs(Sequence[Finished]):
         if same and known is None and self._digest is not None:
             same = list_hash(hashes) == self._digest
         if not same:
-            raise RuntimeError("the cached outputs changed while the run was planned")
+            # Another run replaced them meanwhile: a Slurm turn is tried again (a store error).
+            raise StoreError("the cached outputs changed while this turn planned; plan again")
 
     def _all(self) -> list[Finished]:
         if self._outputs is None:
