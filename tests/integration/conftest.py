@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.tmux_pane import Pane
+from tests.unit.test_slurm_executor import FakeSlurm
 
 
 @pytest.fixture
@@ -29,3 +31,16 @@ def pane_factory(tmp_path: Path) -> Iterator[Callable[[list[str]], Pane]]:
     yield make
     for pane in panes:
         pane.close()
+
+
+@pytest.fixture
+def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
+    """Fake Slurm commands first on ``PATH``, Slurm mode, no ``REFLOW_*``/``SLURM_*``, no config."""
+    for name in list(os.environ):
+        if name.startswith(("REFLOW_", "SLURM_")):
+            monkeypatch.delenv(name)
+    fake = FakeSlurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("REFLOW_MODE", "slurm")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return fake

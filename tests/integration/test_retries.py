@@ -9,7 +9,6 @@ then recovers. The last test drives Slurm turns in this process on fake schedule
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -118,15 +117,9 @@ def test_the_configured_retries_bound_the_attempts_and_the_failure_says_how_many
 
 
 def test_a_turn_sums_up_many_exhausted_retries_with_one_query_of_attempts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith(("REFLOW_", "SLURM_")):
-            monkeypatch.delenv(name)
-    fake = FakeSlurm(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{fake.bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("REFLOW_MODE", "slurm")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    fake = slurm
     monkeypatch.setenv("REFLOW_MEM", "256M")
     monkeypatch.setenv("REFLOW_RETRIES", "1")
     count = 40

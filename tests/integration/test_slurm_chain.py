@@ -34,18 +34,6 @@ from tests.flows.chaos_steps import wf
 from tests.unit.test_slurm_executor import REFUSED, TRANSIENT, FakeSlurm
 
 
-@pytest.fixture
-def slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
-    for name in list(os.environ):
-        if name.startswith(("REFLOW_", "SLURM_")):
-            monkeypatch.delenv(name)
-    fake = FakeSlurm(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{fake.bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("REFLOW_MODE", "slurm")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return fake
-
-
 def submit(root: Path, **params: Any) -> RunLayout:
     """Submit the flow; its first turn runs here and now, as ``submit`` does on Slurm."""
     run = wf.submit(run_dir=root, **params)
