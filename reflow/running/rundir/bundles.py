@@ -34,6 +34,7 @@ from reflow.running.rundir.results import (
     ResultRecord,
     decode_lines,
     first_records,
+    read_bytes,
 )
 
 Success = tuple[str, int, str, float, float, str, float, str, str]
@@ -115,12 +116,9 @@ def read_bundle(
     Returns:
         The records, or a ``ResultProblem`` when the file is missing or cannot be read.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return ResultProblem(path=path, kind="missing", reason="no result bundle")
-    except OSError as err:
-        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
+    raw = read_bytes(path, "no result bundle")
+    if isinstance(raw, ResultProblem):
+        return raw
     lines = raw.split(b"\n")[:-1]  # the last piece is empty, or a torn line
     return first_records(decode_lines(lines), run_id=run_id, task=task, batch=batch)
 

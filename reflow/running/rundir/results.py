@@ -159,12 +159,9 @@ def read_result(
         ``unreadable``, ``malformed`` (truncated, not JSON, wrong shape or types) or
         ``foreign`` (a valid file of another run, task, element or batch).
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return ResultProblem(path=path, kind="missing", reason="no result file")
-    except OSError as err:
-        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
+    raw = read_bytes(path, "no result file")
+    if isinstance(raw, ResultProblem):
+        return raw
     try:
         data = DECODER.decode(raw.decode())
     except (UnicodeDecodeError, ValueError) as err:
@@ -174,6 +171,16 @@ def read_result(
         return _record(data, {"run_id": run_id, "task": task, "element": element, "batch": batch})
     except _BadResultError as err:
         return ResultProblem(path=path, kind=err.kind, reason=str(err))
+
+
+def read_bytes(path: Path, missing: str) -> bytes | ResultProblem:
+    """The bytes of a result file or bundle, or the problem: ``missing`` as reason, unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return ResultProblem(path=path, kind="missing", reason=missing)
+    except OSError as err:
+        return ResultProblem(path=path, kind="unreadable", reason=f"cannot read: {err}")
 
 
 def decode_lines(lines: list[bytes]) -> list[Any]:
