@@ -33,7 +33,7 @@ from reflow.running.rundir.results import (
     read_result,
     result_names,
 )
-from reflow.running.store.records import DoneRow, Ended, InstanceRow, Retry
+from reflow.running.store.records import Ended, InstanceRow, Retry
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
@@ -100,13 +100,13 @@ def ingest_results(
 
 def read_results(
     store: SqliteStore, results: ResultFinder, run_id: str
-) -> tuple[list[DoneRow], list[InstanceRow]]:
+) -> tuple[list[Success], list[InstanceRow]]:
     """What ingest reads: successes as columns, and the rows of elements decided one by one.
 
     The rows are those of elements with a result file of their own, or in a bundle that holds
     more than successes (``ResultFinder.find`` reads their results).
     """
-    done: list[DoneRow] = []
+    done: list[Success] = []
     one_by_one: list[tuple[str, int]] = []
     for (task, batch), elements in store.submitted_elements(run_id).items():
         successes, others = results.successes(task, batch, elements)

@@ -13,10 +13,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from reflow.running.store.attempts import close_attempts, close_staged_attempts, drop_attempts
-from reflow.running.store.records import DoneRow, Ended, Retry
+from reflow.running.store.records import Ended, Retry
 from reflow.running.store.states import InstanceState
+
+if TYPE_CHECKING:  # the type only: the store does not load the bundle reader
+    from reflow.running.rundir.bundles import Success
 
 _S = InstanceState
 
@@ -52,7 +56,7 @@ _STAGED_INSTANCES = (
 
 
 def _write_ended(
-    db: sqlite3.Connection, run_id: str, ended: Sequence[Ended], done: Iterable[DoneRow] = ()
+    db: sqlite3.Connection, run_id: str, ended: Sequence[Ended], done: Iterable[Success] = ()
 ) -> int:
     """Outputs, attempts and instances of ``ended`` and ``done``, in the caller's transaction.
 
@@ -86,11 +90,11 @@ class JobWrites:
         raise NotImplementedError  # ``StoreWrites`` gives it
 
     def ingest_results(
-        self, run_id: str, ended: Sequence[Ended], done: Sequence[DoneRow] = ()
+        self, run_id: str, ended: Sequence[Ended], done: Sequence[Success] = ()
     ) -> int:
         """Record what submitted instances did: outputs and final rows in one transaction.
 
-        ``done`` holds successes as columns (``DoneRow``), read straight from the bundles of
+        ``done`` holds successes as columns (``Success``), read straight from the bundles of
         packed array tasks; an element in both ``ended`` and ``done`` is written as ``ended``
         says. Only instances still ``submitted`` in the same batch change, and an output
         enters the cache only with its instance, so a result read twice is ingested once.

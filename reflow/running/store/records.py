@@ -226,12 +226,6 @@ class Ended:
         )  # fmt: skip
 
 
-DoneRow = tuple[str, int, str, float, float, str, float, str, str]
-"""A submitted instance that ended done, as ``ingest_results`` stages it without a row or an
-``Ended``: task, element, batch, started, ended, host, peak RSS (MB), the output's canonical
-text and its hash (``rundir.bundles.Success``, read straight from a bundle)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:
     """A failed attempt whose instance goes out again on its own: what ``auto_retry`` writes.
