@@ -212,7 +212,12 @@ def test_cancel_stops_a_running_run(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the elements never started"
         time.sleep(0.2)
     waited = io.StringIO()
-    assert wait_for_run(run_dir, run_id, timeout_s=0.5, out=waited) == "running"
+    # However far off the next read would be (a slow read spaces it), the timeout holds.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(progress, "poll_interval_s", lambda *_args: 600.0)
+        began = time.monotonic()
+        assert wait_for_run(run_dir, run_id, timeout_s=0.5, out=waited) == "running"
+        assert time.monotonic() - began < 60
     assert re.search(r"\] nap\s+\[\.+\]  0/2  2 running$", waited.getvalue(), re.M)
     assert f"follow it:   reflow status {run_id} --run-dir {run_dir}" in waited.getvalue()
     cancelled = reflow(tmp_path, "cancel", run_id, "--run-dir", run_dir)

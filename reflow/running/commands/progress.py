@@ -72,7 +72,10 @@ def wait_for_run(
             view.update(data, time.monotonic() - started)
         if state is not None:
             break
-        sleep_unless_ended(run_dir, run_id, started, poll_interval_s(now - started, took))
+        pause = poll_interval_s(now - started, took)
+        if deadline is not None:  # a slow read spaces the next one, never past the timeout
+            pause = max(0.0, min(pause, deadline - time.monotonic()))
+        sleep_unless_ended(run_dir, run_id, started, pause)
     if view is not None:
         data = load_status(Path(run_dir), run_id, ask_scheduler=False)
         summary = render_summary(data, state, time.monotonic() - started)
