@@ -41,15 +41,11 @@ def count_end(path: Path) -> int:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> bool:
-    """Count this array task's end; when it is the batch's last, run the next turn here.
-
-    Returns:
-        True when this process ran the turn (whatever the turn's outcome).
-    """
+def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> None:
+    """Count this array task's end; when it is the batch's last, run the next turn here."""
     try:
         if count_end(layout.batch_ends(batch)) != tasks:
-            return False
+            return
         import subprocess  # only the last array task starts one (a worker imports little)
 
         with layout.slurm_turn_log(_array_task_id()).open("ab") as log:
@@ -64,13 +60,8 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> bool:
             )  # fmt: skip
     except OSError as err:
         print(f"reflow: cannot start the next dispatcher turn here: {err}", file=sys.stderr)  # noqa: T201
-        return False
-    return True
 
 
 def _array_task_id() -> str:
-    """This array task's id as reflow records it (``<array job id>_<index>``)."""
-    array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and index:
-        return f"{array}_{index}"
-    return os.environ.get("SLURM_JOB_ID") or str(os.getpid())
+    """This array task's id as reflow records it: ``<array job id>_<index>``."""
+    return f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
