@@ -21,9 +21,9 @@ from typing import IO, Any
 from reflow.definition.errors import SubmissionError
 from reflow.running.commands.sizing import ElementUsage
 from reflow.running.commands.usage import RAN, from_workers, task_requests, tasks_figures
+from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.executors.slurm_usage import JobUsage
-from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
@@ -133,7 +133,7 @@ def element_usages(
         job = accounted.get(job_id)
         if job is None:
             continue
-        pack = packs.get(str(rows[0].batch)) or len(rows)
+        pack = packs.get(rows[0].batch or "") or len(rows)
         time_s = job.time_s if job.time_s is None or pack == 1 else job.time_s / pack
         for row in rows:
             own = len(rows) == 1 and job_id not in turned
@@ -168,24 +168,15 @@ def _from_accounting(
     shared = [
         row for job, group in jobs.items() if len(group) > 1 or job in turned for row in group
     ]
+    results = ResultFinder(layout, layout.run_id)  # reads each batch file once, for both
     workers = {
         (task, usage.element): usage
-        for task, found in from_workers(layout, shared, cpu=True).items()
+        for task, found in from_workers(layout, shared, cpu=True, results=results).items()
         for usage in found
     }
-    packs = _packs(layout, rows)
+    batches = {row.batch for row in rows if row.batch is not None}
+    packs = {batch: pack for batch in batches if (pack := results.pack(batch)) is not None}
     return element_usages(jobs, accounted, workers=workers, packs=packs, turned=turned)
-
-
-def _packs(layout: RunLayout, rows: Sequence[InstanceRow]) -> dict[str, int]:
-    """The pack of each batch of ``rows`` whose batch file can be read (one file a batch)."""
-    packs = {}
-    for batch in {row.batch for row in rows if row.batch is not None}:
-        try:
-            packs[batch] = read_batch(layout, batch).pack
-        except (OSError, ValueError):
-            continue
-    return packs
 
 
 def _row(task: Mapping[str, Any]) -> tuple[str, ...]:

@@ -93,14 +93,19 @@ def tasks_figures(
 
 
 def from_workers(
-    layout: RunLayout, rows: Sequence[InstanceRow], *, cpu: bool
+    layout: RunLayout,
+    rows: Sequence[InstanceRow],
+    *,
+    cpu: bool,
+    results: ResultFinder | None = None,
 ) -> dict[str, list[ElementUsage]]:
     """Elapsed and peak memory from the store, CPU time from each element's result.
 
-    The results are found as the dispatcher finds them (``ResultFinder``): an element's own
-    file, else its line in its array task's bundle, each folder listed and bundle read once.
+    The results are found as the dispatcher finds them (``results``, a ``ResultFinder``): an
+    element's own file, else its line in its array task's bundle, each folder listed and
+    bundle read once.
     """
-    results = ResultFinder(layout, layout.run_id)
+    results = results or ResultFinder(layout, layout.run_id)
     usages: dict[str, list[ElementUsage]] = defaultdict(list)
     for row in rows:
         if row.started is None or row.ended is None:

@@ -202,6 +202,11 @@ class ResultFinder:
             names = self._names[task] = result_names(self._layout.results_dir(task))
         return names
 
+    def pack(self, batch: str) -> int | None:
+        """How many elements each array task of ``batch`` runs; None without its batch file."""
+        record = self._batch(batch)
+        return None if record is None else record.pack
+
     def _batch(self, batch: str) -> BatchFile | None:
         """The batch file of ``batch``; None when it cannot be read."""
         if batch not in self._batches:
