@@ -216,15 +216,7 @@ class StoreHistory:
         return self._planned_hashes(run_id, task, missing=False)
 
     def _planned_hashes(self, run_id: str, task: str, *, missing: bool) -> list[str]:
-        join = "LEFT JOIN" if missing else "JOIN"
-        return [
-            digest
-            for (digest,) in self._db.execute(
-                f"SELECT o.hash FROM instances i {join} outputs o ON o.identity = i.identity"  # noqa: S608 - our words
-                " WHERE i.run_id = ? AND i.task = ? ORDER BY i.element",
-                (run_id, task),
-            )
-        ]
+        return [digest for (digest,) in self._planned(run_id, task, "o.hash", missing=missing)]
 
     def planned_outputs(self, run_id: str, task: str) -> list[tuple[str, str]]:
         """``(output JSON text, hash)`` of each instance of ``task`` in ``run_id``, in order.
@@ -232,13 +224,18 @@ class StoreHistory:
         Every instance's identity is looked up, whatever its state (a task hit checked that
         each has an output); one without an output is left out.
         """
-        return list(
-            self._db.execute(
-                "SELECT o.value, o.hash FROM instances i JOIN outputs o"
-                " ON o.identity = i.identity WHERE i.run_id = ? AND i.task = ?"
-                " ORDER BY i.element",
-                (run_id, task),
-            )
+        return list(self._planned(run_id, task, "o.value, o.hash", missing=False))
+
+    def _planned(self, run_id: str, task: str, columns: str, *, missing: bool) -> sqlite3.Cursor:
+        """``columns`` of each output of ``task``'s instances in ``run_id``, by element.
+
+        With ``missing``, an instance without an output gives a row of NULLs.
+        """
+        join = "LEFT JOIN" if missing else "JOIN"
+        return self._db.execute(
+            f"SELECT {columns} FROM instances i {join} outputs o ON o.identity = i.identity"  # noqa: S608 - our words
+            " WHERE i.run_id = ? AND i.task = ? ORDER BY i.element",
+            (run_id, task),
         )
 
     def task_keys(self, run_id: str) -> dict[str, str]:

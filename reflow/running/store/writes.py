@@ -154,11 +154,7 @@ class StoreWrites(JobWrites):
                     [(i.identity, task, i.value, i.hash, i.created, i.run_id, i.origin)
                      for i in imported],
                 )  # fmt: skip
-            db.execute(
-                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error, task_key)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, task, plan_id, size, error, task_key),
-            )
+            _insert_task(db, run_id, task, plan_id, size, error, task_key)
             if chain is not None:
                 db.execute(
                     "UPDATE tasks SET plan = ? WHERE run_id = ? AND task = ?",
@@ -186,11 +182,7 @@ class StoreWrites(JobWrites):
         ``persist_plan`` would write them; a task that is already planned keeps its rows.
         """
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error, task_key)"
-                " VALUES (?, ?, ?, ?, '', ?)",
-                (run_id, task, plan_id, size, task_key),
-            )
+            _insert_task(db, run_id, task, plan_id, size, "", task_key)
             db.execute(
                 "INSERT OR IGNORE INTO instances (run_id, task, element, identity, state,"
                 " ended) SELECT ?, task, element, identity, ?, ? FROM instances"
@@ -381,3 +373,20 @@ def _cancelled(row: InstanceRow, now: float) -> Ended:
         row, _S.CANCELLED, started=row.started, ended=now, reason=_S.CANCELLED.value,
         error=_CANCELLED_BY_USER,
     )  # fmt: skip
+
+
+def _insert_task(
+    db: sqlite3.Connection,
+    run_id: str,
+    task: str,
+    plan_id: str,
+    size: int,
+    error: str | None,
+    task_key: str,
+) -> None:
+    """Record a planned task; a task already planned in the run keeps its row."""
+    db.execute(
+        "INSERT OR IGNORE INTO tasks (run_id, task, plan, size, error, task_key)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (run_id, task, plan_id, size, error, task_key),
+    )
