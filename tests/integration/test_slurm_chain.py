@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 
 from reflow.running.commands.status import load_status
 from reflow.running.dispatch.liveness import dispatcher_alive
+from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.ranges import expand
@@ -168,6 +170,40 @@ def test_budget_from_max_submit_jobs_holds_instances_back_and_waits_on_the_oldes
     assert calls == {"scontrol": 1, "sbatch": 3}
 
 
+def test_the_first_turn_queues_its_jobs_while_sacctmgr_is_still_answering(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    slow = {"sleep_s": 1.5}
+    slurm.respond("sacctmgr", {**slow, "stdout": "6||normal\n"}, {**slow, "stdout": "normal||\n"})
+    layout = submit(tmp_path / "runs", count=4)
+    ended = slurm.tools("ends.jsonl")
+    # prepare's array was queued before the first sacctmgr call returned (it took 1.5 s).
+    assert ended.index("sbatch") < ended.index("sacctmgr")
+    assert run_record(layout)[2]["submit_budget"] == 5  # the answer is kept for later turns
+    assert Counter(slurm.tools()) == {"scontrol": 1, "sacctmgr": 2, "sbatch": 2}
+
+
+def test_a_turn_that_would_queue_many_jobs_waits_for_the_clusters_limit(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = submit(tmp_path / "runs", count=150)
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0)
+    with SqliteStore.open(layout.root) as store:  # as if the first turn had not learned it
+        store.set_dispatcher(
+            layout.run_id, store.run(layout.run_id).dispatcher.replace(submit_budget=None)
+        )
+    slow = {"sleep_s": 1.0}
+    slurm.respond("sacctmgr", {**slow, "stdout": "6||normal\n"}, {**slow, "stdout": "normal||\n"})
+    calls = turn(slurm, layout, monkeypatch, "1001")
+    assert calls == {"sacctmgr": 2, "scontrol": 1, "sbatch": 2}  # one array and the successor
+    ended = slurm.tools("ends.jsonl")[-sum(calls.values()) :]
+    # 150 jobs wanted: the array waited for sacctmgr's answer (1 s each call).
+    assert ended.index("sbatch") > max(i for i, tool in enumerate(ended) if tool == "sacctmgr")
+    counts = state_counts(layout)
+    assert sum(c.get("submitted", 0) for c in counts.values()) == 5  # MaxSubmitJobs 6, less one
+    assert run_record(layout)[2]["submit_budget"] == 5
+
+
 def test_budget_from_config_asks_sacctmgr_nothing(
     slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +287,31 @@ def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
     # check still runs, so the new successor waits for it; the one queued before is cancelled.
     assert options_of(slurm.calls("sbatch")[-1])["dependency"] == f"afterany:{check_id}"
     assert slurm.calls("scancel")[-1] == ["1004"]
+
+
+def test_a_batch_that_ends_while_a_turn_is_in_progress_runs_its_turn_after_it(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    layout = submit(tmp_path / "runs", count=3, fail_every=0)  # prepare 1000, its turn 1001
+    held, release = threading.Event(), threading.Event()
+
+    def busy_turn() -> None:  # a turn still submitting when prepare's array task ends
+        with dispatcher_lock(layout) as mine:
+            assert mine
+            held.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=busy_turn)
+    holder.start()
+    held.wait(timeout=30)
+    threading.Timer(1.0, release.set).start()
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0, last_out=True)
+    holder.join()
+    # The array task waited for the lock, then ran turn 2 itself instead of leaving it to 1001.
+    assert "reflow: turn 2 on " in layout.slurm_turn_log("1000_0").read_text()
+    assert run_record(layout)[2]["turns"] == 2
+    assert sorted(task_of(call) for call in slurm.calls("sbatch")[2:4]) == ["check", "work"]
+    assert slurm.calls("scancel") == [["1001"]]
 
 
 def test_successor_submission_is_retried_on_a_transient_failure(

@@ -26,7 +26,7 @@ TOOLS = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sacctmgr")
 
 _FAKE = """\
 #!{python}
-import json, pathlib, sys
+import json, pathlib, sys, time
 here = pathlib.Path(__file__).resolve().parent
 tool = {tool!r}
 with open(here / "calls.jsonl", "a") as log:
@@ -45,8 +45,11 @@ elif tool == "scontrol":
     response = {{"stdout": "MaxArraySize            = 10001\\n"}}
 else:
     response = {{}}
+time.sleep(response.get("sleep_s", 0))
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
+with open(here / "ends.jsonl", "a") as log:
+    log.write(json.dumps([tool, *sys.argv[1:]]) + "\\n")
 sys.exit(response.get("rc", 0))
 """
 
@@ -74,9 +77,9 @@ class FakeSlurm:
         entries = [json.loads(line) for line in lines]
         return [entry[1:] for entry in entries if tool is None or entry[0] == tool]
 
-    def tools(self) -> list[str]:
-        """The program of every call so far, in order."""
-        log = self.bin_dir / "calls.jsonl"
+    def tools(self, log_name: str = "calls.jsonl") -> list[str]:
+        """The program of every call so far, in the order they started (or ``ends.jsonl``)."""
+        log = self.bin_dir / log_name
         lines = log.read_text().splitlines() if log.exists() else []
         return [json.loads(line)[0] for line in lines]
 

@@ -2,7 +2,8 @@
 
 ``python -m reflow.running.dispatch --run-dir D --run-id R`` drives a local run until it
 ends (``--detach`` forks into the background first); with ``--slurm-turn`` it runs one Slurm
-turn and submits its successor.
+turn and submits its successor, and with ``--lock-wait=S`` it first waits up to S seconds for a
+turn in progress to end.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ DISPATCHER_MODULE = "reflow.running.dispatch"
 
 
 def dispatcher_command(
-    python: str, *, run_dir: Path, run_id: str, slurm_turn: bool = False, detach: bool = False
+    python: str,
+    *,
+    run_dir: Path,
+    run_id: str,
+    slurm_turn: bool = False,
+    detach: bool = False,
+    lock_wait_s: int = 0,
 ) -> list[str]:
     """The argument list of a dispatcher process for one run."""
     argv = [python, "-m", DISPATCHER_MODULE, "--run-dir", str(run_dir), "--run-id", run_id]
     if slurm_turn:
         argv.append("--slurm-turn")
+    if lock_wait_s:
+        argv.append(f"--lock-wait={lock_wait_s}")
     if detach:
         argv.append("--detach")
     return argv
@@ -33,4 +42,11 @@ def dispatcher_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--slurm-turn", action="store_true", help="one turn, then chain")
     parser.add_argument("--detach", action="store_true", help="fork into the background")
+    parser.add_argument(
+        "--lock-wait",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="wait this long for a turn in progress to end, instead of leaving the run to it",
+    )
     return parser

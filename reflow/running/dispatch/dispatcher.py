@@ -62,7 +62,7 @@ class Dispatcher(Submitter):
     manifest: Mapping[str, Any]
     executor: Executor
     defaults: Resources = field(default_factory=Resources)
-    submit_budget: int | None = None
+    submit_budget: int | Callable[[int], int] | None = None
     min_task_time_s: int = _MIN_TASK_S
     validate: Validator | None = None
     unknown_is_lost: bool = False

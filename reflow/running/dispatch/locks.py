@@ -8,22 +8,33 @@ one run at a time decide which work to take from, or leave to, the other runs. B
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from reflow.running.rundir.layout import RunLayout
 
+_LOCK_POLL_S = 0.02
+
 
 @contextmanager
-def dispatcher_lock(layout: RunLayout) -> Iterator[bool]:
-    """Hold the run's dispatcher lock; yields False when another dispatcher holds it."""
+def dispatcher_lock(layout: RunLayout, *, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold the run's dispatcher lock; yields False when another dispatcher holds it.
+
+    With ``wait_s`` the lock is tried again for that long before giving up.
+    """
     layout.run.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
     with layout.dispatcher_lock.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(_LOCK_POLL_S)
         try:
             yield True
         finally:

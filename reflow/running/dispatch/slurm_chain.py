@@ -19,7 +19,6 @@ cannot be submitted at all ends the run as failed with sbatch's message, never l
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import shlex
 import socket
@@ -32,6 +31,7 @@ from typing import Any
 from reflow.definition.errors import ReflowError, StoreError, SubmissionError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.config import Config, load_config
+from reflow.running.dispatch.budget import AskedBudget, submit_budget
 from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.dispatch.dispatcher import (
     TERMINAL_RUN_STATES,
@@ -47,8 +47,6 @@ from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState
 
-DEFAULT_SUBMIT_BUDGET = 5000
-"""Most instances a run keeps queued at once when neither config nor sacctmgr says."""
 MAX_TURN_ERRORS = 5
 """Turns in a row that may fail (scheduler or store trouble) before the run is failed."""
 _IDLE_DELAY_S = 15
@@ -59,9 +57,13 @@ _DISPATCHER_MEM_MB = 1024
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
 
 
-def run_turn_and_chain(layout: RunLayout) -> RunState:
-    """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one."""
-    with dispatcher_lock(layout) as mine:
+def run_turn_and_chain(layout: RunLayout, *, lock_wait_s: float = 0.0) -> RunState:
+    """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one.
+
+    A turn already in progress keeps the run (this one returns at once), unless it ends
+    within ``lock_wait_s``: then this turn runs after it.
+    """
+    with dispatcher_lock(layout, wait_s=lock_wait_s) as mine:
         if not mine:
             return RunState.RUNNING
         config = load_config()
@@ -81,7 +83,7 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     budget = submit_budget(config, info, executor)
     info = info.replace(
         kind="slurm",
-        submit_budget=budget,
+        submit_budget=budget if isinstance(budget, int) else None,
         turns=info.turns + 1,
         host=socket.gethostname(),
         job_id=own_job,
@@ -93,6 +95,8 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     started = time.perf_counter()
     try:
         state = dispatcher.turn()
+        if isinstance(budget, AskedBudget):  # kept for later turns, which ask nothing
+            info = info.replace(submit_budget=budget.answer())
     except OSError as err:  # e.g. a full disk while writing inputs or scripts
         problem = StoreError(f"cannot write in the run directory: {err}", value=str(layout.run))
         return _retry_later(layout, store, config, executor, dispatcher, info, problem)
@@ -198,22 +202,6 @@ def _retry_later(
     )
 
 
-def submit_budget(config: Config, info: DispatcherRecord, executor: SlurmExecutor) -> int:
-    """The most instances the run keeps queued: config, else the cluster's limit, else 5000.
-
-    The cluster's limit (``MaxSubmitJobs`` of the user's associations and their QOS) is asked
-    once per run, in its first turn, and kept in the run's dispatcher record; one job of it is
-    left for the dispatcher's successor.
-    """
-    if config.submit_budget is not None:
-        return config.submit_budget
-    known = info.submit_budget
-    if known is not None and known > 0:
-        return known
-    limit = executor.submit_limit(_user())
-    return DEFAULT_SUBMIT_BUDGET if limit is None else max(1, limit - 1)
-
-
 def waits_for(
     store: SqliteStore, run_id: str, executor: SlurmExecutor, dispatcher: Dispatcher
 ) -> tuple[list[str], int | None]:
@@ -301,10 +289,3 @@ def submit_successor(
     write_atomic(path, successor_script(layout, manifest))
     options = successor_options(layout, manifest, config, after=after, delay_s=delay_s)
     return executor.sbatch(path, options)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ class Submitter:
     graph: Graph
     manifest: Mapping[str, Any]
     executor: Executor
-    submit_budget: int | None
+    # Most jobs queued at once; a callable is given how many the run would have queued.
+    submit_budget: int | Callable[[int], int] | None
     min_task_time_s: int
     submitted_jobs: list[str]
     _retrier: Retrier
@@ -83,27 +84,39 @@ class Submitter:
         now = time.time()
         later = bool(getattr(self.executor, "begins_later", False))
         ready = [row for row in ready if later or (row.not_before or 0) <= now]
-        room = None
-        if self.submit_budget is not None:
-            room = max(0, self.submit_budget - self.store.queued_jobs(self.run_id))
         groups: dict[tuple[str, Resources, int], list[InstanceRow]] = defaultdict(list)
         for row in ready:
             begin_s = max(0, math.ceil((row.not_before or 0) - now))
             groups[(row.task, self._retrier.resources(row), begin_s)].append(row)
-        plans = self.store.planned_tasks(self.run_id) if groups and room != 0 else {}
         limits = getattr(self.executor, "partition_limits", None)  # one sinfo per turn at most
-        for (task, resources, begin_s), rows in groups.items():
-            pack = pack_for(  # a local process runs many elements anyway: never packed
-                resources,
+        packs = {
+            key: pack_for(  # a local process runs many elements anyway: never packed
+                key[1],
                 count=len(rows) if self.executor.name != "local" else 1,
-                history=functools.partial(self.store.done_elapsed, task),
+                history=functools.partial(self.store.done_elapsed, key[0]),
                 max_time_s=None if limits is None else lambda p: limits(p).time_s,
                 min_task_s=self.min_task_time_s,
             )
+            for key, rows in groups.items()
+        }
+        room = self._room(sum(-(-len(rows) // packs[key]) for key, rows in groups.items()))
+        plans = self.store.planned_tasks(self.run_id) if groups and room != 0 else {}
+        for (task, resources, begin_s), rows in groups.items():
+            pack = packs[(task, resources, begin_s)]
             count, jobs = fit_budget(len(rows), pack, room)
             room = None if room is None else room - jobs
             if count:
                 self._submit_batch(task, plans[task][0], rows[:count], resources, begin_s, pack)
+
+    def _room(self, wanted: int) -> int | None:
+        """How many more jobs the run may queue now (None: no budget), ``wanted`` of them."""
+        budget = self.submit_budget
+        if budget is None:
+            return None
+        queued = self.store.queued_jobs(self.run_id)
+        if callable(budget):  # the cluster's limit, still being asked
+            budget = budget(queued + wanted)
+        return max(0, budget - queued)
 
     def next_start(self) -> float | None:
         """When the earliest element held back by a retry's back-off may start, if any."""
