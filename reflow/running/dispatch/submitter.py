@@ -61,13 +61,14 @@ class Submitter:
         Work is shared between the runs of one run directory (see ``_share``). Returns how
         many instances were taken from the cache that way.
         """
-        if not self.store.instances_in(self.run_id, [InstanceState.READY]):
+        ready = self.store.instances_in(self.run_id, [InstanceState.READY])
+        if not ready:
             return 0
-        if not self.store.others_active(self.run_id):
-            self._submit(self.store.instances_in(self.run_id, [InstanceState.READY]))
+        if not self.store.others_active(self.run_id):  # only this run's turns change its rows
+            self._submit(ready)
             return 0
         with share_lock(self.layout):
-            ready = self.store.instances_in(self.run_id, [InstanceState.READY])
+            ready = self.store.instances_in(self.run_id, [InstanceState.READY])  # as locked
             rest, adopted = self._share(ready)
             self._submit(rest)
         return adopted
