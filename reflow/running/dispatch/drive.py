@@ -18,12 +18,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reflow.definition.errors import StoreError
+from reflow.definition.errors import ReflowError, StoreError
 from reflow.running.config import load_config
 from reflow.running.dispatch.command import dispatcher_command, dispatcher_parser
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, make_dispatcher
 from reflow.running.dispatch.locks import dispatcher_lock
-from reflow.running.dispatch.slurm_chain import run_turn_and_chain
+from reflow.running.dispatch.slurm_chain import MAX_TURN_ERRORS, run_turn_and_chain
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import manifest_stamp, write_manifest
@@ -32,6 +32,8 @@ from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState
 
 _IDLE_WAIT_S = 0.25
+_ERROR_WAIT_S = 0.5
+"""The pause after a failed local turn, doubled after each further one in a row."""
 
 
 def start_run(
@@ -126,11 +128,21 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                 kind="local", pid=os.getpid(), host=socket.gethostname(), started=time.time()
             )
             store.set_dispatcher(layout.run_id, record)
+            errors = 0
             while True:
                 now = manifest_stamp(layout)
                 if now != stamp:
                     stamp, dispatcher = now, build()
-                state = dispatcher.turn()
+                try:
+                    state = dispatcher.turn()
+                except (OSError, ReflowError) as err:  # a locked or full store: try again
+                    errors += 1
+                    state = _failed_turn(store, layout.run_id, errors, err)
+                    if state is RunState.RUNNING:
+                        executor.wait_for_progress(_ERROR_WAIT_S * 2 ** (errors - 1))
+                        continue
+                else:
+                    errors = 0
                 if state in TERMINAL_RUN_STATES:
                     if state is RunState.CANCELLED:
                         executor.cancel(executor.active_job_ids())
@@ -139,6 +151,19 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                 wake = dispatcher.next_start()
                 wait_s = _IDLE_WAIT_S if wake is None else wake - time.time()
                 executor.wait_for_progress(min(_IDLE_WAIT_S, max(0.0, wait_s)))
+
+
+def _failed_turn(store: SqliteStore, run_id: str, errors: int, err: Exception) -> RunState:
+    """Say why a turn failed; after ``MAX_TURN_ERRORS`` in a row the run fails with it.
+
+    The elements already running go on; ``retry`` takes in their results.
+    """
+    problem = err.problem if isinstance(err, ReflowError) else str(err)
+    sys.stderr.write(f"reflow: turn failed ({errors} in a row): {problem}\n")
+    if errors < MAX_TURN_ERRORS:
+        return RunState.RUNNING
+    store.finish_run(run_id, RunState.FAILED, f"{errors} dispatcher turns failed: {problem}")
+    return store.run(run_id).state
 
 
 class _CancelAwareExecutor(LocalExecutor):

@@ -45,7 +45,7 @@ from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
 from reflow.running.rundir.bundles import Bundle
 from reflow.running.rundir.inputs import InputsReader
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, log_name
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultError, result_text, write_result
 from reflow.running.worker.command import setup_failure, worker_parser
@@ -66,6 +66,7 @@ class _Job:
     elements: tuple[int, ...]
     host: str
     inputs: InputsReader
+    logs: Path  # the task's log folder, joined once: an element's log is one name in it
     bundle: Bundle | None = None
 
 
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         elements=selection.elements,
         host=os.uname().nodename,  # the host name, without importing socket
         inputs=InputsReader(layout, args.task, args.plan),
+        logs=layout.logs_dir(args.task),
         bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
@@ -245,7 +247,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
     """Run one element with its output in its log, write its result; return 0 or 1."""
     started = time.time()
     cpu_before = _cpu_s()
-    log = job.layout.log(job.task, element)
+    log = job.logs / log_name(element)
     with _output_to(log, _header(job, element)) as opened:
         outcome = run(element)
         ended = time.time()
