@@ -17,7 +17,7 @@ import pytest
 
 from reflow.definition.errors import StoreError
 from reflow.running.dispatch import drive
-from reflow.running.dispatch.dispatcher import Dispatcher
+from reflow.running.dispatch.dispatcher import MAX_TURN_ERRORS, Dispatcher
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import RunState
@@ -71,7 +71,7 @@ def test_a_run_whose_turns_keep_failing_ends_failed_with_the_error(
     run = wf.submit(run_dir=tmp_path / "runs", count=3)
     layout = RunLayout(run.run_dir, run.run_id)
     assert drive.drive_locally(layout) is RunState.FAILED
-    assert calls[0] == drive.MAX_TURN_ERRORS
+    assert calls[0] == MAX_TURN_ERRORS
     with SqliteStore.open(layout.root) as store:
         message = store.run(run.run_id).message
     assert message == "5 dispatcher turns failed: cannot use the store: database is locked"

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from tests.flows.chaos_steps import wf
+from tests.flows.mixchain_steps import wf as mixchain_wf
 from tests.unit.test_slurm_executor import REFUSED, TRANSIENT, FakeSlurm
 
 
@@ -289,29 +291,76 @@ def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
     assert slurm.calls("scancel")[-1] == ["1004"]
 
 
+def waiting_turns(layout: RunLayout) -> list[int]:
+    """Process ids of this run's turns started with ``--lock-wait`` that are still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--lock-wait=10" in argv and layout.run_id.encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
 def test_a_batch_that_ends_while_a_turn_is_in_progress_runs_its_turn_after_it(
     slurm: FakeSlurm, tmp_path: Path
 ) -> None:
     layout = submit(tmp_path / "runs", count=3, fail_every=0)  # prepare 1000, its turn 1001
     held, release = threading.Event(), threading.Event()
+    seen_waiting: list[int] = []
 
     def busy_turn() -> None:  # a turn still submitting when prepare's array task ends
         with dispatcher_lock(layout) as mine:
             assert mine
             held.set()
-            release.wait(timeout=30)
+            deadline = time.monotonic() + 60
+            while not release.is_set() and time.monotonic() < deadline:
+                waiting = waiting_turns(layout)
+                if waiting:  # the array task's turn is up: give it time to meet the lock
+                    time.sleep(1.0)
+                    seen_waiting.extend(waiting_turns(layout))
+                    return
+                time.sleep(0.05)
 
     holder = threading.Thread(target=busy_turn)
     holder.start()
-    held.wait(timeout=30)
-    threading.Timer(1.0, release.set).start()
+    assert held.wait(timeout=30)
     run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0, last_out=True)
+    release.set()
     holder.join()
-    # The array task waited for the lock, then ran turn 2 itself instead of leaving it to 1001.
+    # Still there a second after it started, while the lock was held: it waited for it.
+    assert seen_waiting
+    # Then it ran turn 2 itself instead of leaving it to the queued turn job 1001.
     assert "reflow: turn 2 on " in layout.slurm_turn_log("1000_0").read_text()
     assert run_record(layout)[2]["turns"] == 2
     assert sorted(task_of(call) for call in slurm.calls("sbatch")[2:4]) == ["check", "work"]
     assert slurm.calls("scancel") == [["1001"]]
+
+
+def test_a_timed_successor_refused_by_a_submit_limit_leaves_the_chain_to_the_first(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = mixchain_wf.submit(run_dir=tmp_path / "runs", count=4)  # prepare 1000, its turn 1001
+    layout = RunLayout(run.run_dir, run.run_id)
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0)
+    limit = "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy"
+    slurm.respond(
+        "sbatch",
+        {"stdout": "1002\n"},  # convert's array
+        {"stdout": "1003\n"},  # merge's array (its items of prepare's list)
+        {"stdout": "1004\n"},  # the successor waiting for them
+        {"rc": 1, "stderr": f"sbatch: error: AssocMaxSubmitJobLimit\n{limit}\n"},  # timed one
+    )
+    turn(slurm, layout, monkeypatch, "1001")
+    calls = slurm.calls("sbatch")
+    assert len(calls) == 6
+    assert options_of(calls[4])["dependency"] == "afterany:1002:1003"
+    assert options_of(calls[5])["begin"] == "now+60"  # the refused timed successor
+    state, _, record = run_record(layout)
+    assert state == "running"
+    assert record["pending_jobs"] == ["1004"]  # the chain goes on with the first
 
 
 def test_successor_submission_is_retried_on_a_transient_failure(

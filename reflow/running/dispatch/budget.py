@@ -7,9 +7,10 @@ in its first turn, and the answer is kept in the run's dispatcher record.
 
 Asking takes two ``sacctmgr`` calls, which go through the accounting daemon and its database
 and can take longer than the whole turn. So the first turn asks in a background thread and
-does not wait for the answer while the jobs it queues stay within ``FIRST_TURN_BUDGET``,
-below the limit of every cluster that has one worth the name; only a first turn that queues
-more waits. Either way the turn keeps the answer for its successors.
+does not wait for the answer while the jobs it queues stay within ``FIRST_TURN_BUDGET``, which
+with the dispatcher's successors stays below the limit of every cluster that has one worth the
+name; only a first turn that queues more waits. Either way the turn keeps the answer for its
+successors.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from reflow.running.store.records import DispatcherRecord
 
 DEFAULT_SUBMIT_BUDGET = 5000
 """Most jobs a run keeps queued at once when neither config nor sacctmgr says."""
-FIRST_TURN_BUDGET = 100
+FIRST_TURN_BUDGET = 20
 """Jobs a first turn queues before it waits for the cluster's answer."""
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reflow.definition.description import graph_from_description, resources_from_json
-from reflow.definition.errors import UsageError
+from reflow.definition.errors import ReflowError, StoreError, UsageError
 from reflow.definition.graph import Graph
 from reflow.definition.resources import Resources
 from reflow.planning.planner import (
@@ -50,6 +50,20 @@ from reflow.running.store.states import (
 )
 
 TERMINAL_RUN_STATES = RUN_FINAL
+MAX_TURN_ERRORS = 5
+"""Turns in a row that may fail (scheduler or store trouble) before the run is failed."""
+
+
+def turn_problem(layout: RunLayout, err: OSError | ReflowError) -> ReflowError:
+    """What a turn that failed reports: a write refused in the run directory is a store error."""
+    if isinstance(err, OSError):  # e.g. a full disk while writing inputs or scripts
+        return StoreError(f"cannot write in the run directory: {err}", value=str(layout.run))
+    return err
+
+
+def failed_run_message(errors: int, problem: ReflowError) -> str | None:
+    """The run's message once ``errors`` turns in a row failed; None while turns may go on."""
+    return f"{errors} dispatcher turns failed: {problem}" if errors >= MAX_TURN_ERRORS else None
 
 
 @dataclass(kw_only=True)

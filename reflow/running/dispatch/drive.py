@@ -21,9 +21,14 @@ from typing import Any
 from reflow.definition.errors import ReflowError, StoreError
 from reflow.running.config import load_config
 from reflow.running.dispatch.command import dispatcher_command, dispatcher_parser
-from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES, make_dispatcher
+from reflow.running.dispatch.dispatcher import (
+    TERMINAL_RUN_STATES,
+    failed_run_message,
+    make_dispatcher,
+    turn_problem,
+)
 from reflow.running.dispatch.locks import dispatcher_lock
-from reflow.running.dispatch.slurm_chain import MAX_TURN_ERRORS, run_turn_and_chain
+from reflow.running.dispatch.slurm_chain import run_turn_and_chain
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import manifest_stamp, write_manifest
@@ -137,9 +142,9 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                     state = dispatcher.turn()
                 except (OSError, ReflowError) as err:  # a locked or full store: try again
                     errors += 1
-                    state = _failed_turn(store, layout.run_id, errors, err)
-                    if state is RunState.RUNNING:
-                        executor.wait_for_progress(_ERROR_WAIT_S * 2 ** (errors - 1))
+                    state = _failed_turn(store, layout, errors, turn_problem(layout, err))
+                    if state is RunState.RUNNING:  # started elements run on meanwhile
+                        time.sleep(_ERROR_WAIT_S * 2 ** (errors - 1))
                         continue
                 else:
                     errors = 0
@@ -153,17 +158,19 @@ def drive_locally(layout: RunLayout, *, slots: int | None = None) -> RunState:
                 executor.wait_for_progress(min(_IDLE_WAIT_S, max(0.0, wait_s)))
 
 
-def _failed_turn(store: SqliteStore, run_id: str, errors: int, err: Exception) -> RunState:
+def _failed_turn(
+    store: SqliteStore, layout: RunLayout, errors: int, problem: ReflowError
+) -> RunState:
     """Say why a turn failed; after ``MAX_TURN_ERRORS`` in a row the run fails with it.
 
     The elements already running go on; ``retry`` takes in their results.
     """
-    problem = err.problem if isinstance(err, ReflowError) else str(err)
     sys.stderr.write(f"reflow: turn failed ({errors} in a row): {problem}\n")
-    if errors < MAX_TURN_ERRORS:
+    message = failed_run_message(errors, problem)
+    if message is None:
         return RunState.RUNNING
-    store.finish_run(run_id, RunState.FAILED, f"{errors} dispatcher turns failed: {problem}")
-    return store.run(run_id).state
+    store.finish_run(layout.run_id, RunState.FAILED, message)
+    return store.run(layout.run_id).state
 
 
 class _CancelAwareExecutor(LocalExecutor):

@@ -11,9 +11,9 @@ successors' ids are recorded in the run's dispatcher record (``pending_jobs``), 
 removes them too, and a turn that finds its run cancelled or finished submits nothing.
 
 A turn that the scheduler or the store cannot serve (sacct down, a locked store) is tried
-again by a delayed successor, at most ``MAX_TURN_ERRORS`` times in a row; a successor that
-cannot be submitted at all ends the run as failed with sbatch's message, never leaving it
-``running`` without a dispatcher.
+again by a delayed successor, at most ``MAX_TURN_ERRORS`` times in a row (``dispatcher``); a
+successor that cannot be submitted at all ends the run as failed with sbatch's message, never
+leaving it ``running`` without a dispatcher.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflow.definition.errors import ReflowError, StoreError, SubmissionError
+from reflow.definition.errors import ReflowError, SubmissionError, SubmissionLimitError
 from reflow.definition.resources import format_mem, format_time
 from reflow.running.config import Config, load_config
 from reflow.running.dispatch.budget import AskedBudget, submit_budget
@@ -36,7 +36,9 @@ from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.dispatch.dispatcher import (
     TERMINAL_RUN_STATES,
     Dispatcher,
+    failed_run_message,
     make_dispatcher,
+    turn_problem,
 )
 from reflow.running.dispatch.locks import dispatcher_lock
 from reflow.running.executors.base import JobState
@@ -47,8 +49,6 @@ from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState
 
-MAX_TURN_ERRORS = 5
-"""Turns in a row that may fail (scheduler or store trouble) before the run is failed."""
 _IDLE_DELAY_S = 15
 _TICK_S = 60
 _ERROR_DELAY_S = 60
@@ -93,15 +93,15 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
         layout, store, executor, submit_budget=budget, unknown_is_lost=True
     )
     started = time.perf_counter()
+    problem: ReflowError | None = None
     try:
         state = dispatcher.turn()
-        if isinstance(budget, AskedBudget):  # kept for later turns, which ask nothing
-            info = info.replace(submit_budget=budget.answer())
-    except OSError as err:  # e.g. a full disk while writing inputs or scripts
-        problem = StoreError(f"cannot write in the run directory: {err}", value=str(layout.run))
+    except (OSError, ReflowError) as err:
+        problem = turn_problem(layout, err)
+    if isinstance(budget, AskedBudget):  # kept for later turns, which ask nothing
+        info = info.replace(submit_budget=budget.answer())
+    if problem is not None:
         return _retry_later(layout, store, config, executor, dispatcher, info, problem)
-    except ReflowError as err:
-        return _retry_later(layout, store, config, executor, dispatcher, info, err)
     info = info.replace(errors=0, last_error=None)
     took = time.perf_counter() - started
     sys.stderr.write(  # into the turn's own log (``RunLayout.slurm_dispatcher_log``)
@@ -158,11 +158,16 @@ def _chain(
     successors: list[str] = []
     try:
         for waits, delay in [(after, delay_s), *([((), tick_s)] if tick_s else [])]:
-            successors.append(
-                submit_successor(
-                    executor, layout, dispatcher.manifest, config, after=waits, delay_s=delay
+            try:
+                successors.append(
+                    submit_successor(
+                        executor, layout, dispatcher.manifest, config, after=waits, delay_s=delay
+                    )
                 )
-            )
+            except SubmissionLimitError:
+                if not successors:
+                    raise
+                break  # the timed successor only speeds a chain up: the first one carries it
     except SubmissionError as err:
         _cancel_quietly(executor, successors)
         message = f"cannot submit the next dispatcher turn: {err}; fix it, then retry the run"
@@ -191,9 +196,9 @@ def _retry_later(
     """A turn failed on scheduler or store trouble: try again later, or give up."""
     errors = info.errors + 1
     info = info.replace(errors=errors, last_error=str(err))
-    if errors >= MAX_TURN_ERRORS:
+    message = failed_run_message(errors, err)
+    if message is not None:
         store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
-        message = f"{errors} dispatcher turns failed: {err}"
         store.finish_run(layout.run_id, RunState.FAILED, message)
         return store.run(layout.run_id).state
     after = list(dispatcher.submitted_jobs)

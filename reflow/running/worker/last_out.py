@@ -29,7 +29,7 @@ from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.rundir.layout import RunLayout
 
 _ARRAY_ENV = "SLURM_ARRAY_"
-LOCK_WAIT_S = 30
+LOCK_WAIT_S = 10
 """How long the turn waits for a turn in progress (say, the one that submitted this batch and
 is still submitting its successor) to end, instead of leaving the batch's results to the
 queued turn job."""
