@@ -206,6 +206,19 @@ def test_a_turn_that_would_queue_many_jobs_waits_for_the_clusters_limit(
     assert run_record(layout)[2]["submit_budget"] == 5
 
 
+def test_a_turn_in_an_array_task_counts_that_task_against_the_budget(
+    slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", "3")
+    layout = submit(tmp_path / "runs", count=4)
+    run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0, last_out=True)
+    assert "reflow: turn 2 on " in layout.slurm_turn_log("1000_0").read_text()
+    # prepare's array task, still running the turn, is one of the run's 3 jobs for Slurm.
+    counts = state_counts(layout)
+    assert sum(c.get("submitted", 0) for c in counts.values()) == 2
+    assert sum(c.get("ready", 0) for c in counts.values()) == 6
+
+
 def test_budget_from_config_asks_sacctmgr_nothing(
     slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,14 +305,14 @@ def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
 
 
 def waiting_turns(layout: RunLayout) -> list[int]:
-    """Process ids of this run's turns started with ``--lock-wait`` that are still alive."""
+    """Process ids of this run's live turns that an array task started (``--in-array-task``)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--lock-wait=10" in argv and layout.run_id.encode() in argv:
+        if b"--in-array-task" in argv and layout.run_id.encode() in argv:
             found.append(int(proc.name))
     return found
 

@@ -77,6 +77,7 @@ class Dispatcher(Submitter):
     executor: Executor
     defaults: Resources = field(default_factory=Resources)
     submit_budget: int | Callable[[int], int] | None = None
+    held_jobs: int = 0
     min_task_time_s: int = _MIN_TASK_S
     validate: Validator | None = None
     unknown_is_lost: bool = False

@@ -49,6 +49,8 @@ from reflow.running.store.records import DispatcherRecord
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState, RunState
 
+ARRAY_TASK_LOCK_WAIT_S = 10
+"""How long a turn in an array task waits for a turn in progress, in the task's allocation."""
 _IDLE_DELAY_S = 15
 _TICK_S = 60
 _ERROR_DELAY_S = 60
@@ -57,21 +59,24 @@ _DISPATCHER_MEM_MB = 1024
 _ACTIVE = (JobState.PENDING, JobState.RUNNING)
 
 
-def run_turn_and_chain(layout: RunLayout, *, lock_wait_s: float = 0.0) -> RunState:
+def run_turn_and_chain(layout: RunLayout, *, in_array_task: bool = False) -> RunState:
     """Run one dispatcher turn on Slurm and, while the run goes on, submit the next one.
 
-    A turn already in progress keeps the run (this one returns at once), unless it ends
-    within ``lock_wait_s``: then this turn runs after it.
+    A turn already in progress keeps the run: this one returns at once. A turn run by the
+    last array task of a batch (``in_array_task``) first waits up to ``ARRAY_TASK_LOCK_WAIT_S``
+    for it (a batch can end before the turn that submitted it has), and counts its own job as
+    one of the run's queued jobs, as Slurm does until the turn ends.
     """
-    with dispatcher_lock(layout, wait_s=lock_wait_s) as mine:
+    wait_s = ARRAY_TASK_LOCK_WAIT_S if in_array_task else 0.0
+    with dispatcher_lock(layout, wait_s=wait_s) as mine:
         if not mine:
             return RunState.RUNNING
         config = load_config()
         with SqliteStore.open(layout.root) as store:
-            return _turn(layout, store, config)
+            return _turn(layout, store, config, held_jobs=int(in_array_task))
 
 
-def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
+def _turn(layout: RunLayout, store: SqliteStore, config: Config, *, held_jobs: int) -> RunState:
     run = store.run(layout.run_id)
     if run.state in TERMINAL_RUN_STATES:
         return run.state
@@ -90,7 +95,7 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
         turn_at=time.time(),
     )
     dispatcher = make_dispatcher(
-        layout, store, executor, submit_budget=budget, unknown_is_lost=True
+        layout, store, executor, submit_budget=budget, held_jobs=held_jobs, unknown_is_lost=True
     )
     started = time.perf_counter()
     problem: ReflowError | None = None

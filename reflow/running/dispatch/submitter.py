@@ -46,6 +46,9 @@ class Submitter:
     executor: Executor
     # Most jobs queued at once; a callable is given how many the run would have queued.
     submit_budget: int | Callable[[int], int] | None
+    # Jobs of the run that Slurm still counts and the store does not: the array task running
+    # this turn.
+    held_jobs: int
     min_task_time_s: int
     submitted_jobs: list[str]
     _retrier: Retrier
@@ -114,7 +117,7 @@ class Submitter:
         budget = self.submit_budget
         if budget is None:
             return None
-        queued = self.store.queued_jobs(self.run_id)
+        queued = self.store.queued_jobs(self.run_id) + self.held_jobs
         if callable(budget):  # the cluster's limit, still being asked
             budget = budget(queued + wanted)
         return max(0, budget - queued)

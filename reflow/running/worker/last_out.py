@@ -6,9 +6,9 @@ byte appended under an ``flock``, so the count is the file's size), and the work
 the N-th end starts the next turn at once, in its own allocation: ``python -m
 reflow.running.dispatch --slurm-turn`` as a child process, writing to the turn log named by
 its array task (``dispatcher-<array job id>_<index>.log``).
-That saves the launch of a dispatcher job per level of the flow. A turn still in progress
-(a batch can end before the turn that submitted it has) is waited for, up to
-``LOCK_WAIT_S``.
+That saves the launch of a dispatcher job per level of the flow. The turn is told it runs in
+an array task (``--in-array-task``): it waits for a turn still in progress, and counts its own
+job as one of the run's queued jobs (see ``slurm_chain``).
 
 The turn job the previous turn queued (``afterany`` the batch's jobs) stays the safety net:
 when an array task is killed before it counts (a node lost, a time limit), the count stays
@@ -29,10 +29,6 @@ from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.rundir.layout import RunLayout
 
 _ARRAY_ENV = "SLURM_ARRAY_"
-LOCK_WAIT_S = 10
-"""How long the turn waits for a turn in progress (say, the one that submitted this batch and
-is still submitting its successor) to end, instead of leaving the batch's results to the
-queued turn job."""
 
 
 def count_end(path: Path) -> int:
@@ -60,7 +56,7 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> None:
                 run_dir=layout.root,
                 run_id=layout.run_id,
                 slurm_turn=True,
-                lock_wait_s=LOCK_WAIT_S,
+                in_array_task=True,
             )
             # Not an array task's own variables: the turn job it may submit would inherit them.
             env = {k: v for k, v in os.environ.items() if not k.startswith(_ARRAY_ENV)}
