@@ -162,14 +162,14 @@ def test_budget_from_max_submit_jobs_holds_instances_back_and_waits_on_the_oldes
     counts = state_counts(layout)
     submitted = sum(by_state.get("submitted", 0) for by_state in counts.values())
     ready = sum(by_state.get("ready", 0) for by_state in counts.values())
-    assert (submitted, ready) == (5, 3)
+    assert (submitted, ready) == (4, 4)  # and the turn's own job 1001 makes 5
     arrays = slurm.calls("sbatch")[2:-1]
-    assert sorted(task_of(call) for call in arrays) == ["check", "work"]
-    assert sum(array_size(call) for call in arrays) == 5
+    assert len(arrays) == 1  # one task's array of 4: the other waits
+    assert sum(array_size(call) for call in arrays) == 4
     assert options_of(slurm.calls("sbatch")[-1])["dependency"] == "afterany:1002"
-    assert record["pending_jobs"] == ["1004"]
+    assert record["pending_jobs"] == ["1003"]
     # The budget was asked once per run: no sacctmgr in this turn.
-    assert calls == {"scontrol": 1, "sbatch": 3}
+    assert calls == {"scontrol": 1, "sbatch": 2}
 
 
 def test_the_first_turn_queues_its_jobs_while_sacctmgr_is_still_answering(
@@ -202,11 +202,12 @@ def test_a_turn_that_would_queue_many_jobs_waits_for_the_clusters_limit(
     # 150 jobs wanted: the array waited for sacctmgr's answer (1 s each call).
     assert ended.index("sbatch") > max(i for i, tool in enumerate(ended) if tool == "sacctmgr")
     counts = state_counts(layout)
-    assert sum(c.get("submitted", 0) for c in counts.values()) == 5  # MaxSubmitJobs 6, less one
+    # MaxSubmitJobs 6: one job left for the successor, one is the job running the turn.
+    assert sum(c.get("submitted", 0) for c in counts.values()) == 4
     assert run_record(layout)[2]["submit_budget"] == 5
 
 
-def test_a_turn_in_an_array_task_counts_that_task_against_the_budget(
+def test_a_turn_in_a_job_counts_that_job_against_the_budget(
     slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", "3")
@@ -222,13 +223,14 @@ def test_a_turn_in_an_array_task_counts_that_task_against_the_budget(
 def test_budget_from_config_asks_sacctmgr_nothing(
     slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", "2")
+    monkeypatch.setenv("REFLOW_SUBMIT_BUDGET", "3")
     layout, calls = start_with_prepare_done(slurm, tmp_path / "runs", monkeypatch, count=4)
     assert "sacctmgr" not in slurm.tools()
     counts = state_counts(layout)
+    # 3 jobs: the one running the turn (1001) and 2 array tasks.
     assert sum(c.get("submitted", 0) for c in counts.values()) == 2
     assert sum(c.get("ready", 0) for c in counts.values()) == 6
-    assert run_record(layout)[2]["submit_budget"] == 2
+    assert run_record(layout)[2]["submit_budget"] == 3
     assert calls == {"scontrol": 1, "sbatch": 2}
     assert options_of(slurm.calls("sbatch")[-1])["dependency"] == "afterany:1002"
 

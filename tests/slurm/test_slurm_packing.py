@@ -103,9 +103,10 @@ def packed(tmp_path: Path) -> Packed:
 
 
 def test_a_packed_run_isolates_a_raising_element_and_counts_array_tasks(tmp_path: Path) -> None:
-    # MaxArraySize 2 and a budget of 4 jobs: the 5 array tasks of work go as 4 (in arrays of
-    # 2, 2) and then 1, however many elements each holds.
-    run = Packed(tmp_path, REFLOW_MAX_ARRAY_SIZE="2", REFLOW_SUBMIT_BUDGET="4")
+    # MaxArraySize 2 and a budget of 5 jobs, one of them the job running the turn: the 5
+    # array tasks of work go as 4 (in arrays of 2, 2) and then 1, however many elements each
+    # holds.
+    run = Packed(tmp_path, REFLOW_MAX_ARRAY_SIZE="2", REFLOW_SUBMIT_BUDGET="5")
     since = time.time()
     try:
         run.submit("--fault", "raise", "--bad", "7")

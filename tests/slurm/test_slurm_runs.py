@@ -472,7 +472,8 @@ def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
     run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=count, **DEMO)
     assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
 
-    assert batch_sizes(run_dir, run_id, "convert") == [7, 7, 6]
+    # Each turn runs in a job (prepare's or convert's last array task) that counts too.
+    assert batch_sizes(run_dir, run_id, "convert") == [6, 6, 6, 2]
     assert dispatcher_record(run_dir, run_id)["submit_budget"] == budget
     jobs = [
         job

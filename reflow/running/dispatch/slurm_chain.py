@@ -64,8 +64,9 @@ def run_turn_and_chain(layout: RunLayout, *, in_array_task: bool = False) -> Run
 
     A turn already in progress keeps the run: this one returns at once. A turn run by the
     last array task of a batch (``in_array_task``) first waits up to ``ARRAY_TASK_LOCK_WAIT_S``
-    for it (a batch can end before the turn that submitted it has), and counts its own job as
-    one of the run's queued jobs, as Slurm does until the turn ends.
+    for it (a batch can end before the turn that submitted it has). A turn that runs in a job
+    (an array task's, or its own) counts that job against the submit budget, as Slurm counts
+    it until the turn ends.
     """
     wait_s = ARRAY_TASK_LOCK_WAIT_S if in_array_task else 0.0
     with dispatcher_lock(layout, wait_s=wait_s) as mine:
@@ -73,10 +74,10 @@ def run_turn_and_chain(layout: RunLayout, *, in_array_task: bool = False) -> Run
             return RunState.RUNNING
         config = load_config()
         with SqliteStore.open(layout.root) as store:
-            return _turn(layout, store, config, held_jobs=int(in_array_task))
+            return _turn(layout, store, config)
 
 
-def _turn(layout: RunLayout, store: SqliteStore, config: Config, *, held_jobs: int) -> RunState:
+def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
     run = store.run(layout.run_id)
     if run.state in TERMINAL_RUN_STATES:
         return run.state
@@ -95,7 +96,12 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config, *, held_jobs: i
         turn_at=time.time(),
     )
     dispatcher = make_dispatcher(
-        layout, store, executor, submit_budget=budget, held_jobs=held_jobs, unknown_is_lost=True
+        layout,
+        store,
+        executor,
+        submit_budget=budget,
+        held_jobs=int(own_job is not None),
+        unknown_is_lost=True,
     )
     started = time.perf_counter()
     problem: ReflowError | None = None

@@ -46,8 +46,7 @@ class Submitter:
     executor: Executor
     # Most jobs queued at once; a callable is given how many the run would have queued.
     submit_budget: int | Callable[[int], int] | None
-    # Jobs of the run that Slurm still counts and the store does not: the array task running
-    # this turn.
+    # Jobs of the run that Slurm counts and the store does not: the job running this turn.
     held_jobs: int
     min_task_time_s: int
     submitted_jobs: list[str]

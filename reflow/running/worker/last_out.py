@@ -7,8 +7,8 @@ the N-th end starts the next turn at once, in its own allocation: ``python -m
 reflow.running.dispatch --slurm-turn`` as a child process, writing to the turn log named by
 its array task (``dispatcher-<array job id>_<index>.log``).
 That saves the launch of a dispatcher job per level of the flow. The turn is told it runs in
-an array task (``--in-array-task``): it waits for a turn still in progress, and counts its own
-job as one of the run's queued jobs (see ``slurm_chain``).
+an array task (``--in-array-task``): it waits for a turn still in progress (see
+``slurm_chain``).
 
 The turn job the previous turn queued (``afterany`` the batch's jobs) stays the safety net:
 when an array task is killed before it counts (a node lost, a time limit), the count stays
