@@ -102,7 +102,9 @@ class Submitter:
             )
             for key, rows in groups.items()
         }
-        room = self._room(sum(-(-len(rows) // packs[key]) for key, rows in groups.items()))
+        room = self._room(
+            sum(fit_budget(len(rows), packs[k], None)[1] for k, rows in groups.items())
+        )
         plans = self.store.planned_tasks(self.run_id) if groups and room != 0 else {}
         for (task, resources, begin_s), rows in groups.items():
             pack = packs[(task, resources, begin_s)]
