@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def write_flow(
             convert_cache=convert_cache,
         )
     )
+    return path
+
+
+def copy_flow(name: str, folder: Path) -> Path:
+    """Copy ``tests/flows/<name>.py`` into ``folder`` as ``flow.py``: a user's own flow file."""
+    path = folder / "flow.py"
+    shutil.copy(Path(__file__).parents[1] / "flows" / f"{name}.py", path)
     return path
 
 

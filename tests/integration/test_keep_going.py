@@ -6,23 +6,18 @@ the tests tell what ran.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from reflow.running.store.sqlite import SqliteStore
-from tests.integration.flowfiles import calls, cli, counts, submit_and_wait
-
-FLOW = Path(__file__).parents[1] / "flows" / "keepgoing_steps.py"
+from tests.integration.flowfiles import calls, cli, copy_flow, counts, submit_and_wait
 
 
 @pytest.fixture
 def flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REFLOW_LOCAL_SLOTS", "2")
-    path = tmp_path / "flow.py"
-    shutil.copy(FLOW, path)
-    return path
+    return copy_flow("keepgoing_steps", tmp_path)
 
 
 def test_a_failed_element_blocks_only_what_consumes_it_and_retry_reruns_just_that(

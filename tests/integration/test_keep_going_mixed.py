@@ -7,23 +7,18 @@ as a user runs it (a subprocess); its tasks log every call, which is how the tes
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from reflow.running.store.sqlite import SqliteStore
-from tests.integration.flowfiles import calls, cli, counts, submit_and_wait
-
-FLOW = Path(__file__).parents[1] / "flows" / "mixchain_steps.py"
+from tests.integration.flowfiles import calls, cli, copy_flow, counts, submit_and_wait
 
 
 @pytest.fixture
 def flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REFLOW_LOCAL_SLOTS", "2")
-    path = tmp_path / "flow.py"
-    shutil.copy(FLOW, path)
-    return path
+    return copy_flow("mixchain_steps", tmp_path)
 
 
 def test_elements_fed_by_a_chain_and_a_fan_out_start_when_their_own_input_is_done(
