@@ -25,11 +25,12 @@ from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
 from reflow.running.rundir.batches import BatchFile, read_batch
-from reflow.running.rundir.bundles import Success, read_bundle, read_successes
+from reflow.running.rundir.bundles import Success, bundle_documents, read_bundle, successes_of
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
 from reflow.running.rundir.results import (
     ResultProblem,
     ResultRecord,
+    first_records,
     read_result,
     result_names,
 )
@@ -161,9 +162,16 @@ class ResultFinder:
             waiting = (own & pending) - with_file
             if not waiting or bundle_name(batch, array_task) not in names:
                 continue
-            path = self._layout.bundle(task, batch, array_task)
-            rows = read_successes(path, run_id=self._run_id, task=task, batch=batch, elements=own)
-            if rows is None:
+            documents = bundle_documents(self._layout.bundle(task, batch, array_task))
+            rows = None
+            if not isinstance(documents, ResultProblem):
+                rows = successes_of(documents, **self._who(task, batch), elements=own)
+            if rows is None:  # ``find`` reads it line by line, from what was parsed here
+                self._bundles[(task, batch, array_task)] = (
+                    documents
+                    if isinstance(documents, ResultProblem)
+                    else first_records(documents, **self._who(task, batch))
+                )
                 one_by_one += sorted(waiting)
             elif waiting == own:
                 found += rows
@@ -189,11 +197,15 @@ class ResultFinder:
             if bundle_name(batch, array_task) not in names:
                 return None
             path = self._layout.bundle(task, batch, array_task)
-            bundle = read_bundle(path, run_id=self._run_id, task=task, batch=batch)
+            bundle = read_bundle(path, **self._who(task, batch))
             self._bundles[key] = bundle
         if isinstance(bundle, ResultProblem):
             return None if bundle.kind == "missing" else bundle
         return bundle.get(row.element)
+
+    def _who(self, task: str, batch: str) -> dict[str, str]:
+        """What every line of a bundle of ``task`` in ``batch`` must name."""
+        return {"run_id": self._run_id, "task": task, "batch": batch}
 
     def _result_names(self, task: str) -> set[str]:
         """The names in ``task``'s results folder: one directory read per task."""

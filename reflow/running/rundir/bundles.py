@@ -11,7 +11,8 @@ and the first valid line of an element wins. ``read_successes`` is its fast path
 common bundle, whose every line is a success of the array task's own elements: it checks the
 lines column by column and gives the rows the store stages as they are, or None for any other
 bundle, which is then read with ``read_bundle``; the two agree on every bundle
-``read_successes`` accepts. This module never touches the store.
+``read_successes`` accepts (``successes_of`` and ``first_records`` check documents parsed
+once, ``bundle_documents``). This module never touches the store.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
 from reflow.planning.identity import value_hash
 from reflow.running.rundir.results import (
-    DECODER,
     FORMAT,
     ResultProblem,
     ResultRecord,
@@ -108,6 +108,18 @@ class Bundle:
         self._pending = False
 
 
+def bundle_documents(path: Path) -> list[Any] | ResultProblem:
+    """The documents of a bundle's complete lines (None for a line that is not JSON).
+
+    Returns:
+        The documents, or a ``ResultProblem`` when the file is missing or cannot be read.
+    """
+    raw = read_bytes(path, "no result bundle")
+    if isinstance(raw, ResultProblem):
+        return raw
+    return decode_lines(raw.split(b"\n")[:-1])  # the last piece is empty, or a torn line
+
+
 def read_bundle(
     path: Path, *, run_id: str, task: str, batch: str
 ) -> dict[int, ResultRecord] | ResultProblem:
@@ -116,35 +128,35 @@ def read_bundle(
     Returns:
         The records, or a ``ResultProblem`` when the file is missing or cannot be read.
     """
-    raw = read_bytes(path, "no result bundle")
-    if isinstance(raw, ResultProblem):
-        return raw
-    lines = raw.split(b"\n")[:-1]  # the last piece is empty, or a torn line
-    return first_records(decode_lines(lines), run_id=run_id, task=task, batch=batch)
+    documents = bundle_documents(path)
+    if isinstance(documents, ResultProblem):
+        return documents
+    return first_records(documents, run_id=run_id, task=task, batch=batch)
 
 
 def read_successes(
     path: Path, *, run_id: str, task: str, batch: str, elements: Set[int]
 ) -> list[Success] | None:
-    """The lines of a bundle whose every complete line is a valid success of ``elements``.
+    """``successes_of`` the bundle at ``path``; None also when it cannot be read."""
+    documents = bundle_documents(path)
+    if isinstance(documents, ResultProblem):
+        return None
+    return successes_of(documents, run_id=run_id, task=task, batch=batch, elements=elements)
+
+
+def successes_of(
+    documents: list[Any], *, run_id: str, task: str, batch: str, elements: Set[int]
+) -> list[Success] | None:
+    """The rows of a bundle's documents when every one is a valid success of ``elements``.
 
     ``elements`` are the array task's own. The rows keep the lines' order (an element given
     twice is staged as its first line says, as ``read_bundle`` reads it).
 
     Returns:
-        A row per line; None when the bundle cannot be read or holds anything else: a
-        failure, a bad or foreign line, an element of another array task. ``read_bundle``
-        then reads it, line by line.
+        A row per line; None when the bundle holds anything else: a failure, a bad or foreign
+        line, an element of another array task. ``first_records`` then reads the documents
+        line by line.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    whole = raw[: raw.rfind(b"\n") + 1]  # what follows the last newline is torn
-    try:  # every line whole: one parse of the bundle as a JSON list, as ``read_bundle`` does
-        documents = DECODER.decode("[" + whole.replace(b"\n", b",").decode()[:-1] + "]")
-    except (UnicodeDecodeError, ValueError):
-        return None  # a line that is not JSON
     if not documents:
         return []
     try:
@@ -152,7 +164,7 @@ def read_successes(
         columns = list(zip(*map(_COLUMNS, documents), strict=True))
         cpu_s = list(map(_CPU_S, documents))
     except (TypeError, KeyError):
-        return None  # a line that is not an object, or lacks a field
+        return None  # a line that is not JSON, not an object, or lacks a field
     if not columns or who != {(FORMAT, run_id, task, batch, None)}:
         return None
     element, ok, started, ended, host, peak, pid, output, given = columns
