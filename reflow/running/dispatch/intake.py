@@ -24,6 +24,7 @@ from pathlib import Path
 from reflow.definition.errors import SubmissionError
 from reflow.running.dispatch.retrier import Retrier
 from reflow.running.executors.base import Executor, FailureReason, JobState, JobStatus
+from reflow.running.executors.slurm_arrays import array_tasks
 from reflow.running.rundir.batches import BatchFile, read_batch
 from reflow.running.rundir.bundles import Success, bundle_documents, read_bundle, successes_of
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
@@ -128,6 +129,7 @@ class ResultFinder:
         self._layout = layout
         self._run_id = run_id
         self._names: dict[str, set[str]] = {}
+        self._files: dict[str, dict[str, set[int]]] = {}
         self._batches: dict[str, BatchFile | None] = {}
         self._array_tasks: dict[str, dict[int, int]] = {}
         self._bundles: dict[tuple[str, str, int], dict[int, ResultRecord] | ResultProblem] = {}
@@ -145,20 +147,15 @@ class ResultFinder:
         """
         names = self._result_names(task)
         pending = set(elements)
-        suffix = f".{batch}.json"
-        with_file = {
-            int(name[: -len(suffix)])
-            for name in names
-            if name.endswith(suffix) and name[: -len(suffix)].isdigit()
-        } & pending
+        with_file = self._own_files(task).get(batch, set()) & pending
         one_by_one = sorted(with_file)
         record = self._batch(batch)
         if record is None or record.pack <= 1:
             return [], one_by_one
         found: list[Success] = []
         pack = record.pack
-        for array_task, start in enumerate(range(0, len(record.elements), pack)):
-            own = set(record.elements[start : start + pack])
+        for array_task, positions in enumerate(array_tasks(len(record.elements), pack)):
+            own = {record.elements[position] for position in positions}
             waiting = (own & pending) - with_file
             if not waiting or bundle_name(batch, array_task) not in names:
                 continue
@@ -202,6 +199,17 @@ class ResultFinder:
         if isinstance(bundle, ResultProblem):
             return None if bundle.kind == "missing" else bundle
         return bundle.get(row.element)
+
+    def _own_files(self, task: str) -> dict[str, set[int]]:
+        """``batch -> elements`` with a result file of their own, from one pass over the names."""
+        found = self._files.get(task)
+        if found is None:
+            found = self._files[task] = {}
+            for name in self._result_names(task):
+                element, _, rest = name.partition(".")
+                if rest.endswith(".json") and element.isdigit():
+                    found.setdefault(rest.removesuffix(".json"), set()).add(int(element))
+        return found
 
     def _who(self, task: str, batch: str) -> dict[str, str]:
         """What every line of a bundle of ``task`` in ``batch`` must name."""

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except OSError as err:
             print(f"reflow: cannot sync {job.bundle.path}: {err}", file=sys.stderr)  # noqa: T201
     if args.elements is None:
-        _drop_empty_scheduler_output(layout.logs_dir(args.task))
+        _drop_empty_scheduler_output(job.logs)
     if args.turn_after:
         turn_if_last(layout, args.batch, args.turn_after)
     return max(statuses, default=0)
