@@ -164,7 +164,6 @@ def _mark_done(store: SqliteStore, run_id: str, task: str, compute: Any) -> None
                 task=task,
                 element=row.element,
                 batch=batch,
-                identity=row.identity,
                 state=InstanceState.DONE,
                 started=now,
                 ended=now,

@@ -217,13 +217,11 @@ class InstanceMachine(RuleBasedStateMachine):
             peak_rss_mb=1.0,
         )
         write_result(self.layout.result(task, element, batch), text)
-        identity = self.identity(task, element)
         self.results.append(
             Ended(
                 task=task,
                 element=element,
                 batch=batch,
-                identity=identity,
                 state=S.DONE if ok else S.FAILED,
                 started=now,
                 ended=now,
@@ -270,7 +268,6 @@ class InstanceMachine(RuleBasedStateMachine):
                 task=key[0],
                 element=key[1],
                 batch=batch,
-                identity=self.identity(*key),
                 state=S.FAILED,
                 started=None,
                 ended=time.time(),
@@ -293,7 +290,6 @@ class InstanceMachine(RuleBasedStateMachine):
             task=key[0],
             element=key[1],
             batch=str(row.batch),
-            identity=self.identity(*key),
             state=S.FAILED,
             started=None,
             ended=time.time(),
@@ -365,10 +361,6 @@ class InstanceMachine(RuleBasedStateMachine):
         self.run_state = ending
 
     # Checks after every step
-
-    def identity(self, task: str, element: int) -> str:
-        (row,) = (r for r in self.store.instances(RUN, task) if r.element == element)
-        return row.identity
 
     @invariant()
     def store_matches_model_and_moves_follow_the_table(self) -> None:

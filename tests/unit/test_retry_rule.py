@@ -137,7 +137,7 @@ def test_a_final_failure_sums_up_the_attempts_and_names_the_fix() -> None:
         )  # fmt: skip
 
     failed = Ended(
-        task="t", element=0, batch="b", identity="i", state=InstanceState.FAILED,
+        task="t", element=0, batch="b", state=InstanceState.FAILED,
         started=None, ended=None, reason="out_of_memory", error="OUT_OF_MEMORY (exit 0:125)",
     )  # fmt: skip
     attempts = [tried(256, "out_of_memory"), tried(512, "out_of_memory"), tried(1024, None)]

@@ -194,7 +194,6 @@ class Ended:
     task: str
     element: int
     batch: str
-    identity: str
     state: InstanceState
     started: float | None
     ended: float | None
@@ -220,8 +219,8 @@ class Ended:
     ) -> Ended:
         """How the submitted instance ``row`` ended, in ``state``."""
         return cls(
-            task=row.task, element=row.element, batch=str(row.batch), identity=row.identity,
-            state=state, started=started, ended=ended, reason=reason, error=error, host=host,
+            task=row.task, element=row.element, batch=str(row.batch), state=state,
+            started=started, ended=ended, reason=reason, error=error, host=host,
             peak_rss_mb=peak_rss_mb, output=output,
         )  # fmt: skip
 
