@@ -13,7 +13,13 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reflow.running.store.records import ATTEMPT_COLUMNS, Attempt, Ended, attempt_row
+from reflow.running.store.records import (
+    ATTEMPT_COLUMNS,
+    ELEMENT_PAIRS,
+    Attempt,
+    Ended,
+    attempt_row,
+)
 from reflow.running.store.states import InstanceState
 
 _CLOSE = (
@@ -97,8 +103,8 @@ def element_attempts(
 ) -> dict[tuple[str, int], list[Attempt]]:
     """``(task, element) -> attempts`` of ``elements`` in submission order, in one query."""
     query = (
-        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? AND (task, element) IN"  # noqa: S608 - our columns
-        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+        f"SELECT {ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608 - our columns
+        f" WHERE run_id = ? AND (task, element) IN {ELEMENT_PAIRS}"
         " ORDER BY task, element, submitted"
     )
     return _by_element(db.execute(query, (run_id, json.dumps(list(elements)))))

@@ -206,17 +206,14 @@ class StoreHistory:
         source, size, digest = str(row[0]), int(row[1]), row[2]
         if digest is not None:
             return source, size, None, str(digest)
-        hashes = self._planned_hashes(source, task, missing=True)
+        hashes = [digest for (digest,) in self._planned(source, task, "o.hash", missing=True)]
         if len(hashes) != size or None in hashes:
             return None
         return source, size, hashes, None
 
     def planned_hashes(self, run_id: str, task: str) -> list[str]:
         """The output hash of each instance of ``task`` in ``run_id`` that has one, in order."""
-        return self._planned_hashes(run_id, task, missing=False)
-
-    def _planned_hashes(self, run_id: str, task: str, *, missing: bool) -> list[str]:
-        return [digest for (digest,) in self._planned(run_id, task, "o.hash", missing=missing)]
+        return [digest for (digest,) in self._planned(run_id, task, "o.hash", missing=False)]
 
     def planned_outputs(self, run_id: str, task: str) -> list[tuple[str, str]]:
         """``(output JSON text, hash)`` of each instance of ``task`` in ``run_id``, in order.

@@ -175,6 +175,10 @@ INSTANCE_COLUMNS = (
     "reason, error, host, peak_rss_mb, not_before, resources"
 )
 _INSTANCE_STATES = {state.value: state for state in InstanceState}
+ELEMENT_PAIRS = (
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+)
+"""``(task, element)`` pairs from one JSON parameter, for ``(task, element) IN`` clauses."""
 
 
 def instance_row(row: Sequence[Any]) -> InstanceRow:

@@ -21,6 +21,7 @@ from reflow.running.store.attempts import element_attempts, retried_attempts
 from reflow.running.store.history import StoreHistory
 from reflow.running.store.outputs import select_outputs
 from reflow.running.store.records import (
+    ELEMENT_PAIRS,
     INSTANCE_COLUMNS,
     RUN_COLUMNS,
     Attempt,
@@ -211,9 +212,8 @@ class SqliteStore(StoreHistory, StoreWrites):
     def instances_at(self, run_id: str, elements: Iterable[tuple[str, int]]) -> list[InstanceRow]:
         """The run's instances of ``elements`` (``(task, element)``), in one query."""
         query = (
-            f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE run_id = ? AND (task, element) IN"  # noqa: S608 - our columns
-            " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
-            " ORDER BY task, element"
+            f"SELECT {INSTANCE_COLUMNS} FROM instances"  # noqa: S608 - our columns
+            f" WHERE run_id = ? AND (task, element) IN {ELEMENT_PAIRS} ORDER BY task, element"
         )
         keys = json.dumps(list(elements))
         return [instance_row(row) for row in self._db.execute(query, (run_id, keys))]

@@ -381,7 +381,7 @@ def _insert_task(
     task: str,
     plan_id: str,
     size: int,
-    error: str | None,
+    error: str,
     task_key: str,
 ) -> None:
     """Record a planned task; a task already planned in the run keeps its row."""
