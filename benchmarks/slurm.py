@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.dispatch import FLOW
 from benchmarks.measure import PYTHON, ROOT, BenchmarkError, Row, Sample, run_python
+from reflow.running.rundir.layout import RunLayout
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel")
 QUERIES = ("sacct", "squeue", "scontrol")
@@ -128,7 +129,9 @@ def turn_places(root: Path) -> dict[str, int]:
     A turn run by a batch's last array task logs to ``dispatcher-<array job>_<index>.log``, a
     dispatcher job to ``dispatcher-<job id>.log``.
     """
-    names = [log.stem.removeprefix("dispatcher-") for log in root.glob("runs/*/dispatcher-*.log")]
+    names = [
+        job for run in root.glob("runs/*") for job in RunLayout.of_run(run).jobs_that_ran_turns()
+    ]
     inline = sum("_" in name for name in names)
     return {"turns_in_array_tasks": inline, "turn_jobs_started": len(names) - inline}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from reflow.running.rundir.layout import STORE_NAME
+from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from reflow.running.store.sqlite import SqliteStore
 
 TOOLS = ("sbatch", "sacct", "squeue", "scontrol", "scancel", "sacctmgr")
@@ -105,8 +105,7 @@ def accounted_jobs(
 
 def turn_places(run_dir: Path, run_id: str) -> dict[str, list[str]]:
     """The jobs the run's later turns ran in, from their logs: ``array task`` and ``job``."""
-    run = run_dir / "runs" / run_id
-    names = sorted(log.stem.removeprefix("dispatcher-") for log in run.glob("dispatcher-*.log"))
+    names = sorted(RunLayout(run_dir, run_id).jobs_that_ran_turns())
     return {
         "array task": [name for name in names if "_" in name],
         "job": [name for name in names if "_" not in name],

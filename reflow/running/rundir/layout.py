@@ -86,10 +86,18 @@ class RunLayout:
         """Output of the Slurm dispatcher turn that ran in job ``job_id``."""
         return self.run / f"dispatcher-{job_id}.log"
 
+    def jobs_that_ran_turns(self) -> frozenset[str]:
+        """The ids of the Slurm jobs that ran a dispatcher turn, from the turns' logs.
+
+        Array tasks (``<array job>_<index>``, the last of a batch) and turn jobs (``<job>``).
+        """
+        return frozenset(
+            log.stem.removeprefix("dispatcher-") for log in self.run.glob("dispatcher-*.log")
+        )
+
     def array_tasks_that_ran_turns(self) -> frozenset[str]:
         """The ids (``<array job>_<index>``) of the array tasks that ran a dispatcher turn."""
-        names = (log.stem.removeprefix("dispatcher-") for log in self.run.glob("dispatcher-*.log"))
-        return frozenset(name for name in names if "_" in name)
+        return frozenset(job for job in self.jobs_that_ran_turns() if "_" in job)
 
     @property
     def dispatcher_script(self) -> Path:
