@@ -1,9 +1,11 @@
 """A local dispatcher whose turn fails (a locked or full store) tries again, then fails the run.
 
-``tests/flows/demo_steps.py`` is submitted with the launch of its detached dispatcher
-replaced, and the dispatcher is driven in this process, with ``Dispatcher.turn`` failing as
-a store in trouble would: a few times, then no more (the run completes, each element once),
-or every time (the run ends failed with the error, and ``status`` says so).
+First as a user meets it: a flow whose first task leaves a file where the run directory needs
+a folder, so that every later turn fails to write there; the run, submitted with ``--wait``
+from the command line, ends failed after five turns with the error, in ``status`` and in
+``dispatcher.log``. Then ``tests/flows/demo_steps.py`` with the launch of its detached
+dispatcher replaced, driven in this process, with ``Dispatcher.turn`` failing as a locked
+store would: a few times, then no more (the run completes, each element once), or every time.
 """
 
 from __future__ import annotations
@@ -22,8 +24,48 @@ from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import RunState
 from tests.flows.demo_steps import wf
+from tests.integration.flowfiles import cli, submit_and_wait
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "demo_steps.py"
+BLOCKING_FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Result, RunDir, Workflow
+
+wf = Workflow("blocked")
+
+
+@wf.job()
+def prepare(run_dir: RunDir = RunDir()) -> list[int]:
+    for run in Path(run_dir, "runs").iterdir():  # a file where convert's log folder goes
+        (run / "logs" / "convert").write_text("in the way")
+    return [1, 2]
+
+
+@wf.array_job()
+def convert(item: Annotated[int, Result(step="prepare")]) -> int:
+    return item
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_a_run_whose_turns_cannot_write_in_the_run_directory_fails_with_the_error(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "flow.py"
+    flow.write_text(BLOCKING_FLOW)
+    run_dir = tmp_path / "runs"
+    run_id, status = submit_and_wait(flow, run_dir)
+    assert status["state"] == "failed"
+    assert status["message"].startswith("5 dispatcher turns failed: cannot write in the run")
+    log = (run_dir / "runs" / run_id / "dispatcher.log").read_text()
+    assert [f"({n} in a row)" in log for n in range(1, 6)] == [True] * 5
+    shown = cli(flow, "status", run_id, "--run-dir", str(run_dir), cwd=tmp_path)
+    assert "5 dispatcher turns failed" in shown.stdout + shown.stderr
 
 
 def failing_turns(failures: int) -> tuple[Callable[[Dispatcher], RunState], list[int]]:
