@@ -175,12 +175,12 @@ def test_budget_from_max_submit_jobs_holds_instances_back_and_waits_on_the_oldes
 def test_the_first_turn_queues_its_jobs_while_sacctmgr_is_still_answering(
     slurm: FakeSlurm, tmp_path: Path
 ) -> None:
-    slow = {"sleep_s": 1.5}
-    slurm.respond("sacctmgr", {**slow, "stdout": "6||normal\n"}, {**slow, "stdout": "normal||\n"})
+    # sacctmgr answers only once sbatch was called: a turn that waited for it first would
+    # get no answer (the fake gives up after 20 s) and the default budget.
+    slurm.respond(
+        "sacctmgr", {"wait_for": "sbatch", "stdout": "6||normal\n"}, {"stdout": "normal||\n"}
+    )
     layout = submit(tmp_path / "runs", count=4)
-    ended = slurm.tools("ends.jsonl")
-    # prepare's array was queued before the first sacctmgr call returned (it took 1.5 s).
-    assert ended.index("sbatch") < ended.index("sacctmgr")
     assert run_record(layout)[2]["submit_budget"] == 5  # the answer is kept for later turns
     assert Counter(slurm.tools()) == {"scontrol": 1, "sacctmgr": 2, "sbatch": 2}
 

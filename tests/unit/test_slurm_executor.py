@@ -46,6 +46,16 @@ elif tool == "scontrol":
 else:
     response = {{}}
 time.sleep(response.get("sleep_s", 0))
+if response.get("wait_for"):  # answer only once that program was called, else fail
+    deadline = time.monotonic() + 20
+    while not any(
+        json.loads(line)[0] == response["wait_for"]
+        for line in (here / "calls.jsonl").read_text().splitlines()
+    ):
+        if time.monotonic() > deadline:
+            response = {{"rc": 1, "stderr": "fake: nobody called " + response["wait_for"]}}
+            break
+        time.sleep(0.05)
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
 with open(here / "ends.jsonl", "a") as log:
