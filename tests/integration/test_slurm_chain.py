@@ -307,15 +307,17 @@ def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
 
 
 def waiting_turns(layout: RunLayout) -> list[int]:
-    """Process ids of this run's live turns that an array task started (``--in-array-task``)."""
+    """Process ids of this run's turns started by an array task that hold its lock file open."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"--in-array-task" not in argv or layout.run_id.encode() not in argv:
+                continue
+            if any(fd.readlink() == layout.dispatcher_lock for fd in (proc / "fd").iterdir()):
+                found.append(int(proc.name))
         except OSError:
             continue
-        if b"--in-array-task" in argv and layout.run_id.encode() in argv:
-            found.append(int(proc.name))
     return found
 
 
@@ -332,10 +334,9 @@ def test_a_batch_that_ends_while_a_turn_is_in_progress_runs_its_turn_after_it(
             held.set()
             deadline = time.monotonic() + 60
             while not release.is_set() and time.monotonic() < deadline:
-                waiting = waiting_turns(layout)
-                if waiting:  # the array task's turn is up: give it time to meet the lock
-                    time.sleep(1.0)
-                    seen_waiting.extend(waiting_turns(layout))
+                if waiting_turns(layout):  # the array task's turn opened the lock file
+                    time.sleep(0.5)
+                    seen_waiting.extend(waiting_turns(layout))  # and is still waiting for it
                     return
                 time.sleep(0.05)
 
@@ -345,7 +346,7 @@ def test_a_batch_that_ends_while_a_turn_is_in_progress_runs_its_turn_after_it(
     run_element(sbatch_script(slurm.calls("sbatch")[0]), "1000", 0, last_out=True)
     release.set()
     holder.join()
-    # Still there a second after it started, while the lock was held: it waited for it.
+    # Still there half a second after it opened the held lock: it waited for it.
     assert seen_waiting
     # Then it ran turn 2 itself instead of leaving it to the queued turn job 1001.
     assert "reflow: turn 2 on " in layout.slurm_turn_log("1000_0").read_text()
