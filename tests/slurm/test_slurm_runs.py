@@ -8,6 +8,7 @@ directly, so waiting for a run costs the scheduler nothing.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -488,6 +489,24 @@ def test_submit_budget_caps_queued_instances_and_the_run_still_completes(
         queued += change
         most = max(most, queued)
     assert most <= budget
+
+
+def test_without_a_configured_budget_the_users_max_submit_jobs_sets_it(
+    tmp_path: Path, workdirs: Workdirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REFLOW_SUBMIT_BUDGET", raising=False)
+    user = getpass.getuser()
+    run_dir = tmp_path / "runs"
+    slurm("sacctmgr", "-i", "modify", "user", user, "set", "MaxSubmitJobs=8")
+    try:
+        run_id = workdirs.submit(slurm_demo.wf, run_dir, "work", count=20, **DEMO)
+        assert wait_for_run(run_dir, run_id, timeout_s=DEADLINE_S) == "succeeded"
+    finally:
+        slurm("sacctmgr", "-i", "modify", "user", user, "set", "MaxSubmitJobs=-1")
+    # Asked by submit's first turn (while it queued prepare): 8, less one for the successor;
+    # each later turn runs in a job that counts too, so convert goes out 6 at a time.
+    assert dispatcher_record(run_dir, run_id)["submit_budget"] == 7
+    assert batch_sizes(run_dir, run_id, "convert") == [6, 6, 6, 2]
 
 
 def test_transient_sbatch_failures_are_retried_and_the_run_completes(
