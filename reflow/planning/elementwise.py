@@ -16,7 +16,7 @@ failed: convert[3], ...``).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,17 +47,22 @@ def chain_edges(graph: Graph, spec: TaskSpec) -> tuple[Edge, ...]:
 class _Part:
     """One source of a per-element parameter: it feeds the elements from ``start`` to ``end``.
 
-    ``items`` holds a fan-out's items (a job's list); a chain's come from its elements.
+    ``items`` holds a fan-out's items (a job's list); ``finished`` a chain's elements that
+    finished so far (the planner's view when the part was laid out).
     """
 
     source: str
     start: int
     end: int
-    items: Sequence[Any] | None
+    items: Sequence[Any] | None = None
+    finished: Mapping[int, Finished] | None = None
 
 
 def _layout(
-    edges: Sequence[Edge], sizes: Mapping[str, int], outputs: Mapping[str, Sequence[Finished]]
+    edges: Sequence[Edge],
+    sizes: Mapping[str, int],
+    outputs: Mapping[str, Sequence[Finished]],
+    finished: Mapping[str, Mapping[int, Finished]],
 ) -> dict[str, list[_Part]]:
     """Each per-element parameter's sources, in the order they are concatenated."""
     layout: dict[str, list[_Part]] = {}
@@ -67,33 +72,23 @@ def _layout(
         parts = layout.setdefault(str(edge.param), [])
         start = parts[-1].end if parts else 0
         if edge.mode is EdgeMode.CHAIN:
-            parts.append(_Part(edge.source, start, start + sizes[edge.source], None))
+            end = start + sizes[edge.source]
+            parts.append(_Part(edge.source, start, end, finished=finished.get(edge.source, {})))
         else:
             (single,) = outputs[edge.source]
             items: Sequence[Any] = single.value
-            parts.append(_Part(edge.source, start, start + len(items), items))
+            parts.append(_Part(edge.source, start, start + len(items), items=items))
     return layout
-
-
-def input_sizes(
-    edges: Sequence[Edge], sizes: Mapping[str, int], outputs: Mapping[str, Sequence[Finished]]
-) -> dict[str, int]:
-    """How many items each per-element parameter gets: its sources' sizes added up.
-
-    ``sizes`` holds the chain sources' element counts; ``outputs`` the fan-outs' jobs.
-    """
-    return {name: parts[-1].end for name, parts in _layout(edges, sizes, outputs).items()}
 
 
 class _Column(Sequence[Any]):
     """One parameter's item for each element of the task, read from its sources when asked."""
 
-    __slots__ = ("_finished", "_parts", "_starts")
+    __slots__ = ("_parts", "_starts")
 
-    def __init__(self, parts: Sequence[_Part], finished: Mapping[str, Mapping[int, Finished]]):
+    def __init__(self, parts: Sequence[_Part]):
         self._parts = tuple(parts)
         self._starts = [part.start for part in parts]
-        self._finished = finished
 
     def locate(self, element: int) -> tuple[int, int]:
         """``(part, index in it)`` of the item ``element`` gets."""
@@ -109,18 +104,16 @@ class _Column(Sequence[Any]):
         at, index = self.locate(element)
         part = self._parts[at]
         if part.items is None:
-            return self._finished[part.source][index].value
+            assert part.finished is not None
+            return part.finished[index].value
         return part.items[index]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _Column):
             return NotImplemented
-        return self._parts == other._parts and self._chained() == other._chained()
+        return self._parts == other._parts
 
     __hash__ = None  # type: ignore[assignment]  # like a list
-
-    def _chained(self) -> dict[str, Mapping[int, Finished] | None]:
-        return {p.source: self._finished.get(p.source) for p in self._parts if p.items is None}
 
     def ended(self, stopped: Mapping[str, Mapping[int, str]]) -> tuple[set[int], dict[int, str]]:
         """The elements whose item is known, and those whose item never will be, with why.
@@ -135,27 +128,38 @@ class _Column(Sequence[Any]):
                 known.update(range(part.start, part.end))
                 continue
             start = part.start
-            known.update(e + start for e in self._finished.get(part.source, {}))
+            known.update(e + start for e in part.finished or {})
             causes.update((e + start, why) for e, why in stopped.get(part.source, {}).items())
         return known, causes
 
     def hashes(self, elements: Sequence[int]) -> list[str]:
-        """The hash of each of ``elements``' items, which their identities hold."""
-        found = [""] * len(elements)
-        # A fan-out's items are hashed together, and only those of the elements asked for.
-        wanted: dict[int, tuple[Sequence[Any], list[tuple[int, int]]]] = {}
-        for position, element in enumerate(elements):
-            at, index = self.locate(element)
-            part = self._parts[at]
+        """The hash of each of ``elements``' items (sorted), which their identities hold.
+
+        ``elements`` are cut once per part; a fan-out's items are hashed together, and only
+        those of the elements asked for.
+        """
+        found: list[str] = []
+        for part in self._parts:
+            first, last = bisect_left(elements, part.start), bisect_left(elements, part.end)
+            indices = [element - part.start for element in elements[first:last]]
             if part.items is None:
-                found[position] = self._finished[part.source][index].hash
+                assert part.finished is not None
+                own = part.finished
+                found += [own[index].hash for index in indices]
             else:
-                wanted.setdefault(at, (part.items, []))[1].append((position, index))
-        for items, places in wanted.values():
-            digests = item_hashes([items[index] for _position, index in places])
-            for (position, _index), digest in zip(places, digests, strict=True):
-                found[position] = digest
+                found += item_hashes([part.items[index] for index in indices])
         return found
+
+
+def length_error(task: str, sizes: Mapping[str, int]) -> TaskPlan:
+    """The plan of a task whose element-wise inputs differ in length: an error, no element."""
+    shown = ", ".join(f"{name} has {n}" for name, n in sizes.items())
+    return TaskPlan(
+        task=task,
+        identities=(),
+        cached={},
+        error=f"element-wise inputs differ in length ({shown}); they must match",
+    )
 
 
 def task_version(spec: TaskSpec) -> str:
@@ -178,7 +182,7 @@ def plan_elements(
     params: Mapping[str, object],
     *,
     edges: Sequence[Edge],
-    size: int,
+    size: int | None,
     sizes: Mapping[str, int],
     outputs: Mapping[str, Sequence[Finished]],
     finished: Mapping[str, Mapping[int, Finished]],
@@ -186,20 +190,26 @@ def plan_elements(
     skip: frozenset[int],
     lookup: Lookup | None,
     validate: Validator | None,
-    fresh: bool,
     held: bool = False,
 ) -> TaskPlan | None:
     """Plan the elements of a chain whose upstream elements ended; None when none did.
 
     ``edges`` are the task's incoming edges (``chain_edges`` accepted them), ``sizes`` the
-    chain sources' element counts; ``skip`` holds the elements planned before. A task
-    planned for the first time (``fresh``) always gets a plan, so that its size is recorded.
+    chain sources' element counts; ``size`` is the task's, None when it is planned for the
+    first time (then its inputs' lengths, which must agree; else the plan is an error);
+    ``skip`` holds the elements planned before. A task planned for the first time always
+    gets a plan, so that its size is recorded.
     The new inputs file holds the elements planned now, and when some planned before wait to
     be submitted (``held``), theirs too: batches read the task's latest inputs file.
     """
-    columns = {
-        name: _Column(parts, finished) for name, parts in _layout(edges, sizes, outputs).items()
-    }
+    layout = _layout(edges, sizes, outputs, finished)
+    fresh = size is None
+    if size is None:  # planned for the first time: the inputs' lengths must agree
+        lengths = {name: parts[-1].end for name, parts in layout.items()}
+        if len(set(lengths.values())) > 1:
+            return length_error(spec.name, lengths)
+        size = next(iter(lengths.values()))
+    columns = {name: _Column(parts) for name, parts in layout.items()}
     known = set(range(size))
     causes: dict[int, str] = {}
     for column in columns.values():

@@ -22,7 +22,7 @@ from reflow.definition.spec import TaskSpec
 from reflow.definition.wiring import EdgeMode
 from reflow.planning.elementwise import (
     chain_edges,
-    input_sizes,
+    length_error,
     plan_elements,
     root_cause,
     stopped_inputs,
@@ -173,7 +173,7 @@ def _plan_one(
         return plan_elements(
             spec, params, edges=edges, size=current.size, sizes=known.sizes,
             outputs=known.outputs, finished=known.finished, stopped=known.stopped, skip=resolved,
-            lookup=lookup, validate=validate, fresh=False, held=current.held > 0,
+            lookup=lookup, validate=validate, held=current.held > 0,
         )  # fmt: skip
     upstream = spec.upstream
     if all(up in known.outputs for up in upstream):
@@ -184,29 +184,16 @@ def _plan_one(
         and sources <= known.sizes.keys()
         and all(up in known.outputs for up in upstream if up not in sources)
     ):
-        sizes = input_sizes(edges, known.sizes, known.outputs)
-        if len(set(sizes.values())) > 1:
-            return _length_error(spec.name, sizes)
         return plan_elements(
-            spec, params, edges=edges, size=next(iter(sizes.values())), sizes=known.sizes,
+            spec, params, edges=edges, size=None, sizes=known.sizes,
             outputs=known.outputs, finished=known.finished, stopped=known.stopped,
-            skip=frozenset(), lookup=lookup, validate=validate, fresh=True,
+            skip=frozenset(), lookup=lookup, validate=validate,
         )  # fmt: skip
     if all(known.is_final(up) for up in upstream):
         known.upstream_failed.add(spec.name)
         why = stopped_inputs(upstream, known.sizes, known.stopped, known.errors)
         return TaskPlan(task=spec.name, identities=(), cached={}, error=why)
     return None
-
-
-def _length_error(task: str, sizes: Mapping[str, int]) -> TaskPlan:
-    shown = ", ".join(f"{name} has {n}" for name, n in sizes.items())
-    return TaskPlan(
-        task=task,
-        identities=(),
-        cached={},
-        error=f"element-wise inputs differ in length ({shown}); they must match",
-    )
 
 
 @dataclass(slots=True)
@@ -252,7 +239,7 @@ def plan_task(
     }
     sizes = {name: len(c.items) for name, c in consumed.items() if c.items is not None}
     if spec.is_array and len(set(sizes.values())) > 1:
-        return _length_error(spec.name, sizes)
+        return length_error(spec.name, sizes)
     size = next(iter(sizes.values()), 0) if spec.is_array else 1
     columns: dict[str, str | list[str]] = {}
     values: dict[str, Any] = {}
