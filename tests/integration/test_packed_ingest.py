@@ -19,12 +19,13 @@ from reflow.planning.encoding import to_text
 from reflow.planning.identity import value_hash
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.executors.base import BatchRequest
-from reflow.running.rundir.bundles import append_result, read_successes
+from reflow.running.rundir.bundles import append_result
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import result_text
 from reflow.running.store.sqlite import SqliteStore
 from tests.flows import packed_mixed
 from tests.integration.test_status_arrivals import RecordingExecutor, start_array_task
+from tests.unit.test_bundles import read_successes
 
 
 def submitted_packed(root: Path, count: int) -> tuple[RunLayout, BatchRequest]:

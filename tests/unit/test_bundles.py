@@ -17,8 +17,14 @@ from hypothesis import strategies as st
 
 from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
-from reflow.running.rundir.bundles import append_result, read_bundle, read_successes
-from reflow.running.rundir.results import ResultError, ResultRecord, result_text
+from reflow.running.rundir.bundles import (
+    Success,
+    append_result,
+    bundle_documents,
+    read_bundle,
+    successes_of,
+)
+from reflow.running.rundir.results import ResultError, ResultProblem, ResultRecord, result_text
 
 WHO = {"run_id": "demo-1", "task": "convert", "batch": "b7"}
 OWN = frozenset(range(10))
@@ -54,6 +60,15 @@ def bundle(tmp_path: Path, lines: list[str]) -> Path:
     for text in lines:
         append_result(path, text)
     return path
+
+
+def read_successes(path: Path, *, elements: frozenset[int], **who: str) -> list[Success] | None:
+    """``successes_of`` the bundle at ``path``, as a turn reads it; None when unreadable."""
+    documents = bundle_documents(path)
+    if isinstance(documents, ResultProblem):
+        return None
+    return successes_of(documents, run_id=who["run_id"], task=who["task"], batch=who["batch"],
+                        elements=elements)  # fmt: skip
 
 
 def agree(path: Path) -> list[Any] | None:

@@ -7,12 +7,12 @@ finished, and ingesting 100,000 elements reads as many files as there are array 
 holds the same document as a result file (``results``).
 
 ``read_bundle`` checks each line as a result file is checked: a torn or bad line is skipped,
-and the first valid line of an element wins. ``read_successes`` is its fast path for the
+and the first valid line of an element wins. ``successes_of`` is its fast path for the
 common bundle, whose every line is a success of the array task's own elements: it checks the
 lines column by column and gives the rows the store stages as they are, or None for any other
-bundle, which is then read with ``read_bundle``; the two agree on every bundle
-``read_successes`` accepts (``successes_of`` and ``first_records`` check documents parsed
-once, ``bundle_documents``). This module never touches the store.
+bundle, whose documents ``first_records`` then reads; the two agree on every bundle
+``successes_of`` accepts. Both take the documents ``bundle_documents`` parsed once. This
+module never touches the store.
 """
 
 from __future__ import annotations
@@ -132,16 +132,6 @@ def read_bundle(
     if isinstance(documents, ResultProblem):
         return documents
     return first_records(documents, run_id=run_id, task=task, batch=batch)
-
-
-def read_successes(
-    path: Path, *, run_id: str, task: str, batch: str, elements: Set[int]
-) -> list[Success] | None:
-    """``successes_of`` the bundle at ``path``; None also when it cannot be read."""
-    documents = bundle_documents(path)
-    if isinstance(documents, ResultProblem):
-        return None
-    return successes_of(documents, run_id=run_id, task=task, batch=batch, elements=elements)
 
 
 def successes_of(
