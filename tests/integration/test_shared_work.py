@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reflow.running.store.sqlite import SqliteStore
+
 SLOW = Path(__file__).resolve().parents[1] / "flows" / "slow_steps.py"
 CLI = '\n\nif __name__ == "__main__":\n    raise SystemExit(wf.cli())\n'
 
@@ -57,6 +59,12 @@ def status(run_dir: Path, run_id: str) -> dict[str, Any]:
     return data
 
 
+def latest_run(run_dir: Path) -> str:
+    """The run submitted last (run ids made in the same second do not sort by time)."""
+    with SqliteStore.open(run_dir) as store:
+        return store.latest_run_id()
+
+
 def wait_until_working(run_dir: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -80,9 +88,8 @@ def test_concurrent_submits_of_the_same_parameters_run_each_element_once(
     seen_waiting = False
     deadline = time.monotonic() + 60
     while second.poll() is None and time.monotonic() < deadline:
-        runs = sorted((run_dir / "runs").iterdir())
-        if len(runs) == 2:
-            tasks = status(run_dir, runs[-1].name)["tasks"]
+        if len(list((run_dir / "runs").iterdir())) == 2:
+            tasks = status(run_dir, latest_run(run_dir))["tasks"]
             seen_waiting = seen_waiting or any("waits_for_runs" in t for t in tasks)
         time.sleep(0.3)
     out_first, err_first = first.communicate(timeout=60)
@@ -91,7 +98,6 @@ def test_concurrent_submits_of_the_same_parameters_run_each_element_once(
     assert second.returncode == 0, out_second + err_second
     calls = sorted((run_dir / "work.calls").read_text().split())
     assert calls == ["0", "1", "2", "3", "4", "5"]  # every element ran once, not twice
-    later = sorted((run_dir / "runs").iterdir())[-1].name
-    work = next(t for t in status(run_dir, later)["tasks"] if t["task"] == "work")
+    work = next(t for t in status(run_dir, latest_run(run_dir))["tasks"] if t["task"] == "work")
     assert work["counts"] == {"cached": 6}
     assert seen_waiting, "status never said the second run waits for the first"
