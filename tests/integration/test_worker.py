@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from reflow.definition.errors import StoreError, UsageError
 from reflow.planning.encoding import to_json
 from reflow.planning.identity import output_hash
 from reflow.running.rundir.bundles import read_bundle
+from reflow.running.rundir.element_logs import running_text
 from reflow.running.rundir.inputs import write_inputs
 from reflow.running.rundir.layout import RunLayout, write_atomic
 from reflow.running.rundir.manifest import read_manifest
@@ -27,6 +29,7 @@ RUN_ID = "wtest-1"
 FLOW = """
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -71,6 +74,16 @@ def quits(item: Annotated[str, Result(step="prepare")]) -> None:
         sys.exit(3)
 
 
+@wf.array_job()
+def waits(item: Annotated[str, Result(step="prepare")]) -> str:
+    print(f"waiting in {item}", flush=True)
+    release = Path(f"release-{item}")
+    while not release.exists():
+        time.sleep(0.02)
+    print(f"released {item}")
+    return item
+
+
 if __name__ == "__main__":
     Path(__file__).with_name("MAIN_RAN").write_text("the CLI block ran")
 """
@@ -106,7 +119,7 @@ class RunFixture:
         }
         self.write_manifest(manifest)
         rows = [{"item": to_json(f"item{e}")} for e in range(4)]
-        for task in ("convert", "as_set", "wrong", "quits"):
+        for task in ("convert", "as_set", "wrong", "quits", "waits"):
             write_inputs(self.layout, task, "p1", rows)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -375,7 +388,7 @@ def test_a_packed_array_task_runs_its_elements_into_one_bundle_and_isolates_a_fa
     assert [bundle[e].ok for e in (3, 1, 2)] == [True, True, False]
     assert bundle[1].output == "item1.zarr-v2"
     assert bundle[2].error_type == "ValueError"
-    assert "converting item1\n" in run.log("convert", 1)
+    assert "converting item1\nchild says item1\n" in run.log("convert", 1)
     assert "ValueError: cannot convert item2" in run.log("convert", 2)
     assert sorted(p.name for p in run.layout.results_dir("convert").iterdir()) == ["b1.0.jsonl"]
 
@@ -385,6 +398,64 @@ def test_a_packed_array_task_runs_its_elements_into_one_bundle_and_isolates_a_fa
                        batch="b1")  # fmt: skip
     assert isinstance(last, dict)
     assert list(last) == [0]
+
+
+def test_a_packed_array_task_keeps_logs_only_of_elements_that_printed_failed_or_had_one(
+    run: RunFixture,
+) -> None:
+    write_atomic(run.layout.batch("b1"), json.dumps({"task": "quits", "elements": [1, 0, 2, 3],
+                                                     "pack": 4}))  # fmt: skip
+    logs = run.layout.logs_dir("quits")
+    logs.mkdir(parents=True)
+    (logs / "3.log").write_text("earlier attempt\n")
+    proc = run.run("quits", "--array-offset", "0", env={"SLURM_ARRAY_TASK_ID": "0"})
+    assert proc.returncode == 1, proc.stderr  # element 0 exits 3
+    bundle = read_bundle(run.layout.bundle("quits", "b1", 0), run_id=RUN_ID, task="quits",
+                         batch="b1")  # fmt: skip
+    assert isinstance(bundle, dict)
+    assert [bundle[e].ok for e in (1, 0, 2, 3)] == [True, False, True, True]
+    # 1 and 2 printed nothing: no log; the array task's shared output is gone too
+    assert sorted(p.name for p in logs.iterdir()) == ["0.log", "3.log"]
+    failed = run.log("quits", 0)
+    assert failed.startswith("==> reflow: quits[0] batch b1 on ")
+    assert failed.count("==> reflow: ") == 1  # its own segment, not its neighbours'
+    assert failed.rstrip().endswith("<== reflow: element 0 of quits ended: failed after 0.0 s:"
+                                    " SystemExit: 3")  # fmt: skip
+    again = run.log("quits", 3)
+    assert again.startswith("earlier attempt\n==> reflow: quits[3] batch b1 on ")
+    assert again.rstrip().endswith("<== reflow: element 3 of quits ended: done in 0.0 s")
+
+
+def test_a_running_packed_elements_output_is_read_from_its_array_tasks_shared_output(
+    run: RunFixture,
+) -> None:
+    write_atomic(run.layout.batch("b1"), json.dumps({"task": "waits", "elements": [2, 1],
+                                                     "pack": 2}))  # fmt: skip
+    argv = [sys.executable, "-m", "reflow.running.worker", "--run-dir", str(run.layout.root),
+            "--run-id", RUN_ID, "--task", "waits", "--batch", "b1", "--plan", "p1",
+            "--array-offset", "0"]  # fmt: skip
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0"}
+    worker = subprocess.Popen(argv, cwd=run.root, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while b"waiting in item1" not in running_text(run.layout, "waits", 1, "b1"):
+            assert time.monotonic() < deadline, "element 1 never printed"
+            if b"waiting in item2" in running_text(run.layout, "waits", 2, "b1"):
+                (run.root / "release-item2").write_text("")
+            time.sleep(0.05)
+        text = running_text(run.layout, "waits", 1, "b1").decode()
+        assert text.startswith("==> reflow: waits[1] batch b1 on ")
+        assert text.endswith("waiting in item1\n")
+        assert running_text(run.layout, "waits", 2, "b1") == b""  # ended: in its own log
+        assert "released item2\n<== reflow: element 2 of waits ended: done" in run.log("waits", 2)
+        assert not run.layout.log("waits", 1).exists()
+        (run.root / "release-item1").write_text("")
+        assert worker.wait(timeout=60) == 0
+    finally:
+        worker.kill()
+    assert running_text(run.layout, "waits", 1, "b1") == b""
+    assert run.log("waits", 1).startswith(text + "released item1\n<== reflow: element 1 ")
+    assert sorted(p.name for p in run.layout.logs_dir("waits").iterdir()) == ["1.log", "2.log"]
 
 
 def test_no_element_selection_is_a_usage_error(run: RunFixture) -> None:

@@ -157,6 +157,10 @@ def test_a_packed_task_killed_midway_keeps_its_finished_elements(packed: Packed)
             assert time.monotonic() < deadline, status(packed.run_dir, packed.run_id)
             time.sleep(0.2)
         hung = packed.work()[6][1]
+        running = packed.cli("logs", packed.run_id, "work", "6")  # from its task's shared output
+        assert re.search(r"==> reflow: work\[6\] batch \S+ on node\d ", running), running
+        assert "working on 6\n" in running
+        assert not (packed.run_dir / "runs" / packed.run_id / "logs" / "work" / "6.log").exists()
         slurm("scancel", hung)
         state = wait_for_run(
             packed.run_dir, packed.run_id, ("failed", "succeeded"), timeout_s=DEADLINE_S
@@ -180,3 +184,10 @@ def test_a_packed_task_killed_midway_keeps_its_finished_elements(packed: Packed)
     # Element 5 ran once; 6 was killed and ran again; 7-9 had not started when it was killed.
     assert packed.ran() == Counter(range(COUNT)) + Counter([6])
     assert packed.work()[5][:3] == ("done", hung, 1)
+    # The killed attempt's output was kept in 6's log when its failure was recorded; the
+    # next attempt appended to it.
+    log = (packed.run_dir / "runs" / packed.run_id / "logs" / "work" / "6.log").read_text()
+    killed, again = log.split("==> reflow: work[6] batch ")[1:]
+    assert "working on 6\n" in killed
+    assert "<== reflow: element" not in killed
+    assert "working on 6\n<== reflow: element 6 of work ended: done in " in again

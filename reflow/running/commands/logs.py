@@ -1,9 +1,10 @@
 """Running: the ``logs`` command: an element's log, its last lines, or its lines as they come.
 
 It prints the element's own log (for a cached element, the log of the run that made its
-output), a line from the store when the element's process was killed or cancelled before the
-worker could end the log, then the scheduler's output file of its array task when that has
-text.
+output) and, while an element of a packed array task runs, what it printed so far into the
+array task's shared output (``rundir/element_logs.py``); a line from the store when the
+element's process was killed or cancelled before the worker could end the log, then the
+scheduler's output file of its array task when that has text.
 ``--follow`` polls the log and the store, never the scheduler.
 """
 
@@ -19,16 +20,17 @@ from typing import IO
 from reflow.definition.errors import UsageError, suggest
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.executors.slurm_script import output_path
+from reflow.running.rundir.element_logs import FOOTER, running_text
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import ACTIVE, FAILED, RUN_FINAL, InstanceState
-from reflow.running.worker.footer import FOOTER
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` reads the log and the store."""
 _BLOCK = 64 * 1024
+_ARRAY_JOB = re.compile(r"\d+_\d+")
 
 
 def show_logs(
@@ -75,7 +77,11 @@ def show_logs(
             out.flush()
             return EXIT_INTERRUPTED
     else:
-        _write_log(path, chosen, tail, out)
+        running = running_output(layout, chosen) if origin is None else b""
+        if running:
+            out.write(_last_lines(_whole(path) + running, tail))
+        else:
+            _write_log(path, chosen, tail, out)
     _write_killed(path, chosen, out)
     _write_scheduler_output(layout, chosen, tail, out)
     return 0
@@ -141,20 +147,69 @@ def _follow(
     The store is read before the file, so the lines written before the element ended are
     all printed by the last round. Returns the element's row as it ended.
     """
+    layout = RunLayout(root, run_id)
+    running = running_output(layout, row)
     position = 0
-    if path.exists():
+    if running:
+        text = _whole(path) + running
+        position = len(text)
+        out.write(_last_lines(text, tail))
+    elif path.exists():
         position = path.stat().st_size
         out.write(_read(path, tail, end=position))
     else:
         out.write("(no log yet: the element has not started; waiting for it)\n")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    packed = bool(running)
     while True:
         row, is_active = _current(root, run_id, row)
-        position = _write_new(path, position, decoder, out)
+        running = running_output(layout, row)
+        packed = packed or bool(running)
+        if packed:
+            position = _write_grown(_whole(path) + running, position, decoder, out)
+        else:
+            position = _write_new(path, position, decoder, out)
         if not is_active:
             return row
         out.flush()
         time.sleep(FOLLOW_POLL_S)
+
+
+def running_output(layout: RunLayout, row: InstanceRow) -> bytes:
+    """What a running element of a packed array task printed so far, not yet in its log.
+
+    b"" for any other element: its text, if any, is all in its log.
+    """
+    if row.state not in ACTIVE or not row.batch or not _ARRAY_JOB.fullmatch(row.job_id or ""):
+        return b""
+    return running_text(layout, row.task, row.element, str(row.batch))
+
+
+def _write_grown(
+    text: bytes, position: int, decoder: codecs.IncrementalDecoder, out: IO[str]
+) -> int:
+    """Print what ``text`` (log and running segment) holds after byte ``position``.
+
+    It never starts over: while a finished element's segment is being copied into its log,
+    the text is briefly shorter than what was printed.
+    """
+    if len(text) <= position:
+        return position
+    out.write(decoder.decode(text[position:]))
+    return len(text)
+
+
+def _whole(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _last_lines(data: bytes, tail: int | None) -> str:
+    if tail is not None:
+        data = b"".join(data.splitlines(keepends=True)[-tail:]) if tail else b""
+    return data.decode(errors="replace")
 
 
 def _current(root: Path, run_id: str, row: InstanceRow) -> tuple[InstanceRow, bool]:
@@ -193,9 +248,7 @@ def _read(path: Path, tail: int | None, *, end: int | None = None) -> str:
         if tail is None:
             handle.seek(0)
             data = handle.read(end)
-    if tail is not None:
-        data = b"".join(data.splitlines(keepends=True)[-tail:]) if tail else b""
-    return data.decode(errors="replace")
+    return _last_lines(data, tail)
 
 
 def _write_killed(path: Path, row: InstanceRow, out: IO[str]) -> None:
@@ -219,7 +272,7 @@ def _write_scheduler_output(
 ) -> None:
     """Slurm's own output of the element's array task, kept only when it is not empty."""
     job_id = row.job_id or ""
-    if row.state is InstanceState.CACHED or not re.fullmatch(r"\d+_\d+", job_id):
+    if row.state is InstanceState.CACHED or not _ARRAY_JOB.fullmatch(job_id):
         return
     scheduler = output_path(layout.logs_dir(row.task), row.task, job_id)
     text = _read(scheduler, tail) if scheduler.is_file() else ""

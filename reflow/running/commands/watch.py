@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reflow.definition.errors import ReflowError
+from reflow.running.commands.logs import running_output
 from reflow.running.commands.progress import is_terminal, poll_interval_s
 from reflow.running.commands.status import elements_in, load_status, render_status
 from reflow.running.commands.watch_keys import Controls, Question
@@ -31,6 +32,7 @@ from reflow.running.commands.watch_view import Failure, Line, ViewState, layout,
 from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
 
 REFRESH_S = 1.0
@@ -333,9 +335,15 @@ class WatchSession:
         if not task["elements"]:
             return (f"log of {name}: no elements yet", [])
         element, which = self._shown()
-        path = RunLayout(self.root, self.run_id).log(name, element)
+        layout = RunLayout(self.root, self.run_id)
+        path = layout.log(name, element)
         lines = read_tail(path, _LOG_LINES)
-        note = "" if path.exists() else " (not started)"
+        with SqliteStore.open(self.root) as store:
+            rows = store.instances(self.run_id, name, element=element)
+        running = running_output(layout, rows[0]) if rows else b""
+        if running:  # a packed element that runs: the rest is in its array task's output
+            lines = [*lines, *running.decode(errors="replace").splitlines()][-_LOG_LINES:]
+        note = "" if path.exists() or running else " (not started)"
         return (f"log of {name}[{element}], {which}{note}: {path}", lines)
 
 

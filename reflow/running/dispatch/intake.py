@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ from reflow.running.executors.base import Executor, FailureReason, JobState, Job
 from reflow.running.executors.slurm_arrays import array_tasks
 from reflow.running.rundir.batches import BatchFile, read_batch
 from reflow.running.rundir.bundles import Success, bundle_documents, read_bundle, successes_of
+from reflow.running.rundir.element_logs import keep_cut_segment
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
 from reflow.running.rundir.results import (
     ResultProblem,
@@ -222,6 +224,10 @@ class ResultFinder:
             names = self._names[task] = result_names(self._layout.results_dir(task))
         return names
 
+    def array_task(self, row: InstanceRow) -> int | None:
+        """The packed array task that runs ``row``'s element; None when unpacked."""
+        return self._array_task(str(row.batch)).get(row.element) if row.batch else None
+
     def pack(self, batch: str) -> int | None:
         """How many elements each array task of ``batch`` runs; None without its batch file."""
         record = self._batch(batch)
@@ -270,6 +276,7 @@ def reconcile_jobs(
     requeued_by_scheduler: list[str] = []
     lost: list[tuple[str, int, str, bool]] = []
     listed: set[Path] = set()  # results folders opened for the grace in this turn
+    ended_without_result: list[InstanceRow] = []
     for row in in_flight:
         status = states.get(str(row.job_id))
         if status is None or status.state in (JobState.PENDING, JobState.RUNNING):
@@ -291,6 +298,7 @@ def reconcile_jobs(
             else f"exit code {status.exit_code}"
         )
         failure = _failed(row, reason.value, detail)
+        ended_without_result.append(row)
         retry = retrier.consider(row, failure, ()) if retrier else None
         if retry is None:
             final.append((row, failure))
@@ -307,6 +315,25 @@ def reconcile_jobs(
     store.requeue_lost(run_id, lost)
     store.auto_retry(run_id, retried)
     store.fail_lost(run_id, _summed_up(retrier, final))
+    _keep_cut_output(layout, results, ended_without_result)
+
+
+def _keep_cut_output(layout: RunLayout, results: ResultFinder, failed: list[InstanceRow]) -> None:
+    """Copy the output of each killed packed array task's running element into its log.
+
+    After the failures are recorded: a turn that fails before never copies twice.
+    """
+    killed: dict[tuple[str, str, int], set[int]] = {}
+    for row in failed:
+        array_task = results.array_task(row)
+        if array_task is not None:
+            killed.setdefault((row.task, str(row.batch), array_task), set()).add(row.element)
+    for (task, batch, array_task), elements in killed.items():
+        try:
+            keep_cut_segment(layout, task, batch, array_task, elements)
+        except OSError as err:
+            message = f"reflow: cannot keep the output of {task} in {batch}: {err}"
+            print(message, file=sys.stderr)  # noqa: T201 - the dispatcher's log
 
 
 def _summed_up(retrier: Retrier | None, final: list[tuple[InstanceRow, Ended]]) -> list[Ended]:

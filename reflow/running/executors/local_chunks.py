@@ -19,6 +19,7 @@ from reflow.running.executors.base import (
     JobStatus,
     how_it_ended,
 )
+from reflow.running.rundir.element_logs import HEADER
 from reflow.running.rundir.layout import log_name
 
 PENDING = JobStatus(state=JobState.PENDING)
@@ -100,7 +101,7 @@ def started_in_log(log_dir: Path | None, element: int, chunk_id: str) -> bool:
     marker = f"] batch {chunk_id.rsplit('.', 1)[0]} on ".encode()
     try:
         with (log_dir / log_name(element)).open("rb") as log:
-            return any(marker in line for line in log if line.startswith(b"==> reflow: "))
+            return any(marker in line for line in log if line.startswith(HEADER.encode()))
     except OSError:
         return False
 

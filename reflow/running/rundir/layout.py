@@ -18,6 +18,7 @@ across runs) and one subfolder per run with its manifest, inputs, scripts, resul
     <run_dir>/runs/<run_id>/results/<task>/<element>.<batch>.json
     <run_dir>/runs/<run_id>/results/<task>/<batch>.<array task>.jsonl   (a packed array task)
     <run_dir>/runs/<run_id>/logs/<task>/<element>.log
+    <run_dir>/runs/<run_id>/logs/<task>/pack-<batch>.<array task>.log  (shared: packed elements)
     <run_dir>/runs/<run_id>/logs/<task>/<task>.<job id>.out     (a Slurm job's own output)
     <run_dir>/runs/<run_id>/logs/<task>/chunk-<batch>.<n>.log   (a local chunk's output, + .pid)
 
@@ -154,6 +155,10 @@ class RunLayout:
         """The log of one element (every attempt appends to it)."""
         return self.logs_dir(task) / log_name(element)
 
+    def pack_log(self, task: str, batch: str, array_task: int) -> Path:
+        """The output shared by the elements of one packed array task while it runs."""
+        return self.logs_dir(task) / pack_log_name(batch, array_task)
+
     def in_log_dirs(self, name: str) -> list[Path]:
         """The files called ``name`` in any task's log folder, sorted."""
         return sorted(self.logs.glob(f"*/{name}"))
@@ -172,6 +177,11 @@ def bundle_name(batch: str, array_task: int) -> str:
 def log_name(element: int) -> str:
     """The name of an element's log in its task's log folder."""
     return f"{element}.log"
+
+
+def pack_log_name(batch: str, array_task: int) -> str:
+    """The name of a packed array task's shared output in its task's log folder."""
+    return f"pack-{batch}.{array_task}.log"
 
 
 def chunk_log_name(chunk_id: str) -> str:

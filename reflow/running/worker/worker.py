@@ -18,17 +18,14 @@ itself is wrong.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime
 import os
 import reprlib
 import resource
-import stat
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,14 +41,20 @@ from reflow.planning.identity import value_hash
 from reflow.planning.paths import with_fingerprints
 from reflow.running.fingerprints import DEFAULT_MODE, fingerprint
 from reflow.running.rundir.bundles import Bundle
+from reflow.running.rundir.element_logs import footer, header
 from reflow.running.rundir.inputs import InputsReader
-from reflow.running.rundir.layout import RunLayout, log_name
+from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.rundir.results import ResultError, result_text, write_result
 from reflow.running.worker.command import setup_failure, worker_parser
-from reflow.running.worker.footer import footer
 from reflow.running.worker.last_out import turn_if_last
 from reflow.running.worker.loader import FlowImportError, load_workflow
+from reflow.running.worker.output import (
+    ElementOutput,
+    OwnLogs,
+    SharedOutput,
+    drop_empty_scheduler_output,
+)
 from reflow.running.worker.selection import SelectionError, select
 
 
@@ -66,7 +69,7 @@ class _Job:
     elements: tuple[int, ...]
     host: str
     inputs: InputsReader
-    logs: Path  # the task's log folder, joined once: an element's log is one name in it
+    output: ElementOutput
     bundle: Bundle | None = None
 
 
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         elements=selection.elements,
         host=os.uname().nodename,  # the host name, without importing socket
         inputs=InputsReader(layout, args.task, args.plan),
-        logs=layout.logs_dir(args.task),
+        output=_output(layout, args.task, args.batch, packed, selection.elements),
         bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
@@ -110,6 +113,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
         run = _Failed(_error_of(err))
     statuses = [_run_element(job, element, run) for element in job.elements]
+    job.output.close()
     job.inputs.close()
     if job.bundle is not None:
         try:
@@ -117,10 +121,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except OSError as err:
             print(f"reflow: cannot sync {job.bundle.path}: {err}", file=sys.stderr)  # noqa: T201
     if args.elements is None:
-        _drop_empty_scheduler_output(job.logs)
+        drop_empty_scheduler_output(layout.logs_dir(args.task))
     if args.turn_after:
         turn_if_last(layout, args.batch, args.turn_after)
     return max(statuses, default=0)
+
+
+def _output(
+    layout: RunLayout, task: str, batch: str, packed: int | None, elements: tuple[int, ...]
+) -> ElementOutput:
+    """A packed array task's shared output, else (or when it cannot be made) own logs."""
+    logs = layout.logs_dir(task)
+    if packed is not None:
+        shared = layout.pack_log(task, batch, packed)
+        try:
+            return SharedOutput(shared, logs, elements)
+        except OSError as err:
+            print(f"reflow: cannot open {shared}: {err}", file=sys.stderr)  # noqa: T201
+    return OwnLogs(logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,11 +265,10 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
     """Run one element with its output in its log, write its result; return 0 or 1."""
     started = time.time()
     cpu_before = _cpu_s()
-    log = job.logs / log_name(element)
-    with _output_to(log, _header(job, element)) as opened:
+    with job.output.element(element, header(job.task, element, job.batch, job.host)) as attempt:
         outcome = run(element)
         ended = time.time()
-        silent = opened is not None and _printed_nothing(log, opened)
+        attempt.ran(failed=outcome.error is not None)
         print(footer(job.task, element, outcome.error, ended - started))  # noqa: T201 - the log
     text = result_text(
         run_id=job.layout.run_id,
@@ -278,94 +295,8 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         message = f"reflow: cannot write the result of {job.task}[{element}]: {err}"
         print(message, file=sys.stderr)  # noqa: T201 - the chunk's log
         return 1
-    if silent and outcome.error is None:
-        # Only now: until the result exists, the header is what shows the element started.
-        log.unlink(missing_ok=True)
+    attempt.settled()
     return 0 if outcome.error is None else 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Opened:
-    """An element's log as this attempt found it: new or not, and its size after the header."""
-
-    is_new: bool
-    size: int
-
-
-def _printed_nothing(log: Path, opened: _Opened) -> bool:
-    """Whether the log was new and holds only this attempt's header (output flushed first)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        return opened.is_new and log.stat().st_size == opened.size
-    except OSError:
-        return False
-
-
-def _header(job: _Job, element: int) -> str:
-    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    return f"==> reflow: {job.task}[{element}] batch {job.batch} on {job.host} at {now}\n"
-
-
-@contextlib.contextmanager
-def _output_to(path: Path, header: str) -> Iterator[_Opened | None]:
-    """Point file descriptors 1 and 2 at ``path`` (appending), so subprocesses write there.
-
-    Yields how the log was found, or None when it cannot be opened: output then stays where
-    it was (the chunk's own log).
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        log = _open_log(path)
-    except OSError as err:
-        print(f"reflow: cannot open the log {path}: {err}", file=sys.stderr)  # noqa: T201
-        yield None
-        return
-    saved = os.dup(1), os.dup(2)
-    try:
-        is_new = os.fstat(log).st_size == 0
-        os.write(log, header.encode())
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        yield _Opened(is_new=is_new, size=os.fstat(log).st_size)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (log, *saved):
-            os.close(fd)
-
-
-def _open_log(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    try:
-        return os.open(path, flags, 0o644)
-    except FileNotFoundError:  # the first element's log: the folder is made once
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o644)
-
-
-def _drop_empty_scheduler_output(logs_dir: Path) -> None:
-    """Remove the scheduler's output file of this array task if nothing was written to it.
-
-    Slurm creates the file before the job starts; every element's output went to its own
-    log, so the file is empty unless the worker or Slurm had something to say. Only a regular
-    file in ``logs_dir`` that is both this process's stdout and stderr is removed.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        out, err = os.fstat(1), os.fstat(2)
-        target = Path("/proc/self/fd/1").readlink()
-        found = target.stat()
-    except OSError:
-        return
-    same = {(s.st_dev, s.st_ino) for s in (out, err, found)}
-    is_empty_file = stat.S_ISREG(out.st_mode) and out.st_size == 0
-    if is_empty_file and len(same) == 1 and target.parent == logs_dir:
-        target.unlink(missing_ok=True)
 
 
 def _error_of(err: BaseException, *, skip_frames: int = 0) -> ResultError:

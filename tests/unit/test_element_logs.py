@@ -1,0 +1,81 @@
+"""Where an element's text is: the segments of a packed array task's shared output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reflow.running.rundir.batches import BatchFile, write_batch
+from reflow.running.rundir.element_logs import (
+    footer,
+    header,
+    keep_cut_segment,
+    running_text,
+)
+from reflow.running.rundir.layout import RunLayout
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> RunLayout:
+    layout = RunLayout(tmp_path, "r-1")
+    write_batch(layout, "b1", BatchFile(task="t", elements=(4, 2, 0, 1), pack=2))
+    layout.logs_dir("t").mkdir(parents=True)
+    return layout
+
+
+def segment(element: int, text: str, *, ended: bool) -> str:
+    end = footer("t", element, None, 0.1) + "\n" if ended else ""
+    return header("t", element, "b1", "node1") + text + end
+
+
+def test_the_running_element_is_the_last_segment_without_a_footer(layout: RunLayout) -> None:
+    shared = layout.pack_log("t", "b1", 1)  # elements 0 and 1
+    first = segment(0, "zero\n", ended=True)
+    shared.write_text(first)
+    assert running_text(layout, "t", 0, "b1") == b""  # ended: its text is in its log
+    shared.write_text(first + segment(1, "one\npartial", ended=False))
+    assert running_text(layout, "t", 1, "b1") == segment(1, "one\npartial", ended=False).encode()
+    assert running_text(layout, "t", 0, "b1") == b""
+    assert running_text(layout, "t", 4, "b1") == b""  # in array task 0, which has no output
+
+
+def test_a_segment_longer_than_a_read_block_is_found_whole(layout: RunLayout) -> None:
+    long = "x" * 200_000 + "\n" + "y" * 100_000
+    shared = layout.pack_log("t", "b1", 0)  # elements 4 and 2
+    shared.write_text(segment(4, long, ended=False))  # the header is the file's first line
+    assert running_text(layout, "t", 4, "b1") == segment(4, long, ended=False).encode()
+    shared.write_text(segment(4, "a\n", ended=True) + segment(2, long, ended=False))
+    assert running_text(layout, "t", 2, "b1") == segment(2, long, ended=False).encode()
+
+
+def test_a_printed_line_like_a_header_inside_a_line_does_not_split_a_segment(
+    layout: RunLayout,
+) -> None:
+    text = "said: ==> reflow: t[1] batch b1\n"
+    layout.pack_log("t", "b1", 1).write_text(segment(0, text, ended=False))
+    assert running_text(layout, "t", 0, "b1") == segment(0, text, ended=False).encode()
+
+
+def test_a_killed_array_tasks_cut_segment_goes_to_its_elements_log_once_asked(
+    layout: RunLayout,
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    shared.write_text(segment(0, "zero\n", ended=True) + segment(1, "one\ncut", ended=False))
+    keep_cut_segment(layout, "t", "b1", 1, {0})  # 1 did not fail: nothing is copied
+    assert not layout.log("t", 1).exists()
+    layout.log("t", 1).write_text("earlier attempt\n")
+    keep_cut_segment(layout, "t", "b1", 1, {0, 1})
+    kept = segment(1, "one\ncut", ended=False) + "\n"
+    assert layout.log("t", 1).read_text() == "earlier attempt\n" + kept
+    assert not layout.log("t", 0).exists()  # it ended normally; its log is the worker's
+
+
+def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
+    layout: RunLayout,
+) -> None:
+    write_batch(layout, "b2", BatchFile(task="t", elements=(0, 1), pack=1))
+    assert running_text(layout, "t", 0, "b2") == b""
+    assert running_text(layout, "t", 0, "nope") == b""
+    keep_cut_segment(layout, "t", "b1", 0, {4})  # no shared output: nothing to copy
+    assert not layout.log("t", 4).exists()
