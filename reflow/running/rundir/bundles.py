@@ -1,8 +1,8 @@
 """Running: a packed array task's result bundle: appended by its worker, read by the dispatcher.
 
 A packed Slurm array task, which runs several elements, appends one line per finished element
-to one *bundle* (JSON lines, each line written and the file closed before the next element
-starts; see ``Bundle``), so that a task killed half-way keeps the results of the elements it
+to one *bundle* (JSON lines, each line written before the next element starts; see
+``Bundle``), so that a task killed half-way keeps the results of the elements it
 finished, and ingesting 100,000 elements reads as many files as there are array tasks. A line
 holds the same document as a result file (``results``).
 
@@ -52,57 +52,76 @@ _NUMBERS = frozenset({int, float})
 def append_result(path: Path, text: str, *, sync: bool = True) -> None:
     """Append one result (see ``results.result_text``) as a line of the bundle at ``path``.
 
-    The file is closed before this returns, so the line survives the process being killed
-    (on NFS, closing sends it to the server); ``sync`` also waits until it is on disk.
+    The file is closed before this returns (on NFS, closing sends the line to the server);
+    ``sync`` also waits until it is on disk.
     """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    fd = _open_append(path)
     try:
-        fd = os.open(path, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o644)
-    try:
-        data = memoryview(text.encode() + b"\n")
-        while data:
-            data = data[os.write(fd, data) :]
+        _write_line(fd, text)
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def _open_append(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
+
+
+def _write_line(fd: int, text: str) -> None:
+    data = memoryview(text.encode() + b"\n")
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 class Bundle:
     """The bundle of one packed array task, as its worker appends to it.
 
-    Every line is written and the file closed before the next element starts, so a worker
-    that is killed (time limit, memory, ``scancel``) leaves the lines of every element it
-    finished. Lines reach the disk (``fsync``) at most ``sync_every_s`` after they were
-    written, and when the worker closes the bundle, so a node that crashes loses at most the
-    last moment's elements, which then run again; an fsync per element would cost more than a
-    trivial element itself.
+    The worker opens it once and writes every line before the next element starts, so a
+    worker that is killed (time limit, memory, ``scancel``) leaves the lines of every element
+    it finished: they are the kernel's, and the file is closed as the process dies. Lines
+    reach the disk, and on NFS the server, at most ``sync_every_s`` after they were written
+    (``fsync``) and when the worker closes the bundle, so a node that crashes loses at most
+    the last moment's elements, which then run again. An fsync, or an open and a close, per
+    element would cost more than a trivial element itself, and each open is a metadata
+    operation on a shared file system.
     """
 
     def __init__(self, path: Path, *, sync_every_s: float = 1.0) -> None:
         self.path = path
         self._sync_every_s = sync_every_s
         self._synced = time.monotonic()
+        self._fd: int | None = None
         self._pending = False
 
     def append(self, text: str) -> None:
-        """Append one element's result (see ``append_result``)."""
-        sync = time.monotonic() - self._synced >= self._sync_every_s
-        append_result(self.path, text, sync=sync)
-        if sync:
+        """Append one element's result as a line (see ``results.result_text``).
+
+        Raises:
+            OSError: The bundle cannot be opened or written.
+        """
+        if self._fd is None:
+            self._fd = _open_append(self.path)
+        _write_line(self._fd, text)
+        self._pending = True
+        if time.monotonic() - self._synced >= self._sync_every_s:
+            os.fsync(self._fd)
             self._synced = time.monotonic()
-        self._pending = not sync
+            self._pending = False
 
     def close(self) -> None:
-        """Put what is not on disk yet there."""
-        if not self._pending:
+        """Put what is not on disk yet there, and close the file."""
+        fd, self._fd = self._fd, None
+        if fd is None:
             return
-        fd = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            if self._pending:
+                os.fsync(fd)
         finally:
             os.close(fd)
         self._pending = False
