@@ -307,12 +307,12 @@ def test_the_last_array_task_of_a_batch_runs_the_next_turn_in_its_job(
 
 
 def waiting_turns(layout: RunLayout) -> list[int]:
-    """Process ids of this run's turns started by an array task that hold its lock file open."""
+    """Process ids of this run's workers running a turn that hold its lock file open."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"--in-array-task" not in argv or layout.run_id.encode() not in argv:
+            if b"--turn-after" not in argv or layout.run_id.encode() not in argv:
                 continue
             if any(fd.readlink() == layout.dispatcher_lock for fd in (proc / "fd").iterdir()):
                 found.append(int(proc.name))

@@ -15,15 +15,17 @@ FACADES = {
     "reflow.run",
     "reflow.workflow",
     "reflow.running.commands.handlers",
+    "reflow.running.worker.last_out",
 }
-"""Where lazy imports of reflow modules may be: the facades, and the command dispatcher (a
-command loads only what it runs, so ``status`` does not load the submit path)."""
+"""Where lazy imports of reflow modules may be: the facades, the command dispatcher (a
+command loads only what it runs, so ``status`` does not load the submit path), and the
+worker's last array task (only it loads the dispatcher, to run a turn in its process)."""
 SHARED = {"codehash", "config", "fingerprints", "process", "ranges"}
 """Rooms of ``reflow.running`` every other room may import."""
 ROOMS = {
     "rundir": set(),
     "store": {"rundir"},
-    "worker": {"rundir", "dispatch.command"},
+    "worker": {"rundir", "dispatch.slurm_chain"},
     "executors": {"rundir", "worker.command"},
     "dispatch": {"store", "rundir", "executors", "worker"},
     "commands": {"dispatch", "store", "rundir", "executors", "worker"},

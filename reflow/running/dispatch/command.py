@@ -2,8 +2,8 @@
 
 ``python -m reflow.running.dispatch --run-dir D --run-id R`` drives a local run until it
 ends (``--detach`` forks into the background first); with ``--slurm-turn`` it runs one Slurm
-turn and submits its successor; ``--in-array-task`` marks a turn run by the last array task of
-a batch (see ``worker.last_out``).
+turn and submits its successor (a turn job; the last array task of a batch runs its turn in
+its own process, see ``worker.last_out``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,11 @@ def dispatcher_command(
     run_id: str,
     slurm_turn: bool = False,
     detach: bool = False,
-    in_array_task: bool = False,
 ) -> list[str]:
     """The argument list of a dispatcher process for one run."""
     argv = [python, "-m", DISPATCHER_MODULE, "--run-dir", str(run_dir), "--run-id", run_id]
     if slurm_turn:
         argv.append("--slurm-turn")
-    if in_array_task:
-        argv.append("--in-array-task")
     if detach:
         argv.append("--detach")
     return argv
@@ -42,9 +39,4 @@ def dispatcher_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--slurm-turn", action="store_true", help="one turn, then chain")
     parser.add_argument("--detach", action="store_true", help="fork into the background")
-    parser.add_argument(
-        "--in-array-task",
-        action="store_true",
-        help="a Slurm turn run by the last array task of a batch, in that task's job",
-    )
     return parser

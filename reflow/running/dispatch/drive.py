@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os._exit(0)
     layout = RunLayout(args.run_dir, args.run_id)
     if args.slurm_turn:
-        run_turn_and_chain(layout, in_array_task=args.in_array_task)
+        run_turn_and_chain(layout)
         return 0
     state = drive_locally(layout)
     sys.stdout.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} run {args.run_id} {state}\n")

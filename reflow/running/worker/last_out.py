@@ -3,19 +3,19 @@
 A Slurm worker is told how many array tasks its batch has (``--turn-after N``). When its
 elements are done it counts its end in the batch's end count (``RunLayout.batch_ends``: one
 byte appended under an ``flock``, so the count is the file's size), and the worker that counts
-the N-th end starts the next turn at once, in its own allocation: ``python -m
-reflow.running.dispatch --slurm-turn`` as a child process, writing to the turn log named by
-its array task (``dispatcher-<array job id>_<index>.log``).
-That saves the launch of a dispatcher job per level of the flow. The turn is told it runs in
-an array task (``--in-array-task``): it waits for a turn still in progress (see
-``slurm_chain``).
+the N-th end runs the next turn at once, in its own process and allocation, writing to the
+turn log named by its array task (``dispatcher-<array job id>_<index>.log``). Only that worker
+loads the dispatcher; no second interpreter starts (on a shared file system, starting one and
+importing reflow again can take longer than the turn). That saves the launch of a dispatcher
+job per level of the flow. The turn waits for a turn still in progress (see ``slurm_chain``).
 
 The turn job the previous turn queued (``afterany`` the batch's jobs) stays the safety net:
 when an array task is killed before it counts (a node lost, a time limit), the count stays
 short and that job runs the turn once the array has ended; when the turn here ran first, it
 cancelled that job. Counting twice (a requeued array task) starts a turn early, which finds
-the rest still running and chains as any turn does. Nothing here changes an element's outcome:
-a failure to count or to start the turn is one line in the job's output.
+the rest still running and chains as any turn does. Nothing here changes an element's outcome
+or the worker's exit status: a failure to count or of the turn is told in the job's output or
+the turn's log.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from reflow.running.dispatch.command import dispatcher_command
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.worker.output import pointed_at
 
 _ARRAY_ENV = "SLURM_ARRAY_"
 
@@ -48,24 +49,25 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> None:
     try:
         if count_end(layout.batch_ends(batch)) != tasks:
             return
-        import subprocess  # only the last array task starts one (a worker imports little)
-
-        with layout.slurm_turn_log(_array_task_id()).open("ab") as log:
-            argv = dispatcher_command(
-                sys.executable,
-                run_dir=layout.root,
-                run_id=layout.run_id,
-                slurm_turn=True,
-                in_array_task=True,
-            )
-            # Not an array task's own variables: the turn job it may submit would inherit them.
-            env = {k: v for k, v in os.environ.items() if not k.startswith(_ARRAY_ENV)}
-            subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, check=False,
-            )  # fmt: skip
+        log = layout.slurm_turn_log(_array_task_id())
+        # Not an array task's own variables: the turn job the turn may submit inherits them.
+        for name in [name for name in os.environ if name.startswith(_ARRAY_ENV)]:
+            del os.environ[name]
+        with log.open("ab") as handle, pointed_at(handle.fileno()):
+            _run_turn(layout)
     except OSError as err:
-        print(f"reflow: cannot start the next dispatcher turn here: {err}", file=sys.stderr)  # noqa: T201
+        print(f"reflow: cannot run the next dispatcher turn here: {err}", file=sys.stderr)  # noqa: T201
+
+
+def _run_turn(layout: RunLayout) -> None:
+    """Run the turn; a turn that fails leaves its traceback in its log, nothing else."""
+    # Only the batch's last array task loads the dispatcher: a worker imports little.
+    from reflow.running.dispatch.slurm_chain import run_turn_and_chain
+
+    try:
+        run_turn_and_chain(layout, in_array_task=True)
+    except (Exception, SystemExit):  # noqa: BLE001 - the worker's own outcome stays
+        traceback.print_exc()
 
 
 def _array_task_id() -> str:

@@ -58,7 +58,7 @@ def _open_append(path: Path, *, readable: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def _pointed_at(fd: int) -> Iterator[None]:
+def pointed_at(fd: int) -> Iterator[None]:
     """File descriptors 1 and 2 write to ``fd`` inside the block."""
     _flush()
     saved = os.dup(1), os.dup(2)
@@ -114,7 +114,7 @@ class OwnLogs:
             attempt.is_new = os.fstat(fd).st_size == 0
             os.write(fd, header.encode())
             attempt.size = os.fstat(fd).st_size
-            with _pointed_at(fd):
+            with pointed_at(fd):
                 yield attempt
         finally:
             os.close(fd)
@@ -154,7 +154,7 @@ class SharedOutput:
         self._fd = _open_append(path, readable=True)  # segments are read back to be copied
         self.earlier = _logged(logs, elements)  # elements with a log of an earlier attempt
         self._copied_all = True
-        self._pointed = _pointed_at(self._fd)
+        self._pointed = pointed_at(self._fd)
         self._pointed.__enter__()
 
     def size(self) -> int:
