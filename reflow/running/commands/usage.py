@@ -38,15 +38,18 @@ def underused_line(root: Path, run_id: str) -> str | None:
     request that one of their elements ran out of (out of memory, time limit). The figures are
     the store's (the worker's peak memory, its start and end), so no scheduler is asked.
     """
+    layout = RunLayout(root, run_id)
+    requests = task_requests(layout)
+    if not any(r.mem_mb or r.time_s for r in requests.values()):
+        return None  # nothing asked, nothing asked too much: the instances are not read
     with SqliteStore.open(root) as store:
         rows = store.instances(run_id)
-    layout = RunLayout(root, run_id)
     ran = [row for row in rows if row.state in RAN]
     ran_out: dict[str, set[str]] = defaultdict(set)
     for row in ran:
         if row.reason in _RAN_OUT:
             ran_out[row.task].add(_RAN_OUT[row.reason])
-    tasks = tasks_figures(task_requests(layout), rows, from_workers(layout, ran, cpu=False))
+    tasks = tasks_figures(requests, rows, from_workers(layout, ran, cpu=False))
     found = []
     for task in tasks:
         under = [key for key in task["underused"] if key not in ran_out[task["task"]]]
