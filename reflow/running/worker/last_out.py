@@ -23,7 +23,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from reflow.running.rundir.layout import RunLayout
@@ -67,6 +66,8 @@ def _run_turn(layout: RunLayout) -> None:
     try:
         run_turn_and_chain(layout, in_array_task=True)
     except (Exception, SystemExit):  # noqa: BLE001 - the worker's own outcome stays
+        import traceback  # only for a failed turn
+
         traceback.print_exc()
 
 

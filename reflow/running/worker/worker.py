@@ -24,7 +24,6 @@ import reprlib
 import resource
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,6 +299,8 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
 
 
 def _error_of(err: BaseException, *, skip_frames: int = 0) -> ResultError:
+    import traceback  # only for a failure: most workers never format one
+
     kind = err.cause_type if isinstance(err, FlowImportError) else type(err).__name__
     frames = err.__traceback__
     for _ in range(skip_frames):
