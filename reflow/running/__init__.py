@@ -6,8 +6,9 @@
   statement that changes runs, instances or cached outputs. May import ``rundir``.
 - ``executors``: start work and report on it (local processes, Slurm, dry-run). May import
   ``rundir``, ``process`` and ``worker.command``.
-- ``worker``: runs elements on a compute node and writes result files; never the store. May
-  import ``rundir``.
+- ``worker``: runs elements on a compute node and writes result files; its elements never
+  open the store, only the turn a batch's last array task runs after them. May import
+  ``rundir``, and ``dispatch.slurm_chain`` for that turn.
 - ``dispatch``: the dispatcher turn (ingest, reconcile, plan, persist, submit, settle), how
   turns are driven (a local process, a Slurm chain), cancel, retry and dry-run. May import
   everything above, ``config`` and ``process``.

@@ -4,7 +4,7 @@
 counts what ran. Item 1 raises ``ValueError`` (a final failure), item 4 raises
 ``FileNotFoundError`` on its first call (an ``OSError``, which ``convert`` retries), item 2
 waits until ``go`` exists in the run directory (at most a minute), so that a test can kill
-its array task meanwhile; the others return ``item * 10`` at once.
+its array task meanwhile (it says so first); the others return ``item * 10`` at once.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def convert(item: Annotated[int, Result(step="prepare")], run_dir: RunDir = RunD
         raise ValueError(f"item {item} is bad")
     if item == 4 and before == 0:
         raise FileNotFoundError(f"item {item} is not there yet")
+    if item == 2:
+        print(f"item {item} waits for go", flush=True)
     deadline = time.monotonic() + _HOLD_S
     while item == 2 and not (run_dir / "go").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

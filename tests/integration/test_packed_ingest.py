@@ -12,20 +12,21 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.rundirs import NullExecutor, finish_prepare, new_run
 from reflow.planning.encoding import to_text
 from reflow.planning.identity import value_hash
 from reflow.running.dispatch.dispatcher import make_dispatcher
-from reflow.running.executors.base import BatchRequest
-from reflow.running.rundir.bundles import append_result
+from reflow.running.dispatch.intake import reconcile_jobs
+from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import result_text
 from reflow.running.store.sqlite import SqliteStore
 from tests.flows import packed_mixed
 from tests.integration.test_status_arrivals import RecordingExecutor, start_array_task
-from tests.unit.test_bundles import read_successes
+from tests.unit.test_bundles import append_result, read_successes
 
 
 def submitted_packed(root: Path, count: int) -> tuple[RunLayout, BatchRequest]:
@@ -123,7 +124,30 @@ def test_successes_failures_a_retry_and_a_killed_array_task_end_as_their_lines_s
         assert states(store, layout.run_id) == ended
         assert outputs(store, layout.run_id) == made
         assert attempt_states(store, layout.run_id, 9) == attempts
+
+        # Until its kill is recorded, 2's output is only in its array task's shared output;
+        # then it is in 2's own log, and the shared output goes.
+        shared = layout.pack_log("convert", batch, 0)
+        assert b"item 2 waits for go\n" in shared.read_bytes()
+        assert not layout.log("convert", 2).exists()
+        reconcile_jobs(store, layout, layout.run_id, Killed(), waiting, unknown_is_lost=True)
+        assert states(store, layout.run_id)[2] == "failed"
+    log = layout.log("convert", 2).read_text()
+    assert log.startswith(f"==> reflow: convert[2] batch {batch} on ")
+    assert log.endswith("item 2 waits for go\n")  # no footer: it was killed
+    assert "item 1" not in log
+    assert not shared.exists()
     assert Counter(called(tmp_path)) == {str(e): 1 for e in range(9)}
+
+
+class Killed(NullExecutor):
+    """Every job it is asked about was killed."""
+
+    result_grace = 0.0
+
+    def states(self, job_ids: Sequence[str], /) -> dict[str, JobStatus]:
+        killed = JobStatus(state=JobState.FAILED, reason=FailureReason.CANCELLED, detail="killed")
+        return dict.fromkeys(job_ids, killed)
 
 
 def write_line(layout: RunLayout, batch: str, array_task: int, element: int, value: int) -> None:

@@ -426,6 +426,19 @@ def test_a_packed_array_task_keeps_logs_only_of_elements_that_printed_failed_or_
     assert again.rstrip().endswith("<== reflow: element 3 of quits ended: done in 0.0 s")
 
 
+def test_a_packed_array_task_whose_shared_output_cannot_be_made_writes_each_elements_log(
+    run: RunFixture,
+) -> None:
+    write_atomic(run.layout.batch("b1"), json.dumps({"task": "convert", "elements": [0, 1],
+                                                     "pack": 2}))  # fmt: skip
+    run.layout.pack_log("convert", "b1", 0).mkdir(parents=True)  # a folder in its place
+    proc = run.run("convert", "--array-offset", "0", env={"SLURM_ARRAY_TASK_ID": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("reflow: cannot open ")
+    assert run.log("convert", 1).startswith("==> reflow: convert[1] batch b1 on ")
+    assert "converting item1\nchild says item1\n" in run.log("convert", 1)
+
+
 def test_a_running_packed_elements_output_is_read_from_its_array_tasks_shared_output(
     run: RunFixture,
 ) -> None:

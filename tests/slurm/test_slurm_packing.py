@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from reflow.running.commands.logs import FOLLOW_POLL_S
 from tests.flows import slurm_packed
 from tests.slurm.scheduler import (
     accounted_jobs,
@@ -191,3 +192,35 @@ def test_a_packed_task_killed_midway_keeps_its_finished_elements(packed: Packed)
     assert "working on 6\n" in killed
     assert "<== reflow: element" not in killed
     assert "working on 6\n<== reflow: element 6 of work ended: done in " in again
+
+
+def test_logs_follows_a_running_packed_element_and_cancel_keeps_its_output(
+    packed: Packed,
+) -> None:
+    started = packed.run_dir / "started.hang"
+    try:
+        packed.submit("--fault", "hang", "--bad", "6")
+        deadline = time.monotonic() + DEADLINE_S
+        while not started.exists():
+            assert time.monotonic() < deadline, status(packed.run_dir, packed.run_id)
+            time.sleep(0.2)
+        follow = subprocess.Popen(
+            [sys.executable, str(FLOW), "logs", packed.run_id, "work", "6", "--follow",
+             "--run-dir", str(packed.run_dir)],
+            cwd=packed.workdir, env=packed.env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(2 * FOLLOW_POLL_S)  # it has read the running element's shared output
+        packed.cli("cancel", packed.run_id)
+        out, _ = follow.communicate(timeout=60)  # the element ended: --follow returns
+    finally:
+        packed.cancel_leftovers()
+    assert follow.returncode == 0
+    assert out.count("working on 6\n") == 1  # printed once, from the shared output
+    stopped = "<== reflow: the element's process was stopped before it ended: cancelled"
+    assert out.split("working on 6\n", 1)[1].startswith(stopped)
+    # After the cancel the output is in 6's own log, and the array task's file is gone.
+    shown = packed.cli("logs", packed.run_id, "work", "6")
+    assert shown.count("working on 6\n") == 1
+    assert "working on 6\n" + stopped in shown
+    logs = packed.run_dir / "runs" / packed.run_id / "logs" / "work"
+    assert not list(logs.glob("pack-*.log"))

@@ -18,13 +18,21 @@ from hypothesis import strategies as st
 from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
 from reflow.running.rundir.bundles import (
+    Bundle,
     Success,
-    append_result,
     bundle_documents,
     read_bundle,
     successes_of,
 )
 from reflow.running.rundir.results import ResultError, ResultProblem, ResultRecord, result_text
+
+
+def append_result(path: Path, text: str) -> None:
+    """One line appended to the bundle at ``path`` by a worker that then ends."""
+    bundle = Bundle(path)
+    bundle.append(text)
+    bundle.close()
+
 
 WHO = {"run_id": "demo-1", "task": "convert", "batch": "b7"}
 OWN = frozenset(range(10))

@@ -10,7 +10,7 @@ from reflow.running.rundir.batches import BatchFile, write_batch
 from reflow.running.rundir.element_logs import (
     footer,
     header,
-    keep_cut_segment,
+    keep_cut_segments,
     running_text,
 )
 from reflow.running.rundir.layout import RunLayout
@@ -62,13 +62,14 @@ def test_a_killed_array_tasks_cut_segment_goes_to_its_elements_log_once_asked(
 ) -> None:
     shared = layout.pack_log("t", "b1", 1)
     shared.write_text(segment(0, "zero\n", ended=True) + segment(1, "one\ncut", ended=False))
-    keep_cut_segment(layout, "t", "b1", 1, {0})  # 1 did not fail: nothing is copied
+    keep_cut_segments(layout, [("t", "b1", 0)])  # 1 did not stop: nothing is copied
     assert not layout.log("t", 1).exists()
     layout.log("t", 1).write_text("earlier attempt\n")
-    keep_cut_segment(layout, "t", "b1", 1, {0, 1})
+    keep_cut_segments(layout, [("t", "b1", 0), ("t", "b1", 1), ("t", "b1", 4)])
     kept = segment(1, "one\ncut", ended=False) + "\n"
     assert layout.log("t", 1).read_text() == "earlier attempt\n" + kept
     assert not layout.log("t", 0).exists()  # it ended normally; its log is the worker's
+    assert not shared.exists()  # nothing more to keep in it
 
 
 def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
@@ -77,5 +78,5 @@ def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
     write_batch(layout, "b2", BatchFile(task="t", elements=(0, 1), pack=1))
     assert running_text(layout, "t", 0, "b2") == b""
     assert running_text(layout, "t", 0, "nope") == b""
-    keep_cut_segment(layout, "t", "b1", 0, {4})  # no shared output: nothing to copy
+    keep_cut_segments(layout, [("t", "b1", 4), ("t", "b2", 0), ("t", "nope", 0)])  # no output
     assert not layout.log("t", 4).exists()

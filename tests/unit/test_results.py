@@ -8,7 +8,7 @@ import pytest
 
 from reflow.planning.encoding import dumps, to_json
 from reflow.planning.identity import output_hash
-from reflow.running.rundir.bundles import append_result, read_bundle
+from reflow.running.rundir.bundles import read_bundle
 from reflow.running.rundir.results import (
     ResultError,
     ResultProblem,
@@ -17,6 +17,7 @@ from reflow.running.rundir.results import (
     result_text,
     write_result,
 )
+from tests.unit.test_bundles import append_result
 
 WHO = {"run_id": "demo-1", "task": "convert", "element": 3, "batch": "b7"}
 

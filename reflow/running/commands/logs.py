@@ -77,9 +77,9 @@ def show_logs(
             out.flush()
             return EXIT_INTERRUPTED
     else:
-        running = running_output(layout, chosen) if origin is None else b""
-        if running:
-            out.write(_last_lines(_whole(path) + running, tail))
+        text = _packed_text(layout, chosen, path) if origin is None else None
+        if text is not None:
+            out.write(_last_lines(text, tail))
         else:
             _write_log(path, chosen, tail, out)
     _write_killed(path, chosen, out)
@@ -148,10 +148,9 @@ def _follow(
     all printed by the last round. Returns the element's row as it ended.
     """
     layout = RunLayout(root, run_id)
-    running = running_output(layout, row)
+    text = _packed_text(layout, row, path)
     position = 0
-    if running:
-        text = _whole(path) + running
+    if text is not None:
         position = len(text)
         out.write(_last_lines(text, tail))
     elif path.exists():
@@ -160,13 +159,13 @@ def _follow(
     else:
         out.write("(no log yet: the element has not started; waiting for it)\n")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    packed = bool(running)
+    packed = text is not None
     while True:
         row, is_active = _current(root, run_id, row)
-        running = running_output(layout, row)
-        packed = packed or bool(running)
+        packed = packed or _packed_text(layout, row, path) is not None
         if packed:
-            position = _write_grown(_whole(path) + running, position, decoder, out)
+            logged = _whole(path)  # before the shared output (see _write_grown)
+            position = _write_grown(logged + running_output(layout, row), position, decoder, out)
         else:
             position = _write_new(path, position, decoder, out)
         if not is_active:
@@ -185,13 +184,22 @@ def running_output(layout: RunLayout, row: InstanceRow) -> bytes:
     return running_text(layout, row.task, row.element, str(row.batch))
 
 
+def _packed_text(layout: RunLayout, row: InstanceRow, path: Path) -> bytes | None:
+    """The log and then the running segment of a running packed element; None for others."""
+    if not running_output(layout, row):
+        return None
+    logged = _whole(path)  # before the shared output (see _write_grown)
+    return logged + running_output(layout, row)
+
+
 def _write_grown(
     text: bytes, position: int, decoder: codecs.IncrementalDecoder, out: IO[str]
 ) -> int:
     """Print what ``text`` (log and running segment) holds after byte ``position``.
 
     It never starts over: while a finished element's segment is being copied into its log,
-    the text is briefly shorter than what was printed.
+    the text is briefly shorter than what was printed. The log is read before the shared
+    output, so a segment copied between the two reads is missed once, never read twice.
     """
     if len(text) <= position:
         return position

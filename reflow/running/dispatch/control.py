@@ -26,6 +26,7 @@ from reflow.running.dispatch.option_changes import OptionChange, Refreshed, refr
 from reflow.running.dispatch.verification import holds_path, make_validator, record_stale
 from reflow.running.executors.local import LocalExecutor
 from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.rundir.element_logs import keep_cut_segments
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest, write_manifest
 from reflow.running.store.sqlite import SqliteStore
@@ -100,6 +101,10 @@ def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
     extra = list(run.dispatcher.pending_jobs) if task is None else []
     if job_ids or extra:
         executor_for(run.executor, layout).cancel([*job_ids, *extra])
+    # What a cancelled packed element printed is in its array task's shared output: keep it.
+    stopped = [(row.task, str(row.batch), row.element) for row in active if row.batch]
+    with contextlib.suppress(OSError):
+        keep_cut_segments(layout, stopped)
     return len(active)
 
 

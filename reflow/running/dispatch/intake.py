@@ -28,7 +28,7 @@ from reflow.running.executors.base import Executor, FailureReason, JobState, Job
 from reflow.running.executors.slurm_arrays import array_tasks
 from reflow.running.rundir.batches import BatchFile, read_batch
 from reflow.running.rundir.bundles import Success, bundle_documents, read_bundle, successes_of
-from reflow.running.rundir.element_logs import keep_cut_segment
+from reflow.running.rundir.element_logs import keep_cut_segments
 from reflow.running.rundir.layout import RunLayout, bundle_name, result_name
 from reflow.running.rundir.results import (
     ResultProblem,
@@ -224,10 +224,6 @@ class ResultFinder:
             names = self._names[task] = result_names(self._layout.results_dir(task))
         return names
 
-    def array_task(self, row: InstanceRow) -> int | None:
-        """The packed array task that runs ``row``'s element; None when unpacked."""
-        return self._array_task(str(row.batch)).get(row.element) if row.batch else None
-
     def pack(self, batch: str) -> int | None:
         """How many elements each array task of ``batch`` runs; None without its batch file."""
         record = self._batch(batch)
@@ -315,25 +311,18 @@ def reconcile_jobs(
     store.requeue_lost(run_id, lost)
     store.auto_retry(run_id, retried)
     store.fail_lost(run_id, _summed_up(retrier, final))
-    _keep_cut_output(layout, results, ended_without_result)
+    _keep_cut_output(layout, ended_without_result)
 
 
-def _keep_cut_output(layout: RunLayout, results: ResultFinder, failed: list[InstanceRow]) -> None:
-    """Copy the output of each killed packed array task's running element into its log.
+def _keep_cut_output(layout: RunLayout, failed: list[InstanceRow]) -> None:
+    """Keep what the running element of each killed packed array task printed, in its log.
 
     After the failures are recorded: a turn that fails before never copies twice.
     """
-    killed: dict[tuple[str, str, int], set[int]] = {}
-    for row in failed:
-        array_task = results.array_task(row)
-        if array_task is not None:
-            killed.setdefault((row.task, str(row.batch), array_task), set()).add(row.element)
-    for (task, batch, array_task), elements in killed.items():
-        try:
-            keep_cut_segment(layout, task, batch, array_task, elements)
-        except OSError as err:
-            message = f"reflow: cannot keep the output of {task} in {batch}: {err}"
-            print(message, file=sys.stderr)  # noqa: T201 - the dispatcher's log
+    try:
+        keep_cut_segments(layout, [(row.task, str(row.batch), row.element) for row in failed])
+    except OSError as err:
+        print(f"reflow: cannot keep a killed element's output: {err}", file=sys.stderr)  # noqa: T201 - the dispatcher's log
 
 
 def _summed_up(retrier: Retrier | None, final: list[tuple[InstanceRow, Ended]]) -> list[Ended]:

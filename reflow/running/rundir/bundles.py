@@ -17,9 +17,10 @@ module never touches the store.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import time
+import threading
 from collections.abc import Set
 from itertools import repeat
 from operator import itemgetter, methodcaller
@@ -28,6 +29,7 @@ from typing import Any
 
 from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
 from reflow.planning.identity import value_hash
+from reflow.running.rundir.layout import open_append, write_all
 from reflow.running.rundir.results import (
     FORMAT,
     ResultProblem,
@@ -49,54 +51,25 @@ _CPU_S = methodcaller("get", "cpu_s", 0.0)
 _NUMBERS = frozenset({int, float})
 
 
-def append_result(path: Path, text: str, *, sync: bool = True) -> None:
-    """Append one result (see ``results.result_text``) as a line of the bundle at ``path``.
-
-    The file is closed before this returns (on NFS, closing sends the line to the server);
-    ``sync`` also waits until it is on disk.
-    """
-    fd = _open_append(path)
-    try:
-        _write_line(fd, text)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _open_append(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    try:
-        return os.open(path, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o644)
-
-
-def _write_line(fd: int, text: str) -> None:
-    data = memoryview(text.encode() + b"\n")
-    while data:
-        data = data[os.write(fd, data) :]
-
-
 class Bundle:
     """The bundle of one packed array task, as its worker appends to it.
 
     The worker opens it once and writes every line before the next element starts, so a
     worker that is killed (time limit, memory, ``scancel``) leaves the lines of every element
-    it finished: they are the kernel's, and the file is closed as the process dies. Lines
-    reach the disk, and on NFS the server, at most ``sync_every_s`` after they were written
-    (``fsync``) and when the worker closes the bundle, so a node that crashes loses at most
-    the last moment's elements, which then run again. An fsync, or an open and a close, per
-    element would cost more than a trivial element itself, and each open is a metadata
-    operation on a shared file system.
+    it finished: they are the kernel's, and the file is closed as the process dies. A line
+    reaches the disk, and on NFS the server (where a turn on another node reads it), at most
+    ``sync_every_s`` after it was written, however long the next element runs: a timer
+    thread syncs what is pending, and closing the bundle syncs the rest. An fsync, or an
+    open and a close, per element would cost more than a trivial element itself, and each
+    open is a metadata operation on a shared file system.
     """
 
     def __init__(self, path: Path, *, sync_every_s: float = 1.0) -> None:
         self.path = path
         self._sync_every_s = sync_every_s
-        self._synced = time.monotonic()
         self._fd: int | None = None
+        self._lock = threading.Lock()  # the timer's sync and close never overlap
+        self._timer: threading.Timer | None = None
         self._pending = False
 
     def append(self, text: str) -> None:
@@ -105,26 +78,44 @@ class Bundle:
         Raises:
             OSError: The bundle cannot be opened or written.
         """
-        if self._fd is None:
-            self._fd = _open_append(self.path)
-        _write_line(self._fd, text)
-        self._pending = True
-        if time.monotonic() - self._synced >= self._sync_every_s:
-            os.fsync(self._fd)
-            self._synced = time.monotonic()
-            self._pending = False
+        with self._lock:
+            if self._fd is None:
+                self._fd = open_append(self.path)
+            write_all(self._fd, text.encode() + b"\n")
+            self._pending = True
+            if self._timer is None:
+                self._timer = threading.Timer(self._sync_every_s, self._sync)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _sync(self) -> None:
+        """The timer: put the pending lines on disk."""
+        with self._lock:
+            self._timer = None
+            if self._fd is not None and self._pending:
+                with contextlib.suppress(OSError):  # close syncs again, and says so
+                    os.fsync(self._fd)
+                self._pending = False
 
     def close(self) -> None:
-        """Put what is not on disk yet there, and close the file."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if self._pending:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._pending = False
+        """Put what is not on disk yet there, and close the file.
+
+        Raises:
+            OSError: The last lines could not be synced.
+        """
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            try:
+                if self._pending:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._pending = False
 
 
 def bundle_documents(path: Path) -> list[Any] | ResultProblem:

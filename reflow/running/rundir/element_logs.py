@@ -10,8 +10,8 @@ shared output (``logs/<task>/pack-<batch>.<t>.log``), each between its header an
 and the worker copies an element's part, its *segment*, into the element's log when it
 printed something, failed, or has a log from an earlier attempt; the shared output goes when
 the array task ends. Until then the running element's text is only there: ``running_text``
-reads it. When the array task is killed, the turn that records the failure copies the cut
-segment into the element's log (``keep_cut_segment``), so a finished element's text is
+reads it. When the array task is killed or cancelled, what records that copies the cut
+segment into the element's log (``keep_cut_segments``), so an ended element's text is
 always in its own log.
 """
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Iterable
 from pathlib import Path
 
 from reflow.running.rundir.batches import read_batch
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, open_append, write_all
 from reflow.running.rundir.results import ResultError
 
 HEADER = "==> reflow: "
@@ -70,13 +70,13 @@ def append_segment(shared: int, start: int, end: int, log: Path) -> None:
     Raises:
         OSError: The log cannot be written.
     """
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_append(log)
     try:
         while start < end:
             data = os.pread(shared, min(_BLOCK * 16, end - start), start)
             if not data:
                 break
-            os.write(fd, data)
+            write_all(fd, data)
             start += len(data)
     finally:
         os.close(fd)
@@ -100,21 +100,47 @@ def running_text(layout: RunLayout, task: str, element: int, batch: str) -> byte
     return found[1] if found is not None and found[0] == element else b""
 
 
-def keep_cut_segment(
-    layout: RunLayout, task: str, batch: str, array_task: int, elements: Collection[int]
-) -> None:
-    """Copy the segment that a kill cut short, if it is one of ``elements``', into its log.
+def keep_cut_segments(layout: RunLayout, stopped: Iterable[tuple[str, str, int]]) -> None:
+    """Copy the output of each stopped packed array task's running element into its log.
 
-    Called once, when the failures of ``elements`` of a killed array task are recorded.
+    ``stopped`` holds ``(task, batch, element)`` of elements whose array task was killed or
+    cancelled before they ended, as that is recorded (once). The running element's segment
+    is the last of its array task's shared output and has no footer; once it is in the
+    element's log the shared output holds nothing more to keep and goes. Elements of unpacked
+    batches, and array tasks whose last element ended, are left alone.
 
     Raises:
-        OSError: The log cannot be written.
+        OSError: A log cannot be written.
     """
-    found = _unended_segment(layout.pack_log(task, batch, array_task), task)
-    if found is not None and found[0] in elements:
+    by_task: dict[tuple[str, str, int], set[int]] = {}
+    array_tasks: dict[str, dict[int, int]] = {}  # batch -> element -> its array task
+    for task, batch, element in stopped:
+        if batch not in array_tasks:
+            array_tasks[batch] = _packed_array_tasks(layout, batch)
+        array_task = array_tasks[batch].get(element)
+        if array_task is not None:
+            by_task.setdefault((task, batch, array_task), set()).add(element)
+    for (task, batch, array_task), elements in by_task.items():
+        shared = layout.pack_log(task, batch, array_task)
+        found = _unended_segment(shared, task)
+        if found is None or found[0] not in elements:
+            continue
         element, cut = found
-        with layout.log(task, element).open("ab") as log:
-            log.write(cut if cut.endswith(b"\n") else cut + b"\n")
+        fd = open_append(layout.log(task, element))
+        try:
+            write_all(fd, cut if cut.endswith(b"\n") else cut + b"\n")
+        finally:
+            os.close(fd)
+        shared.unlink(missing_ok=True)
+
+
+def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:
+    """``element -> array task`` of a packed batch; empty for an unpacked or unreadable one."""
+    try:
+        record = read_batch(layout, batch)
+    except (OSError, ValueError):
+        return {}
+    return record.array_task_of() if record.pack > 1 else {}
 
 
 def _unended_segment(shared: Path, task: str) -> tuple[int, bytes] | None:

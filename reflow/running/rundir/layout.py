@@ -203,6 +203,23 @@ def script_part(script: Path, index: int) -> Path:
     return script.with_name(f"{script.stem}.{index}{script.suffix}")
 
 
+def open_append(path: Path, *, readable: bool = False) -> int:
+    """Open ``path`` to append (creating it and, the first time, its folder); return the fd."""
+    flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, however many calls it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 One sqlite file per run directory, shared by all its runs. Reads and writes are batched
 (``executemany``, one transaction per dispatcher step) so that a 100,000-element task costs
-a handful of statements. Workers never open the store. WAL is used where the file system
+a handful of statements. Elements never open the store (a worker does only for the turn
+that its batch's last array task runs after them). WAL is used where the file system
 supports it; on network file systems (NFS, Lustre, GPFS, ...) the rollback journal is used.
 """
 

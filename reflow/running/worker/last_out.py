@@ -60,10 +60,10 @@ def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> None:
 
 def _run_turn(layout: RunLayout) -> None:
     """Run the turn; a turn that fails leaves its traceback in its log, nothing else."""
-    # Only the batch's last array task loads the dispatcher: a worker imports little.
-    from reflow.running.dispatch.slurm_chain import run_turn_and_chain
-
     try:
+        # Only the batch's last array task loads the dispatcher: a worker imports little.
+        from reflow.running.dispatch.slurm_chain import run_turn_and_chain
+
         run_turn_and_chain(layout, in_array_task=True)
     except (Exception, SystemExit):  # noqa: BLE001 - the worker's own outcome stays
         import traceback  # only for a failed turn

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reflow.running.rundir.element_logs import append_segment
-from reflow.running.rundir.layout import log_name
+from reflow.running.rundir.layout import log_name, open_append, write_all
 
 
 class Attempt(Protocol):
@@ -46,15 +46,6 @@ class ElementOutput(Protocol):
 def _flush() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-
-
-def _open_append(path: Path, *, readable: bool = False) -> int:
-    flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_APPEND | os.O_CREAT
-    try:
-        return os.open(path, flags, 0o644)
-    except FileNotFoundError:  # the first element's log: the folder is made once
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o644)
 
 
 @contextlib.contextmanager
@@ -105,14 +96,14 @@ class OwnLogs:
         attempt = _OwnAttempt(self._logs / log_name(element))
         _flush()
         try:
-            fd = _open_append(attempt.log)
+            fd = open_append(attempt.log)
         except OSError as err:  # output stays where it was: the chunk's own log
             print(f"reflow: cannot open the log {attempt.log}: {err}", file=sys.stderr)  # noqa: T201
             yield attempt
             return
         try:
             attempt.is_new = os.fstat(fd).st_size == 0
-            os.write(fd, header.encode())
+            write_all(fd, header.encode())
             attempt.size = os.fstat(fd).st_size
             with pointed_at(fd):
                 yield attempt
@@ -141,33 +132,35 @@ class _SharedAttempt:
 
 
 class SharedOutput:
-    """The elements of a packed array task print into one file, each between its lines."""
+    """The elements of a packed array task print into one file, each between its lines.
+
+    File descriptors 1 and 2 point at it only while an element runs: what the worker says
+    between elements (a flow that prints as it is imported, a result it cannot write) stays
+    in the array task's own output, as for an unpacked one.
+    """
 
     def __init__(self, path: Path, logs: Path, elements: Iterable[int]) -> None:
-        """Open the shared output ``path`` and point file descriptors 1 and 2 at it.
+        """Open the shared output ``path``.
 
         Raises:
             OSError: It cannot be opened.
         """
         self.path = path
         self._logs = logs
-        self._fd = _open_append(path, readable=True)  # segments are read back to be copied
+        self._fd = open_append(path, readable=True)  # segments are read back to be copied
         self.earlier = _logged(logs, elements)  # elements with a log of an earlier attempt
         self._copied_all = True
-        self._pointed = pointed_at(self._fd)
-        self._pointed.__enter__()
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
     @contextlib.contextmanager
     def element(self, element: int, header: str) -> Iterator[Attempt]:
-        _flush()
-        start = self.size()
-        os.write(self._fd, header.encode())
-        attempt = _SharedAttempt(self, element, start, start + len(header.encode()))
-        yield attempt
-        _flush()
+        with pointed_at(self._fd):
+            start = self.size()
+            write_all(self._fd, header.encode())
+            attempt = _SharedAttempt(self, element, start, self.size())
+            yield attempt
         if attempt.keep:
             log = self._logs / log_name(element)
             try:
@@ -177,8 +170,7 @@ class SharedOutput:
                 print(f"reflow: cannot copy {element}'s output to {log}: {err}", file=sys.stderr)  # noqa: T201
 
     def close(self) -> None:
-        """Put the output back; the shared output goes when every segment is where it belongs."""
-        self._pointed.__exit__(None, None, None)
+        """The shared output goes when every segment is where it belongs."""
         os.close(self._fd)
         if self._copied_all:
             self.path.unlink(missing_ok=True)

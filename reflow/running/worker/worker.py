@@ -1,4 +1,4 @@
-"""Running: the worker runs elements of one task and writes one result file each. No store.
+"""Running: the worker runs elements of one task and writes one result each. No store.
 
 Entry point (what executors start, on a compute node or as a local process)::
 
@@ -7,11 +7,13 @@ Entry point (what executors start, on a compute node or as a local process)::
 
 ``--elements`` runs those elements one after another in this process; on Slurm the array
 index picks them (``selection.py``: one element, or the elements of a packed array task).
-Each element's prints go to its own log, and every outcome, including a flow that cannot be
+Each element's prints go to its log (for a packed array task, to the array task's shared
+output first: ``output.py``), and every outcome, including a flow that cannot be
 imported or a setup line of the task's environment that failed (``--setup-failed``, the flow
 is then not imported), becomes a result file (for a packed array task, a line of its
-bundle): the worker never writes the store and never fails silently; an element's failure
-never stops the next. On Slurm the last array task of a batch runs the next turn (``last_out``).
+bundle): the elements never write the store and never fail silently; an element's failure
+never stops the next. On Slurm the last array task of a batch then runs the next turn in
+this process (``last_out``).
 Exit status: 0 when every element succeeded, 1 when any failed, 2 when the command line
 itself is wrong.
 """
