@@ -8,6 +8,8 @@ it, so that ingest reads that one line by line.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,32 @@ def test_any_json_outputs_are_read_as_the_line_by_line_read_reads_them(
 ) -> None:
     rows = agree(bundle(tmp_path, [line(element, value) for element, value in enumerate(values)]))
     assert rows is not None
+
+
+def test_a_bundle_syncs_a_pending_line_on_its_own_while_the_next_element_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counted_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    bundle = Bundle(tmp_path / "b.0.jsonl", sync_every_s=0.05)
+    bundle.append('{"line": 1}')
+    bundle.append('{"line": 2}')
+    assert synced == []  # an fsync per line would cost more than a short element
+    deadline = time.monotonic() + 10
+    while not synced:  # no further append: the timer syncs the two lines
+        assert time.monotonic() < deadline, "the pending lines were never synced"
+        time.sleep(0.01)
+    assert len(synced) == 1
+    bundle.close()  # nothing pending: no second sync
+    assert len(synced) == 1
+    assert (tmp_path / "b.0.jsonl").read_text() == '{"line": 1}\n{"line": 2}\n'
+    bundle = Bundle(tmp_path / "b.1.jsonl", sync_every_s=60)
+    bundle.append('{"line": 1}')
+    bundle.close()  # the line written last is synced as the bundle closes
+    assert len(synced) == 2
