@@ -21,6 +21,7 @@ from reflow.planning.identity import value_hash
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.dispatch.intake import reconcile_jobs
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
+from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.results import result_text
 from reflow.running.store.sqlite import SqliteStore
@@ -124,6 +125,16 @@ def test_successes_failures_a_retry_and_a_killed_array_task_end_as_their_lines_s
         assert states(store, layout.run_id) == ended
         assert outputs(store, layout.run_id) == made
         assert attempt_states(store, layout.run_id, 9) == attempts
+
+        # 4 goes out again after its back-off; its batch file says it ran before, so a
+        # packed worker appends the new attempt to its log even when it prints nothing.
+        time.sleep(0.3)
+        again = RecordingExecutor()
+        make_dispatcher(layout, store, again).turn()
+        (retried,) = again.requests
+        assert retried.elements == (4,)
+        assert read_batch(layout, retried.batch_id).again == {4}
+        assert read_batch(layout, batch).again == frozenset()  # the first batch: none
 
         # Until its kill is recorded, 2's output is only in its array task's shared output;
         # then it is in 2's own log, and the shared output goes.

@@ -404,18 +404,20 @@ def test_a_packed_array_task_keeps_logs_only_of_elements_that_printed_failed_or_
     run: RunFixture,
 ) -> None:
     write_atomic(run.layout.batch("b1"), json.dumps({"task": "quits", "elements": [1, 0, 2, 3],
-                                                     "pack": 4}))  # fmt: skip
+                                                     "pack": 4, "again": [2, 3]}))  # fmt: skip
     logs = run.layout.logs_dir("quits")
     logs.mkdir(parents=True)
-    (logs / "3.log").write_text("earlier attempt\n")
+    (logs / "3.log").write_text("earlier attempt\n")  # 2 ran before, and left no log
     proc = run.run("quits", "--array-offset", "0", env={"SLURM_ARRAY_TASK_ID": "0"})
     assert proc.returncode == 1, proc.stderr  # element 0 exits 3
     bundle = read_bundle(run.layout.bundle("quits", "b1", 0), run_id=RUN_ID, task="quits",
                          batch="b1")  # fmt: skip
     assert isinstance(bundle, dict)
     assert [bundle[e].ok for e in (1, 0, 2, 3)] == [True, False, True, True]
-    # 1 and 2 printed nothing: no log; the array task's shared output is gone too
-    assert sorted(p.name for p in logs.iterdir()) == ["0.log", "3.log"]
+    # 1 printed nothing: no log; 2 and 3 ran before (the batch file says so): the attempt
+    # is in their logs; the array task's shared output is gone
+    assert sorted(p.name for p in logs.iterdir()) == ["0.log", "2.log", "3.log"]
+    assert run.log("quits", 2).startswith("==> reflow: quits[2] batch b1 on ")
     failed = run.log("quits", 0)
     assert failed.startswith("==> reflow: quits[0] batch b1 on ")
     assert failed.count("==> reflow: ") == 1  # its own segment, not its neighbours'

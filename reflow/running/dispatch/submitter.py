@@ -161,7 +161,9 @@ class Submitter:
     ) -> None:
         batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
         elements = tuple(row.element for row in rows)
-        write_batch(self.layout, batch, BatchFile(task=task, elements=elements, pack=pack))
+        again = frozenset(row.element for row in rows if row.attempts)
+        record = BatchFile(task=task, elements=elements, pack=pack, again=again)
+        write_batch(self.layout, batch, record)
         request = BatchRequest(
             run_id=self.run_id,
             workflow=self.graph.name,

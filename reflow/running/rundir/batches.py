@@ -3,7 +3,9 @@
 The dispatcher writes it before the batch goes to the executor; a Slurm worker reads it to
 find its elements from its array index, and intake reads it to find the bundle that holds a
 packed element's result. ``pack`` is the number of elements per array task (1 when the file
-predates packing). No store.
+predates packing); ``again`` the elements that ran before in this run (a retry), whose logs
+an attempt appends to even when it prints nothing, so no worker lists a log folder to find
+them (empty when the file predates it). No store.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class BatchFile:
     task: str
     elements: tuple[int, ...]
     pack: int = 1
+    again: frozenset[int] = frozenset()
 
     def array_task_of(self) -> dict[int, int]:
         """``element -> the array task that runs it`` (its position divided by ``pack``)."""
@@ -31,7 +34,13 @@ class BatchFile:
 
 def write_batch(layout: RunLayout, batch: str, record: BatchFile) -> None:
     """Write the batch file of ``batch`` (atomically)."""
-    data = {"task": record.task, "elements": record.elements, "pack": record.pack}
+    data: dict[str, object] = {
+        "task": record.task,
+        "elements": record.elements,
+        "pack": record.pack,
+    }
+    if record.again:
+        data["again"] = sorted(record.again)
     write_atomic(layout.batch(batch), json.dumps(data))
 
 
@@ -49,6 +58,7 @@ def read_batch(layout: RunLayout, batch: str) -> BatchFile:
             task=str(data["task"]),
             elements=tuple(int(e) for e in elements),
             pack=int(data.get("pack", 1)),
+            again=frozenset(int(e) for e in data.get("again", ())),
         )
     except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{layout.batch(batch)} is not a batch file: {err!r}") from err

@@ -8,11 +8,11 @@ A packed array task does not open a log per element (a create and a remove per e
 metadata operations each on a shared file system): its elements print into the array task's
 shared output (``logs/<task>/pack-<batch>.<t>.log``), each between its header and footer,
 and the worker copies an element's part, its *segment*, into the element's log when it
-printed something, failed, or has a log from an earlier attempt; the shared output goes when
-the array task ends. Until then the running element's text is only there: ``running_text``
-reads it. When the array task is killed or cancelled, what records that copies the cut
-segment into the element's log (``keep_cut_segments``), so an ended element's text is
-always in its own log.
+printed something, failed, or ran before in this run (``BatchFile.again``); the shared
+output goes when the array task ends. Until then the running element's text is only there:
+``running_text`` reads it. When the array task is killed or cancelled, what records that
+copies the cut segment into the element's log (``keep_cut_segments``), so an ended
+element's text is always in its own log.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ File descriptors 1 and 2 are pointed at the file, so subprocesses of a task writ
 ``SharedOutput`` points them once at the shared output of a packed array task and copies an
 element's segment into its log only when there is something to keep (the layout of both is
 ``rundir/element_logs.py``). Either way a successful element that printed nothing, with no
-log from an earlier attempt, leaves no log.
+log from an earlier attempt (for a packed array task: not named in its batch file's
+``again``), leaves no log.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -139,8 +140,8 @@ class SharedOutput:
     in the array task's own output, as for an unpacked one.
     """
 
-    def __init__(self, path: Path, logs: Path, elements: Iterable[int]) -> None:
-        """Open the shared output ``path``.
+    def __init__(self, path: Path, logs: Path, again: frozenset[int]) -> None:
+        """Open the shared output ``path``; the elements ``again`` ran before in this run.
 
         Raises:
             OSError: It cannot be opened.
@@ -148,7 +149,7 @@ class SharedOutput:
         self.path = path
         self._logs = logs
         self._fd = open_append(path, readable=True)  # segments are read back to be copied
-        self.earlier = _logged(logs, elements)  # elements with a log of an earlier attempt
+        self.earlier = again  # their logs hold earlier attempts: each attempt appends
         self._copied_all = True
 
     def size(self) -> int:
@@ -174,16 +175,6 @@ class SharedOutput:
         os.close(self._fd)
         if self._copied_all:
             self.path.unlink(missing_ok=True)
-
-
-def _logged(logs: Path, elements: Iterable[int]) -> frozenset[int]:
-    """Which of ``elements`` have a log in ``logs`` (one listing of the folder)."""
-    wanted = {log_name(element): element for element in elements}
-    try:
-        with os.scandir(logs) as entries:
-            return frozenset(wanted[e.name] for e in entries if e.name in wanted)
-    except OSError:
-        return frozenset()
 
 
 def drop_empty_scheduler_output(logs_dir: Path) -> None:

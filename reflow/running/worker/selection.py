@@ -27,10 +27,14 @@ class SelectionError(Exception):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Selection:
-    """The elements to run, in order, and the packed array task they form (None: unpacked)."""
+    """The elements to run, in order, and the packed array task they form (None: unpacked).
+
+    ``again``: which of them ran before in this run (known for a packed one only).
+    """
 
     elements: tuple[int, ...]
     array_task: int | None = None
+    again: frozenset[int] = frozenset()
 
 
 def select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, str]) -> Selection:
@@ -59,4 +63,6 @@ def select(args: argparse.Namespace, layout: RunLayout, environ: Mapping[str, st
     elements = batch.elements[start : start + batch.pack]
     if not elements:
         raise SelectionError(f"{path} has no array task {array_task}")
-    return Selection(elements=elements, array_task=array_task if batch.pack > 1 else None)
+    if batch.pack <= 1:
+        return Selection(elements=elements)
+    return Selection(elements=elements, array_task=array_task, again=batch.again & set(elements))

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         elements=selection.elements,
         host=os.uname().nodename,  # the host name, without importing socket
         inputs=InputsReader(layout, args.task, args.plan),
-        output=_output(layout, args.task, args.batch, packed, selection.elements),
+        output=_output(layout, args.task, args.batch, packed, selection.again),
         bundle=None if packed is None else Bundle(layout.bundle(args.task, args.batch, packed)),
     )
     run: Callable[[int], _Outcome]
@@ -129,14 +129,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def _output(
-    layout: RunLayout, task: str, batch: str, packed: int | None, elements: tuple[int, ...]
+    layout: RunLayout, task: str, batch: str, packed: int | None, again: frozenset[int]
 ) -> ElementOutput:
     """A packed array task's shared output, else (or when it cannot be made) own logs."""
     logs = layout.logs_dir(task)
     if packed is not None:
         shared = layout.pack_log(task, batch, packed)
         try:
-            return SharedOutput(shared, logs, elements)
+            return SharedOutput(shared, logs, again)
         except OSError as err:
             print(f"reflow: cannot open {shared}: {err}", file=sys.stderr)  # noqa: T201
     return OwnLogs(logs)
