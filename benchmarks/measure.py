@@ -27,6 +27,17 @@ PEAK_WRAPPER = ROOT / "benchmarks" / "peak.py"
 PYCACHE = Path(tempfile.gettempdir()) / "reflow-bench-pycache"
 
 
+def paired_ratio(row: Row, alone: Row) -> float:
+    """The median of ``row``'s time over ``alone``'s, sample by sample.
+
+    The two are measured in turns, so each pair shares the machine's state of the moment: on
+    a busy or shared machine, whose speed drifts by half between minutes, the ratio of the
+    pairs is steadier than the ratio of the two medians.
+    """
+    pairs = zip(row.samples, alone.samples, strict=False)
+    return statistics.median(a.seconds / b.seconds for a, b in pairs if b.seconds > 0)
+
+
 class BenchmarkError(Exception):
     """A measured command failed; the suite reports it in the row instead of a number."""
 

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import packed_flow, slurm
-from benchmarks.measure import PYTHON, ROOT, BenchmarkError, Row, Sample, run_python
+from benchmarks.measure import (
+    PYTHON,
+    ROOT,
+    BenchmarkError,
+    Row,
+    Sample,
+    paired_ratio,
+    run_python,
+)
 from benchmarks.rundirs import NullExecutor, finish_prepare, new_run
 from reflow.planning.encoding import to_json, to_text
 from reflow.planning.identity import value_hash
@@ -138,11 +146,11 @@ def run_slurm(repeat: int, scratch: Path) -> list[Row]:
         alone.samples.append(Sample(_timed_shape(scratch)))
     tasks = max(s.extra["array_tasks"] for s in packed.samples)
     arrays = max(s.extra.get("sbatch_arrays", 0) for s in packed.samples)
-    ratio = (packed.median or 0.0) / (alone.median or 1.0)
+    ratio = paired_ratio(packed, alone)
     started = max(s.extra.get("turn_jobs_started", 0) for s in packed.samples)
     packed.note = (
         f"{tasks} array tasks of convert; sbatch: {arrays} arrays; turn jobs started: {started};"
-        f" {ratio:.1f} x Slurm alone"
+        f" {ratio:.2f} x Slurm alone (the median of the pairs)"
     )
     packed.target = (
         f"< {SLURM_TARGET_S:g} s, <= {MOST_ARRAY_TASKS} array tasks, <= {MOST_OVER_ALONE:g} x alone"
