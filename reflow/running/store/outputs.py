@@ -20,11 +20,14 @@ def select_outputs(
 ) -> list[tuple[Any, ...]]:
     """``(identity, *columns)`` of the outputs of ``task`` among ``identities``, in one query.
 
-    A few identities are looked up by primary key; for many, reading the task's outputs in
-    index order and filtering is several times faster than 100,000 random lookups.
+    A task without any output is answered from its index at once; a few identities are looked
+    up by primary key; for many, reading the task's outputs in index order and filtering is
+    several times faster than 100,000 random lookups.
     ``columns`` are names of ``outputs`` columns, never user text.
     """
     wanted = ", ".join(f"o.{column}" for column in columns)
+    if db.execute("SELECT 1 FROM outputs WHERE task = ? LIMIT 1", (task,)).fetchone() is None:
+        return []  # a task that never ran here (a first run): nothing to look up
     if len(identities) > _SCAN_ABOVE:
         chosen = set(identities)
         rows = db.execute(
