@@ -177,10 +177,12 @@ class _Suite:
                 self.rows.extend(slurm.skipped_rows(problem))
                 self.rows.extend(packing.slurm_rows(problem))
             else:
-                self._attempt("slurm", lambda: slurm.run(min(self.repeat, 2), self.scratch))
+                # Every repetition is a pair (reflow, then Slurm alone): the ratios are the
+                # median of the pairs, and need them all on a machine whose speed drifts.
+                self._attempt("slurm", lambda: slurm.run(self.repeat, self.scratch))
                 self._attempt(
                     "slurm, packed",
-                    lambda: packing.run_slurm(min(self.repeat, 2), self.scratch),
+                    lambda: packing.run_slurm(self.repeat, self.scratch),
                     "slurm-packed",
                 )
 
