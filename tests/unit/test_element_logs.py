@@ -11,6 +11,7 @@ from reflow.running.rundir.element_logs import (
     footer,
     header,
     keep_cut_segments,
+    logged_elements,
     running_text,
 )
 from reflow.running.rundir.layout import RunLayout
@@ -57,19 +58,37 @@ def test_a_printed_line_like_a_header_inside_a_line_does_not_split_a_segment(
     assert running_text(layout, "t", 0, "b1") == segment(0, text, ended=False).encode()
 
 
-def test_a_killed_array_tasks_cut_segment_goes_to_its_elements_log_once_asked(
+def test_a_stopped_array_tasks_cut_segment_goes_to_its_elements_log(
     layout: RunLayout,
 ) -> None:
     shared = layout.pack_log("t", "b1", 1)
     shared.write_text(segment(0, "zero\n", ended=True) + segment(1, "one\ncut", ended=False))
-    keep_cut_segments(layout, [("t", "b1", 0)])  # 1 did not stop: nothing is copied
+    keep_cut_segments(layout, [("t", "b1", 0)], ended=False)  # 1 did not stop: no copy
     assert not layout.log("t", 1).exists()
     layout.log("t", 1).write_text("earlier attempt\n")
-    keep_cut_segments(layout, [("t", "b1", 0), ("t", "b1", 1), ("t", "b1", 4)])
+    stopped = [("t", "b1", 0), ("t", "b1", 1), ("t", "b1", 4)]
+    keep_cut_segments(layout, stopped, ended=False)  # a cancel: its worker may still write
     kept = segment(1, "one\ncut", ended=False) + "\n"
     assert layout.log("t", 1).read_text() == "earlier attempt\n" + kept
     assert not layout.log("t", 0).exists()  # it ended normally; its log is the worker's
-    assert not shared.exists()  # nothing more to keep in it
+    assert shared.exists()  # the worker's to remove
+
+
+def test_an_array_task_killed_between_elements_leaves_no_shared_output(
+    layout: RunLayout,
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    shared.write_text(segment(0, "zero\n", ended=True))  # 0 ended; 1 never started
+    keep_cut_segments(layout, [("t", "b1", 1)], ended=True)
+    assert not layout.log("t", 1).exists()
+    assert not shared.exists()
+
+
+def test_the_elements_with_a_log_are_found_in_one_listing(layout: RunLayout) -> None:
+    for name in ("3.log", "5.log", "pack-b1.0.log", "t.12_0.out", "30.log"):
+        (layout.logs_dir("t") / name).write_text("x\n")
+    assert logged_elements(layout, "t", [1, 3, 5, 7]) == {3, 5}
+    assert logged_elements(layout, "other", [3]) == frozenset()  # no folder yet
 
 
 def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
@@ -78,5 +97,6 @@ def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
     write_batch(layout, "b2", BatchFile(task="t", elements=(0, 1), pack=1))
     assert running_text(layout, "t", 0, "b2") == b""
     assert running_text(layout, "t", 0, "nope") == b""
-    keep_cut_segments(layout, [("t", "b1", 4), ("t", "b2", 0), ("t", "nope", 0)])  # no output
+    stopped = [("t", "b1", 4), ("t", "b2", 0), ("t", "nope", 0)]
+    keep_cut_segments(layout, stopped, ended=True)  # no shared output
     assert not layout.log("t", 4).exists()

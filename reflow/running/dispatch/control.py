@@ -104,7 +104,7 @@ def cancel_run(root: Any, run_id: str, task: str | None = None) -> int:
     # What a cancelled packed element printed is in its array task's shared output: keep it.
     stopped = [(row.task, str(row.batch), row.element) for row in active if row.batch]
     with contextlib.suppress(OSError):
-        keep_cut_segments(layout, stopped)
+        keep_cut_segments(layout, stopped, ended=False)
     return len(active)
 
 

@@ -320,7 +320,8 @@ def _keep_cut_output(layout: RunLayout, failed: list[InstanceRow]) -> None:
     After the failures are recorded: a turn that fails before never copies twice.
     """
     try:
-        keep_cut_segments(layout, [(row.task, str(row.batch), row.element) for row in failed])
+        stopped = [(row.task, str(row.batch), row.element) for row in failed]
+        keep_cut_segments(layout, stopped, ended=True)
     except OSError as err:
         print(f"reflow: cannot keep a killed element's output: {err}", file=sys.stderr)  # noqa: T201 - the dispatcher's log
 

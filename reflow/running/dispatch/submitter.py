@@ -28,6 +28,7 @@ from reflow.running.dispatch.retrier import Retrier
 from reflow.running.dispatch.retry_rule import resource_shape
 from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.batches import BatchFile, write_batch
+from reflow.running.rundir.element_logs import logged_elements
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import manifest_environment
 from reflow.running.store.records import InstanceRow
@@ -161,7 +162,9 @@ class Submitter:
     ) -> None:
         batch = f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
         elements = tuple(row.element for row in rows)
-        again = frozenset(row.element for row in rows if row.attempts)
+        # A packed worker appends an attempt to an element's log only when it printed, failed
+        # or has a log already: the dispatcher lists the folder once, no array task does.
+        again = logged_elements(self.layout, task, elements) if pack > 1 else frozenset()
         record = BatchFile(task=task, elements=elements, pack=pack, again=again)
         write_batch(self.layout, batch, record)
         request = BatchRequest(

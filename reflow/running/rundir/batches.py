@@ -3,9 +3,9 @@
 The dispatcher writes it before the batch goes to the executor; a Slurm worker reads it to
 find its elements from its array index, and intake reads it to find the bundle that holds a
 packed element's result. ``pack`` is the number of elements per array task (1 when the file
-predates packing); ``again`` the elements that ran before in this run (a retry), whose logs
-an attempt appends to even when it prints nothing, so no worker lists a log folder to find
-them (empty when the file predates it). No store.
+predates packing); ``again`` the elements that have a log already (from an earlier attempt),
+to which an attempt appends even when it prints nothing: the dispatcher lists the log folder
+once, so no array task does (empty when the file predates it). No store.
 """
 
 from __future__ import annotations

@@ -93,9 +93,9 @@ class Bundle:
         with self._lock:
             self._timer = None
             if self._fd is not None and self._pending:
-                with contextlib.suppress(OSError):  # close syncs again, and says so
+                with contextlib.suppress(OSError):  # still pending: close syncs again, and raises
                     os.fsync(self._fd)
-                self._pending = False
+                    self._pending = False
 
     def close(self) -> None:
         """Put what is not on disk yet there, and close the file.

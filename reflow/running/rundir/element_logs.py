@@ -8,7 +8,7 @@ A packed array task does not open a log per element (a create and a remove per e
 metadata operations each on a shared file system): its elements print into the array task's
 shared output (``logs/<task>/pack-<batch>.<t>.log``), each between its header and footer,
 and the worker copies an element's part, its *segment*, into the element's log when it
-printed something, failed, or ran before in this run (``BatchFile.again``); the shared
+printed something, failed, or has a log already (``BatchFile.again``); the shared
 output goes when the array task ends. Until then the running element's text is only there:
 ``running_text`` reads it. When the array task is killed or cancelled, what records that
 copies the cut segment into the element's log (``keep_cut_segments``), so an ended
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reflow.running.rundir.batches import read_batch
-from reflow.running.rundir.layout import RunLayout, open_append, write_all
+from reflow.running.rundir.layout import RunLayout, log_name, open_append, write_all
 from reflow.running.rundir.results import ResultError
 
 HEADER = "==> reflow: "
@@ -82,6 +82,16 @@ def append_segment(shared: int, start: int, end: int, log: Path) -> None:
         os.close(fd)
 
 
+def logged_elements(layout: RunLayout, task: str, elements: Iterable[int]) -> frozenset[int]:
+    """Which of ``elements`` have a log in ``task``'s log folder (one listing of it)."""
+    wanted = {log_name(element): element for element in elements}
+    try:
+        with os.scandir(layout.logs_dir(task)) as entries:
+            return frozenset(wanted[e.name] for e in entries if e.name in wanted)
+    except OSError:
+        return frozenset()
+
+
 def running_text(layout: RunLayout, task: str, element: int, batch: str) -> bytes:
     """What a packed element that has not ended printed so far ("" when not packed or ended).
 
@@ -100,14 +110,17 @@ def running_text(layout: RunLayout, task: str, element: int, batch: str) -> byte
     return found[1] if found is not None and found[0] == element else b""
 
 
-def keep_cut_segments(layout: RunLayout, stopped: Iterable[tuple[str, str, int]]) -> None:
+def keep_cut_segments(
+    layout: RunLayout, stopped: Iterable[tuple[str, str, int]], *, ended: bool
+) -> None:
     """Copy the output of each stopped packed array task's running element into its log.
 
     ``stopped`` holds ``(task, batch, element)`` of elements whose array task was killed or
     cancelled before they ended, as that is recorded (once). The running element's segment
-    is the last of its array task's shared output and has no footer; once it is in the
-    element's log the shared output holds nothing more to keep and goes. Elements of unpacked
-    batches, and array tasks whose last element ended, are left alone.
+    is the last of its array task's shared output and has no footer. When the array tasks
+    ``ended`` (the scheduler says so), their shared outputs hold nothing more to keep and
+    go; a cancel, whose workers may still be stopping, leaves them. Elements of unpacked
+    batches are left alone.
 
     Raises:
         OSError: A log cannot be written.
@@ -123,15 +136,15 @@ def keep_cut_segments(layout: RunLayout, stopped: Iterable[tuple[str, str, int]]
     for (task, batch, array_task), elements in by_task.items():
         shared = layout.pack_log(task, batch, array_task)
         found = _unended_segment(shared, task)
-        if found is None or found[0] not in elements:
-            continue
-        element, cut = found
-        fd = open_append(layout.log(task, element))
-        try:
-            write_all(fd, cut if cut.endswith(b"\n") else cut + b"\n")
-        finally:
-            os.close(fd)
-        shared.unlink(missing_ok=True)
+        if found is not None and found[0] in elements:
+            element, cut = found
+            fd = open_append(layout.log(task, element))
+            try:
+                write_all(fd, cut if cut.endswith(b"\n") else cut + b"\n")
+            finally:
+                os.close(fd)
+        if ended:
+            shared.unlink(missing_ok=True)
 
 
 def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:

@@ -141,7 +141,7 @@ class SharedOutput:
     """
 
     def __init__(self, path: Path, logs: Path, again: frozenset[int]) -> None:
-        """Open the shared output ``path``; the elements ``again`` ran before in this run.
+        """Open the shared output ``path``; the elements ``again`` have a log already.
 
         Raises:
             OSError: It cannot be opened.
@@ -149,7 +149,7 @@ class SharedOutput:
         self.path = path
         self._logs = logs
         self._fd = open_append(path, readable=True)  # segments are read back to be copied
-        self.earlier = again  # their logs hold earlier attempts: each attempt appends
+        self.earlier = again  # their logs hold earlier attempts: every attempt appends
         self._copied_all = True
 
     def size(self) -> int:

@@ -29,7 +29,7 @@ class SelectionError(Exception):
 class Selection:
     """The elements to run, in order, and the packed array task they form (None: unpacked).
 
-    ``again``: which of them ran before in this run (known for a packed one only).
+    ``again``: which of them have a log already (known for a packed one only).
     """
 
     elements: tuple[int, ...]
