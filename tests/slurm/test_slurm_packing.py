@@ -218,9 +218,10 @@ def test_logs_follows_a_running_packed_element_and_cancel_keeps_its_output(
     assert out.count("working on 6\n") == 1  # printed once, from the shared output
     stopped = "<== reflow: the element's process was stopped before it ended: cancelled"
     assert out.split("working on 6\n", 1)[1].startswith(stopped)
-    # After the cancel the output is in 6's own log, and the array task's file is gone.
+    # After the cancel the output is in 6's own log (the array task's file is left to its
+    # worker, which may still be stopping).
     shown = packed.cli("logs", packed.run_id, "work", "6")
     assert shown.count("working on 6\n") == 1
     assert "working on 6\n" + stopped in shown
     logs = packed.run_dir / "runs" / packed.run_id / "logs" / "work"
-    assert not list(logs.glob("pack-*.log"))
+    assert "working on 6\n" in (logs / "6.log").read_text()
