@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from reflow.running.rundir.layout import RunLayout, write_atomic
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchFile:
+class BatchFile(NamedTuple):
     """What a batch file records."""
 
     task: str

@@ -29,14 +29,13 @@ them come from the functions below, so every name in a run directory is spelled 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 STORE_NAME = "reflow.sqlite"
 
 
-@dataclass(frozen=True, slots=True)
-class RunLayout:
+class RunLayout(NamedTuple):
     """Paths of one run inside a run directory."""
 
     root: Path

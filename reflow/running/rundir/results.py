@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from reflow.planning.encoding import JSON, LocatedEncodingError, to_text
 from reflow.planning.identity import value_hash
@@ -28,8 +27,7 @@ FORMAT = "reflow/result/1"
 ProblemKind = Literal["missing", "unreadable", "malformed", "foreign"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResultError:
+class ResultError(NamedTuple):
     """Why an element failed: the exception's type name, message and traceback.
 
     ``classes`` holds the qualified name of every class in the exception's MRO
@@ -43,8 +41,7 @@ class ResultError:
     classes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResultRecord:
+class ResultRecord(NamedTuple):
     """One element's result as its worker reported it.
 
     ``output`` is the tagged JSON form (not decoded) and ``output_text`` its canonical text,
@@ -67,8 +64,7 @@ class ResultRecord:
     cpu_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResultProblem:
+class ResultProblem(NamedTuple):
     """A result file that cannot be used, and why (one line)."""
 
     path: Path

@@ -16,7 +16,6 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -66,12 +65,15 @@ def pointed_at(fd: int) -> Iterator[None]:
             os.close(kept)
 
 
-@dataclass(slots=True)
 class _OwnAttempt:
-    log: Path
-    is_new: bool = False
-    size: int = -1  # after the header; -1: the log could not be opened
-    silent: bool = False
+    # A plain class, not a dataclass: see ``_Job`` in ``worker.py``.
+    __slots__ = ("is_new", "log", "silent", "size")
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.is_new = False
+        self.size = -1  # after the header; -1: the log could not be opened
+        self.silent = False
 
     def ran(self, *, failed: bool) -> None:
         _flush()
@@ -115,13 +117,15 @@ class OwnLogs:
         """Nothing stays open between elements."""
 
 
-@dataclass(slots=True)
 class _SharedAttempt:
-    output: SharedOutput
-    element: int
-    start: int
-    after_header: int
-    keep: bool = False
+    __slots__ = ("after_header", "element", "keep", "output", "start")
+
+    def __init__(self, output: SharedOutput, element: int, start: int, after_header: int) -> None:
+        self.output = output
+        self.element = element
+        self.start = start
+        self.after_header = after_header
+        self.keep = False
 
     def ran(self, *, failed: bool) -> None:
         _flush()

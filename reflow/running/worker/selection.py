@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from reflow.running.ranges import expand
 from reflow.running.rundir.batches import read_batch
@@ -25,8 +25,7 @@ class SelectionError(Exception):
     """The command line does not say which elements to run (exit status 2)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Selection:
+class Selection(NamedTuple):
     """The elements to run, in order, and the packed array task they form (None: unpacked).
 
     ``again``: which of them have a log already (known for a packed one only).

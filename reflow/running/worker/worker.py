@@ -21,15 +21,15 @@ itself is wrong.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import reprlib
 import resource
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reflow.definition.errors import StoreError
 from reflow.definition.markers import RunDir
@@ -59,8 +59,9 @@ from reflow.running.worker.output import (
 from reflow.running.worker.selection import SelectionError, select
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Job:
+# The worker's records are NamedTuples: a frozen dataclass costs about 1 ms of CPU to create
+# at import, which every worker process pays (see docs/architecture.md, "The worker's start").
+class _Job(NamedTuple):
     """What this process was asked to run."""
 
     layout: RunLayout
@@ -74,8 +75,7 @@ class _Job:
     bundle: Bundle | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     """One element's output (tagged JSON and its hash) or its error."""
 
     output: Any = None
@@ -108,11 +108,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     failure = setup_failure(args)  # the task's environment could not be made: nothing runs
     try:
         if failure is not None:
-            run = _Failed(ResultError(type="SetupError", message=failure, traceback=failure + "\n"))
+            error = ResultError(type="SetupError", message=failure, traceback=failure + "\n")
+            run = functools.partial(_fail, error)
         else:
-            run = _Called(job, *_prepare(job))
+            run = functools.partial(_call, job, *_prepare(job))
     except Exception as err:  # noqa: BLE001 - the worker boundary: every element reports it
-        run = _Failed(_error_of(err))
+        run = functools.partial(_fail, _error_of(err))
     statuses = [_run_element(job, element, run) for element in job.elements]
     job.output.close()
     job.inputs.close()
@@ -142,27 +143,10 @@ def _output(
     return OwnLogs(logs)
 
 
-@dataclass(frozen=True, slots=True)
-class _Called:
-    """Runs an element by calling the task."""
-
-    job: _Job
-    spec: TaskSpec
-    params: Mapping[str, Any]
-
-    def __call__(self, element: int) -> _Outcome:
-        return _call(self.job, self.spec, self.params, element)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """Fails an element with an error found before any element could run."""
-
-    error: ResultError
-
-    def __call__(self, element: int) -> _Outcome:
-        print(self.error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
-        return _Outcome(error=self.error)
+def _fail(error: ResultError, element: int) -> _Outcome:
+    """Fail an element with an error found before any element could run."""
+    print(error.traceback, end="", file=sys.stderr)  # noqa: T201 - the element's log
+    return _Outcome(error=error)
 
 
 def _prepare(job: _Job) -> tuple[TaskSpec, dict[str, Any]]:
