@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from reflow.running.rundir.batches import BatchFile, write_batch
 from reflow.running.rundir.element_logs import (
+    after_cut,
+    cut_line,
     footer,
     header,
     keep_cut_segments,
@@ -15,6 +20,7 @@ from reflow.running.rundir.element_logs import (
     running_text,
 )
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.worker.output import SharedOutput
 
 
 @pytest.fixture
@@ -100,3 +106,68 @@ def test_an_unpacked_batch_or_a_missing_batch_file_has_no_running_text(
     stopped = [("t", "b1", 4), ("t", "b2", 0), ("t", "nope", 0)]
     keep_cut_segments(layout, stopped, ended=True)  # no shared output
     assert not layout.log("t", 4).exists()
+
+
+def test_an_element_going_on_after_a_cancel_copied_its_cut_copies_only_the_rest(
+    layout: RunLayout,
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    output = SharedOutput(shared, layout.logs_dir("t"), "t", frozenset())
+    with output.element(0, header("t", 0, "b1", "node1")) as attempt:
+        os.write(1, b"before the cancel\n")  # the element's stdout is the shared output
+        keep_cut_segments(layout, [("t", "b1", 0)], ended=False)  # the cancel's copy
+        os.write(1, b"after it\n")  # it ended in that moment, or ignored the signal
+        attempt.ran(failed=False)
+        os.write(1, footer("t", 0, None, 0.1).encode() + b"\n")
+    log = layout.log("t", 0).read_text()
+    first, rest = log.split("\n", 1)
+    assert first.startswith("==> reflow: t[0] batch b1 on node1 at ")
+    assert rest == "before the cancel\nafter it\n" + footer("t", 0, None, 0.1) + "\n"
+    assert cut_line("t", 0) in shared.read_text()  # where the cancel's copy ended
+    keep_cut_segments(layout, [("t", "b1", 0)], ended=True)  # intake after: nothing again
+    assert layout.log("t", 0).read_text() == log
+    output.close()
+
+
+def test_a_finished_elements_copy_waits_while_a_cancel_holds_the_shared_output(
+    layout: RunLayout,
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    output = SharedOutput(shared, layout.logs_dir("t"), "t", frozenset())
+    holder = os.open(shared, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as ``keep_cut_segments`` holds it while it copies
+
+    def element() -> None:
+        with output.element(0, header("t", 0, "b1", "node1")) as attempt:
+            os.write(1, b"printed\n")
+            attempt.ran(failed=False)
+
+    runner = threading.Thread(target=element)
+    runner.start()
+    runner.join(timeout=0.5)
+    assert runner.is_alive()  # its copy waits for the lock
+    assert not layout.log("t", 0).exists()
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    os.close(holder)
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    output.close()
+    assert "printed\n" in layout.log("t", 0).read_text()
+
+
+@pytest.mark.parametrize("before", [0, 1024 * 1024 - 30, 3 * 1024 * 1024])
+def test_the_cut_line_is_found_wherever_it_falls_in_a_long_segment(
+    layout: RunLayout, before: int
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    start_text = header("t", 0, "b1", "node1") + "x" * before + "\n"
+    text = start_text + cut_line("t", 0) + "rest\n" + "y" * 2_000_000
+    shared.write_text(text)
+    fd = os.open(shared, os.O_RDONLY)
+    try:
+        at = after_cut(fd, 0, len(text), "t", 0)
+        assert text[at:].startswith("rest\n")
+        assert after_cut(fd, 0, len(start_text), "t", 0) == 0  # no cut line before it
+        assert after_cut(fd, 0, len(text), "t", 1) == 0  # another element's line is not its
+    finally:
+        os.close(fd)

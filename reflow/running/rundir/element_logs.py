@@ -12,15 +12,20 @@ printed something, failed, or has a log already (``BatchFile.again``); the share
 output goes when the array task ends. Until then the running element's text is only there:
 ``running_text`` reads it. When the array task is killed or cancelled, what records that
 copies the cut segment into the element's log (``keep_cut_segments``), so an ended
-element's text is always in its own log.
+element's text is always in its own log. That copy ends the segment in the shared output
+with a cut line (``cut_line``), and both copies hold an ``flock`` on the shared output: an
+element that goes on after a cancel copied its cut segment (it ended in that moment, or
+ignores the signal) copies only what follows the cut line, so no text is in a log twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reflow.running.rundir.batches import read_batch
@@ -32,6 +37,7 @@ HEADER = "==> reflow: "
 FOOTER = "<== reflow: element "
 """How the last line of an element's log starts when the worker saw the element end."""
 _BLOCK = 64 * 1024
+_CUT = " stopped here; its output so far is in its log"
 
 
 def header(task: str, element: int, batch: str, host: str) -> str:
@@ -62,6 +68,46 @@ def footer(task: str, element: int, error: ResultError | None, duration_s: float
         how = f"failed after {duration_s:.1f} s: {error.type}"
         how += f": {lines[0][:200]}" if lines else ""
     return f"{FOOTER}{element} of {task} ended: {how}"
+
+
+def cut_line(task: str, element: int) -> str:
+    """The line a cut segment's copy ends it with in the shared output.
+
+    It starts as a footer does, so the segment counts as ended and is not copied again.
+    """
+    return f"{FOOTER}{element} of {task}{_CUT}\n"
+
+
+@contextlib.contextmanager
+def locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the open shared output ``fd`` inside the block."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def after_cut(shared: int, start: int, end: int, task: str, element: int) -> int:
+    """Where ``element``'s text not copied yet begins in its segment ``start`` to ``end``.
+
+    That is ``start``, unless a cancel copied the segment's beginning (``cut_line``): then
+    just after that line. Read under ``locked``.
+    """
+    mark = ("\n" + cut_line(task, element)).encode()
+    found, at = start, start
+    while at < end:
+        # Blocks overlap by the mark's length, so a mark across two blocks is found.
+        data = os.pread(shared, min(_BLOCK * 16, end - at), at)
+        if not data:
+            break
+        hit = data.rfind(mark)
+        if hit >= 0:
+            found = at + hit + len(mark)
+        if at + len(data) >= end:
+            break
+        at += max(1, len(data) - len(mark) + 1)
+    return found
 
 
 def append_segment(shared: int, start: int, end: int, log: Path) -> None:
@@ -106,7 +152,14 @@ def running_text(layout: RunLayout, task: str, element: int, batch: str) -> byte
         return b""
     if record.pack <= 1:
         return b""
-    found = _unended_segment(layout.pack_log(task, batch, position // record.pack), task)
+    try:
+        fd = os.open(layout.pack_log(task, batch, position // record.pack), os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        found = _unended_segment(fd, task)
+    finally:
+        os.close(fd)
     return found[1] if found is not None and found[0] == element else b""
 
 
@@ -135,16 +188,32 @@ def keep_cut_segments(
             by_task.setdefault((task, batch, array_task), set()).add(element)
     for (task, batch, array_task), elements in by_task.items():
         shared = layout.pack_log(task, batch, array_task)
-        found = _unended_segment(shared, task)
-        if found is not None and found[0] in elements:
-            element, cut = found
-            fd = open_append(layout.log(task, element))
-            try:
-                write_all(fd, cut if cut.endswith(b"\n") else cut + b"\n")
-            finally:
-                os.close(fd)
+        try:
+            fd = os.open(shared, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            continue
+        try:
+            with locked(fd):  # its worker may be copying the same segment now
+                _keep_cut(layout, fd, task, elements)
+        finally:
+            os.close(fd)
         if ended:
             shared.unlink(missing_ok=True)
+
+
+def _keep_cut(layout: RunLayout, shared: int, task: str, elements: set[int]) -> None:
+    """Copy the unended last segment of ``shared`` if it is one of ``elements``'; cut it."""
+    found = _unended_segment(shared, task)
+    if found is None or found[0] not in elements:
+        return
+    element, cut = found
+    ends_line = cut.endswith(b"\n")
+    fd = open_append(layout.log(task, element))
+    try:
+        write_all(fd, cut if ends_line else cut + b"\n")
+    finally:
+        os.close(fd)
+    write_all(shared, ("" if ends_line else "\n").encode() + cut_line(task, element).encode())
 
 
 def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:
@@ -156,22 +225,20 @@ def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:
     return record.array_task_of() if record.pack > 1 else {}
 
 
-def _unended_segment(shared: Path, task: str) -> tuple[int, bytes] | None:
-    """The last segment of the shared output ``shared`` and its element, if it has no footer.
+def _unended_segment(shared: int, task: str) -> tuple[int, bytes] | None:
+    """The last segment of the open shared output ``shared`` and its element, if it has no footer.
 
-    None when the file is missing or empty, or its last element ended.
+    None when the file is empty or cannot be read, or its last element ended.
     """
     mark = f"\n{HEADER}".encode()
     try:
-        with shared.open("rb") as handle:
-            end = handle.seek(0, os.SEEK_END)
-            start, lines, at, step = end, b"\n", -1, _BLOCK
-            while start > 0 and at < 1:
-                start, step = max(0, end - step), step * 2  # a long segment: fewer reads
-                handle.seek(start)
-                lines = b"\n" + handle.read(end - start)
-                at = lines.rfind(mark)
-                at = at if start == 0 or at > 0 else -1  # a header must follow a newline
+        end = os.fstat(shared).st_size
+        start, lines, at, step = end, b"\n", -1, _BLOCK
+        while start > 0 and at < 1:
+            start, step = max(0, end - step), step * 2  # a long segment: fewer reads
+            lines = b"\n" + os.pread(shared, end - start, start)
+            at = lines.rfind(mark)
+            at = at if start == 0 or at > 0 else -1  # a header must follow a newline
     except OSError:
         return None
     if at < 0:
