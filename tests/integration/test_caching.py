@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.integration.flowfiles import (
     calls,
@@ -111,3 +114,33 @@ def test_dry_run_shows_what_would_run_and_writes_nothing(tmp_path: Path) -> None
     assert sorted(str(p) for p in run_dir.rglob("*")) == before
     assert (run_dir / "reflow.sqlite").read_bytes() == store_bytes
     assert calls(run_dir, "prepare") == ["3"]
+
+
+def test_a_dry_run_where_slurm_does_not_answer_shows_the_scripts_with_its_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bin"  # Slurm's commands are here, its controller is not
+    fake.mkdir()
+    for command in ("sbatch", "scontrol", "sinfo", "squeue", "sacct", "sacctmgr"):
+        script = fake / command
+        script.write_text(
+            f"#!/bin/sh\necho '{command}: error: Unable to contact slurm controller' >&2\nexit 1\n"
+        )
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    flow = write_flow(tmp_path)
+    run_dir = tmp_path / "runs"
+    done = cli_with_mode(flow, "dry-run", "submit", "--run-dir", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "[dry-run] Slurm does not answer (scontrol show config failed: scontrol: error: Unable"
+        " to contact slurm controller); the scripts assume its default MaxArraySize 1001"
+    ) in done.stdout
+    assert "#SBATCH --array=0\n" in done.stdout
+    assert "  prepare: 1 submitted\n" in done.stdout
+    assert not run_dir.exists()
+    odd = tmp_path / "back\\slash"  # a folder sbatch cannot name logs in: the task fails
+    done = cli_with_mode(flow, "dry-run", "submit", "--run-dir", str(odd), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "  prepare: 1 failed (submission: " in done.stdout
+    assert "contains a backslash, which stops sbatch from naming logs per element" in done.stdout

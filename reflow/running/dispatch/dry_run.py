@@ -6,7 +6,9 @@ directory. The temporary folder is removed afterwards. Where Slurm is available 
 on ``PATH``) the batch scripts are printed as ``submit`` would write them (one
 ``scontrol show config`` reads ``MaxArraySize``, and one ``sinfo`` the partition's time
 limit that bounds a packed task), followed by the sbatch options of the
-dispatcher turn that would come next; paths are shown inside the real run directory.
+dispatcher turn that would come next; paths are shown inside the real run directory. When
+Slurm does not answer (no controller from this machine), the scripts are shown with
+Slurm's defaults, and one line says so.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.definition.errors import SubmissionError
 from reflow.running.config import load_config
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.dispatch.slurm_chain import successor_options
 from reflow.running.executors.base import BatchRequest, JobStatus, PartitionLimits, Submission
 from reflow.running.executors.dry_run import DryRunExecutor
 from reflow.running.executors.slurm import SlurmExecutor
+from reflow.running.executors.slurm_query import DEFAULT_MAX_ARRAY_SIZE
 from reflow.running.rundir.layout import STORE_NAME, RunLayout
 from reflow.running.rundir.manifest import write_manifest
 from reflow.running.store.schema import check_version, store_problem
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import RunState
+from reflow.running.store.states import InstanceState, RunState
 
 
 def dry_run(
@@ -49,7 +53,7 @@ def dry_run(
                 f"dry run of {manifest['workflow']}: nothing is submitted"
                 f"{' (batch scripts as Slurm would get them)' if is_slurm else ''}\n"
             )
-            slurm = SlurmExecutor() if is_slurm else None
+            slurm = _slurm(out) if is_slurm else None
             printer = DryRunExecutor(out=out, render=_slurm_render(slurm) if slurm else None)
             executor = _Rebased(printer, old=copy, new=root, slurm=slurm)
             dispatcher = make_dispatcher(layout, store, executor)
@@ -57,6 +61,23 @@ def dry_run(
             _write_summary(out, store, layout.run_id, dispatcher.graph.tasks)
             if is_slurm and state is RunState.RUNNING:
                 _write_successor(out, RunLayout(root, layout.run_id), manifest, executor.ids)
+
+
+def _slurm(out: IO[str]) -> SlurmExecutor:
+    """The executor that renders the scripts: as the config says, or Slurm's defaults.
+
+    Each Slurm command is called once: a dry run does not wait out the back-off of a turn.
+    """
+    slurm = SlurmExecutor(max_array_size=load_config().max_array_size, max_attempts=1)
+    try:
+        slurm.max_array_size()
+    except SubmissionError as err:
+        out.write(
+            f"[dry-run] Slurm does not answer ({err}); the scripts assume its default"
+            f" MaxArraySize {DEFAULT_MAX_ARRAY_SIZE} and no partition limits\n"
+        )
+        slurm = SlurmExecutor(max_array_size=DEFAULT_MAX_ARRAY_SIZE, max_attempts=1)
+    return slurm
 
 
 def _copy_store(source_path: Path, target_path: Path) -> None:
@@ -95,7 +116,15 @@ def _write_summary(out: IO[str], store: SqliteStore, run_id: str, specs: Sequenc
             out.write(f"  {spec.name}: waits for {', '.join(spec.upstream)}\n")
         else:
             shown = ", ".join(f"{n} {s}" for s, n in sorted(task_counts.items()))
-            out.write(f"  {spec.name}: {shown}\n")
+            out.write(f"  {spec.name}: {shown}{_why_failed(store, run_id, spec.name)}\n")
+
+
+def _why_failed(store: SqliteStore, run_id: str, task: str) -> str:
+    """`` (first failure's reason)`` when an instance of ``task`` failed in the dry run."""
+    for row in store.instances(run_id, task):
+        if row.state is InstanceState.FAILED:
+            return f" ({row.reason}: {row.error})" if row.error else f" ({row.reason})"
+    return ""
 
 
 def _write_successor(
