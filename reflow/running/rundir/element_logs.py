@@ -202,7 +202,10 @@ def keep_cut_segments(
 
 
 def _keep_cut(layout: RunLayout, shared: int, task: str, elements: set[int]) -> None:
-    """Copy the unended last segment of ``shared`` if it is one of ``elements``'; cut it."""
+    """Copy the unended last segment of ``shared`` to its element's log, and end it there.
+
+    Only when that element is one of ``elements``; the cut line ends the segment.
+    """
     found = _unended_segment(shared, task)
     if found is None or found[0] not in elements:
         return
