@@ -282,7 +282,7 @@ def build_parser(
 def _add_run_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-dir",
-        type=Path,
+        type=_run_dir,
         metavar="DIR",
         help="run directory (default: [defaults] run_dir in the config, or REFLOW_RUN_DIR)",
     )
@@ -360,3 +360,10 @@ def collect_params(
     """Return the parsed parameter values of ``submit`` keyed by option key."""
     values = vars(namespace)
     return {option.key: values[option.key] for option in options if option.key in values}
+
+
+def _run_dir(text: str) -> Path:
+    """``--run-dir``'s value: any path but an empty one (which ``Path`` reads as ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a folder's path (. for this folder)")
+    return Path(text)

@@ -207,6 +207,19 @@ def test_a_turn_that_would_queue_many_jobs_waits_for_the_clusters_limit(
     assert run_record(layout)[2]["submit_budget"] == 5
 
 
+def test_a_turns_timing_line_goes_to_its_jobs_log_not_to_the_terminal(
+    slurm: FakeSlurm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    layout = submit(tmp_path / "runs", count=2)  # the first turn runs in submit's process
+    assert "reflow: turn" not in capfd.readouterr().err
+    turn(slurm, layout, monkeypatch, "1001")  # a turn job: its stderr is its log
+    assert "reflow: turn 2 on " in capfd.readouterr().err
+
+
 def test_a_turn_in_a_job_counts_that_job_against_the_budget(
     slurm: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

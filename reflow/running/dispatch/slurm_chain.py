@@ -115,10 +115,11 @@ def _turn(layout: RunLayout, store: SqliteStore, config: Config) -> RunState:
         return _retry_later(layout, store, config, executor, dispatcher, info, problem)
     info = info.replace(errors=0, last_error=None)
     took = time.perf_counter() - started
-    sys.stderr.write(  # into the turn's own log (``RunLayout.slurm_dispatcher_log``)
-        f"reflow: turn {info.turns} on {info.host}: ingest {dispatcher.ingest_s:.2f} s,"
-        f" whole turn {took:.2f} s; run {state.value}\n"
-    )
+    if own_job is not None:  # into the job's turn log, not the terminal of submit or retry
+        sys.stderr.write(
+            f"reflow: turn {info.turns} on {info.host}: ingest {dispatcher.ingest_s:.2f} s,"
+            f" whole turn {took:.2f} s; run {state.value}\n"
+        )
     if state is not RunState.RUNNING:
         store.set_dispatcher(layout.run_id, info.replace(pending_jobs=()))
         # Cancelled while this turn ran: that cancel may not have seen this turn's jobs.

@@ -17,6 +17,13 @@ def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Pa
             param="run_dir",
             hint="pass --run-dir DIR (or run_dir=...), or set [defaults] run_dir in the config",
         )
+    if not str(chosen).strip():  # Path("") is the current folder: never meant that way
+        raise UsageError(
+            "the run directory is empty",
+            param="run_dir",
+            value=str(chosen),
+            hint="give a folder's path ('.' for this folder)",
+        )
     path = Path(chosen).expanduser()
     if path.exists() and not path.is_dir():
         raise UsageError(
