@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.integration.flowfiles import calls, counts, submit_and_wait, write_flow
+from tests.integration.flowfiles import calls, cli, counts, submit_and_wait, write_flow
 from tests.integration.test_fingerprints import INPUT_FLOW
 
 FLOW = """
@@ -114,6 +114,30 @@ def test_why_names_the_reason_of_every_rerun(tmp_path: Path) -> None:
     assert why(flow, run_dir, uncached)["convert"] == {
         ("cache=False", "the task never uses the cache", 2)
     }
+
+
+def test_why_after_a_retry_names_the_earlier_attempt_in_the_same_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    body = 'if item == "f1" and (run_dir / "broken").exists(): raise ValueError("f1 is broken")'
+    flow = write(tmp_path, body=body)
+    (run_dir / "broken").parent.mkdir()
+    (run_dir / "broken").write_text("")
+    run_id, status = submit_and_wait(flow, run_dir)
+    assert counts(status)["convert"] == {"done": 1, "failed": 1}
+    (run_dir / "broken").unlink()
+    (run_dir / "out" / "f0.txt").write_text("edited by hand")  # convert[0]'s output is stale
+    done = cli(flow, "retry", run_id, "--run-dir", str(run_dir), "--wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # f0 ran again as stale, f1 as failed before (a failing call logs nothing)
+    assert sorted(calls(run_dir, "convert")) == ["f0", "f0", "f1"]
+    reasons = why(flow, run_dir, run_id)
+    assert reasons["convert"] == {
+        ("stale", "its output from an earlier attempt in this run was stale (file changed"
+         " (size): 1)", 1),
+        ("earlier attempt", "its earlier attempt in this run ended failed: exception", 1),
+    }  # fmt: skip
+    first_run = "no earlier instance of this element in the run directory"
+    assert reasons["publish"] == {("first run", first_run, 1)}  # it never ran before
 
 
 def submit(flow: Path, run_dir: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:

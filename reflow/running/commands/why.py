@@ -31,8 +31,9 @@ from reflow.running.commands.why_changes import (
 )
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.stale import read_stale
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import FINISHED
+from reflow.running.store.states import FINISHED, InstanceState
 
 _ELEMENTS = 10
 
@@ -153,6 +154,7 @@ class _Reader:
         rows = self.store.uncached_instances(this.run_id, name)
         elements = [element for element, _identity in rows]
         earlier = self.store.earlier_instances(this.run_id, name, elements) if rows else {}
+        again = self.attempts_before(this.run_id, name, set(elements) - set(earlier))
         groups: dict[tuple[str, str, str | None], _Group] = {}
         shared: dict[str | None, list[Reason]] = {}
         for element, identity in rows:
@@ -161,6 +163,8 @@ class _Reader:
             if prev_run not in shared:
                 shared[prev_run] = self.task_reasons(this, name, prev_run)
             reasons = shared[prev_run] or self.element_reasons(this, name, element, identity, prev)
+            if prev is None and element in again and reasons[0][0] == "first run":
+                reasons = again[element]  # compared with this run itself: named by its words
             for reason, detail, files in reasons:
                 key = (reason, detail, prev_run)
                 group = groups.get(key)
@@ -184,6 +188,34 @@ class _Reader:
                 for g in sorted(groups.values(), key=lambda g: -len(g.elements))
             ],
         }
+
+    def attempts_before(
+        self, run_id: str, name: str, elements: set[int]
+    ) -> dict[int, list[Reason]]:
+        """Why elements with no earlier run ran again in this one: an earlier attempt here.
+
+        A ``retry`` runs again an element whose attempt failed or was cancelled, and one whose
+        output it found stale (the run's record of stale outputs says why, per task).
+        """
+        again = [element for element in self.store.resubmitted(run_id, name) if element in elements]
+        if not again:
+            return {}
+        attempts = self.store.attempts_of(run_id, [(name, element) for element in again])
+        stale = read_stale(RunLayout(self.root, run_id)).get(name)
+        found: dict[int, list[Reason]] = {}
+        for (_task, element), history in attempts.items():
+            if len(history) < 2:
+                continue
+            before = history[-2]
+            if before.state == InstanceState.DONE.value and stale:
+                why = ", ".join(f"{reason}: {n}" for reason, n in sorted(stale.items()))
+                detail = f"its output from an earlier attempt in this run was stale ({why})"
+                found[element] = [("stale", detail, ())]
+            else:
+                told = f": {before.reason}" if before.reason else ""
+                detail = f"its earlier attempt in this run ended {before.state}{told}"
+                found[element] = [("earlier attempt", detail, ())]
+        return found
 
     def task_reasons(self, this: _Recorded, name: str, prev_run: str | None) -> list[Reason]:
         """Reasons shared by every element compared with ``prev_run``; empty if none."""

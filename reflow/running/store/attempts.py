@@ -98,6 +98,18 @@ def retried_attempts(db: sqlite3.Connection, run_id: str) -> dict[tuple[str, int
     return _by_element(db.execute(query, (run_id, run_id)))
 
 
+def resubmitted_elements(db: sqlite3.Connection, run_id: str, task: str) -> list[int]:
+    """The elements of ``task`` submitted more than once in the run (a retry resets the count).
+
+    One pass over the task's attempts in primary-key order.
+    """
+    query = (
+        "SELECT element FROM attempts WHERE run_id = ? AND task = ?"
+        " GROUP BY element HAVING count(*) > 1"
+    )
+    return [element for (element,) in db.execute(query, (run_id, task))]
+
+
 def element_attempts(
     db: sqlite3.Connection, run_id: str, elements: Iterable[tuple[str, int]]
 ) -> dict[tuple[str, int], list[Attempt]]:

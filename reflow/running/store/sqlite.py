@@ -18,7 +18,11 @@ from typing import Any
 
 from reflow.definition.errors import StoreError, UsageError, suggest
 from reflow.running.rundir.layout import STORE_NAME
-from reflow.running.store.attempts import element_attempts, retried_attempts
+from reflow.running.store.attempts import (
+    element_attempts,
+    resubmitted_elements,
+    retried_attempts,
+)
 from reflow.running.store.history import StoreHistory
 from reflow.running.store.outputs import select_outputs
 from reflow.running.store.records import (
@@ -224,6 +228,10 @@ class SqliteStore(StoreHistory, StoreWrites):
     ) -> dict[tuple[str, int], list[Attempt]]:
         """``(task, element) -> attempts`` of ``elements``, oldest first, in one query."""
         return element_attempts(self._db, run_id, elements)
+
+    def resubmitted(self, run_id: str, task: str) -> list[int]:
+        """The elements of ``task`` submitted more than once in the run, retries included."""
+        return resubmitted_elements(self._db, run_id, task)
 
     def retried_attempts(self, run_id: str) -> dict[tuple[str, int], list[Attempt]]:
         """``(task, element) -> attempts``, oldest first, of elements submitted more than once."""
