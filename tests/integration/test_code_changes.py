@@ -162,3 +162,21 @@ def test_a_helper_in_code_deps_is_covered_and_one_not_listed_is_not(tmp_path: Pa
             assert ran["trim"] == {"done": 2}
             assert ran["merge"] == {"done": 1}  # trim's files changed
             assert sorted(calls(run_dir, "trim")) == ["S0", "S0", "S1", "S1"]
+
+
+def test_a_task_of_another_workflow_with_other_code_is_named_as_such(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs"
+    first = write(tmp_path)
+    submit(first, run_dir, "warn")
+    other = tmp_path / "other_flow.py"  # another workflow, its merge of the same name
+    other.write_text(
+        write(tmp_path, merge="assert paths").read_text().replace('"code"', '"other"', 1)
+    )
+    warnings, ran = submit(other, run_dir, "warn")
+    assert warnings == [
+        "warning: merge: this run reuses 1 cached result(s) of a task merge with other code in"
+        " workflow 'code': the cache is shared by task name, version and inputs across a run"
+        " directory. To recompute them: --force-task merge; to keep them apart, give the task"
+        " a version= of its own"
+    ]
+    assert ran["merge"] == {"cached": 1}

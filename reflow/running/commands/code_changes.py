@@ -70,29 +70,40 @@ def code_change_warnings(
         lines = []
         for task, older in makers.items():
             made = store.output_makers(task, reused.get(task, ()))
-            count = sum(1 for run_id in made.values() if run_id in older)
-            if count:
+            runs = [run_id for run_id in made.values() if run_id in older]
+            own = sum(1 for run_id in runs if older[run_id] == manifest.get("workflow"))
+            if own:
                 lines.append(
-                    f"warning: {task}: its code changed; this run reuses {count} cached"
+                    f"warning: {task}: its code changed; this run reuses {own} cached"
                     f" result(s) made by earlier code. To recompute them: --force-task {task},"
                     ' or set [cache] on_code_change = "rerun"'
+                )
+            others = sorted({older[run_id] for run_id in runs} - {manifest.get("workflow")})
+            if others:
+                named = ", ".join(repr(name) for name in others)
+                lines.append(
+                    f"warning: {task}: this run reuses {len(runs) - own} cached result(s) of a"
+                    f" task {task} with other code in workflow {named}: the cache is shared by"
+                    " task name, version and inputs across a run directory. To recompute"
+                    f" them: --force-task {task}; to keep them apart, give the task a"
+                    " version= of its own"
                 )
     return lines
 
 
 def _makers_by_code(
     root: Path, store: SqliteStore, hashes: Mapping[str, str]
-) -> dict[str, set[str]]:
-    """``task -> runs`` that made cached results of it with code other than ``hashes``."""
-    recorded: dict[str, Mapping[str, str]] = {}
-    makers: dict[str, set[str]] = {}
+) -> dict[str, dict[str, str]]:
+    """``task -> {run: its workflow}`` of runs that made cached results with other code."""
+    recorded: dict[str, Mapping[str, Any]] = {}
+    makers: dict[str, dict[str, str]] = {}
     for task, digest in hashes.items():
         for run_id in store.outputs_by_run(task):
             if run_id not in recorded:
-                recorded[run_id] = _recorded(root, run_id).get("code") or {}
-            code = recorded[run_id].get(task)
+                recorded[run_id] = _recorded(root, run_id)
+            code = (recorded[run_id].get("code") or {}).get(task)
             if code and code != digest:
-                makers.setdefault(task, set()).add(run_id)
+                makers.setdefault(task, {})[run_id] = str(recorded[run_id].get("workflow", ""))
     return makers
 
 
