@@ -302,3 +302,32 @@ def test_a_flow_run_as_a_module_is_named_as_a_module_in_hints(tmp_path: Path) ->
         'error: unrecognized arguments: --greetin x; did you mean "--greeting"?;'
         " see: python -m pkg.flow submit --help\n"
     )
+
+
+def test_a_flow_files_status_and_why_default_to_its_own_workflows_latest_run(
+    tmp_path: Path,
+) -> None:
+    quick = write(tmp_path / "quick_flow.py", QUICK_FLOW + CLI_TAIL)
+    other = write(tmp_path / "other_flow.py", QUICK_FLOW.replace('"quick"', '"other"') + CLI_TAIL)
+    run_dir = str(tmp_path / "shared runs")  # one run directory for both, as a config may say
+    env = environment(tmp_path)
+
+    def run(flow: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(flow), *args, "--run-dir", run_dir],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S,
+            check=False,
+        )  # fmt: skip
+
+    for flow in (quick, other):
+        assert run(flow, "submit", "--wait").returncode == 0
+    shown = run(quick, "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["workflow"] == "quick"  # not other's, the newest run
+    why = run(quick, "why")
+    assert why.stdout.startswith("run quick-"), why.stdout
+    third = write(tmp_path / "third_flow.py", QUICK_FLOW.replace('"quick"', '"third"') + CLI_TAIL)
+    none = run(third, "status")
+    assert none.returncode == 2
+    assert none.stderr.count("\n") == 1
+    assert "holds no runs of workflow 'third' yet" in none.stderr

@@ -143,18 +143,30 @@ class SqliteStore(StoreHistory, StoreWrites):
             )
         return run_row(row)
 
-    def latest_run_id(self) -> str:
-        """The newest run's id.
+    def latest_run_id(self, workflow: str | None = None) -> str:
+        """The newest run's id (of ``workflow`` only, when given).
 
         Raises:
-            UsageError: The run directory holds no run yet.
+            UsageError: The run directory holds no run (of ``workflow``) yet.
         """
-        row = self._db.execute(
-            "SELECT run_id FROM runs ORDER BY created DESC, run_id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            raise UsageError(f"{self.path.parent} holds no runs yet", hint="submit one first")
-        return str(row[0])
+        if workflow is None:
+            row = self._db.execute(
+                "SELECT run_id FROM runs ORDER BY created DESC, run_id DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT run_id FROM runs WHERE workflow = ? ORDER BY created DESC, run_id DESC"
+                " LIMIT 1",
+                (workflow,),
+            ).fetchone()
+        if row is not None:
+            return str(row[0])
+        if workflow is not None and self._db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+            raise UsageError(
+                f"{self.path.parent} holds no runs of workflow {workflow!r} yet",
+                hint="submit one first, or name a run",
+            )
+        raise UsageError(f"{self.path.parent} holds no runs yet", hint="submit one first")
 
     def runs(self) -> list[RunRow]:
         """Every run, oldest first."""
