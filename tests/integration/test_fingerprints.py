@@ -261,3 +261,41 @@ def test_a_relative_output_path_means_the_folder_submit_ran_in(tmp_path: Path) -
         str(tmp_path / "one" / "rel_out"),
         str(tmp_path / "two" / "rel_out"),
     ]
+
+
+def test_a_str_parameter_that_names_a_folder_is_warned_of_at_submit(tmp_path: Path) -> None:
+    flow = tmp_path / "strdir_flow.py"
+    flow.write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+            from typing import Annotated
+
+            from reflow import Param, Workflow
+
+            wf = Workflow("strdir")
+
+
+            @wf.job()
+            def total(data_dir: Annotated[str, Param(help="folder of numbers")]) -> int:
+                return sum(int(p.read_text()) for p in sorted(Path(data_dir).glob("*.txt")))
+
+
+            if __name__ == "__main__":
+                raise SystemExit(wf.cli())
+            """
+        )
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("1\n")
+    run_dir = str(tmp_path / "runs")
+    done = cli(flow, "submit", "--run-dir", run_dir, "--data-dir", "data", "--wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warning = (
+        "warning: --data-dir 'data' names a folder, but is a str: changing what is in it"
+        " reruns nothing. Annotate the parameter as Path to make it an input\n"
+    )
+    assert warning in done.stderr
+    elsewhere = cli(flow, "submit", "--run-dir", run_dir, "--data-dir", "nothing-here",
+                    "--wait", cwd=tmp_path)  # fmt: skip
+    assert "warning" not in elsewhere.stderr  # a str that names no file is only a str

@@ -5,12 +5,15 @@ it is made absolute there, before it is hashed and before a task sees it: the sa
 from two folders names two different files, and gets two different identities. A ``Path``
 parameter is an input unless it is declared ``Param(output=True)``: it must exist at submit,
 and its fingerprint (the config's ``[cache] fingerprint`` mode) is stored with the value, so
-editing the file in place changes the identity of the tasks that declare it.
+editing the file in place changes the identity of the tasks that declare it. A ``str``
+parameter whose value names an existing file or folder gets a warning at submit: its
+contents never enter an identity.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -58,3 +61,28 @@ def _absolute(value: Any, cwd: Path) -> Any:
     if isinstance(value, list):
         return [_absolute(item, cwd) for item in value]
     return value
+
+
+def str_path_warnings(
+    options: Iterable[SubmitOption], values: Mapping[str, Any], *, cwd: Path
+) -> list[str]:
+    """One line per ``str`` parameter whose value names an existing file or folder.
+
+    Its contents are not fingerprinted, so editing them reruns nothing: a cached result
+    made from the old files is reused. Annotated as ``Path``, it would be an input.
+    """
+    lines = []
+    for option in options:
+        value = values.get(option.key)
+        kind = option.type.args[0].kind if option.type.kind == "optional" else option.type.kind
+        if kind != "str" or not isinstance(value, str) or not value.strip():
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else cwd / path
+        if path.exists():
+            what = "folder" if path.is_dir() else "file"
+            lines.append(
+                f"warning: {option.flag} {value!r} names a {what}, but is a str: changing what"
+                " is in it reruns nothing. Annotate the parameter as Path to make it an input"
+            )
+    return lines

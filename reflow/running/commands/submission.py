@@ -24,7 +24,7 @@ from reflow.running.commands.code_changes import (
     record_code,
     task_code_hashes,
 )
-from reflow.running.commands.input_paths import parameter_json
+from reflow.running.commands.input_paths import parameter_json, str_path_warnings
 from reflow.running.config import Config, load_config
 from reflow.running.dispatch.drive import start_run
 from reflow.running.dispatch.dry_run import dry_run
@@ -95,6 +95,8 @@ def submit_workflow(
         fingerprint=config.fingerprint,
         environment=config.environment,
     )
+    for line in str_path_warnings(options, values, cwd=Path.cwd()):
+        sys.stderr.write(line + "\n")
     hashes = task_code_hashes(graph)
     record_code(manifest, hashes, rerun=config.on_code_change == "rerun")
     if (config.on_code_change or "warn") == "warn" and not force and mode != "dry-run":
