@@ -146,6 +146,8 @@ def test_the_result_of_a_task_that_never_started_names_the_failed_elements(
     pasted = paste(line, cwd)
     assert pasted.returncode == 0, pasted.stderr
     assert "check[1]  failed  exception  ValueError: bad item 1" in pasted.stdout
+    logs = error_line(flow(cwd, "logs", run_id, "total", "--run-dir", str(run_dir)))
+    assert logs == line  # its log, the same: it never ran, and never will in this run
 
 
 def test_a_run_without_its_manifest_names_the_runs_command(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reflow.definition.errors import DEFAULT_PROGRAM, command_line
+from reflow.definition.errors import DEFAULT_PROGRAM, UsageError, command_line
 
 
 def console_words(verb: str, run_id: str, run_dir: str | Path, *extra: str) -> tuple[str, ...]:
@@ -34,4 +34,25 @@ def interrupted_line(run_id: str, run_dir: str | Path) -> str:
         f"stopped following run {run_id}; it goes on in the background."
         f" follow it: {console_command('watch', run_id, run_dir)};"
         f" cancel it: {console_command('cancel', run_id, run_dir)}"
+    )
+
+
+def not_planned(task: str, run_id: str, run_dir: str | Path, *, ended: str | None) -> UsageError:
+    """The error for a task of the run that has no instances: it waits, or never will.
+
+    ``ended`` is the run's final state, None while it runs.
+    """
+    if ended is not None:
+        return UsageError(
+            f"{task} never started in run {run_id}, which ended {ended}: a task upstream of it"
+            " did not succeed",
+            value=task,
+            hint="see what failed",
+            command=console_words("status", run_id, run_dir, "--failed"),
+        )
+    return UsageError(
+        f"{task} has not been planned in run {run_id} yet: it waits for the tasks upstream",
+        value=task,
+        hint="follow the run",
+        command=console_words("watch", run_id, run_dir),
     )

@@ -19,13 +19,14 @@ from typing import IO
 
 from reflow.definition.errors import UsageError, suggest
 from reflow.running.commands.exits import EXIT_INTERRUPTED
+from reflow.running.commands.hints import not_planned
 from reflow.running.executors.slurm_script import output_path
 from reflow.running.rundir.element_logs import FOOTER, running_text
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import ACTIVE, FAILED, RUN_FINAL, InstanceState
+from reflow.running.store.states import ACTIVE, FAILED, RUN_FINAL, InstanceState, RunState
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` reads the log and the store."""
@@ -63,8 +64,9 @@ def show_logs(
     if tail is not None and tail < 0:
         raise UsageError(f"--tail {tail}: give a number of lines, 0 or more", value=tail)
     with SqliteStore.open(root) as store:
-        store.run(run_id)
-        chosen = _choose(RunLayout(root, run_id), task, index, store.instances(run_id, task))
+        state = store.run(run_id).state
+        ended = state if state in RUN_FINAL else None
+        chosen = _choose(RunLayout(root, run_id), task, index, store.instances(run_id, task), ended)
         cached = chosen.state is InstanceState.CACHED
         origin = store.output_origin(chosen.identity) if cached else None
     layout = RunLayout(root, run_id)
@@ -88,17 +90,22 @@ def show_logs(
 
 
 def _choose(
-    layout: RunLayout, task: str, index: int | None, rows: list[InstanceRow]
+    layout: RunLayout,
+    task: str,
+    index: int | None,
+    rows: list[InstanceRow],
+    ended: RunState | None,
 ) -> InstanceRow:
     if not rows:
         names = [t["name"] for t in read_manifest(layout)["description"]["tasks"]]
-        waits = task in names
+        if task in names:
+            raise not_planned(task, layout.run_id, layout.root, ended=ended)
         raise UsageError(
-            f"run {layout.run_id} has no instances of task {task!r}{' yet' if waits else ''}",
+            f"run {layout.run_id} has no instances of task {task!r}",
             param="task",
             value=task,
-            suggestion=None if waits else suggest(task, names),
-            hint="it waits for its upstream tasks" if waits else f"tasks: {', '.join(names)}",
+            suggestion=suggest(task, names),
+            hint=f"tasks: {', '.join(names)}",
         )
     if index is None:
         failed = [r for r in rows if r.state is InstanceState.FAILED]

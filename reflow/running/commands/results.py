@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from reflow.definition.errors import UsageError, suggest
 from reflow.planning.encoding import loads
-from reflow.running.commands.hints import console_words
+from reflow.running.commands.hints import console_words, not_planned
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
 from reflow.running.store.records import InstanceRow
@@ -104,20 +104,7 @@ def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[i
     finally:
         store.close()
     if not rows:
-        if run_state in RUN_FINAL:
-            raise UsageError(
-                f"{task} never started in run {run_id}, which ended {run_state}: a task"
-                " upstream of it did not succeed",
-                value=task,
-                hint="see what failed",
-                command=console_words("status", run_id, root, "--failed"),
-            )
-        raise UsageError(
-            f"{task} has not been planned in run {run_id} yet: it waits for the tasks upstream",
-            value=task,
-            hint="follow the run",
-            command=console_words("watch", run_id, root),
-        )
+        raise not_planned(task, run_id, root, ended=run_state if run_state in RUN_FINAL else None)
     return rows, outputs, bool(tasks[task]["array"])
 
 
