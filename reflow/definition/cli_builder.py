@@ -68,6 +68,10 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECASE)
 
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '(.*?)' \(choose from (.*)\)")
+_QUOTED = re.compile(r"'([^']*)'")
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that takes no abbreviated flags and reports errors as one line.
 
@@ -84,8 +88,16 @@ class CommandParser(argparse.ArgumentParser):
         self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
-        """Raise ``UsageError`` with the message and where to read this command's help."""
-        raise UsageError(message, hint=f"see: {self.prog} --help")
+        """Raise ``UsageError`` with the message and where to read this command's help.
+
+        A mistyped choice (``sumbit``) gets the closest one as a suggestion.
+        """
+        choice = _INVALID_CHOICE.search(message)
+        suggestion = None
+        if choice is not None:
+            given, offered = choice.group(1), _QUOTED.findall(choice.group(2))
+            suggestion = suggest(given, offered)
+        raise UsageError(message, suggestion=suggestion, hint=f"see: {self.prog} --help")
 
 
 def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Namespace:

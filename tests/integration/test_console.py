@@ -169,6 +169,19 @@ def test_runs_status_and_logs_read_a_failed_run(
     assert "a.txt:1: '1'" in first.stdout
 
 
+def test_python_dash_m_reflow_is_the_console_script(
+    tmp_path: Path, failed_run: tuple[Path, str]
+) -> None:
+    run_dir, run_id = failed_run
+    runs = subprocess.run(
+        [sys.executable, "-m", "reflow", "runs", "--run-dir", str(run_dir)],
+        cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert runs.returncode == 0, runs.stderr
+    assert re.search(rf"^{run_id}\s+failed\s+local\s+3\s", runs.stdout, re.M), runs.stdout
+
+
 def test_retry_after_the_fix_succeeds(tmp_path: Path) -> None:
     run_dir, run_id = make_failed_run(tmp_path)
     (tmp_path / "inbox" / "b.txt").write_text("3\n4\n")

@@ -77,6 +77,8 @@ CASES: list[Case] = [
          says=("--count", "invalid int value: 'none'")),
     Case(id="cli-bad-dag-format", argv=("dag", "--format", "jpg"), argparse=True,
          says=("jpg", "invalid choice")),
+    Case(id="cli-mistyped-command", argv=("sumbit", *PARAMS), argparse=True,
+         says=("'sumbit'", "invalid choice"), fix=('did you mean "submit"',)),
     Case(id="cli-logs-bad-index", argv=("logs", "{run_id}", "convert", "first"), argparse=True,
          says=("invalid int value",)),
     Case(id="cli-cancel-without-run-id", argv=("cancel", "--run-dir", "{root}"), argparse=True,
