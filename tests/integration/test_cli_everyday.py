@@ -319,13 +319,19 @@ def test_a_flow_files_status_and_why_default_to_its_own_workflows_latest_run(
             check=False,
         )  # fmt: skip
 
-    for flow in (quick, other):
-        assert run(flow, "submit", "--wait").returncode == 0
+    assert run(quick, "submit", "--wait").returncode == 0
+    assert run(other, "submit", "--greeting", "ho", "--wait").returncode == 0
     shown = run(quick, "status", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["workflow"] == "quick"  # not other's, the newest run
     why = run(quick, "why")
     assert why.stdout.startswith("run quick-"), why.stdout
+    assert run(quick, "result", "latest", "hello").stdout == "hi 0.5\n"  # its own latest
+    console = subprocess.run(
+        [console_script(), "result", "latest", "hello", "--run-dir", run_dir],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert console.stdout == "ho 0.5\n"  # the console script's: the latest of any workflow
     third = write(tmp_path / "third_flow.py", QUICK_FLOW.replace('"quick"', '"third"') + CLI_TAIL)
     none = run(third, "status")
     assert none.returncode == 2

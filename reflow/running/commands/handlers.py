@@ -54,17 +54,20 @@ def run_command(
         return _submit(wf, args, params, out, invocation)
     if command == "dag":
         return _dag_image(graph, args.format, args.output, out)
-    if command in _LATEST_BY_DEFAULT and args.run_id is None:
+    run_id = getattr(args, "run_id", "")
+    if (command in _LATEST_BY_DEFAULT and run_id is None) or run_id == LATEST:
         args.run_id = _latest_run_of(wf.name, run_dir_of(args.run_dir))
     return run_store_command(args, out=out)
 
 
+LATEST = "latest"
+"""The run id that names the latest run (a flow file's: of its own workflow)."""
 _LATEST_BY_DEFAULT = frozenset({"status", "why", "watch", "report"})
 """Commands whose run id defaults to the latest run: a flow file's, of its own workflow."""
 
 
-def _latest_run_of(workflow: str, root: Path) -> str | None:
-    """The latest run of ``workflow`` in ``root``; None when ``root`` has no store yet.
+def _latest_run_of(workflow: str | None, root: Path) -> str | None:
+    """The latest run (of ``workflow``) in ``root``; None when ``root`` has no store yet.
 
     Raises:
         UsageError: The store holds runs of other workflows only.
@@ -79,6 +82,8 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     """Commands that need only the run directory: status, cancel, retry, runs, logs, report, ..."""
     root = run_dir_of(args.run_dir)
     command = args.command
+    if getattr(args, "run_id", None) == LATEST:  # the console script: of any workflow
+        args.run_id = _latest_run_of(None, root)
     if command == "watch":
         # lazy: a command loads only what it runs, so status and logs start fast
         from reflow.running.commands.watch import watch_run
