@@ -11,15 +11,13 @@ import pytest
 
 from reflow.running.rundir.batches import BatchFile, write_batch
 from reflow.running.rundir.element_logs import (
-    after_cut,
-    cut_line,
     footer,
     header,
     keep_cut_segments,
     logged_elements,
     running_text,
 )
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, cut_record
 from reflow.running.worker.output import SharedOutput
 
 
@@ -112,28 +110,47 @@ def test_an_element_going_on_after_a_cancel_copied_its_cut_copies_only_the_rest(
     layout: RunLayout,
 ) -> None:
     shared = layout.pack_log("t", "b1", 1)
-    output = SharedOutput(shared, layout.logs_dir("t"), "t", frozenset())
+    output = SharedOutput(shared, layout.logs_dir("t"), frozenset())
     with output.element(0, header("t", 0, "b1", "node1")) as attempt:
-        os.write(1, b"before the cancel\n")  # the element's stdout is the shared output
+        os.write(1, b"before the ca")  # the element's stdout is the shared output
         keep_cut_segments(layout, [("t", "b1", 0)], ended=False)  # the cancel's copy
-        os.write(1, b"after it\n")  # it ended in that moment, or ignored the signal
+        os.write(1, b"ncel\nafter it\n")  # it ended in that moment, or ignored the signal
         attempt.ran(failed=False)
         os.write(1, footer("t", 0, None, 0.1).encode() + b"\n")
     log = layout.log("t", 0).read_text()
     first, rest = log.split("\n", 1)
     assert first.startswith("==> reflow: t[0] batch b1 on node1 at ")
-    assert rest == "before the cancel\nafter it\n" + footer("t", 0, None, 0.1) + "\n"
-    assert cut_line("t", 0) in shared.read_text()  # where the cancel's copy ended
-    keep_cut_segments(layout, [("t", "b1", 0)], ended=True)  # intake after: nothing again
-    assert layout.log("t", 0).read_text() == log
+    # Every byte once: the cancel's part (ended with a newline of its own), then the rest.
+    assert rest == "before the ca\nncel\nafter it\n" + footer("t", 0, None, 0.1) + "\n"
+    ended = footer("t", 0, None, 0.1) + "\n"
+    assert shared.read_text() == f"{first}\nbefore the cancel\nafter it\n{ended}"  # untouched
+    assert cut_record(shared).read_text() == f"0 {len(first) + 1 + len('before the ca')}\n"
     output.close()
+    assert not shared.exists()
+    assert not cut_record(shared).exists()
+
+
+def test_a_second_copy_of_a_long_cut_segment_takes_only_what_came_after_the_first(
+    layout: RunLayout,
+) -> None:
+    shared = layout.pack_log("t", "b1", 1)
+    head = segment(0, "zero\n", ended=True)
+    running = header("t", 1, "b1", "node1") + "x" * 200_000  # longer than a read block
+    shared.write_text(head + running)
+    keep_cut_segments(layout, [("t", "b1", 1)], ended=False)  # a cancel
+    with shared.open("a") as handle:
+        handle.write("y" * 100_000 + "\n")  # the element printed on before it stopped
+    keep_cut_segments(layout, [("t", "b1", 1)], ended=True)  # the kill, recorded later
+    assert layout.log("t", 1).read_text() == running + "\n" + "y" * 100_000 + "\n"
+    assert not shared.exists()
+    assert not cut_record(shared).exists()
 
 
 def test_a_finished_elements_copy_waits_while_a_cancel_holds_the_shared_output(
     layout: RunLayout,
 ) -> None:
     shared = layout.pack_log("t", "b1", 1)
-    output = SharedOutput(shared, layout.logs_dir("t"), "t", frozenset())
+    output = SharedOutput(shared, layout.logs_dir("t"), frozenset())
     holder = os.open(shared, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # as ``keep_cut_segments`` holds it while it copies
 
@@ -153,21 +170,3 @@ def test_a_finished_elements_copy_waits_while_a_cancel_holds_the_shared_output(
     assert not runner.is_alive()
     output.close()
     assert "printed\n" in layout.log("t", 0).read_text()
-
-
-@pytest.mark.parametrize("before", [0, 1024 * 1024 - 30, 3 * 1024 * 1024])
-def test_the_cut_line_is_found_wherever_it_falls_in_a_long_segment(
-    layout: RunLayout, before: int
-) -> None:
-    shared = layout.pack_log("t", "b1", 1)
-    start_text = header("t", 0, "b1", "node1") + "x" * before + "\n"
-    text = start_text + cut_line("t", 0) + "rest\n" + "y" * 2_000_000
-    shared.write_text(text)
-    fd = os.open(shared, os.O_RDONLY)
-    try:
-        at = after_cut(fd, 0, len(text), "t", 0)
-        assert text[at:].startswith("rest\n")
-        assert after_cut(fd, 0, len(start_text), "t", 0) == 0  # no cut line before it
-        assert after_cut(fd, 0, len(text), "t", 1) == 0  # another element's line is not its
-    finally:
-        os.close(fd)

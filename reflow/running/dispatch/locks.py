@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, locked
 
 _LOCK_POLL_S = 0.02
 
@@ -44,9 +44,5 @@ def dispatcher_lock(layout: RunLayout, *, wait_s: float = 0.0) -> Iterator[bool]
 @contextmanager
 def share_lock(layout: RunLayout) -> Iterator[None]:
     """Hold the run directory's share lock, waiting for it: one run decides at a time."""
-    with layout.share_lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with layout.share_lock.open("a") as handle, locked(handle.fileno()):
+        yield

@@ -12,24 +12,31 @@ printed something, failed, or has a log already (``BatchFile.again``); the share
 output goes when the array task ends. Until then the running element's text is only there:
 ``running_text`` reads it. When the array task is killed or cancelled, what records that
 copies the cut segment into the element's log (``keep_cut_segments``), so an ended
-element's text is always in its own log. That copy ends the segment in the shared output
-with a cut line (``cut_line``), and both copies hold an ``flock`` on the shared output: an
-element that goes on after a cancel copied its cut segment (it ended in that moment, or
-ignores the signal) copies only what follows the cut line, so no text is in a log twice.
+element's text is always in its own log. That copy records how far it copied
+(``layout.cut_record``, beside the shared output, never written into it), and both copies
+hold an ``flock`` on the shared output: an element that goes on after a cancel copied its
+cut segment (it ended in that moment, or ignores the signal) copies only what follows, so no
+text is in a log twice and none is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from reflow.running.rundir.batches import read_batch
-from reflow.running.rundir.layout import RunLayout, log_name, open_append, write_all
+from reflow.running.rundir.layout import (
+    RunLayout,
+    cut_record,
+    locked,
+    log_name,
+    open_append,
+    write_all,
+    write_atomic,
+)
 from reflow.running.rundir.results import ResultError
 
 HEADER = "==> reflow: "
@@ -37,7 +44,6 @@ HEADER = "==> reflow: "
 FOOTER = "<== reflow: element "
 """How the last line of an element's log starts when the worker saw the element end."""
 _BLOCK = 64 * 1024
-_CUT = " stopped here; its output so far is in its log"
 
 
 def header(task: str, element: int, batch: str, host: str) -> str:
@@ -70,44 +76,16 @@ def footer(task: str, element: int, error: ResultError | None, duration_s: float
     return f"{FOOTER}{element} of {task} ended: {how}"
 
 
-def cut_line(task: str, element: int) -> str:
-    """The line a cut segment's copy ends it with in the shared output.
+def copied_until(shared: Path, element: int) -> int | None:
+    """How far a cancel copied ``element``'s segment of ``shared`` into its log; None: not.
 
-    It starts as a footer does, so the segment counts as ended and is not copied again.
+    Read under ``locked`` on the shared output, as the copy writes it.
     """
-    return f"{FOOTER}{element} of {task}{_CUT}\n"
-
-
-@contextlib.contextmanager
-def locked(fd: int) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the open shared output ``fd`` inside the block."""
-    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def after_cut(shared: int, start: int, end: int, task: str, element: int) -> int:
-    """Where ``element``'s text not copied yet begins in its segment ``start`` to ``end``.
-
-    That is ``start``, unless a cancel copied the segment's beginning (``cut_line``): then
-    just after that line. Read under ``locked``.
-    """
-    mark = ("\n" + cut_line(task, element)).encode()
-    found, at = start, start
-    while at < end:
-        # Blocks overlap by the mark's length, so a mark across two blocks is found.
-        data = os.pread(shared, min(_BLOCK * 16, end - at), at)
-        if not data:
-            break
-        hit = data.rfind(mark)
-        if hit >= 0:
-            found = at + hit + len(mark)
-        if at + len(data) >= end:
-            break
-        at += max(1, len(data) - len(mark) + 1)
-    return found
+        text = cut_record(shared).read_text(encoding="utf-8").split()
+        return int(text[1]) if len(text) == 2 and int(text[0]) == element else None
+    except (OSError, ValueError):
+        return None
 
 
 def append_segment(shared: int, start: int, end: int, log: Path) -> None:
@@ -160,7 +138,7 @@ def running_text(layout: RunLayout, task: str, element: int, batch: str) -> byte
         found = _unended_segment(fd, task)
     finally:
         os.close(fd)
-    return found[1] if found is not None and found[0] == element else b""
+    return found[2] if found is not None and found[0] == element else b""
 
 
 def keep_cut_segments(
@@ -189,34 +167,39 @@ def keep_cut_segments(
     for (task, batch, array_task), elements in by_task.items():
         shared = layout.pack_log(task, batch, array_task)
         try:
-            fd = os.open(shared, os.O_RDWR | os.O_APPEND)
+            fd = os.open(shared, os.O_RDONLY)
         except FileNotFoundError:
             continue
         try:
             with locked(fd):  # its worker may be copying the same segment now
-                _keep_cut(layout, fd, task, elements)
+                _keep_cut(layout, fd, shared, task, elements)
         finally:
             os.close(fd)
         if ended:
             shared.unlink(missing_ok=True)
+            cut_record(shared).unlink(missing_ok=True)
 
 
-def _keep_cut(layout: RunLayout, shared: int, task: str, elements: set[int]) -> None:
-    """Copy the unended last segment of ``shared`` to its element's log, and end it there.
+def _keep_cut(layout: RunLayout, fd: int, shared: Path, task: str, elements: set[int]) -> None:
+    """Copy the unended last segment of ``shared`` to its element's log; record how far.
 
-    Only when that element is one of ``elements``; the cut line ends the segment.
+    Only when that element is one of ``elements``, and from where a copy before this one
+    stopped.
     """
-    found = _unended_segment(shared, task)
+    found = _unended_segment(fd, task)
     if found is None or found[0] not in elements:
         return
-    element, cut = found
-    ends_line = cut.endswith(b"\n")
-    fd = open_append(layout.log(task, element))
-    try:
-        write_all(fd, cut if ends_line else cut + b"\n")
-    finally:
-        os.close(fd)
-    write_all(shared, ("" if ends_line else "\n").encode() + cut_line(task, element).encode())
+    element, start, cut = found
+    end = start + len(cut)
+    begin = max(start, copied_until(shared, element) or start)
+    if begin < end:
+        text = cut[begin - start :]
+        log = open_append(layout.log(task, element))
+        try:
+            write_all(log, text if text.endswith(b"\n") else text + b"\n")
+        finally:
+            os.close(log)
+    write_atomic(cut_record(shared), f"{element} {end}\n")
 
 
 def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:
@@ -228,10 +211,12 @@ def _packed_array_tasks(layout: RunLayout, batch: str) -> dict[int, int]:
     return record.array_task_of() if record.pack > 1 else {}
 
 
-def _unended_segment(shared: int, task: str) -> tuple[int, bytes] | None:
-    """The last segment of the open shared output ``shared`` and its element, if it has no footer.
+def _unended_segment(shared: int, task: str) -> tuple[int, int, bytes] | None:
+    """The last segment of the open shared output ``shared``, if it has no footer.
 
-    None when the file is empty or cannot be read, or its last element ended.
+    Returns:
+        Its element, the offset where it starts, and its bytes; None when the file is empty
+        or cannot be read, or its last element ended.
     """
     mark = f"\n{HEADER}".encode()
     try:
@@ -252,4 +237,4 @@ def _unended_segment(shared: int, task: str) -> tuple[int, bytes] | None:
         return None
     if f"\n{FOOTER}".encode() in cut:
         return None
-    return int(found.group(2)), cut
+    return int(found.group(2)), start + at, cut  # ``lines`` starts with one added "\n"

@@ -28,7 +28,10 @@ them come from the functions below, so every name in a run directory is spelled 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -182,6 +185,11 @@ def pack_log_name(batch: str, array_task: int) -> str:
     return f"pack-{batch}.{array_task}.log"
 
 
+def cut_record(pack_log: Path) -> Path:
+    """Beside a packed array task's shared output: how far a cancel copied its last segment."""
+    return pack_log.with_name(pack_log.name.removesuffix(".log") + ".cut")
+
+
 def chunk_log_name(chunk_id: str) -> str:
     """The name of a local chunk's (``<batch>.<n>``) output file in its task's log folder."""
     return f"chunk-{chunk_id}.log"
@@ -210,6 +218,20 @@ def open_append(path: Path, *, readable: bool = False) -> int:
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, flags, 0o644)
+
+
+@contextlib.contextmanager
+def locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the open file ``fd`` inside the block (waiting for it).
+
+    The kernel releases it when the holder dies; processes on other nodes see it where the
+    shared file system supports ``flock``.
+    """
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def write_all(fd: int, data: bytes) -> None:

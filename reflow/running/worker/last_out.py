@@ -20,12 +20,11 @@ the turn's log.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 from pathlib import Path
 
-from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.layout import RunLayout, locked
 from reflow.running.worker.output import pointed_at
 
 _ARRAY_ENV = "SLURM_ARRAY_"
@@ -33,14 +32,10 @@ _ARRAY_ENV = "SLURM_ARRAY_"
 
 def count_end(path: Path) -> int:
     """Append one byte to ``path`` under an exclusive lock; return how many it holds now."""
-    with path.open("ab") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            handle.write(b".")
-            handle.flush()
-            return os.fstat(handle.fileno()).st_size
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with path.open("ab") as handle, locked(handle.fileno()):
+        handle.write(b".")
+        handle.flush()
+        return os.fstat(handle.fileno()).st_size
 
 
 def turn_if_last(layout: RunLayout, batch: str, tasks: int) -> None:

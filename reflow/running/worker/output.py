@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from reflow.running.rundir.element_logs import after_cut, append_segment, locked
-from reflow.running.rundir.layout import log_name, open_append, write_all
+from reflow.running.rundir.element_logs import append_segment, copied_until
+from reflow.running.rundir.layout import cut_record, locked, log_name, open_append, write_all
 
 
 class Attempt(Protocol):
@@ -144,15 +144,14 @@ class SharedOutput:
     in the array task's own output, as for an unpacked one.
     """
 
-    def __init__(self, path: Path, logs: Path, task: str, again: frozenset[int]) -> None:
-        """Open the shared output ``path`` of ``task``; the elements ``again`` have a log already.
+    def __init__(self, path: Path, logs: Path, again: frozenset[int]) -> None:
+        """Open the shared output ``path``; the elements ``again`` have a log already.
 
         Raises:
             OSError: It cannot be opened.
         """
         self.path = path
         self._logs = logs
-        self._task = task
         self._fd = open_append(path, readable=True)  # segments are read back to be copied
         self.earlier = again  # their logs hold earlier attempts: every attempt appends
         self._copied_all = True
@@ -171,9 +170,8 @@ class SharedOutput:
             log = self._logs / log_name(element)
             try:
                 with locked(self._fd):  # a cancel may be copying this segment's beginning
-                    end = self.size()
-                    begin = after_cut(self._fd, start, end, self._task, element)
-                    append_segment(self._fd, begin, end, log)
+                    begin = max(start, copied_until(self.path, element) or start)
+                    append_segment(self._fd, begin, self.size(), log)
             except OSError as err:
                 self._copied_all = False
                 print(f"reflow: cannot copy {element}'s output to {log}: {err}", file=sys.stderr)  # noqa: T201
@@ -183,6 +181,7 @@ class SharedOutput:
         os.close(self._fd)
         if self._copied_all:
             self.path.unlink(missing_ok=True)
+            cut_record(self.path).unlink(missing_ok=True)
 
 
 def drop_empty_scheduler_output(logs_dir: Path) -> None:

@@ -137,7 +137,7 @@ def _output(
     if packed is not None:
         shared = layout.pack_log(task, batch, packed)
         try:
-            return SharedOutput(shared, logs, task, again)
+            return SharedOutput(shared, logs, again)
         except OSError as err:
             print(f"reflow: cannot open {shared}: {err}", file=sys.stderr)  # noqa: T201
     return OwnLogs(logs)
