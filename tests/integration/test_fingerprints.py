@@ -293,9 +293,15 @@ def test_a_str_parameter_that_names_a_folder_is_warned_of_at_submit(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     warning = (
         "warning: --data-dir 'data' names a folder, but is a str: changing what is in it"
-        " reruns nothing. Annotate the parameter as Path to make it an input\n"
+        " reruns nothing. Annotate the parameter as Path to make it an input (Path with"
+        " Param(output=True) where the workflow writes)\n"
     )
     assert warning in done.stderr
     elsewhere = cli(flow, "submit", "--run-dir", run_dir, "--data-dir", "nothing-here",
                     "--wait", cwd=tmp_path)  # fmt: skip
     assert "warning" not in elsewhere.stderr  # a str that names no file is only a str
+    for odd in ("x" * 300, "~nosuchuser/x"):  # no file name: never a warning, nor an error
+        done = cli(flow, "submit", "--run-dir", run_dir, "--data-dir", odd, "--wait", cwd=tmp_path)
+        assert "submitted run " in done.stdout, done.stderr  # the task may fail, not submit
+        assert "warning" not in done.stderr
+        assert "Traceback" not in done.stderr

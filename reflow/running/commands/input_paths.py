@@ -77,12 +77,16 @@ def str_path_warnings(
         kind = option.type.args[0].kind if option.type.kind == "optional" else option.type.kind
         if kind != "str" or not isinstance(value, str) or not value.strip():
             continue
-        path = Path(value).expanduser()
-        path = path if path.is_absolute() else cwd / path
-        if path.exists():
-            what = "folder" if path.is_dir() else "file"
+        try:  # any string: too long for a file name, ``~nosuchuser``, a folder not readable
+            path = Path(value).expanduser()
+            path = path if path.is_absolute() else cwd / path
+            what = "folder" if path.is_dir() else "file" if path.exists() else None
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if what is not None:
             lines.append(
                 f"warning: {option.flag} {value!r} names a {what}, but is a str: changing what"
                 " is in it reruns nothing. Annotate the parameter as Path to make it an input"
+                " (Path with Param(output=True) where the workflow writes)"
             )
     return lines
