@@ -208,6 +208,31 @@ def test_the_result_of_a_running_then_cancelled_element_names_watch_then_retry(
         wait_for_workers(run_dir)
 
 
+def test_a_task_that_a_cancel_kept_from_starting_says_so_and_names_retry(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / FLOW).parent.mkdir()
+    (tmp_path / FLOW).write_text(SLOW_FLOW.replace("[60, 60]", "time.sleep(60) or [1]") + CLI_TAIL)
+    run_dir = tmp_path / "run dir"
+    submitted = flow(tmp_path, "submit", "--run-dir", str(run_dir))
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.split()[2]
+    try:
+        logs = RunLayout(run_dir, run_id).logs_dir("naps")
+        deadline = time.monotonic() + 60
+        while not (logs / "0.log").exists():  # naps is sleeping: nap is not planned yet
+            assert time.monotonic() < deadline, f"run {run_id} never started naps"
+            time.sleep(0.1)
+    finally:
+        assert reflow(tmp_path, "cancel", run_id, "--run-dir", str(run_dir)).returncode == 0
+        wait_for_workers(run_dir)
+    line = error_line(flow(tmp_path, "logs", run_id, "nap", "--run-dir", str(run_dir)))
+    assert line == (
+        f"error: nap never started in run {run_id}: the run was cancelled before it; run the"
+        f" rest: python 'my flows/flow v1.py' retry {run_id} --run-dir '{run_dir}'"
+    )
+
+
 def test_an_unknown_flag_is_named_before_missing_required_ones(tmp_path: Path) -> None:
     (tmp_path / FLOW).parent.mkdir()
     (tmp_path / FLOW).write_text(

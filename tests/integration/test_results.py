@@ -100,3 +100,18 @@ def test_results_from_python_and_the_console_script_after_a_cached_run(tmp_path:
         check=False,
     )
     assert (shown.returncode, shown.stdout) == (0, '{"files": 3}\n')
+
+
+def test_a_fan_out_over_an_empty_list_has_no_elements_and_says_so(tmp_path: Path) -> None:
+    flow = tmp_path / "results_flow.py"
+    flow.write_text(textwrap.dedent(FLOW))
+    run_dir = tmp_path / "runs"
+    run_id, status = submit_and_wait(flow, run_dir, "--count", "0")
+    assert status["state"] == "succeeded"
+    for command in ("result", "logs"):
+        done = cli(flow, command, run_id, "convert", "--run-dir", str(run_dir), cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"error: convert has no elements in run {run_id}: the list it fans out over was"
+            f" empty; see the run: python {flow} status {run_id} --run-dir {run_dir}\n"
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reflow.definition.errors import DEFAULT_PROGRAM, UsageError, command_line
+from reflow.running.store.states import RunState
 
 
 def console_words(verb: str, run_id: str, run_dir: str | Path, *extra: str) -> tuple[str, ...]:
@@ -37,11 +38,27 @@ def interrupted_line(run_id: str, run_dir: str | Path) -> str:
     )
 
 
-def not_planned(task: str, run_id: str, run_dir: str | Path, *, ended: str | None) -> UsageError:
+def not_planned(
+    task: str, run_id: str, run_dir: str | Path, *, ended: RunState | None
+) -> UsageError:
     """The error for a task of the run that has no instances: it waits, or never will.
 
     ``ended`` is the run's final state, None while it runs.
     """
+    if ended == RunState.SUCCEEDED:
+        return UsageError(
+            f"{task} has no elements in run {run_id}: the list it fans out over was empty",
+            value=task,
+            hint="see the run",
+            command=console_words("status", run_id, run_dir),
+        )
+    if ended == RunState.CANCELLED:
+        return UsageError(
+            f"{task} never started in run {run_id}: the run was cancelled before it",
+            value=task,
+            hint="run the rest",
+            command=console_words("retry", run_id, run_dir),
+        )
     if ended is not None:
         return UsageError(
             f"{task} never started in run {run_id}, which ended {ended}: a task upstream of it"
