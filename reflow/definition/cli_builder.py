@@ -68,7 +68,7 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECASE)
 
 
-_INVALID_CHOICE = re.compile(r"invalid choice: '(.*?)' \(choose from (.*)\)")
+_INVALID_CHOICE = re.compile(r"invalid choice: ('[^']*'|\S+) \(choose from (.*)\)")
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -94,9 +94,10 @@ class CommandParser(argparse.ArgumentParser):
         """
         choice = _INVALID_CHOICE.search(message)
         suggestion = None
-        if choice is not None:
-            given, offered = choice.group(1), _QUOTED.findall(choice.group(2))
-            suggestion = suggest(given, offered)
+        if choice is not None:  # the choices are quoted, or (some Python versions) not
+            listed = choice.group(2)
+            offered = _QUOTED.findall(listed) or [c.strip() for c in listed.split(",")]
+            suggestion = suggest(choice.group(1).strip("'"), offered)
         raise UsageError(message, suggestion=suggestion, hint=f"see: {self.prog} --help")
 
 

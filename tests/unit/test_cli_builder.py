@@ -8,6 +8,7 @@ import pytest
 
 from reflow.definition.cli_builder import (
     COMMANDS,
+    CommandParser,
     build_parser,
     collect_params,
     parse_command_line,
@@ -325,3 +326,19 @@ def test_logs_tail_refuses_a_negative_count():
         parse_command_line(parser_for(), ["logs", "r1", "t", "--tail", "-3"])
     assert info.value.problem == "argument --tail: '-3' is not a number of lines (give 0 or more)"
     assert info.value.hint == "see: flow.py logs --help"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "argument COMMAND: invalid choice: 'sumbit' (choose from 'submit', 'status')",
+        "argument COMMAND: invalid choice: 'sumbit' (choose from submit, status)",
+        "argument COMMAND: invalid choice: sumbit (choose from submit, status)",
+    ],
+)
+def test_a_mistyped_choice_is_answered_with_the_closest_however_argparse_quotes(
+    message: str,
+) -> None:
+    with pytest.raises(UsageError) as raised:
+        CommandParser(prog="flow.py").error(message)
+    assert raised.value.suggestion == "submit"
