@@ -132,12 +132,65 @@ def test_why_after_a_retry_names_the_earlier_attempt_in_the_same_run(tmp_path: P
     assert sorted(calls(run_dir, "convert")) == ["f0", "f0", "f1"]
     reasons = why(flow, run_dir, run_id)
     assert reasons["convert"] == {
-        ("stale", "its output from an earlier attempt in this run was stale (file changed"
-         " (size): 1)", 1),
+        ("stale", "its earlier attempt in this run succeeded; this run found outputs of"
+         " convert stale (file changed (size): 1)", 1),
         ("earlier attempt", "its earlier attempt in this run ended failed: exception", 1),
     }  # fmt: skip
     first_run = "no earlier instance of this element in the run directory"
     assert reasons["publish"] == {("first run", first_run, 1)}  # it never ran before
+
+
+CHAIN_FLOW = """
+from pathlib import Path
+from typing import Annotated
+
+from reflow import Result, RunDir, Workflow
+
+wf = Workflow("chain")
+
+
+@wf.job()
+def items() -> list[str]:
+    return ["a", "b"]
+
+
+@wf.array_job()
+def write(item: Annotated[str, Result(step="items")], run_dir: RunDir = RunDir()) -> Path:
+    path = run_dir / f"{item}.txt"
+    path.write_text(item)
+    return path
+
+
+@wf.array_job()
+def read(path: Annotated[Path, Result(step="write")], run_dir: RunDir = RunDir()) -> str:
+    if path.name == "b.txt" and (run_dir / "broken").exists():
+        raise ValueError("b is broken")
+    return path.read_text()
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_why_after_a_retry_names_an_upstream_output_found_stale(tmp_path: Path) -> None:
+    flow = tmp_path / "chain_flow.py"
+    flow.write_text(textwrap.dedent(CHAIN_FLOW))
+    run_dir = tmp_path / "runs"
+    run_dir.mkdir()
+    (run_dir / "broken").write_text("")
+    run_id, status = submit_and_wait(flow, run_dir)
+    assert counts(status)["read"] == {"done": 1, "failed": 1}
+    (run_dir / "broken").unlink()
+    (run_dir / "a.txt").write_text("A, edited")  # write[0]'s output: stale at the retry
+    done = cli(flow, "retry", run_id, "--run-dir", str(run_dir), "--wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    reasons = why(flow, run_dir, run_id)
+    consumed = "its earlier attempt in this run succeeded; what it consumes changed"
+    assert reasons["read"] == {
+        ("upstream output", consumed, 1),  # read[0]: its input ran again
+        ("earlier attempt", "its earlier attempt in this run ended failed: exception", 1),
+    }
 
 
 def submit(flow: Path, run_dir: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:

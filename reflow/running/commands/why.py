@@ -194,8 +194,10 @@ class _Reader:
     ) -> dict[int, list[Reason]]:
         """Why elements with no earlier run ran again in this one: an earlier attempt here.
 
-        A ``retry`` runs again an element whose attempt failed or was cancelled, and one whose
-        output it found stale (the run's record of stale outputs says why, per task).
+        A retry (automatic, or ``retry``) runs again an element whose attempt failed or was
+        cancelled; ``retry`` also one that succeeded, when it found outputs stale: its own
+        (the run's record of stale outputs counts them per task, not per element) or what
+        it consumes.
         """
         again = [element for element in self.store.resubmitted(run_id, name) if element in elements]
         if not again:
@@ -209,8 +211,14 @@ class _Reader:
             before = history[-2]
             if before.state == InstanceState.DONE.value and stale:
                 why = ", ".join(f"{reason}: {n}" for reason, n in sorted(stale.items()))
-                detail = f"its output from an earlier attempt in this run was stale ({why})"
+                detail = (
+                    f"its earlier attempt in this run succeeded; this run found outputs of"
+                    f" {name} stale ({why})"
+                )
                 found[element] = [("stale", detail, ())]
+            elif before.state == InstanceState.DONE.value:
+                detail = "its earlier attempt in this run succeeded; what it consumes changed"
+                found[element] = [("upstream output", detail, ())]
             else:
                 told = f": {before.reason}" if before.reason else ""
                 detail = f"its earlier attempt in this run ended {before.state}{told}"
