@@ -121,10 +121,12 @@ def test_a_dry_run_where_slurm_does_not_answer_shows_the_scripts_with_its_defaul
 ) -> None:
     fake = tmp_path / "bin"  # Slurm's commands are here, its controller is not
     fake.mkdir()
+    called = tmp_path / "called"
     for command in ("sbatch", "scontrol", "sinfo", "squeue", "sacct", "sacctmgr"):
         script = fake / command
         script.write_text(
-            f"#!/bin/sh\necho '{command}: error: Unable to contact slurm controller' >&2\nexit 1\n"
+            f"#!/bin/sh\necho {command} >> '{called}'\n"
+            f"echo '{command}: error: Unable to contact slurm controller' >&2\nexit 1\n"
         )
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
@@ -139,6 +141,7 @@ def test_a_dry_run_where_slurm_does_not_answer_shows_the_scripts_with_its_defaul
     assert "#SBATCH --array=0\n" in done.stdout
     assert "  prepare: 1 submitted\n" in done.stdout
     assert not run_dir.exists()
+    assert called.read_text() == "scontrol\n"  # once, no retries, nothing asked after it
     odd = tmp_path / "back\\slash"  # a folder sbatch cannot name logs in: the task fails
     done = cli_with_mode(flow, "dry-run", "submit", "--run-dir", str(odd), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

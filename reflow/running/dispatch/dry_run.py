@@ -53,9 +53,9 @@ def dry_run(
                 f"dry run of {manifest['workflow']}: nothing is submitted"
                 f"{' (batch scripts as Slurm would get them)' if is_slurm else ''}\n"
             )
-            slurm = _slurm(out) if is_slurm else None
+            slurm, answers = _slurm(out) if is_slurm else (None, False)
             printer = DryRunExecutor(out=out, render=_slurm_render(slurm) if slurm else None)
-            executor = _Rebased(printer, old=copy, new=root, slurm=slurm)
+            executor = _Rebased(printer, old=copy, new=root, slurm=slurm if answers else None)
             dispatcher = make_dispatcher(layout, store, executor)
             state = dispatcher.turn()
             _write_summary(out, store, layout.run_id, dispatcher.graph.tasks)
@@ -63,10 +63,12 @@ def dry_run(
                 _write_successor(out, RunLayout(root, layout.run_id), manifest, executor.ids)
 
 
-def _slurm(out: IO[str]) -> SlurmExecutor:
-    """The executor that renders the scripts: as the config says, or Slurm's defaults.
+def _slurm(out: IO[str]) -> tuple[SlurmExecutor, bool]:
+    """The executor that renders the scripts, and whether Slurm answers to be asked more.
 
-    Each Slurm command is called once: a dry run does not wait out the back-off of a turn.
+    As the config says, or with Slurm's defaults when ``scontrol`` gets no answer; then
+    nothing else is asked. Each command is called once: a dry run does not wait out the
+    back-off of a turn.
     """
     slurm = SlurmExecutor(max_array_size=load_config().max_array_size, max_attempts=1)
     try:
@@ -76,8 +78,8 @@ def _slurm(out: IO[str]) -> SlurmExecutor:
             f"[dry-run] Slurm does not answer ({err}); the scripts assume its default"
             f" MaxArraySize {DEFAULT_MAX_ARRAY_SIZE} and no partition limits\n"
         )
-        slurm = SlurmExecutor(max_array_size=DEFAULT_MAX_ARRAY_SIZE, max_attempts=1)
-    return slurm
+        return SlurmExecutor(max_array_size=DEFAULT_MAX_ARRAY_SIZE, max_attempts=1), False
+    return slurm, True
 
 
 def _copy_store(source_path: Path, target_path: Path) -> None:
