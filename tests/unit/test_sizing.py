@@ -88,3 +88,17 @@ def test_a_task_near_its_request_or_without_one_is_not_underused() -> None:
     assert "cpus" not in near["suggestion"]
     none = task_figures("t", usages, Request(cpus=None, mem_mb=None, time_s=None), from_cache=0)
     assert (none["underused"], none["mem_efficiency"]) == ([], None)
+
+
+def test_elements_shorter_than_a_second_say_nothing_of_how_busy_the_cores_were() -> None:
+    # A trivial element: its CPU time, counted in clock ticks, can exceed its elapsed time.
+    usages = [
+        ElementUsage(element=i, elapsed_s=0.004, cpu_s=0.005, peak_rss_mb=20.0) for i in range(9)
+    ]
+    figures = task_figures("t", usages, Request(cpus=1, mem_mb=1024, time_s=60), from_cache=0)
+    assert figures["cpu_efficiency"] is None
+    assert "cpus" not in figures["suggestion"]
+    longer = [*usages, ElementUsage(element=9, elapsed_s=2.0, cpu_s=1.0, peak_rss_mb=20.0)]
+    figures = task_figures("t", longer, Request(cpus=1, mem_mb=1024, time_s=60), from_cache=0)
+    assert figures["cpu_efficiency"]["max"] == pytest.approx(0.5)
+    assert figures["suggestion"]["cpus"] == 1

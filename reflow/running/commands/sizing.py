@@ -74,6 +74,10 @@ def suggest_time(elapsed_s: float) -> str:
     return format_time(minutes * _MINUTE_S)
 
 
+_TIMED_S = 1.0
+"""The shortest elapsed time of an element whose CPU time counts for the cores it kept busy."""
+
+
 def suggest_cpus(cores_used: float) -> int:
     """A ``cpus=`` for a p95 of ``cores_used`` busy cores: plus headroom, to the nearest."""
     return max(1, math.floor(cores_used * HEADROOM + 0.5))
@@ -99,7 +103,9 @@ def task_figures(
     elapsed = [u.elapsed_s for u in usages if u.elapsed_s is not None]
     cpu = [u.cpu_s for u in usages if u.cpu_s is not None]
     peak = [u.peak_rss_mb for u in usages if u.peak_rss_mb is not None]
-    timed = [u for u in usages if u.elapsed_s and u.cpu_s is not None]
+    # CPU time is counted in clock ticks: below a second, one tick more or less swings the
+    # ratio past 100 %, so only elements that ran that long say how busy the cores were.
+    timed = [u for u in usages if (u.elapsed_s or 0.0) >= _TIMED_S and u.cpu_s is not None]
     cores = [float(u.cpu_s or 0.0) / float(u.elapsed_s or 1.0) for u in timed]
     figures: dict[str, Any] = {
         "task": task,

@@ -253,6 +253,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
     with job.output.element(element, header(job.task, element, job.batch, job.host)) as attempt:
         outcome = run(element)
         ended = time.time()
+        cpu_s = max(0.0, _cpu_s() - cpu_before)  # the element's own, not the footer's and result's
         attempt.ran(failed=outcome.error is not None)
         print(footer(job.task, element, outcome.error, ended - started))  # noqa: T201 - the log
     text = result_text(
@@ -268,7 +269,7 @@ def _run_element(job: _Job, element: int, run: Callable[[int], _Outcome]) -> int
         host=job.host,
         pid=os.getpid(),
         peak_rss_mb=_peak_rss_mb(),
-        cpu_s=max(0.0, _cpu_s() - cpu_before),
+        cpu_s=cpu_s,
     )
     try:
         if job.bundle is not None:
