@@ -8,6 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from reflow import UsageError
 from reflow.run import Run
 from tests.integration.flowfiles import cli, submit_and_wait
 
@@ -92,6 +95,8 @@ def test_results_from_python_and_the_console_script_after_a_cached_run(tmp_path:
     assert run.results("convert") == [run_dir / f"f{i}.nc.zarr" for i in range(3)]
     assert isinstance(run.result("convert", 0), Path)
     assert run.result("finalize") == {"files": 3}
+    with pytest.raises(UsageError, match=r"the element of convert must be an int, not '1'"):
+        run.result("convert", "1")  # type: ignore[arg-type]
     console = Path(sys.executable).with_name("reflow")
     shown = subprocess.run(
         [str(console), "result", run_id, "finalize", "--json", "--run-dir", str(run_dir)],

@@ -235,6 +235,8 @@ CASES: list[Case] = [
     Case(id="py-cache-from-missing", call=py_submit(cache_from=["/no/such/run/dir"]),
          says=("cannot take cached results from /no/such/run/dir",),
          fix=("name a run directory",)),
+    Case(id="py-force-tasks-a-string", call=py_submit(force_tasks="ingest"),
+         says=("force_tasks='ingest'", "must be a list"), fix=("force_tasks=['ingest']",)),
     Case(id="py-cache-from-a-string", call=py_submit(cache_from="/scratch/run1"),
          says=("cache_from='/scratch/run1'", "must be a list"),
          fix=("cache_from=['/scratch/run1']",)),

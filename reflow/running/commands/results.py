@@ -27,6 +27,12 @@ def element_result(root: Path, run_id: str, task: str, index: int | None = None)
     Raises:
         UsageError: The run, task or element does not exist, or the element has not succeeded.
     """
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise UsageError(
+            f"the element of {task} must be an int, not {index!r}",
+            value=index,
+            hint=f"pass e.g. result({task!r}, 0)",
+        )
     rows, outputs, is_array = _read(root, run_id, task)
     return _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
 
