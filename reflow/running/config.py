@@ -160,8 +160,10 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
     file, asked_by = _locate(env, path)
     document = read_toml(file, asked_by)
     settings = _file_settings(document, file) if document is not None else {}
-    settings.update(_env_settings(env))
     home = _home(env)
+    for setting in settings.values():  # the file is checked whole, also where a variable wins
+        check_value(setting, _kind(setting), home)
+    settings.update(_env_settings(env))
     values = {key: check_value(setting, _kind(setting), home) for key, setting in settings.items()}
     return Config(
         mode=values.get("executor.mode"),

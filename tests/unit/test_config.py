@@ -312,6 +312,23 @@ def test_wrong_value_in_other_sections_is_named(tmp_path, text, param, value):
     assert (caught.value.param, caught.value.value) == (param, value)
 
 
+@pytest.mark.parametrize(
+    ("text", "var", "param"),
+    [
+        ('[executor]\nmem = "lots"\n', "REFLOW_MEM", "executor.mem"),
+        ('[executor]\nmode = "locale"\n', "REFLOW_MODE", "executor.mode"),
+        ("[defaults]\nrun_dir = 5\n", "REFLOW_RUN_DIR", "defaults.run_dir"),
+    ],
+)
+def test_a_bad_value_in_the_file_is_an_error_also_where_a_variable_wins(tmp_path, text, var, param):
+    path = write(tmp_path, text)
+    good = {"REFLOW_MEM": "2G", "REFLOW_MODE": "dry-run", "REFLOW_RUN_DIR": str(tmp_path)}[var]
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={"HOME": str(tmp_path), var: good}, path=path)
+    assert caught.value.param == param
+    assert str(path) in str(caught.value)
+
+
 def test_bad_mode_lists_the_choices_and_a_near_match(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_text(tmp_path, '[executor]\nmode = "slrum"\n')
