@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from reflow.running.commands.watch import dispatcher_state, has_ended
+from reflow.running.commands.watch import dispatcher_state, has_ended, log_note
+from reflow.running.store.states import InstanceState
 
 
 def status(state: str, alive: bool | None) -> dict[str, Any]:
@@ -40,3 +41,11 @@ def test_a_run_has_ended_when_final_or_its_dispatcher_is_gone(
     state: str, alive: bool | None, ended: bool
 ) -> None:
     assert has_ended(status(state, alive)) is ended
+
+
+def test_an_element_without_a_log_is_told_apart_by_its_state() -> None:
+    assert log_note(InstanceState.READY) == " (not started)"
+    assert log_note(InstanceState.SUBMITTED) == " (not started)"  # no header yet
+    assert log_note(None) == " (not started)"
+    assert log_note(InstanceState.DONE) == " (done: no output)"  # a silent success has none
+    assert log_note(InstanceState.CACHED).startswith(" (cached: its log is the one of the run")

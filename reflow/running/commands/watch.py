@@ -33,7 +33,7 @@ from reflow.running.dispatch.control import cancel_run, retry
 from reflow.running.dispatch.dispatcher import TERMINAL_RUN_STATES
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
-from reflow.running.store.states import InstanceState
+from reflow.running.store.states import ACTIVE, InstanceState
 
 REFRESH_S = 1.0
 PLAIN_REFRESH_S = 2.0
@@ -343,8 +343,17 @@ class WatchSession:
         running = running_output(layout, rows[0]) if rows else b""
         if running:  # a packed element that runs: the rest is in its array task's output
             lines = [*lines, *running.decode(errors="replace").splitlines()][-_LOG_LINES:]
-        note = "" if path.exists() or running else " (not started)"
+        note = "" if path.exists() or running else log_note(rows[0].state if rows else None)
         return (f"log of {name}[{element}], {which}{note}: {path}", lines)
+
+
+def log_note(state: InstanceState | None) -> str:
+    """What the log pane says of an element without a log: it has not started, or was silent."""
+    if state is None or state in ACTIVE:
+        return " (not started)"
+    if state is InstanceState.CACHED:
+        return " (cached: its log is the one of the run that made it; see logs)"
+    return f" ({state.value}: no output)"
 
 
 def _hide_cursor() -> None:
