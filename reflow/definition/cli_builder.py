@@ -68,6 +68,8 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECASE)
 
 
+_RUN_ID_HELP = "the run; latest: the latest run (a flow file's: of its workflow)"
+_LATEST_HELP = "default: the latest run (a flow file's: of its workflow)"
 _INVALID_CHOICE = re.compile(r"invalid choice: ('[^']*'|\S+) \(choose from (.*)\)")
 _QUOTED = re.compile(r"'([^']*)'")
 
@@ -200,7 +202,7 @@ def build_parser(
         _add_option(group, option)
 
     status = commands.add_parser("status", help="show a run's state")
-    status.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    status.add_argument("run_id", nargs="?", metavar="RUN_ID", help=_LATEST_HELP)
     _add_run_dir(status)
     status.add_argument("--json", action="store_true", help="print everything as JSON")
     status.add_argument(
@@ -211,12 +213,12 @@ def build_parser(
     status.add_argument("--watch", action="store_true", help="print it again until the run ends")
 
     cancel = commands.add_parser("cancel", help="cancel a run's active work")
-    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     _add_run_dir(cancel)
     cancel.add_argument("--task", metavar="TASK", help="cancel only this task")
 
     retry = commands.add_parser("retry", help="rerun failed and cancelled work, resume a run")
-    retry.add_argument("run_id", metavar="RUN_ID")
+    retry.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     _add_run_dir(retry)
     retry.add_argument("--task", metavar="TASK", help="retry only this task")
     retry.add_argument(
@@ -245,7 +247,7 @@ def build_parser(
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
 
     logs = commands.add_parser("logs", help="print an element's log")
-    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     logs.add_argument("task", metavar="TASK")
     logs.add_argument("index", nargs="?", type=int, metavar="INDEX", help="element index")
     _add_run_dir(logs)
@@ -257,7 +259,7 @@ def build_parser(
     )
 
     result = commands.add_parser("result", help="print a finished element's output")
-    result.add_argument("run_id", metavar="RUN_ID")
+    result.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID_HELP)
     result.add_argument("task", metavar="TASK")
     result.add_argument(
         "index", nargs="?", type=int, metavar="INDEX", help="element index (default: all)"
@@ -266,7 +268,7 @@ def build_parser(
     result.add_argument("--json", action="store_true", help="print the output as JSON")
 
     why = commands.add_parser("why", help="say why instances were not taken from the cache")
-    why.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    why.add_argument("run_id", nargs="?", metavar="RUN_ID", help=_LATEST_HELP)
     why.add_argument("--task", metavar="TASK", help="only this task")
     _add_run_dir(why)
     why.add_argument("--json", action="store_true", help="print the reasons as JSON")
@@ -280,13 +282,13 @@ def build_parser(
     commands.add_parser("describe", help="print the JSON manifest of the workflow")
 
     watch = commands.add_parser("watch", help="follow a run in a live full-screen view")
-    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    watch.add_argument("run_id", nargs="?", metavar="RUN_ID", help=_LATEST_HELP)
     _add_run_dir(watch)
 
     report = commands.add_parser(
         "report", help="compare what each task asked for with what its elements used"
     )
-    report.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    report.add_argument("run_id", nargs="?", metavar="RUN_ID", help=_LATEST_HELP)
     _add_run_dir(report)
     report.add_argument("--json", action="store_true", help="print every figure as JSON")
     return parser

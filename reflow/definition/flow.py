@@ -241,7 +241,7 @@ class Flow:
                 f"a task named {spec.name!r} is already registered in {self.name!r}",
                 task=spec.name,
                 value=spec.name,
-                hint="rename the function, pass name=, or include() with a prefix",
+                hint="rename the function, pass name=, or include() with a prefix of its own",
             )
         if self._collects_problems:  # graph() checks every edge
             self._tasks[spec.name] = spec

@@ -337,3 +337,16 @@ def test_a_flow_files_status_and_why_default_to_its_own_workflows_latest_run(
     assert none.returncode == 2
     assert none.stderr.count("\n") == 1
     assert "holds no runs of workflow 'third' yet" in none.stderr
+
+
+def test_a_run_directory_given_with_dot_dots_above_the_root_is_normalised(tmp_path: Path) -> None:
+    quick = write(tmp_path / "quick_flow.py", QUICK_FLOW + CLI_TAIL)
+    odd = "/.." + str(tmp_path / "runs")  # what ~/../../x gives for a home near the root
+    done = subprocess.run(
+        [sys.executable, str(quick), "submit", "--run-dir", odd, "--wait"],
+        cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True,
+        timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"--run-dir {tmp_path / 'runs'}" in done.stdout  # the hints name the plain path
+    assert (tmp_path / "runs" / "reflow.sqlite").exists()

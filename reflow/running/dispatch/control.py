@@ -80,10 +80,11 @@ def _check_task(graph: Graph, task: str | None) -> None:
     names = [spec.name for spec in graph.tasks]
     if task is not None and task not in names:
         raise UsageError(
-            f"--task {task!r} names no task of this run",
+            f"the run has no task {task!r}",
             param="task",
             value=task,
             suggestion=suggest(task, names),
+            hint=f"its tasks: {', '.join(names)}",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePath
 
 from reflow.definition.errors import UsageError
@@ -32,4 +33,4 @@ def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Pa
             value=str(path),
             hint="choose a directory",
         )
-    return path.absolute()
+    return Path(os.path.abspath(path))  # noqa: PTH100 - ".." resolved, symlinks kept
