@@ -276,7 +276,11 @@ def stopped_inputs(
         shown = ", ".join(labels[:_SHOWN])
         if len(labels) > _SHOWN:
             shown += f" and {len(labels) - _SHOWN} more"
-        parts.append(f"{len(causes)} of {sizes.get(up, len(causes))} inputs failed: {shown}")
+        # "failed" only when every one did: a cancelled input did not fail
+        ended = (
+            "failed" if all(c.endswith(" failed") for c in causes.values()) else "did not succeed"
+        )
+        parts.append(f"{len(causes)} of {sizes.get(up, len(causes))} inputs {ended}: {shown}")
     return "; ".join(parts) or "an upstream task ended without output"
 
 

@@ -148,6 +148,23 @@ def test_a_gather_names_the_failure_behind_a_blocked_input() -> None:
     assert task_plan.error == "1 of 3 inputs failed: verify[1] (upstream convert[1] failed)"
 
 
+def test_a_gather_whose_input_was_cancelled_does_not_call_it_failed() -> None:
+    verify = TaskProgress(
+        size=3,
+        counts={"done": 2, "cancelled": 1},
+        finished={0: out("a"), 2: out("c")},
+        stopped={1: "verify[1] was cancelled"},
+    )
+    progress = {
+        "prepare": complete(),
+        "convert": complete("a", "b", "c"),
+        "check": complete("a", "b", "c"),
+        "verify": verify,
+    }
+    (task_plan,) = plan(GRAPH, {}, progress, no_cache).tasks
+    assert task_plan.error == "1 of 3 inputs did not succeed: verify[1] was cancelled"
+
+
 mixed = Flow("mixed")
 
 
