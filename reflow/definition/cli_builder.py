@@ -68,8 +68,8 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECASE)
 
 
-_RUN_ID_HELP = "the run; latest: the latest run (a flow file's: of its workflow)"
-_LATEST_HELP = "default: the latest run (a flow file's: of its workflow)"
+_RUN_ID_HELP = "the run's id, or latest (from a flow file: its workflow's latest run)"
+_LATEST_HELP = "default: the latest run (from a flow file: its workflow's latest run)"
 _INVALID_CHOICE = re.compile(r"invalid choice: ('[^']*'|\S+) \(choose from (.*)\)")
 _QUOTED = re.compile(r"'([^']*)'")
 

@@ -161,10 +161,11 @@ def load_config(*, env: Mapping[str, str] | None = None, path: Path | None = Non
     document = read_toml(file, asked_by)
     settings = _file_settings(document, file) if document is not None else {}
     home = _home(env)
-    for setting in settings.values():  # the file is checked whole, also where a variable wins
-        check_value(setting, _kind(setting), home)
-    settings.update(_env_settings(env))
+    # The file is checked whole, also where a variable wins; then the variables.
     values = {key: check_value(setting, _kind(setting), home) for key, setting in settings.items()}
+    variables = _env_settings(env)
+    values.update({key: check_value(s, _kind(s), home) for key, s in variables.items()})
+    settings.update(variables)
     return Config(
         mode=values.get("executor.mode"),
         python=values.get("executor.python"),

@@ -97,6 +97,8 @@ def test_results_from_python_and_the_console_script_after_a_cached_run(tmp_path:
     assert run.result("finalize") == {"files": 3}
     with pytest.raises(UsageError, match=r"the element of convert must be an int, not '1'"):
         run.result("convert", "1")  # type: ignore[arg-type]
+    numpy_like = _Index(2)  # as numpy's ints: not an int, but works as one
+    assert run.result("convert", numpy_like) == run_dir / "f2.nc.zarr"  # type: ignore[arg-type]
     console = Path(sys.executable).with_name("reflow")
     shown = subprocess.run(
         [str(console), "result", run_id, "finalize", "--json", "--run-dir", str(run_dir)],
@@ -120,3 +122,13 @@ def test_a_fan_out_over_an_empty_list_has_no_elements_and_says_so(tmp_path: Path
             f"error: convert has no elements in run {run_id}: the list it fans out over was"
             f" empty; see the run: python {flow} status {run_id} --run-dir {run_dir}\n"
         )
+
+
+class _Index:
+    """An integer type that is not ``int``, as numpy's are: it has ``__index__``."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value

@@ -102,3 +102,11 @@ def test_elements_shorter_than_a_second_say_nothing_of_how_busy_the_cores_were()
     figures = task_figures("t", longer, Request(cpus=1, mem_mb=1024, time_s=60), from_cache=0)
     assert figures["cpu_efficiency"]["max"] == pytest.approx(0.5)
     assert figures["suggestion"]["cpus"] == 1
+
+
+def test_no_element_counts_more_busy_cores_than_it_was_given() -> None:
+    # sacct's elapsed time is whole seconds: 1.9 s of CPU in "1 s" on one core.
+    usages = [ElementUsage(element=0, elapsed_s=1.0, cpu_s=1.9, peak_rss_mb=20.0)]
+    figures = task_figures("t", usages, Request(cpus=1, mem_mb=1024, time_s=60), from_cache=0)
+    assert figures["cpu_efficiency"]["max"] == pytest.approx(1.0)
+    assert figures["suggestion"]["cpus"] == 1

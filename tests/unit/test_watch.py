@@ -49,3 +49,4 @@ def test_an_element_without_a_log_is_told_apart_by_its_state() -> None:
     assert log_note(None) == " (not started)"
     assert log_note(InstanceState.DONE) == " (done: no output)"  # a silent success has none
     assert log_note(InstanceState.CACHED).startswith(" (cached: its log is the one of the run")
+    assert log_note(InstanceState.BLOCKED) == " (blocked: it did not run)"

@@ -8,6 +8,7 @@ An element that has not succeeded is a one-line error that names its state and w
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
@@ -27,14 +28,27 @@ def element_result(root: Path, run_id: str, task: str, index: int | None = None)
     Raises:
         UsageError: The run, task or element does not exist, or the element has not succeeded.
     """
-    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+    if index is not None:
+        index = _element_number(task, index)
+    rows, outputs, is_array = _read(root, run_id, task)
+    return _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
+
+
+def _element_number(task: str, index: Any) -> int:
+    """``index`` as an int: an int, or what works as one (numpy's), never a bool.
+
+    Raises:
+        UsageError: It is anything else.
+    """
+    number = None if isinstance(index, bool) else getattr(type(index), "__index__", None)
+    if number is None:
         raise UsageError(
             f"the element of {task} must be an int, not {index!r}",
+            param="index",
             value=index,
             hint=f"pass e.g. result({task!r}, 0)",
         )
-    rows, outputs, is_array = _read(root, run_id, task)
-    return _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
+    return operator.index(index)
 
 
 def task_results(root: Path, run_id: str, task: str) -> list[Any]:

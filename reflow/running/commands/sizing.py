@@ -25,6 +25,8 @@ _MEM_STEP_MB = 64
 _LARGE_MEM_STEP_MB = 256
 _MINUTE_S = 60
 _HOUR_S = 3600.0
+_TIMED_S = 1.0
+"""The shortest elapsed time of an element whose CPU time counts for the cores it kept busy."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,10 +76,6 @@ def suggest_time(elapsed_s: float) -> str:
     return format_time(minutes * _MINUTE_S)
 
 
-_TIMED_S = 1.0
-"""The shortest elapsed time of an element whose CPU time counts for the cores it kept busy."""
-
-
 def suggest_cpus(cores_used: float) -> int:
     """A ``cpus=`` for a p95 of ``cores_used`` busy cores: plus headroom, to the nearest."""
     return max(1, math.floor(cores_used * HEADROOM + 0.5))
@@ -106,7 +104,9 @@ def task_figures(
     # CPU time is counted in clock ticks: below a second, one tick more or less swings the
     # ratio past 100 %, so only elements that ran that long say how busy the cores were.
     timed = [u for u in usages if (u.elapsed_s or 0.0) >= _TIMED_S and u.cpu_s is not None]
-    cores = [float(u.cpu_s or 0.0) / float(u.elapsed_s or 1.0) for u in timed]
+    # No element keeps more cores busy than it was given (its cgroup forbids it); an elapsed
+    # time in whole seconds (sacct's) can make it look so.
+    cores = [min(float(u.cpu_s or 0.0) / float(u.elapsed_s or 1.0), cpus) for u in timed]
     figures: dict[str, Any] = {
         "task": task,
         "elements": len(usages),

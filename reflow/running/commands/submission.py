@@ -70,12 +70,16 @@ def submit_workflow(
         options, params, by_key=by_key, fingerprint_mode=config.fingerprint or DEFAULT_MODE
     )
     names = {spec.name for spec in graph.tasks}
-    if isinstance(force_tasks, str):  # a str is a sequence too: each letter would be a task
+    if not isinstance(force_tasks, (list, tuple)) or not all(
+        isinstance(task, str) for task in force_tasks
+    ):  # a str is a sequence too: each letter would be a task
         raise UsageError(
             f"force_tasks={force_tasks!r} must be a list of task names",
             param="force_tasks",
             value=force_tasks,
-            hint=f"pass force_tasks=[{force_tasks!r}]",
+            hint=f"pass force_tasks=[{force_tasks!r}]"
+            if isinstance(force_tasks, str)
+            else "pass a list of the tasks' names, e.g. ['convert']",
         )
     for task in force_tasks:
         if task not in names:

@@ -353,6 +353,8 @@ def log_note(state: InstanceState | None) -> str:
         return " (not started)"
     if state is InstanceState.CACHED:
         return " (cached: its log is the one of the run that made it; see logs)"
+    if state is InstanceState.BLOCKED:
+        return " (blocked: it did not run)"
     return f" ({state.value}: no output)"
 
 

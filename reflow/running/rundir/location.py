@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePath
 
 from reflow.definition.errors import UsageError
@@ -25,7 +24,7 @@ def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Pa
             value=str(chosen),
             hint="give a folder's path ('.' for this folder)",
         )
-    path = Path(chosen).expanduser()
+    path = _above_root_dropped(Path(chosen).expanduser().absolute())
     if path.exists() and not path.is_dir():
         raise UsageError(
             f"run directory {str(path)!r} is a file",
@@ -33,4 +32,16 @@ def resolve_run_dir(run_dir: str | Path | PurePath | None, config: Config) -> Pa
             value=str(path),
             hint="choose a directory",
         )
-    return Path(os.path.abspath(path))  # noqa: PTH100 - ".." resolved, symlinks kept
+    return path
+
+
+def _above_root_dropped(path: Path) -> Path:
+    """``path`` without the ``..`` right after its root (``/../tmp`` is ``/tmp``).
+
+    The root's parent is the root itself; sqlite cannot open a store named through it. Any
+    other ``..`` stays: after a symbolic link it means the link target's parent.
+    """
+    parts = path.parts
+    while len(parts) > 1 and parts[1] == "..":
+        parts = (parts[0], *parts[2:])
+    return Path(*parts)
