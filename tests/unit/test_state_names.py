@@ -31,6 +31,7 @@ WORDS = {
     ("reflow/running/commands/progress.py", "running"): "progress's word for submitted instances",
     ("reflow/running/commands/status.py", "failed"): "status --json's key for the failed elements",
     ("reflow/running/dispatch/snapshot.py", "failed"): "the word naming a failed upstream element",
+    ("reflow/planning/elementwise.py", "failed"): "a gather's word for inputs that all failed",
 }
 """Literals that are words for people, not states, with the reason."""
 NAMES = frozenset({s.value for s in InstanceState} | {s.value for s in RunState})
