@@ -24,7 +24,8 @@ from pathlib import Path
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.dispatch.dispatcher import make_dispatcher
-from reflow.running.dispatch.intake import ResultFinder, read_results
+from reflow.running.dispatch.intake import read_successes
+from reflow.running.dispatch.result_finder import ResultFinder
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
 
@@ -43,12 +44,15 @@ def _read_only(layout: RunLayout) -> float:
     with SqliteStore.open(layout.root) as store:
         start = time.perf_counter()
         finder = ResultFinder(layout, layout.run_id)
-        done, rows = read_results(store, finder, layout.run_id)
-        found = len(done) + sum(finder.find(row) is not None for row in rows)
+        submitted = store.submitted_elements(layout.run_id)
+        one_by_one: list[tuple[str, int]] = []
+        found = sum(map(len, read_successes(finder, submitted, one_by_one)))
+        rows = store.instances_at(layout.run_id, one_by_one) if one_by_one else []
+        found += sum(finder.find(row) is not None for row in rows)
         seconds = time.perf_counter() - start
-        submitted = sum(map(len, store.submitted_elements(layout.run_id).values()))
-    if found != submitted:
-        raise RuntimeError(f"found {found} results of {submitted} submitted instances")
+    submitted_count = sum(map(len, submitted.values()))
+    if found != submitted_count:
+        raise RuntimeError(f"found {found} results of {submitted_count} submitted instances")
     return seconds
 
 

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from benchmarks.rundirs import NullExecutor, finish_prepare, new_run
 from reflow.planning.encoding import to_text
 from reflow.planning.identity import value_hash
@@ -23,7 +25,8 @@ from reflow.running.dispatch.intake import reconcile_jobs
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
 from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.results import result_text
+from reflow.running.rundir.results import ResultError, result_text
+from reflow.running.store import job_writes
 from reflow.running.store.sqlite import SqliteStore
 from tests.flows import packed_mixed
 from tests.integration.test_status_arrivals import RecordingExecutor, start_array_task
@@ -211,3 +214,35 @@ def test_the_results_of_cancelled_elements_are_not_ingested(tmp_path: Path) -> N
         assert outputs(store, layout.run_id) == {}
         identities = [row.identity for row in store.instances(layout.run_id, "convert")]
         assert store.cached_outputs("convert", identities) == {}
+
+
+def test_successes_written_a_few_at_a_time_end_as_if_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store writes the successes of 12 elements (4 bundles) 2 at a time, while a thread
+    # reads the next bundles; one bundle holds a failure and is read one by one.
+    monkeypatch.setattr(job_writes, "SUCCESS_CHUNK", 2)
+    layout, request = submitted_packed(tmp_path, 12)
+    batch = request.batch_id
+    for element in range(12):
+        if element != 7:
+            write_line(layout, batch, element // 3, element, element * 10)
+    failure = result_text(
+        run_id=layout.run_id, task="convert", element=7, batch=batch, output=None,
+        output_hash=None, error=ResultError("ValueError", "item 7 is bad"),
+        started=1.0, ended=2.0, host="node", pid=1, peak_rss_mb=1.0,
+    )  # fmt: skip
+    append_result(layout.bundle("convert", batch, 2), failure)
+    with SqliteStore.open(tmp_path) as store:
+        assert make_dispatcher(layout, store, NullExecutor()).ingest() == []
+        made = {e: str(e * 10) for e in range(12) if e != 7}
+        assert outputs(store, layout.run_id) == made
+        assert states(store, layout.run_id) == {
+            e: "failed" if e == 7 else "done" for e in range(12)
+        }
+        attempts = attempt_states(store, layout.run_id, 12)
+        assert attempts == {e: ["failed" if e == 7 else "done"] for e in range(12)}
+        rows = {row.element: row for row in store.instances(layout.run_id, "convert")}
+        assert rows[7].error == "ValueError: item 7 is bad"
+        cached = store.cached_outputs("convert", [rows[e].identity for e in made])
+        assert {text for text, _ in cached.values()} == set(made.values())

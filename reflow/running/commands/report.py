@@ -21,7 +21,7 @@ from typing import IO, Any
 from reflow.definition.errors import SubmissionError
 from reflow.running.commands.sizing import ElementUsage
 from reflow.running.commands.usage import RAN, from_workers, task_requests, tasks_figures
-from reflow.running.dispatch.intake import ResultFinder
+from reflow.running.dispatch.result_finder import ResultFinder
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.executors.slurm_usage import JobUsage
 from reflow.running.rundir.layout import RunLayout

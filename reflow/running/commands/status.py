@@ -22,8 +22,8 @@ from reflow.running.commands.attempts_view import (
 )
 from reflow.running.commands.hints import console_command
 from reflow.running.dispatch.command import DISPATCHER_MODULE
-from reflow.running.dispatch.intake import ResultFinder
 from reflow.running.dispatch.liveness import dispatcher_alive as slurm_dispatcher_alive
+from reflow.running.dispatch.result_finder import ResultFinder
 from reflow.running.executors.slurm import SlurmExecutor
 from reflow.running.rundir.layout import RunLayout, log_name
 from reflow.running.rundir.manifest import asked_resources, read_manifest

@@ -17,7 +17,7 @@ from typing import Any
 from reflow.running.commands.hints import console_command
 from reflow.running.commands.sizing import ElementUsage, Request, request_of, task_figures
 from reflow.running.config import load_config
-from reflow.running.dispatch.intake import ResultFinder
+from reflow.running.dispatch.result_finder import ResultFinder
 from reflow.running.executors.base import FailureReason
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest, task_resources

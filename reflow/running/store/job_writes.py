@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from reflow.running.store.attempts import close_attempts, close_staged_attempts, drop_attempts
@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # the type only: the store does not load the bundle reader
     from reflow.running.rundir.bundles import Success
 
 _S = InstanceState
+
+SUCCESS_CHUNK = 20_000
+"""Successes written by one set of statements in ``ingest_successes``."""
 
 # How submitted instances ended is first staged in a temporary table, one row each; then one
 # statement each moves the outputs, the attempts and the instances, found by their primary
@@ -56,12 +59,17 @@ _STAGED_INSTANCES = (
 
 
 def _write_ended(
-    db: sqlite3.Connection, run_id: str, ended: Sequence[Ended], done: Iterable[Success] = ()
+    db: sqlite3.Connection,
+    run_id: str,
+    ended: Sequence[Ended],
+    done: Iterable[Success] = (),
+    pause: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> int:
     """Outputs, attempts and instances of ``ended`` and ``done``, in the caller's transaction.
 
     An element given twice (a result read twice) is written as its first entry says, those
-    of ``ended`` first. Returns how many instances moved.
+    of ``ended`` first. ``pause`` is held while ``done`` is staged. Returns how many
+    instances moved.
     """
     db.execute(_STAGE)
     db.execute("DELETE FROM temp.staged_ends")
@@ -73,7 +81,8 @@ def _write_ended(
             for e in ended
         ],
     )  # fmt: skip
-    db.executemany(_STAGE_DONE, done)
+    with pause():
+        db.executemany(_STAGE_DONE, done)
     db.execute(_STAGED_OUTPUTS, (time.time(), run_id, run_id))
     close_staged_attempts(db, run_id)
     moved = db.execute(_STAGED_INSTANCES, (run_id,)).rowcount
@@ -89,23 +98,51 @@ class JobWrites:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # ``StoreWrites`` gives it
 
-    def ingest_results(
-        self, run_id: str, ended: Sequence[Ended], done: Sequence[Success] = ()
-    ) -> int:
+    def ingest_results(self, run_id: str, ended: Sequence[Ended]) -> int:
         """Record what submitted instances did: outputs and final rows in one transaction.
 
-        ``done`` holds successes as columns (``Success``), read straight from the bundles of
-        packed array tasks; an element in both ``ended`` and ``done`` is written as ``ended``
-        says. Only instances still ``submitted`` in the same batch change, and an output
-        enters the cache only with its instance, so a result read twice is ingested once.
+        Only instances still ``submitted`` in the same batch change, and an output enters
+        the cache only with its instance, so a result read twice is ingested once.
 
         Returns:
             How many instances moved.
         """
-        if not ended and not done:
+        if not ended:
             return 0
         with self._transaction() as db:
-            return _write_ended(db, run_id, ended, done)
+            return _write_ended(db, run_id, ended)
+
+    def ingest_successes(
+        self,
+        run_id: str,
+        parts: Iterable[Sequence[Success]],
+        *,
+        pause: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> int:
+        """Record successes read as columns (``Success``) as their parts come.
+
+        One transaction, begun once the first part has come (none without one); the rows
+        are written about ``SUCCESS_CHUNK`` at a time, so that a caller that reads the next
+        parts in a thread does so while sqlite writes, without Python's lock. ``pause`` is
+        held while rows are staged from Python, which takes that lock for every row. Only
+        instances still ``submitted`` in the same batch change, as in ``ingest_results``;
+        an element given twice in one part is written as its first row says.
+
+        Returns:
+            How many instances moved.
+        """
+        parts = iter(parts)
+        chunk = list(next(parts, ()))
+        if not chunk:
+            return 0
+        moved = 0
+        with self._transaction() as db:
+            for part in parts:
+                if len(chunk) >= SUCCESS_CHUNK:
+                    moved += _write_ended(db, run_id, (), chunk, pause)
+                    chunk = []
+                chunk += part
+            return moved + _write_ended(db, run_id, (), chunk, pause)
 
     def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
         """Fail submitted instances whose job ended without a result; return how many."""
