@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmarks.peak import peak_kb
 from benchmarks.rundirs import NullExecutor
 from reflow.running.dispatch.dispatcher import make_dispatcher
-from reflow.running.dispatch.intake import read_successes
+from reflow.running.dispatch.intake import successes_in_bundles
 from reflow.running.dispatch.result_finder import ResultFinder
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.store.sqlite import SqliteStore
@@ -46,7 +46,7 @@ def _read_only(layout: RunLayout) -> float:
         finder = ResultFinder(layout, layout.run_id)
         submitted = store.submitted_elements(layout.run_id)
         one_by_one: list[tuple[str, int]] = []
-        found = sum(map(len, read_successes(finder, submitted, one_by_one)))
+        found = sum(map(len, successes_in_bundles(finder, submitted, one_by_one)))
         rows = store.instances_at(layout.run_id, one_by_one) if one_by_one else []
         found += sum(finder.find(row) is not None for row in rows)
         seconds = time.perf_counter() - start

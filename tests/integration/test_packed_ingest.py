@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,6 +223,15 @@ def test_successes_written_a_few_at_a_time_end_as_if_written_at_once(
     # The store writes the successes of 12 elements (4 bundles) 2 at a time, while a thread
     # reads the next bundles; one bundle holds a failure and is read one by one.
     monkeypatch.setattr(job_writes, "SUCCESS_CHUNK", 2)
+    written: list[int] = []  # the successes of each chunk, one transaction each
+    write_ended = job_writes._write_ended
+
+    def counted(*args: Any) -> int:
+        if len(args) > 3 and args[3]:  # the successes, a list
+            written.append(len(args[3]))
+        return write_ended(*args)
+
+    monkeypatch.setattr(job_writes, "_write_ended", counted)
     layout, request = submitted_packed(tmp_path, 12)
     batch = request.batch_id
     for element in range(12):
@@ -235,6 +245,7 @@ def test_successes_written_a_few_at_a_time_end_as_if_written_at_once(
     append_result(layout.bundle("convert", batch, 2), failure)
     with SqliteStore.open(tmp_path) as store:
         assert make_dispatcher(layout, store, NullExecutor()).ingest() == []
+        assert written == [3, 3, 3]  # array tasks 0, 1 and 3; 2's failure is read one by one
         made = {e: str(e * 10) for e in range(12) if e != 7}
         assert outputs(store, layout.run_id) == made
         assert states(store, layout.run_id) == {

@@ -51,7 +51,7 @@ def test_a_caller_that_stops_early_stops_the_thread() -> None:
     ahead = iter(ReadAhead(parts()))
     assert next(ahead) == 0
     threading.Timer(0.2, resume.set).start()  # once the caller has stopped
-    ahead.close()  # type: ignore[attr-defined]  # stops the thread and joins it
+    ahead.close()  # stops the thread and joins it
     assert made == [0, 1]
     assert THREAD not in {t.name for t in threading.enumerate()}
 
@@ -75,4 +75,35 @@ def test_no_part_is_made_while_paused() -> None:
     while len(made) == before:  # and it goes on after
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    ahead.close()  # type: ignore[attr-defined]
+    ahead.close()
+
+
+def test_closed_while_paused_the_thread_ends() -> None:
+    def parts() -> Iterator[int]:
+        yield from range(1_000_000)
+
+    reader = ReadAhead(parts())
+    ahead = iter(reader)
+    assert next(ahead) == 0
+    closed = threading.Event()
+
+    def close_while_paused() -> None:
+        with reader.paused():
+            ahead.close()
+            closed.set()
+
+    closer = threading.Thread(target=close_while_paused, daemon=True)
+    closer.start()
+    assert closed.wait(10), "closing while paused did not return"
+    closer.join(10)
+    assert THREAD not in {t.name for t in threading.enumerate()}
+
+
+def test_pausing_after_the_last_part_and_iterating_twice() -> None:
+    reader = ReadAhead(iter([1, 2]))
+    ahead = iter(reader)
+    assert list(ahead) == [1, 2]
+    with reader.paused():  # the thread has ended: nothing to wait for
+        pass
+    with pytest.raises(RuntimeError, match="iterated once"):
+        next(iter(reader))

@@ -49,14 +49,14 @@ def ingest_results(
     Successes in bundles that hold nothing else (the common case of a packed task) go to the
     store as columns read straight from the bundles, without an instance row or a decision
     per element, written while a thread reads the next bundles (``ReadAhead``); every other
-    result is then
-    decided element by element with its instance's row. Without ``retrier`` no failure is
-    retried.
+    result is then decided element by element with its instance's row. Without
+    ``retrier`` no failure is retried.
     """
     results = ResultFinder(layout, run_id)
     one_by_one: list[tuple[str, int]] = []
-    successes = ReadAhead(read_successes(results, store.submitted_elements(run_id), one_by_one))
-    store.ingest_successes(run_id, successes, pause=successes.paused)
+    reader = ReadAhead(successes_in_bundles(results, store.submitted_elements(run_id), one_by_one))
+    with contextlib.closing(iter(reader)) as successes:  # a failed write stops the thread
+        store.ingest_successes(run_id, successes, pause=reader.paused)
     rows = store.instances_at(run_id, one_by_one) if one_by_one else []
     ended: list[Ended] = []
     final: list[tuple[InstanceRow, Ended]] = []  # failures not retried
@@ -101,7 +101,7 @@ def ingest_results(
     return store.instances_in(run_id, [InstanceState.SUBMITTED])
 
 
-def read_successes(
+def successes_in_bundles(
     results: ResultFinder,
     submitted: dict[tuple[str, str], list[int]],
     one_by_one: list[tuple[str, int]],

@@ -12,52 +12,61 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 _Part = TypeVar("_Part")
-_END = object()
 
 
 class ReadAhead(Generic[_Part]):
     """``parts`` as a thread makes them, while the caller uses those before.
 
     Iterated once. An error in the thread is raised in the caller after the parts made
-    before it; a caller that stops early stops the thread before its next part.
+    before it; a caller that stops early (or closes the iteration, also while paused) stops
+    the thread before its next part.
     """
 
     def __init__(self, parts: Iterable[_Part]) -> None:
         self._parts = parts
-        self._made: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        # A part, or the end: None, or the error that ended the thread.
+        self._made: queue.SimpleQueue[
+            tuple[Literal[True], _Part] | tuple[Literal[False], BaseException | None]
+        ] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._turn = threading.Condition()
         self._paused = False
         self._making = False
+        self._started = False
 
-    def __iter__(self) -> Iterator[_Part]:
+    def __iter__(self) -> Generator[_Part, None, None]:
+        if self._started:
+            raise RuntimeError("a ReadAhead is iterated once")
+        self._started = True
         thread = threading.Thread(target=self._make, name="reflow-read-ahead", daemon=True)
         thread.start()
         try:
             while True:
-                ok, item = self._made.get()
-                if ok:
-                    yield item
-                elif item is None:
+                made = self._made.get()
+                if made[0]:
+                    yield made[1]
+                elif made[1] is None:
                     return
                 else:
-                    raise item
+                    raise made[1]
         finally:
-            self._stop.set()
+            with self._turn:
+                self._stop.set()
+                self._turn.notify_all()
             thread.join()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
         """While held, the thread makes no part (it finishes the one it is making first)."""
-        with self._turn:
-            self._paused = True
-            self._turn.wait_for(lambda: not self._making)
         try:
+            with self._turn:
+                self._paused = True
+                self._turn.wait_for(lambda: not self._making)
             yield
         finally:
             with self._turn:
@@ -68,19 +77,21 @@ class ReadAhead(Generic[_Part]):
         """The thread: make each part unless paused, until the parts end or the caller stops."""
         parts = iter(self._parts)
         try:
-            while not self._stop.is_set():
+            while True:
                 with self._turn:
-                    self._turn.wait_for(lambda: not self._paused)
+                    self._turn.wait_for(lambda: not self._paused or self._stop.is_set())
+                    if self._stop.is_set():
+                        return
                     self._making = True
                 try:
-                    part = next(parts, _END)
+                    part = next(parts)
+                except StopIteration:
+                    self._made.put((False, None))
+                    return
                 finally:
                     with self._turn:
                         self._making = False
                         self._turn.notify_all()
-                if part is _END:
-                    self._made.put((False, None))
-                    return
                 self._made.put((True, part))
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
             self._made.put((False, err))

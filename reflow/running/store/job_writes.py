@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # the type only: the store does not load the bundle reader
 
 _S = InstanceState
 
-SUCCESS_CHUNK = 20_000
-"""Successes written by one set of statements in ``ingest_successes``."""
+SUCCESS_CHUNK = 34_000
+"""Successes written by one transaction of ``ingest_successes`` (see docs/performance.md)."""
 
 # How submitted instances ended is first staged in a temporary table, one row each; then one
 # statement each moves the outputs, the attempts and the instances, found by their primary
@@ -121,28 +121,39 @@ class JobWrites:
     ) -> int:
         """Record successes read as columns (``Success``) as their parts come.
 
-        One transaction, begun once the first part has come (none without one); the rows
-        are written about ``SUCCESS_CHUNK`` at a time, so that a caller that reads the next
-        parts in a thread does so while sqlite writes, without Python's lock. ``pause`` is
-        held while rows are staged from Python, which takes that lock for every row. Only
-        instances still ``submitted`` in the same batch change, as in ``ingest_results``;
-        an element given twice in one part is written as its first row says.
+        The rows are written once about ``SUCCESS_CHUNK`` have come, each chunk in a
+        transaction of its own, so that a caller that reads the next parts in a thread does
+        so while sqlite writes, without Python's lock, and no write lock is held while parts
+        are read (on a network file system, reading thousands of bundles can take longer
+        than a ``cancel`` waits for the store). ``pause`` is held while rows are staged from
+        Python, which takes that lock for every row. Only instances still ``submitted`` in
+        the same batch change, as in ``ingest_results``, so a chunk written twice changes
+        the store once; an element given twice in one part is written as its first row
+        says.
 
         Returns:
             How many instances moved.
         """
-        parts = iter(parts)
-        chunk = list(next(parts, ()))
+        moved = 0
+        chunk: list[Success] = []
+        for part in parts:
+            chunk += part
+            if len(chunk) >= SUCCESS_CHUNK:
+                moved += self._write_successes(run_id, chunk, pause)
+                chunk = []
+        return moved + self._write_successes(run_id, chunk, pause)
+
+    def _write_successes(
+        self,
+        run_id: str,
+        chunk: Sequence[Success],
+        pause: Callable[[], AbstractContextManager[object]],
+    ) -> int:
+        """One chunk of ``ingest_successes``, in one transaction; none when it is empty."""
         if not chunk:
             return 0
-        moved = 0
         with self._transaction() as db:
-            for part in parts:
-                if len(chunk) >= SUCCESS_CHUNK:
-                    moved += _write_ended(db, run_id, (), chunk, pause)
-                    chunk = []
-                chunk += part
-            return moved + _write_ended(db, run_id, (), chunk, pause)
+            return _write_ended(db, run_id, (), chunk, pause)
 
     def fail_lost(self, run_id: str, ended: Sequence[Ended]) -> int:
         """Fail submitted instances whose job ended without a result; return how many."""
