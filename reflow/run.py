@@ -24,13 +24,22 @@ class WaitInterrupted(KeyboardInterrupt):
     """
 
 
+LATEST = "latest"
+"""The run id that names the latest run (a flow file's: of its own workflow)."""
+
+
 class Run:
     """A submitted run.
 
     Args:
         run_dir: The run directory the run lives in.
-        run_id: The run's id.
+        run_id: The run's id, or ``"latest"`` for the run directory's newest run (of any
+            workflow), as on the command line.
         executor: The executor the run was submitted with.
+
+    Raises:
+        StoreError: ``"latest"`` was asked of a folder that is not a run directory.
+        UsageError: ``"latest"`` was asked of a run directory that holds no runs yet.
 
     Example:
         >>> run = wf.submit(run_dir="/scratch/demo", start="2025-01-01")  # doctest: +SKIP
@@ -40,7 +49,7 @@ class Run:
 
     def __init__(self, run_dir: str | Path, run_id: str, *, executor: str = "") -> None:
         self.run_dir = Path(run_dir)
-        self.run_id = run_id
+        self.run_id = _latest_run(self.run_dir) if run_id == LATEST else run_id
         self.executor = executor
 
     def __repr__(self) -> str:
@@ -162,3 +171,17 @@ class Run:
             "<table><tr><th>task</th><th>elements</th><th>states</th></tr>"
             f"{rows}</table></div>"
         )
+
+
+def _latest_run(run_dir: Path) -> str:
+    """The newest run's id in ``run_dir``.
+
+    Raises:
+        StoreError: ``run_dir`` is not a run directory (nothing is created there).
+        UsageError: It holds no runs yet.
+    """
+    # lazy: importing reflow stays fast; the running layer loads on first use
+    from reflow.running.store.sqlite import SqliteStore
+
+    with SqliteStore.open(run_dir) as store:
+        return store.latest_run_id()

@@ -332,6 +332,21 @@ def test_a_flow_files_status_and_why_default_to_its_own_workflows_latest_run(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
     assert console.stdout == "ho 0.5\n"  # the console script's: the latest of any workflow
+    # The Python API's Run takes latest as the console script does, in a fresh process.
+    api = subprocess.run(
+        [sys.executable, "-c", "import sys; from reflow import Run;"
+         " run = Run(sys.argv[1], 'latest'); print(run.run_id.split('-')[0], run.result('hello'))",
+         run_dir],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert (api.returncode, api.stdout) == (0, "other ho 0.5\n"), api.stderr
+    empty = subprocess.run(
+        [sys.executable, "-c", "import sys; from reflow import Run; Run(sys.argv[1], 'latest')",
+         str(tmp_path / "no runs here")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
+    )  # fmt: skip
+    assert "is not a reflow run directory" in empty.stderr, empty.stderr
+    assert not (tmp_path / "no runs here").exists()  # asking made no run directory
     third = write(tmp_path / "third_flow.py", QUICK_FLOW.replace('"quick"', '"third"') + CLI_TAIL)
     none = run(third, "status")
     assert none.returncode == 2

@@ -17,6 +17,7 @@ from typing import IO, Any
 from reflow.definition.diagram import render_dot
 from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
+from reflow.run import LATEST
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.commands.hints import flow_command, interrupted_line
 from reflow.running.commands.progress import wait_for_run
@@ -60,8 +61,6 @@ def run_command(
     return run_store_command(args, out=out)
 
 
-LATEST = "latest"
-"""The run id that names the latest run (a flow file's: of its own workflow)."""
 _LATEST_BY_DEFAULT = frozenset({"status", "why", "watch", "report"})
 """Commands whose run id defaults to the latest run: a flow file's, of its own workflow."""
 
