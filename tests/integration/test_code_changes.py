@@ -162,6 +162,15 @@ def test_a_helper_in_code_deps_is_covered_and_one_not_listed_is_not(tmp_path: Pa
             assert ran["trim"] == {"done": 2}
             assert ran["merge"] == {"done": 1}  # trim's files changed
             assert sorted(calls(run_dir, "trim")) == ["S0", "S0", "S1", "S1"]
+            explained = subprocess.run(
+                [sys.executable, str(listed), "why", "--run-dir", str(run_dir), "--json"],
+                capture_output=True, text=True, check=False, cwd=folder,
+            )  # fmt: skip
+            assert explained.returncode == 0, explained.stderr
+            (trim,) = [t for t in json.loads(explained.stdout)["tasks"] if t["task"] == "trim"]
+            assert [(r["reason"], r["detail"], r["count"]) for r in trim["reasons"]] == [
+                ("code", "the code of trim() changed (its body or its code_deps)", 2)
+            ]
 
 
 def test_a_task_of_another_workflow_with_other_code_is_named_as_such(tmp_path: Path) -> None:

@@ -240,7 +240,9 @@ def test_edited_code_warns_and_reuses_or_reruns_and_formatting_does_neither(
     edited_again = write(tmp_path, body="assert item, item")
     rerun_again = submit(edited_again, run_dir, "rerun")
     run_id = rerun_again.stdout.split("submitted run ", 1)[1].split()[0]
-    assert why(edited, run_dir, run_id)["convert"] == {("code", "the body of convert() changed", 2)}
+    assert why(edited, run_dir, run_id)["convert"] == {
+        ("code", "the code of convert() changed (its body or its code_deps)", 2)
+    }
     assert len(calls(run_dir, "convert")) == 6
     _, again = submit_and_wait(edited, run_dir)  # warn again: the rerun results are current
     assert counts(again)["convert"] == {"cached": 2}

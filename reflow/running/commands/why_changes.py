@@ -111,7 +111,8 @@ def code_change(spec: Mapping[str, Any], old: Mapping[str, Any]) -> list[Reason]
     if new_code == old_code:
         return []
     if new_code and old_code:
-        return [("code", f"the body of {spec.get('qualname') or spec['name']}() changed", ())]
+        name = spec.get("qualname") or spec["name"]
+        return [("code", f"the code of {name}() changed (its body or its code_deps)", ())]
     if new_code:
         return [("code", 'on_code_change = "rerun" put the code hash into the identity', ())]
     return [("code", "the code hash no longer enters the identity", ())]
