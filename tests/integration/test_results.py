@@ -107,6 +107,17 @@ def test_results_from_python_and_the_console_script_after_a_cached_run(tmp_path:
         check=False,
     )
     assert (shown.returncode, shown.stdout) == (0, '{"files": 3}\n')
+    # A result naming a file that is gone is still shown, with one line saying so.
+    (run_dir / "f1.nc.zarr").unlink()
+    listed = cli(flow, "result", run_id, "convert", "--run-dir", str(run_dir), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [str(run_dir / f"f{i}.nc.zarr") for i in range(3)]
+    assert listed.stderr == (
+        f"note: 1 path in this result no longer exists ({run_dir / 'f1.nc.zarr'});"
+        " submit --verify reruns what made it\n"
+    )
+    present = cli(flow, "result", run_id, "convert", "2", "--run-dir", str(run_dir), cwd=tmp_path)
+    assert (present.returncode, present.stderr) == (0, "")
 
 
 def test_a_fan_out_over_an_empty_list_has_no_elements_and_says_so(tmp_path: Path) -> None:

@@ -3,12 +3,14 @@
 ``run.result(task, index)``, ``run.results(task)`` and the ``result`` command read what the
 store recorded for a run's elements, whether they ran in this run or came from the cache.
 An element that has not succeeded is a one-line error that names its state and what to do.
+The ``result`` command adds a note when a file its output names is gone.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import sys
 from pathlib import Path, PurePath
 from typing import IO, Any
 
@@ -73,8 +75,25 @@ def write_result(
         value = _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
     if isinstance(value, str) and not as_json:
         out.write(value + "\n")
-        return
-    out.write(json.dumps(value, indent=None if as_json else 2, default=_plain) + "\n")
+    else:
+        out.write(json.dumps(value, indent=None if as_json else 2, default=_plain) + "\n")
+    gone = [path for path in _paths(value) if not path.exists()]
+    if gone:
+        what = f"{len(gone)} paths in this result no longer exist ({gone[0]}, ...)"
+        if len(gone) == 1:
+            what = f"1 path in this result no longer exists ({gone[0]})"
+        sys.stderr.write(f"note: {what}; submit --verify reruns what made it\n")
+
+
+def _paths(value: Any) -> list[Path]:
+    """The ``Path`` values anywhere in a decoded output."""
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [path for item in value for path in _paths(item)]
+    return []
 
 
 def _pick(
