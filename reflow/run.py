@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from reflow.definition.errors import UsageError
+
 if TYPE_CHECKING:
     from reflow.running.dispatch.control import Retried
 
@@ -24,10 +26,6 @@ class WaitInterrupted(KeyboardInterrupt):
     """
 
 
-LATEST = "latest"
-"""The run id that names the latest run (a flow file's: of its own workflow)."""
-
-
 class Run:
     """A submitted run.
 
@@ -38,7 +36,6 @@ class Run:
         executor: The executor the run was submitted with.
 
     Raises:
-        StoreError: ``"latest"`` was asked of a folder that is not a run directory.
         UsageError: ``"latest"`` was asked of a run directory that holds no runs yet.
 
     Example:
@@ -49,7 +46,7 @@ class Run:
 
     def __init__(self, run_dir: str | Path, run_id: str, *, executor: str = "") -> None:
         self.run_dir = Path(run_dir)
-        self.run_id = _latest_run(self.run_dir) if run_id == LATEST else run_id
+        self.run_id = _chosen_run(self.run_dir, run_id)
         self.executor = executor
 
     def __repr__(self) -> str:
@@ -173,15 +170,22 @@ class Run:
         )
 
 
-def _latest_run(run_dir: Path) -> str:
-    """The newest run's id in ``run_dir``.
+def _chosen_run(run_dir: Path, run_id: str) -> str:
+    """``run_id``, or the newest run's id in ``run_dir`` for ``"latest"``.
 
     Raises:
-        StoreError: ``run_dir`` is not a run directory (nothing is created there).
-        UsageError: It holds no runs yet.
+        UsageError: ``"latest"`` of a folder that holds no runs (nothing is created there).
     """
-    # lazy: importing reflow stays fast; the running layer loads on first use
+    # lazy: importing reflow stays fast; the command line and the running layer load on use
+    from reflow.definition.cli_builder import LATEST
+
+    if run_id != LATEST:
+        return run_id
+    # lazy: the running layer loads on first use
+    from reflow.running.rundir.layout import RunLayout
     from reflow.running.store.sqlite import SqliteStore
 
+    if not RunLayout(run_dir, "").store.exists():
+        raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
     with SqliteStore.open(run_dir) as store:
         return store.latest_run_id()

@@ -69,6 +69,8 @@ _NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+|inf|infinity|nan)$", re.IGNORECA
 
 
 _RUN_ID_HELP = "the run's id, or latest (from a flow file: its workflow's latest run)"
+LATEST = "latest"
+"""The run id that names the latest run (a flow file's: of its own workflow)."""
 _LATEST_HELP = "default: the latest run (from a flow file: its workflow's latest run)"
 _INVALID_CHOICE = re.compile(r"invalid choice: ('[^']*'|\S+) \(choose from (.*)\)")
 _QUOTED = re.compile(r"'([^']*)'")

@@ -345,7 +345,8 @@ def test_a_flow_files_status_and_why_default_to_its_own_workflows_latest_run(
          str(tmp_path / "no runs here")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE_S, check=False,
     )  # fmt: skip
-    assert "is not a reflow run directory" in empty.stderr, empty.stderr
+    assert "UsageError" in empty.stderr, empty.stderr
+    assert "holds no runs yet" in empty.stderr
     assert not (tmp_path / "no runs here").exists()  # asking made no run directory
     third = write(tmp_path / "third_flow.py", QUICK_FLOW.replace('"quick"', '"third"') + CLI_TAIL)
     none = run(third, "status")

@@ -143,3 +143,46 @@ class _Index:
 
     def __index__(self) -> int:
         return self.value
+
+
+RELATIVE_FLOW = """
+from pathlib import Path
+
+from reflow import Workflow
+
+wf = Workflow("relative")
+
+
+@wf.job()
+def make() -> Path:
+    made = Path("made.txt")  # below the folder submit ran in, where the worker runs
+    made.write_text("made")
+    return made
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())
+"""
+
+
+def test_result_looks_for_a_relative_path_below_the_folder_the_run_was_submitted_from(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    flow = work / "relative_flow.py"
+    flow.write_text(textwrap.dedent(RELATIVE_FLOW))
+    run_dir = tmp_path / "runs"
+    run_id, status = submit_and_wait(flow, run_dir)  # from work/
+    assert status["state"] == "succeeded"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = cli(flow, "result", run_id, "make", "--run-dir", str(run_dir), cwd=elsewhere)
+    assert (shown.returncode, shown.stdout, shown.stderr) == (0, '"made.txt"\n', "")
+    (work / "made.txt").unlink()
+    gone = cli(flow, "result", run_id, "make", "--run-dir", str(run_dir), cwd=elsewhere)
+    assert gone.returncode == 0
+    assert gone.stderr == (
+        f"note: 1 path in this result no longer exists ({work / 'made.txt'});"
+        " submit --verify reruns what made it\n"
+    )

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from reflow.definition.cli_builder import LATEST
 from reflow.definition.diagram import render_dot
 from reflow.definition.errors import UsageError
 from reflow.definition.graph import Graph
-from reflow.run import LATEST
 from reflow.running.commands.exits import EXIT_INTERRUPTED
 from reflow.running.commands.hints import flow_command, interrupted_line
 from reflow.running.commands.progress import wait_for_run
@@ -129,7 +129,9 @@ def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
         # lazy: a command loads only what it runs, so status and logs start fast
         from reflow.running.commands.results import write_result
 
-        write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
+        note = write_result(root, args.run_id, args.task, args.index, as_json=args.json, out=out)
+        if note:
+            sys.stderr.write(note + "\n")
         return 0
     if command == "report":
         # lazy: a command loads only what it runs, so status and logs start fast

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import operator
-import sys
+import os
 from pathlib import Path, PurePath
 from typing import IO, Any
 
 from reflow.definition.errors import UsageError, suggest
-from reflow.planning.encoding import loads
+from reflow.planning.encoding import PATH_TAG, loads
+from reflow.planning.paths import tagged_paths
 from reflow.running.commands.hints import console_words, not_planned
 from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.manifest import read_manifest
@@ -65,35 +66,62 @@ def task_results(root: Path, run_id: str, task: str) -> list[Any]:
 
 def write_result(
     root: Path, run_id: str, task: str, index: int | None, *, as_json: bool, out: IO[str]
-) -> None:
-    """Print one element's output (or every element's, for an array task without an index)."""
+) -> str | None:
+    """Print one element's output (or every element's, for an array task without an index).
+
+    Returns:
+        A note when a file or folder that the output names no longer exists, else None.
+    """
     rows, outputs, is_array = _read(root, run_id, task)
     value: Any
     if is_array and index is None:
+        shown = rows
         value = [_value(root, run_id, row, outputs) for row in rows]
     else:
-        value = _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
+        shown = [_pick(rows, task, run_id, index, is_array=is_array)]
+        value = _value(root, run_id, shown[0], outputs)
     if isinstance(value, str) and not as_json:
         out.write(value + "\n")
     else:
         out.write(json.dumps(value, indent=None if as_json else 2, default=_plain) + "\n")
-    gone = [path for path in _paths(value) if not path.exists()]
-    if gone:
+    cwd = str(read_manifest(RunLayout(Path(root), run_id)).get("cwd") or "")
+    gone = _gone_paths(cwd, [outputs[row.element] for row in shown])
+    if not gone:
+        return None
+    if len(gone) == 1:
+        what = f"1 path in this result no longer exists ({gone[0]})"
+    else:
         what = f"{len(gone)} paths in this result no longer exist ({gone[0]}, ...)"
-        if len(gone) == 1:
-            what = f"1 path in this result no longer exists ({gone[0]})"
-        sys.stderr.write(f"note: {what}; submit --verify reruns what made it\n")
+    return f"note: {what}; submit --verify reruns what made it"
 
 
-def _paths(value: Any) -> list[Path]:
-    """The ``Path`` values anywhere in a decoded output."""
-    if isinstance(value, Path):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [path for item in value for path in _paths(item)]
-    return []
+_CHECKED_PATHS = 1_000
+"""The paths of a result that ``result`` looks for, at most (one ``stat`` each)."""
+
+
+def _gone_paths(cwd: str, texts: list[str]) -> list[str]:
+    """The paths in the outputs ``texts`` that no longer exist, among the first checked.
+
+    A relative path is below the folder the run was submitted from (``cwd``), as
+    verification reads it; a path that cannot be looked at (no permission) is not gone.
+    """
+    gone: list[str] = []
+    checked = 0
+    for text in texts:
+        if f'"{PATH_TAG}"' not in text:
+            continue
+        for path, _fingerprint in tagged_paths(json.loads(text)):
+            if checked == _CHECKED_PATHS:
+                return gone
+            checked += 1
+            full = os.path.join(cwd, path)  # noqa: PTH118 - the stored path, joined as verification does
+            try:
+                os.stat(full)  # noqa: PTH116 - the stored path, a str
+            except (FileNotFoundError, NotADirectoryError):
+                gone.append(full)
+            except OSError:
+                continue
+    return gone
 
 
 def _pick(
