@@ -123,11 +123,23 @@ def test_the_warning_counts_the_results_this_run_reuses_from_older_code(tmp_path
     warnings, ran = submit(edited, run_dir, "warn", "--tag", "bb")
     assert warnings == [warned("merge", 1)]  # the one it reuses, not both old results
     assert ran == {"samples": {"cached": 1}, "trim": {"cached": 2}, "merge": {"cached": 1}}
+    # The run keeps the warning: status shows it later, and status --json lists it.
+    later = [sys.executable, str(edited), "status", "--run-dir", str(run_dir)]
+    shown = subprocess.run(later, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert f"  at submit: {warned('merge', 1)}\n" in shown.stdout, shown.stdout + shown.stderr
+    data = subprocess.run(
+        [*later, "--json"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert json.loads(data.stdout)["warnings"] == [warned("merge", 1)]
 
     # Doing what the warning says recomputes the result; afterwards nothing old is reused.
     warnings, ran = submit(edited, run_dir, "warn", "--tag", "bb", "--force-task", "merge")
     assert warnings == []
     assert ran["merge"] == {"done": 1}
+    data = subprocess.run(
+        [*later, "--json"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert json.loads(data.stdout)["warnings"] == []  # the latest run, which warned of nothing
     assert calls(run_dir, "merge") == ["2", "2", "2"]
     warnings, ran = submit(edited, run_dir, "warn", "--tag", "bb")
     assert warnings == []

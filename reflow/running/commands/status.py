@@ -298,6 +298,7 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     if status["message"]:
         lines.append(f"  {status['message']}")
+    lines += [f"  at submit: {warning}" for warning in status.get("warnings", ())]
     if status["dispatcher"].get("alive") is False:
         lines.append(
             "  the dispatcher is not running; continue the run with: "
@@ -367,4 +368,5 @@ def load_status(
     asked = asked_resources(manifest)
     for entry in data["tasks"]:
         entry["resources"] = asked.get(entry["task"], {})
+    data["warnings"] = list(manifest.get("warnings", ()))  # none in a run of an older reflow
     return data

@@ -106,13 +106,13 @@ def submit_workflow(
         fingerprint=config.fingerprint,
         environment=config.environment,
     )
-    for line in str_path_warnings(options, values, cwd=Path.cwd()):
-        sys.stderr.write(line + "\n")
+    warnings = str_path_warnings(options, values, cwd=Path.cwd())
     hashes = task_code_hashes(graph)
     record_code(manifest, hashes, rerun=config.on_code_change == "rerun")
     if (config.on_code_change or "warn") == "warn" and not force and mode != "dry-run":
-        for line in code_change_warnings(root, hashes, manifest, force_tasks):
-            sys.stderr.write(line + "\n")
+        warnings += code_change_warnings(root, hashes, manifest, force_tasks)
+    sys.stderr.writelines(line + "\n" for line in warnings)
+    manifest["warnings"] = warnings  # status shows them as long as the run is kept
     run_options = {
         "force": force,
         "force_tasks": list(force_tasks),

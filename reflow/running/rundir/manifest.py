@@ -5,7 +5,8 @@ script can work from the run directory alone: the workflow's description (the gr
 without importing user code), the parameters as tagged JSON, where the flow's code lives
 (a module name, the file, the submitting process's ``sys.path``), the interpreter (and the
 config setting it came from), the config's resource defaults, the config's compute-node
-environment (``[executor] setup`` and ``env``) and the folder submit ran in. It is written
+environment (``[executor] setup`` and ``env``), the folder submit ran in and the warnings
+submit printed (``warnings``, absent from runs of older reflows). It is written
 before the run is recorded in the store, so a run the store knows always has a manifest.
 Only ``retry`` writes it again, atomically, and only the options that name no identity: the
 tasks' resources, the resource defaults and the interpreter.
