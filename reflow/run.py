@@ -182,10 +182,9 @@ def _chosen_run(run_dir: Path, run_id: str) -> str:
     if run_id != LATEST:
         return run_id
     # lazy: the running layer loads on first use
-    from reflow.running.rundir.layout import RunLayout
     from reflow.running.store.sqlite import SqliteStore
 
-    if not RunLayout(run_dir, "").store.exists():
+    latest = SqliteStore.latest_in(run_dir)
+    if latest is None:
         raise UsageError(f"{run_dir} holds no runs yet", hint="submit one first")
-    with SqliteStore.open(run_dir) as store:
-        return store.latest_run_id()
+    return latest

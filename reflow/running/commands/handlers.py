@@ -24,7 +24,6 @@ from reflow.running.commands.progress import wait_for_run
 from reflow.running.commands.status import load_status, render_failed, render_status
 from reflow.running.config import load_config
 from reflow.running.process import run_command as run_process
-from reflow.running.rundir.layout import RunLayout
 from reflow.running.rundir.location import resolve_run_dir
 from reflow.running.rundir.manifest import SubmittableWorkflow
 from reflow.running.store.sqlite import SqliteStore
@@ -57,7 +56,7 @@ def run_command(
         return _dag_image(graph, args.format, args.output, out)
     run_id = getattr(args, "run_id", "")
     if (command in _LATEST_BY_DEFAULT and run_id is None) or run_id == LATEST:
-        args.run_id = _latest_run_of(wf.name, run_dir_of(args.run_dir))
+        args.run_id = SqliteStore.latest_in(run_dir_of(args.run_dir), wf.name)
     return run_store_command(args, out=out)
 
 
@@ -65,24 +64,12 @@ _LATEST_BY_DEFAULT = frozenset({"status", "why", "watch", "report"})
 """Commands whose run id defaults to the latest run: a flow file's, of its own workflow."""
 
 
-def _latest_run_of(workflow: str | None, root: Path) -> str | None:
-    """The latest run (of ``workflow``) in ``root``; None when ``root`` has no store yet.
-
-    Raises:
-        UsageError: The store holds runs of other workflows only.
-    """
-    if not RunLayout(root, "").store.exists():
-        return None  # the command says the run directory holds nothing yet
-    with SqliteStore.open(root) as store:
-        return store.latest_run_id(workflow)
-
-
 def run_store_command(args: argparse.Namespace, *, out: IO[str]) -> int:
     """Commands that need only the run directory: status, cancel, retry, runs, logs, report, ..."""
     root = run_dir_of(args.run_dir)
     command = args.command
     if getattr(args, "run_id", None) == LATEST:  # the console script: of any workflow
-        args.run_id = _latest_run_of(None, root)
+        args.run_id = SqliteStore.latest_in(root)
     if command == "watch":
         # lazy: a command loads only what it runs, so status and logs start fast
         from reflow.running.commands.watch import watch_run

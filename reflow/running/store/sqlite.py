@@ -143,6 +143,20 @@ class SqliteStore(StoreHistory, StoreWrites):
             )
         return run_row(row)
 
+    @classmethod
+    def latest_in(cls, root: Path, workflow: str | None = None) -> str | None:
+        """The newest run's id in run directory ``root``; None when it has no store yet.
+
+        Nothing is created where there is no store.
+
+        Raises:
+            UsageError: The store holds no run (of ``workflow``) yet.
+        """
+        if not (root / STORE_NAME).exists():
+            return None
+        with cls.open(root) as store:
+            return store.latest_run_id(workflow)
+
     def latest_run_id(self, workflow: str | None = None) -> str:
         """The newest run's id (of ``workflow`` only, when given).
 
