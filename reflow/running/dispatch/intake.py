@@ -113,9 +113,7 @@ def successes_in_bundles(
     whole once the iteration ends.
     """
     for (task, batch), elements in submitted.items():
-        others: list[int] = []
-        yield from results.successes(task, batch, elements, others)
-        one_by_one += [(task, element) for element in others]
+        yield from results.successes(task, batch, elements, one_by_one)
 
 
 def reconcile_jobs(

@@ -43,20 +43,24 @@ class ResultFinder:
         self._bundles: dict[tuple[str, str, int], dict[int, ResultRecord] | ResultProblem] = {}
 
     def successes(
-        self, task: str, batch: str, elements: Iterable[int], one_by_one: list[int]
+        self,
+        task: str,
+        batch: str,
+        elements: Iterable[int],
+        one_by_one: list[tuple[str, int]],
     ) -> Iterator[list[Success]]:
         """The successes of submitted ``elements`` of ``task`` in ``batch``, a bundle at a time.
 
         Yields the rows of each bundle that holds nothing else, read as the iteration reaches
-        it (never an empty list). Adds to ``one_by_one`` the elements whose result ``find``
-        reads: those with a result file of their own, and those in a bundle that holds more
-        than successes; it is whole once the iteration ends. An element without a result
-        (yet) is in neither.
+        it (never an empty list). Adds to ``one_by_one`` the ``(task, element)`` whose result
+        ``find`` reads: those with a result file of their own, and those in a bundle that
+        holds more than successes; it is whole once the iteration ends. An element without
+        a result (yet) is in neither.
         """
         names = self._result_names(task)
         pending = set(elements)
         with_file = self._own_files(task).get(batch, set()) & pending
-        one_by_one += sorted(with_file)
+        one_by_one += [(task, element) for element in sorted(with_file)]
         record = self._batch(batch)
         if record is None or record.pack <= 1:
             return
@@ -75,7 +79,7 @@ class ResultFinder:
                     if isinstance(documents, ResultProblem)
                     else first_records(documents, **self._who(task, batch))
                 )
-                one_by_one += sorted(waiting)
+                one_by_one += [(task, element) for element in sorted(waiting)]
                 continue
             if waiting != own:  # not lines of elements ended or sent out again, nor with a file
                 rows = [row for row in rows if row[1] in waiting]
