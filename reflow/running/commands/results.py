@@ -19,7 +19,7 @@ from reflow.planning.encoding import PATH_TAG, loads
 from reflow.planning.paths import tagged_paths
 from reflow.running.commands.hints import console_words, not_planned
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import read_manifest
+from reflow.running.rundir.manifest import read_manifest, submitted_from
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import FINISHED, RUN_FINAL, InstanceState
@@ -33,7 +33,7 @@ def element_result(root: Path, run_id: str, task: str, index: int | None = None)
     """
     if index is not None:
         index = _element_number(task, index)
-    rows, outputs, is_array = _read(root, run_id, task)
+    rows, outputs, is_array, _folder = _read(root, run_id, task)
     return _value(root, run_id, _pick(rows, task, run_id, index, is_array=is_array), outputs)
 
 
@@ -60,7 +60,7 @@ def task_results(root: Path, run_id: str, task: str) -> list[Any]:
     Raises:
         UsageError: The run or task does not exist, or an element has not succeeded.
     """
-    rows, outputs, _is_array = _read(root, run_id, task)
+    rows, outputs, _is_array, _folder = _read(root, run_id, task)
     return [_value(root, run_id, row, outputs) for row in rows]
 
 
@@ -72,7 +72,7 @@ def write_result(
     Returns:
         A note when a file or folder that the output names no longer exists, else None.
     """
-    rows, outputs, is_array = _read(root, run_id, task)
+    rows, outputs, is_array, folder = _read(root, run_id, task)
     value: Any
     if is_array and index is None:
         shown = rows
@@ -84,8 +84,7 @@ def write_result(
         out.write(value + "\n")
     else:
         out.write(json.dumps(value, indent=None if as_json else 2, default=_plain) + "\n")
-    cwd = str(read_manifest(RunLayout(Path(root), run_id)).get("cwd") or "")
-    gone = _gone_paths(cwd, [outputs[row.element] for row in shown])
+    gone = _gone_paths(folder, [outputs[row.element] for row in shown])
     if not gone:
         return None
     if len(gone) == 1:
@@ -152,12 +151,18 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[int, str], bool]:
+def _read(
+    root: Path, run_id: str, task: str
+) -> tuple[list[InstanceRow], dict[int, str], bool, str]:
+    """The task's rows, its elements' output texts, whether it is an array, and the folder
+    submit ran in (relative paths in outputs are below it).
+    """
     store = SqliteStore.open(Path(root))
     try:
         run_state = store.run(run_id).state
         layout = RunLayout(Path(root), run_id)
-        tasks = {t["name"]: t for t in read_manifest(layout)["description"]["tasks"]}
+        manifest = read_manifest(layout)
+        tasks = {t["name"]: t for t in manifest["description"]["tasks"]}
         if task not in tasks:
             raise UsageError(
                 f"run {run_id} has no task {task!r}",
@@ -172,7 +177,7 @@ def _read(root: Path, run_id: str, task: str) -> tuple[list[InstanceRow], dict[i
         store.close()
     if not rows:
         raise not_planned(task, run_id, root, ended=run_state if run_state in RUN_FINAL else None)
-    return rows, outputs, bool(tasks[task]["array"])
+    return rows, outputs, bool(tasks[task]["array"]), submitted_from(manifest)
 
 
 def _value(root: Path, run_id: str, row: InstanceRow, outputs: dict[int, str]) -> Any:

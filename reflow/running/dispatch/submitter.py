@@ -30,7 +30,7 @@ from reflow.running.executors.base import BatchRequest, Executor, FailureReason
 from reflow.running.rundir.batches import BatchFile, write_batch
 from reflow.running.rundir.element_logs import logged_elements
 from reflow.running.rundir.layout import RunLayout
-from reflow.running.rundir.manifest import manifest_environment
+from reflow.running.rundir.manifest import manifest_environment, submitted_from
 from reflow.running.store.records import InstanceRow
 from reflow.running.store.sqlite import SqliteStore
 from reflow.running.store.states import InstanceState
@@ -185,7 +185,7 @@ class Submitter:
                 batch=batch,
                 plan=plan_id,
             ),
-            workdir=Path(self.manifest.get("cwd") or str(Path.cwd())),
+            workdir=Path(submitted_from(self.manifest)),
             log_dir=self.layout.logs_dir(task),
             script_path=self.layout.script(task, batch),
         )

@@ -24,6 +24,7 @@ from reflow.planning.paths import tagged_paths
 from reflow.planning.planner import Finished, Validator
 from reflow.running.fingerprints import differs
 from reflow.running.rundir.layout import RunLayout
+from reflow.running.rundir.manifest import submitted_from
 from reflow.running.rundir.stale import add_stale
 from reflow.running.worker.loader import load_workflow
 
@@ -42,7 +43,7 @@ class RunValidator:
 
     def __init__(self, manifest: Mapping[str, Any]) -> None:
         self.manifest = manifest
-        self.cwd = str(manifest.get("cwd") or str(Path.cwd()))
+        self.cwd = submitted_from(manifest)
         self.callables: dict[str, Any] = {}
         self.stale: dict[str, Counter[str]] = {}
 

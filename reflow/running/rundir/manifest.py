@@ -81,6 +81,11 @@ def build_manifest(
     }
 
 
+def submitted_from(manifest: Mapping[str, Any]) -> str:
+    """The folder submit ran in: workers start there, and relative paths are below it."""
+    return str(manifest.get("cwd") or Path.cwd())
+
+
 def manifest_environment(manifest: Mapping[str, Any]) -> Environment:
     """The config's environment recorded at submit (empty for a run from before it was)."""
     return Environment.from_json(manifest.get("environment"))
