@@ -154,8 +154,9 @@ def _plain(value: Any) -> Any:
 def _read(
     root: Path, run_id: str, task: str
 ) -> tuple[list[InstanceRow], dict[int, str], bool, str]:
-    """The task's rows, its elements' output texts, whether it is an array, and the folder
-    submit ran in (relative paths in outputs are below it).
+    """The task's rows, its elements' output texts, whether it is an array, where submit ran.
+
+    Relative paths in the outputs are below the folder submit ran in.
     """
     store = SqliteStore.open(Path(root))
     try:
