@@ -297,6 +297,9 @@ def test_a_str_parameter_that_names_a_folder_is_warned_of_at_submit(tmp_path: Pa
         " Param(output=True) where the workflow writes)\n"
     )
     assert warning in done.stderr
+    run_id = done.stdout.split("submitted run ", 1)[1].split()[0]
+    kept = cli(flow, "status", run_id, "--run-dir", run_dir, "--json", cwd=tmp_path)
+    assert json.loads(kept.stdout)["warnings"] == [warning.rstrip("\n")]  # kept with the run
     elsewhere = cli(flow, "submit", "--run-dir", run_dir, "--data-dir", "nothing-here",
                     "--wait", cwd=tmp_path)  # fmt: skip
     assert "warning" not in elsewhere.stderr  # a str that names no file is only a str

@@ -13,6 +13,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from reflow.planning.encoding import to_text
 from reflow.planning.identity import value_hash
 from reflow.running.dispatch.dispatcher import make_dispatcher
 from reflow.running.dispatch.intake import reconcile_jobs
+from reflow.running.dispatch.read_ahead import ReadAhead
 from reflow.running.executors.base import BatchRequest, FailureReason, JobState, JobStatus
 from reflow.running.rundir.batches import read_batch
 from reflow.running.rundir.layout import RunLayout
@@ -232,6 +234,14 @@ def test_successes_written_a_few_at_a_time_end_as_if_written_at_once(
         return write_ended(*args)
 
     monkeypatch.setattr(job_writes, "_write_ended", counted)
+    paused: list[int] = []  # the reader is paused while each chunk is staged
+    pause = ReadAhead.paused
+
+    def counted_pause(reader: ReadAhead[Any]) -> AbstractContextManager[None]:
+        paused.append(len(written))
+        return pause(reader)
+
+    monkeypatch.setattr(ReadAhead, "paused", counted_pause)
     layout, request = submitted_packed(tmp_path, 12)
     batch = request.batch_id
     for element in range(12):
@@ -246,6 +256,7 @@ def test_successes_written_a_few_at_a_time_end_as_if_written_at_once(
     with SqliteStore.open(tmp_path) as store:
         assert make_dispatcher(layout, store, NullExecutor()).ingest() == []
         assert written == [3, 3, 3]  # array tasks 0, 1 and 3; 2's failure is read one by one
+        assert paused == [1, 2, 3]  # once within each of the three writes, as it stages
         made = {e: str(e * 10) for e in range(12) if e != 7}
         assert outputs(store, layout.run_id) == made
         assert states(store, layout.run_id) == {
